@@ -1,0 +1,3 @@
+module github.com/anysched/anysched
+
+go 1.26
