@@ -1,0 +1,176 @@
+package parser
+
+import "encoding/binary"
+
+// Limits of ParseFrame.
+const (
+	// MaxFrameLen is the longest frame ParseFrame accepts; every offset in
+	// Packet fits in a uint16.
+	MaxFrameLen = 0xffff
+	// MaxVLANTags is how many 802.1Q/802.1ad tags may precede the L3 header.
+	MaxVLANTags = 2
+	// MaxIPv6ExtHeaders bounds the IPv6 extension headers walked before the
+	// upper-layer header, so a crafted chain cannot cost more than that.
+	MaxIPv6ExtHeaders = 8
+)
+
+// EtherTypes ParseFrame knows.
+const (
+	EtherTypeIPv4   uint16 = 0x0800
+	EtherTypeIPv6   uint16 = 0x86dd
+	EtherTypeVLAN   uint16 = 0x8100 // 802.1Q C-tag
+	EtherTypeQinQ   uint16 = 0x88a8 // 802.1ad S-tag
+	EtherTypeQinQv1 uint16 = 0x9100 // pre-standard S-tag, still seen in the wild
+)
+
+// IP protocol numbers ParseFrame knows.
+const (
+	ProtoICMP   uint8 = 1
+	ProtoTCP    uint8 = 6
+	ProtoICMPv6 uint8 = 58
+)
+
+// TCP flags as found in byte 13 of the TCP header (Packet.TCPFlags).
+const (
+	TCPFlagFIN uint8 = 0x01
+	TCPFlagSYN uint8 = 0x02
+	TCPFlagRST uint8 = 0x04
+	TCPFlagPSH uint8 = 0x08
+	TCPFlagACK uint8 = 0x10
+	TCPFlagURG uint8 = 0x20
+	TCPFlagECE uint8 = 0x40
+	TCPFlagCWR uint8 = 0x80
+)
+
+// PacketFlags are facts about a frame that are not part of the 5-tuple.
+type PacketFlags uint8
+
+// Values of Packet.Flags.
+const (
+	// FlagFragment: the IP packet is a fragment (more-fragments set or a
+	// non-zero offset). A first fragment still has its TCP header parsed.
+	FlagFragment PacketFlags = 1 << iota
+	// FlagNonFirstFragment: fragment offset is non-zero; no L4 header.
+	FlagNonFirstFragment
+	// FlagIPv4Options: the IPv4 header is longer than 20 bytes.
+	FlagIPv4Options
+	// FlagIPv6ExtHeaders: at least one IPv6 extension header was skipped.
+	FlagIPv6ExtHeaders
+)
+
+// Packet is the result of reading one frame in place. Offsets count from the
+// first byte of the frame; Payload is a sub-slice of it, so a Packet is valid
+// only as long as the frame's buffer is. ParseFrame overwrites every field.
+type Packet struct {
+	// Flow is the TCP 5-tuple as the client sent it (source = client). For an
+	// ICMP error it is the quoted flow reversed: client → VIP.
+	Flow FlowKey
+	// Payload is the TCP payload (without Ethernet padding). Nil for ICMP
+	// errors.
+	Payload []byte
+
+	// L3Off is where the IPv4/IPv6 header starts; L3End is where the IP
+	// packet ends (any bytes after it are link-layer padding).
+	L3Off, L3End uint16
+	// L4Off is where the TCP (or ICMP) header starts.
+	L4Off uint16
+	// PayloadOff is where Payload starts.
+	PayloadOff uint16
+	// TTLOff is the offset of the IPv4 TTL or the IPv6 hop limit.
+	TTLOff uint16
+	// IPv4ChecksumOff is the offset of the IPv4 header checksum (0 for
+	// IPv6). Use UpdateChecksum16 when rewriting a header field.
+	IPv4ChecksumOff uint16
+
+	// VLANOff[i] is the offset of tag i (its 2-byte TPID, then its 2-byte
+	// TCI), outermost first; VLANTCI[i] is that tag's TCI.
+	VLANOff [MaxVLANTags]uint16
+	// VLANTCI holds the tag control information of each tag.
+	VLANTCI [MaxVLANTags]uint16
+	// VLANCount is how many tags there are (0..MaxVLANTags).
+	VLANCount uint8
+
+	// EtherType is the EtherType of the L3 header (after the tags).
+	EtherType uint16
+	// IPVersion is 4 or 6, 0 before an IP header was seen.
+	IPVersion uint8
+	// Flags holds fragment and header facts.
+	Flags PacketFlags
+
+	// TCPFlags is byte 13 of the TCP header (TCPFlagSYN, ...).
+	TCPFlags uint8
+	// Seq and Ack are the TCP sequence and acknowledgment numbers. For an
+	// ICMP error Seq is the quoted segment's sequence number (the node's).
+	Seq, Ack uint32
+
+	// ICMPError reports an ICMP (type 3, 11, 12) or ICMPv6 (type 1..4) error
+	// quoting a TCP packet; Flow then names the quoted flow client → VIP and
+	// L4Off points at the ICMP header.
+	ICMPError bool
+	// ICMPType and ICMPCode are the error's type and code.
+	ICMPType, ICMPCode uint8
+	// ICMPMTU is the next-hop MTU of an IPv4 "fragmentation needed"
+	// (type 3 code 4) or an ICMPv6 "packet too big" error, else 0.
+	ICMPMTU uint32
+}
+
+// ParseFrame reads an Ethernet II frame in place into p and returns StatusOK
+// or the reason it is not a TCP segment (or an ICMP error quoting one). It
+// never allocates and never panics; on a non-OK status the fields read so
+// far are set and the rest are zero.
+func ParseFrame(frame []byte, p *Packet) Status {
+	*p = Packet{}
+	if len(frame) > MaxFrameLen {
+		return StatusFrameTooLong
+	}
+	off, st := parseEthernet(frame, p)
+	if st != StatusOK {
+		return st
+	}
+	switch p.EtherType {
+	case EtherTypeIPv4:
+		return parseIPv4(frame, off, p)
+	case EtherTypeIPv6:
+		return parseIPv6(frame, off, p)
+	}
+	return StatusNotIP
+}
+
+// UpdateChecksum16 returns the Internet checksum after one 16-bit word of
+// the covered data changed from old to new (RFC 1624 eqn. 3:
+// HC' = ~(~HC + ~m + m')). The fast path uses it to decrement the TTL.
+func UpdateChecksum16(check, old, new uint16) uint16 {
+	sum := uint32(^check) + uint32(^old) + uint32(new)
+	sum = (sum & 0xffff) + (sum >> 16)
+	sum = (sum & 0xffff) + (sum >> 16)
+	return ^uint16(sum)
+}
+
+// DecrementTTL lowers the IPv4 TTL or IPv6 hop limit of the packet p was
+// parsed from by one, updating the IPv4 header checksum incrementally. It
+// returns false, changing nothing, when the TTL is already 0 or 1 (the packet
+// must not be forwarded) or p holds no IP header.
+func DecrementTTL(frame []byte, p *Packet) bool {
+	t := int(p.TTLOff)
+	if p.IPVersion == 0 || t == 0 || t >= len(frame) || frame[t] <= 1 {
+		return false
+	}
+	if p.IPVersion == 4 {
+		c := int(p.IPv4ChecksumOff)
+		if c == 0 || c+2 > len(frame) || t+1 >= len(frame) {
+			return false
+		}
+		// TTL is the high byte of the 16-bit word it shares with the protocol.
+		oldWord := uint16(frame[t])<<8 | uint16(frame[t+1])
+		frame[t]--
+		newWord := oldWord - 0x100
+		check := binary.BigEndian.Uint16(frame[c:])
+		binary.BigEndian.PutUint16(frame[c:], UpdateChecksum16(check, oldWord, newWord))
+		return true
+	}
+	frame[t]--
+	return true
+}
+
+func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
+func be32(b []byte) uint32 { return binary.BigEndian.Uint32(b) }

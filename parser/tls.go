@@ -1,0 +1,576 @@
+package parser
+
+// Default code points of the draft's extensions (DESIGN.md §7).
+const (
+	DefaultMigrationSupport uint16 = 0xFE4D
+	DefaultMigrationToken   uint16 = 0xFE4F
+)
+
+// TLS code points the scanner reads.
+const (
+	tlsRecordHandshake       uint8  = 22
+	tlsHandshakeClientHello  uint8  = 1
+	tlsMaxRecordLen                 = 1 << 14
+	tlsRecordHeaderLen              = 5
+	tlsHandshakeHeaderLen           = 4
+	extServerName            uint16 = 0
+	extPreSharedKey          uint16 = 41
+	extSupportedVersions     uint16 = 43
+	extEncryptedClientHello  uint16 = 0xFE0D
+	tlsVersion13             uint16 = 0x0304
+	sniHostName              uint8  = 0
+	maxSessionIDLen                 = 32
+	splitExtensionBodyMaxLen        = 512
+)
+
+// MaxExtensions is how many extensions a ClientHello may carry before the
+// scanner calls it malformed; real ones carry fewer than 30.
+const MaxExtensions = 128
+
+// HelloConfig holds the code points of the extensions the router schedules
+// on. They are parameters because the draft has not been assigned numbers.
+type HelloConfig struct {
+	MigrationSupport uint16 // empty extension in the ClientHello
+	MigrationToken   uint16 // MigrationToken in a resumption ClientHello
+}
+
+// DefaultHelloConfig returns the default code points (0xFE4D, 0xFE4F).
+func DefaultHelloConfig() HelloConfig {
+	return HelloConfig{MigrationSupport: DefaultMigrationSupport, MigrationToken: DefaultMigrationToken}
+}
+
+var defaultHelloConfig = DefaultHelloConfig()
+
+// HelloStatus is the outcome of ScanClientHello.
+type HelloStatus uint8
+
+// Outcomes of ScanClientHello.
+const (
+	// HelloNotClientHello: the bytes do not start a TLS handshake record
+	// carrying a ClientHello.
+	HelloNotClientHello HelloStatus = iota
+	// HelloIncomplete: the bytes are the start of a ClientHello; Missing
+	// more are needed at least. Fields seen so far are filled in.
+	HelloIncomplete
+	// HelloComplete: the whole ClientHello was read and is well formed.
+	HelloComplete
+	// HelloMalformed: a ClientHello that breaks the rules; see Malformed.
+	HelloMalformed
+	// NumHelloStatus is the number of HelloStatus values.
+	NumHelloStatus
+)
+
+var helloStatusNames = [NumHelloStatus]string{"not_client_hello", "incomplete", "complete", "malformed"}
+
+// String returns a short snake_case name.
+func (s HelloStatus) String() string {
+	if s < NumHelloStatus {
+		return helloStatusNames[s]
+	}
+	return "unknown_hello_status"
+}
+
+// MalformedReason says what is wrong with a malformed ClientHello.
+type MalformedReason uint8
+
+// Reasons for HelloMalformed.
+const (
+	MalformedNone MalformedReason = iota
+	// MalformedRecordHeader: a record of the ClientHello has length 0 or
+	// above 2^14, or a version outside 0x0301..0x0303.
+	MalformedRecordHeader
+	// MalformedRecordType: a non-handshake record interrupts the ClientHello.
+	MalformedRecordType
+	// MalformedTrailingRecordBytes: a record holds bytes past the end of the
+	// ClientHello message.
+	MalformedTrailingRecordBytes
+	// MalformedHandshakeLength: a field runs past the end of the message.
+	MalformedHandshakeLength
+	// MalformedSessionID: legacy_session_id longer than 32 bytes.
+	MalformedSessionID
+	// MalformedCipherSuites: empty or odd-length cipher_suites.
+	MalformedCipherSuites
+	// MalformedCompression: empty legacy_compression_methods.
+	MalformedCompression
+	// MalformedExtensionsLength: the extensions block length does not match
+	// the rest of the message (lying length or trailing bytes).
+	MalformedExtensionsLength
+	// MalformedExtensionLength: an extension runs past the block.
+	MalformedExtensionLength
+	// MalformedDuplicateExtension: an extension type appears twice.
+	MalformedDuplicateExtension
+	// MalformedTooManyExtensions: more than MaxExtensions extensions.
+	MalformedTooManyExtensions
+	// MalformedServerName: the server_name extension is inconsistent.
+	MalformedServerName
+	// MalformedSupportedVersions: the supported_versions list is
+	// inconsistent.
+	MalformedSupportedVersions
+	// MalformedPSKNotLast: pre_shared_key is not the last extension
+	// (RFC 8446 §4.2.11).
+	MalformedPSKNotLast
+	// NumMalformedReason is the number of MalformedReason values.
+	NumMalformedReason
+)
+
+var malformedNames = [NumMalformedReason]string{
+	"none", "record_header", "record_type", "trailing_record_bytes",
+	"handshake_length", "session_id", "cipher_suites", "compression",
+	"extensions_length", "extension_length", "duplicate_extension",
+	"too_many_extensions", "server_name", "supported_versions", "psk_not_last",
+}
+
+// String returns a short snake_case name.
+func (m MalformedReason) String() string {
+	if m < NumMalformedReason {
+		return malformedNames[m]
+	}
+	return "unknown_malformed_reason"
+}
+
+// ClientHello is what ScanClientHello found. Byte slices point into the
+// scanned buffer (or, for a host name split across records, into the
+// struct itself), so they are valid while that buffer is unchanged and the
+// struct is not overwritten.
+type ClientHello struct {
+	// IsClientHello: the bytes are (the start of) a ClientHello.
+	IsClientHello bool
+	// Complete: the whole message was read and is well formed.
+	Complete bool
+	// Missing is a lower bound on how many more bytes are needed when the
+	// status is HelloIncomplete, else 0.
+	Missing int
+	// Malformed says why the status is HelloMalformed.
+	Malformed MalformedReason
+
+	// Records is how many TLS records carried the message (so far).
+	Records int
+	// Length is the handshake message length including its 4-byte header,
+	// 0 until the header was seen.
+	Length int
+	// End is the offset just past the last record of the ClientHello, when
+	// Complete. Later bytes (ChangeCipherSpec, early data) are not read.
+	End int
+	// LegacyVersion is the ClientHello's legacy_version.
+	LegacyVersion uint16
+	// Extensions counts the extensions seen.
+	Extensions int
+
+	// MigrationSupport: the migration_support extension is present.
+	MigrationSupport bool
+	// MigrationToken: the migration_token extension is present.
+	MigrationToken bool
+	// MigrationTokenData is the migration_token extension's body when it lies
+	// in one record and was fully received, else nil.
+	MigrationTokenData []byte
+	// SNI is the first host_name of server_name, nil if none.
+	SNI []byte
+	// OffersTLS13: supported_versions lists TLS 1.3 (0x0304).
+	OffersTLS13 bool
+	// PreSharedKey: the pre_shared_key extension is present (resumption).
+	PreSharedKey bool
+	// ECH: encrypted_client_hello (0xFE0D) is present (real or GREASE ECH).
+	ECH bool
+	// GREASE: at least one GREASE extension type (RFC 8701) was seen.
+	GREASE bool
+
+	sniBuf [255]byte
+}
+
+func (h *ClientHello) reset() {
+	h.IsClientHello, h.Complete, h.Missing, h.Malformed = false, false, 0, MalformedNone
+	h.Records, h.Length, h.End, h.LegacyVersion, h.Extensions = 0, 0, 0, 0, 0
+	h.MigrationSupport, h.MigrationToken, h.MigrationTokenData, h.SNI = false, false, nil, nil
+	h.OffersTLS13, h.PreSharedKey, h.ECH, h.GREASE = false, false, false, false
+}
+
+// IsGREASE reports whether v is a GREASE value (RFC 8701): 0x0A0A, 0x1A1A,
+// ... 0xFAFA.
+func IsGREASE(v uint16) bool {
+	return v&0x0f0f == 0x0a0a && v>>8 == v&0xff
+}
+
+// ScanClientHello reads the client's first TCP payload bytes as TLS records
+// and reports whether they carry a ClientHello, whether it is complete (or
+// how many bytes are missing) and the extensions the router cares about.
+// The handshake message may span several records. cfg nil means
+// DefaultHelloConfig. It never allocates and never panics.
+func ScanClientHello(payload []byte, cfg *HelloConfig, out *ClientHello) HelloStatus {
+	out.reset()
+	if cfg == nil {
+		cfg = &defaultHelloConfig
+	}
+	if !recordPrefixOK(payload) {
+		return HelloNotClientHello
+	}
+	if len(payload) >= tlsRecordHeaderLen {
+		recLen := int(be16(payload[3:5]))
+		if recLen == 0 {
+			return out.malformed(MalformedRecordHeader)
+		}
+		if len(payload) > tlsRecordHeaderLen && payload[5] != tlsHandshakeClientHello {
+			return HelloNotClientHello
+		}
+		if recLen > tlsMaxRecordLen {
+			return out.malformed(MalformedRecordHeader)
+		}
+	}
+	out.IsClientHello = true
+	complete, st := out.scanRecords(payload)
+	if st != HelloIncomplete {
+		return st
+	}
+	st = out.scanBody(payload, cfg)
+	if st == HelloMalformed {
+		return st
+	}
+	if complete {
+		out.Complete = true
+		out.Missing = 0
+		return HelloComplete
+	}
+	return HelloIncomplete
+}
+
+// recordPrefixOK checks the bytes of a record header that are present:
+// type handshake, legacy version 0x0301..0x0303.
+func recordPrefixOK(b []byte) bool {
+	if len(b) == 0 || b[0] != tlsRecordHandshake {
+		return false
+	}
+	if len(b) >= 2 && b[1] != 3 {
+		return false
+	}
+	return len(b) < 3 || (b[2] >= 1 && b[2] <= 3)
+}
+
+func (h *ClientHello) malformed(r MalformedReason) HelloStatus {
+	h.Malformed = r
+	h.Complete = false
+	h.Missing = 0
+	return HelloMalformed
+}
+
+// scanRecords walks the record layer only: it validates every record header
+// present, finds the handshake length and sets Records, Length, End and
+// Missing. It returns whether every byte of the message is present, and
+// HelloIncomplete to go on with the body or the final status.
+func (h *ClientHello) scanRecords(b []byte) (bool, HelloStatus) {
+	pos, have, total := 0, 0, -1 // have: handshake bytes present; total: message length
+	var hdr [tlsHandshakeHeaderLen]byte
+	for {
+		if len(b)-pos < tlsRecordHeaderLen {
+			if pos > 0 && !recordPrefixOK(b[pos:]) && pos < len(b) {
+				if b[pos] != tlsRecordHandshake {
+					return false, h.malformed(MalformedRecordType)
+				}
+				return false, h.malformed(MalformedRecordHeader)
+			}
+			h.Missing = tlsRecordHeaderLen - (len(b) - pos) + hsRemaining(have, total)
+			return false, HelloIncomplete
+		}
+		if pos > 0 {
+			if b[pos] != tlsRecordHandshake {
+				return false, h.malformed(MalformedRecordType)
+			}
+			if !recordPrefixOK(b[pos : pos+3]) {
+				return false, h.malformed(MalformedRecordHeader)
+			}
+		}
+		recLen := int(be16(b[pos+3 : pos+5]))
+		if recLen == 0 || recLen > tlsMaxRecordLen {
+			return false, h.malformed(MalformedRecordHeader)
+		}
+		h.Records++
+		frag := pos + tlsRecordHeaderLen
+		fragEnd := frag + recLen
+		avail := min(fragEnd, len(b)) - frag
+		for k := 0; have+k < tlsHandshakeHeaderLen && k < avail; k++ {
+			hdr[have+k] = b[frag+k]
+		}
+		if have < tlsHandshakeHeaderLen && have+avail >= 1 && hdr[0] != tlsHandshakeClientHello {
+			return false, h.malformed(MalformedRecordType)
+		}
+		if total < 0 && have+avail >= tlsHandshakeHeaderLen {
+			total = tlsHandshakeHeaderLen + (int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3]))
+			h.Length = total
+		}
+		if total >= 0 && have+recLen > total {
+			return false, h.malformed(MalformedTrailingRecordBytes)
+		}
+		if fragEnd > len(b) {
+			h.Missing = fragEnd - len(b) + stillNeeded(have+recLen, total)
+			return false, HelloIncomplete
+		}
+		have += recLen
+		pos = fragEnd
+		if have == total {
+			h.End = pos
+			return true, HelloIncomplete
+		}
+	}
+}
+
+// hsRemaining is how many handshake bytes are still to come after have,
+// given the message length total (-1 while the header is incomplete).
+func hsRemaining(have, total int) int {
+	if total < 0 {
+		return max(tlsHandshakeHeaderLen-have, 0)
+	}
+	return max(total-have, 0)
+}
+
+// stillNeeded is a lower bound on the bytes needed once the current record
+// is complete with have handshake bytes: nothing if the message is done,
+// else another record header and the rest of the message.
+func stillNeeded(have, total int) int {
+	if r := hsRemaining(have, total); r > 0 {
+		return tlsRecordHeaderLen + r
+	}
+	return 0
+}
+
+// scanBody walks the ClientHello body through the records present and fills
+// the fields. It returns HelloMalformed, or HelloIncomplete when it ran out
+// of bytes or finished (the caller knows from scanRecords which).
+func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) HelloStatus {
+	var r hsReader
+	r.init(payload)
+	r.skip(tlsHandshakeHeaderLen)
+	if r.short || h.Length == 0 {
+		return HelloIncomplete
+	}
+	left := h.Length - tlsHandshakeHeaderLen
+	// legacy_version, random, legacy_session_id length
+	if left < 2+32+1 {
+		return h.malformed(MalformedHandshakeLength)
+	}
+	h.LegacyVersion = uint16(r.u16())
+	r.skip(32)
+	sid := r.u8()
+	left -= 2 + 32 + 1
+	if r.short {
+		return HelloIncomplete
+	}
+	if sid > maxSessionIDLen {
+		return h.malformed(MalformedSessionID)
+	}
+	if sid+2 > left {
+		return h.malformed(MalformedHandshakeLength)
+	}
+	r.skip(sid)
+	cs := r.u16()
+	left -= sid + 2
+	if r.short {
+		return HelloIncomplete
+	}
+	if cs == 0 || cs&1 != 0 {
+		return h.malformed(MalformedCipherSuites)
+	}
+	if cs+1 > left {
+		return h.malformed(MalformedHandshakeLength)
+	}
+	r.skip(cs)
+	cm := r.u8()
+	left -= cs + 1
+	if r.short {
+		return HelloIncomplete
+	}
+	if cm == 0 {
+		return h.malformed(MalformedCompression)
+	}
+	if cm > left {
+		return h.malformed(MalformedHandshakeLength)
+	}
+	r.skip(cm)
+	left -= cm
+	if left == 0 { // no extensions: a TLS 1.2-or-older hello
+		return HelloIncomplete
+	}
+	if left < 2 {
+		return h.malformed(MalformedExtensionsLength)
+	}
+	el := r.u16()
+	left -= 2
+	if r.short {
+		return HelloIncomplete
+	}
+	if el != left {
+		return h.malformed(MalformedExtensionsLength)
+	}
+	return h.scanExtensions(&r, left, cfg)
+}
+
+// scanExtensions walks left bytes of extensions.
+func (h *ClientHello) scanExtensions(r *hsReader, left int, cfg *HelloConfig) HelloStatus {
+	// Duplicate detection without a map: a 128-bit filter, and on a filter
+	// hit a look through the types seen so far.
+	var seen [MaxExtensions]uint16
+	var filter [2]uint64
+	pskSeen := false
+	for left > 0 {
+		if left < 4 {
+			return h.malformed(MalformedExtensionLength)
+		}
+		typ := uint16(r.u16())
+		n := r.u16()
+		left -= 4
+		if r.short {
+			return HelloIncomplete
+		}
+		if n > left {
+			return h.malformed(MalformedExtensionLength)
+		}
+		left -= n
+		if pskSeen {
+			return h.malformed(MalformedPSKNotLast)
+		}
+		if h.Extensions == MaxExtensions {
+			return h.malformed(MalformedTooManyExtensions)
+		}
+		bit := uint64(1) << ((typ * 0x9e37 >> 8) & 63)
+		word := (typ * 0x9e37 >> 14) & 1
+		if filter[word]&bit != 0 {
+			for _, t := range seen[:h.Extensions] {
+				if t == typ {
+					return h.malformed(MalformedDuplicateExtension)
+				}
+			}
+		}
+		filter[word] |= bit
+		seen[h.Extensions] = typ
+		h.Extensions++
+
+		if typ == cfg.MigrationSupport {
+			h.MigrationSupport = true
+		}
+		switch {
+		case typ == cfg.MigrationToken:
+			h.MigrationToken = true
+			h.MigrationTokenData = r.contiguous(n)
+			if h.MigrationTokenData == nil {
+				r.skip(n)
+			}
+		case typ == extServerName:
+			if st := h.readServerName(r, n); st != HelloComplete {
+				return st
+			}
+		case typ == extSupportedVersions:
+			if st := h.readSupportedVersions(r, n); st != HelloComplete {
+				return st
+			}
+		default:
+			switch {
+			case typ == extPreSharedKey:
+				h.PreSharedKey = true
+				pskSeen = true
+			case typ == extEncryptedClientHello:
+				h.ECH = true
+			case IsGREASE(typ):
+				h.GREASE = true
+			}
+			r.skip(n)
+		}
+		if r.short {
+			return HelloIncomplete
+		}
+	}
+	return HelloIncomplete
+}
+
+// splitBody copies an n-byte extension body that spans records into tmp.
+// It returns nil when the body is longer than tmp (then it is skipped) and
+// short when not all of it is present.
+func splitBody(r *hsReader, n int, tmp []byte) (body []byte, short bool) {
+	if n > len(tmp) {
+		r.skip(n)
+		return nil, r.short
+	}
+	if !r.copyTo(tmp[:n]) {
+		return nil, true
+	}
+	return tmp[:n], false
+}
+
+// readServerName parses server_name (RFC 6066 §3) and keeps the first
+// host_name. Returns HelloComplete when fine.
+func (h *ClientHello) readServerName(r *hsReader, n int) HelloStatus {
+	if body := r.contiguous(n); body != nil {
+		return h.parseServerName(body, false)
+	}
+	if n == 0 {
+		return h.malformed(MalformedServerName)
+	}
+	var tmp [splitExtensionBodyMaxLen]byte
+	body, short := splitBody(r, n, tmp[:])
+	if short {
+		return HelloIncomplete
+	}
+	if body == nil {
+		return HelloComplete // split over records and too long to copy: not inspected
+	}
+	return h.parseServerName(body, true)
+}
+
+// parseServerName reads a server_name body; copied means body is a
+// temporary copy, so a host name must be copied into the struct.
+func (h *ClientHello) parseServerName(body []byte, copied bool) HelloStatus {
+	if len(body) < 2 || int(be16(body)) != len(body)-2 {
+		return h.malformed(MalformedServerName)
+	}
+	list := body[2:]
+	if len(list) == 0 {
+		return h.malformed(MalformedServerName)
+	}
+	for len(list) > 0 {
+		if len(list) < 3 {
+			return h.malformed(MalformedServerName)
+		}
+		nameType, nameLen := list[0], int(be16(list[1:3]))
+		if nameLen == 0 || nameLen > len(list)-3 {
+			return h.malformed(MalformedServerName)
+		}
+		name := list[3 : 3+nameLen : 3+nameLen]
+		if nameType == sniHostName && h.SNI == nil {
+			if copied {
+				if nameLen > len(h.sniBuf) {
+					name = nil
+				} else {
+					name = h.sniBuf[:copy(h.sniBuf[:], name):len(h.sniBuf)]
+				}
+			}
+			h.SNI = name
+		}
+		list = list[3+nameLen:]
+	}
+	return HelloComplete
+}
+
+// readSupportedVersions parses supported_versions (RFC 8446 §4.2.1) and
+// notes whether TLS 1.3 is offered. Returns HelloComplete when fine.
+func (h *ClientHello) readSupportedVersions(r *hsReader, n int) HelloStatus {
+	if body := r.contiguous(n); body != nil {
+		return h.parseSupportedVersions(body)
+	}
+	if n == 0 {
+		return h.malformed(MalformedSupportedVersions)
+	}
+	var tmp [splitExtensionBodyMaxLen]byte
+	body, short := splitBody(r, n, tmp[:])
+	if short {
+		return HelloIncomplete
+	}
+	return h.parseSupportedVersions(body) // nil when too long: malformed
+}
+
+func (h *ClientHello) parseSupportedVersions(body []byte) HelloStatus {
+	if len(body) < 3 || int(body[0]) != len(body)-1 || body[0]&1 != 0 {
+		return h.malformed(MalformedSupportedVersions)
+	}
+	for v := body[1:]; len(v) >= 2; v = v[2:] {
+		if be16(v) == tlsVersion13 {
+			h.OffersTLS13 = true
+		}
+	}
+	return HelloComplete
+}
