@@ -1,0 +1,122 @@
+// Package sched owns the router's scheduling state: the configuration
+// (VIPs, pools, nodes, policy), the live status of every node (active
+// probes, load reports, config overrides), the weights derived from it, the
+// weighted Maglev table built from those weights, the immutable Snapshot
+// that the fast path reads, and the per-worker Decider that adds the pin
+// table and the transition set of DESIGN.md §5.
+//
+// # Control plane and data plane
+//
+// A Scheduler builds Snapshots off the hot path and publishes each with
+// one atomic pointer store. Readers call Current (one atomic load) and then
+// only read the Snapshot: it is never written after publication, so the
+// fast path takes no lock and allocates nothing.
+//
+// Node IDs (Node.ID, the index into Snapshot.Nodes) are stable for the life
+// of a Scheduler: a node keeps its ID across rebuilds and reloads, and a
+// node removed by a reload stays in Snapshot.Nodes with Removed set. Pins
+// and transition records store IDs, so they survive every new Snapshot.
+//
+// # Flow hash
+//
+// HashFlow is SipHash-1-3 (two compression rounds per 8-byte block replaced
+// by one, three finalization rounds), keyed with the 128-bit secret
+// table.seed, over a fixed encoding of the 5-tuple (13 bytes for IPv4, 37
+// for IPv6). SipHash is a PRF designed for exactly this job: short inputs,
+// a secret key, and an attacker who may choose inputs and observe some
+// function of the output. Without the seed nobody can predict which slot,
+// and so which node, a 5-tuple lands on, so no node can be aimed at. The
+// 1-3 variant (the hash Rust's standard library and CPython use for
+// flooding-resistant tables) is chosen over 2-4 because the flow hash is on
+// the per-packet path: an observer only learns a node choice (a few bits
+// of a reduced output), far from the output access a SipHash distinguisher
+// would need, and 1-3 is about 40% faster (see BenchmarkFlowHash; the 2-4
+// variant is kept and benchmarked as BenchmarkFlowHash/v6-siphash24).
+// HighwayHash would need a module and its speed only pays off on long
+// inputs. The implementation is written here, specialised to the two input
+// sizes so it loads whole words straight from the FlowKey arrays, and is
+// checked against a generic SipHash that passes the reference vectors.
+// Maglev permutations use SipHash-2-4 over the node name with the same
+// seed, so a node's permutation depends on its name, not its position.
+//
+// A slot is chosen from the top 32 bits of the flow hash by
+// multiply-shift (Lemire's reduction), which avoids a 64-bit division.
+//
+// # Maglev
+//
+// The table has M slots (M prime, default 65537). Each node with a weight
+// above zero walks its own permutation (offset, skip derived from its name
+// and the seed); nodes take turns in name order, and a node with weight w
+// takes a slot in a round when its accumulated credit reaches the largest
+// weight, so slot counts are proportional to weight. The table is a pure
+// function of (node names, weights, seed, M): the same inputs give the same
+// bytes in any process (Snapshot.Digest covers node names, not IDs, so two
+// routers that assigned IDs in a different order still compare equal).
+//
+// # Transition rule and dwell
+//
+// Every slot carries its owner, its previous owner and the end of its
+// grace period (Slot.Until = t0 + G, where t0 is when it moved). While
+// now < Until a non-SYN packet on the slot goes to the previous owner
+// unless the Decider recorded the flow's SYN on the slot after the move,
+// in which case it goes where the SYN went. The Scheduler enforces the
+// dwell time: a rebuild never moves a slot whose grace period is still
+// running (its move waits, Snapshot.Held counts such slots, and the
+// scheduler rebuilds again when the earliest one is free). The only
+// exception is a slot whose current owner was removed from the config.
+//
+// # Pin table and transition set: one per worker
+//
+// Each fast-path worker owns one Decider, with its own pin table and
+// transition set. The NIC's RSS steers every packet of a 5-tuple to the
+// same receive queue and so to the same worker, so a flow's pin and its
+// transition record are always found by the worker that created them,
+// with no locks and no shared cache lines. The cost: a change of the RSS
+// indirection table (ethtool -X) moves flows between workers and loses
+// their pins; the capacity is per worker. Both tables are fixed-capacity,
+// preallocated, set-associative open addressing: a key hashes to a bucket
+// of 8 entries whose tags share one cache line. Insert reuses an empty or
+// expired entry of the bucket and otherwise evicts the bucket's oldest
+// entry (smallest deadline), which keeps every operation O(1) and
+// allocation free. Expiry is lazy on lookup and insert, plus Sweep, which
+// the fast path calls with a small budget once per batch.
+//
+// # Node load report
+//
+// Each node serves its load as JSON at its report URL (by default
+// http://<unicast>:<report_port>/load); the scheduler GETs it every
+// reports.interval with reports.timeout:
+//
+//	{
+//	  "node": "a1",                 // optional; if present must match the node's name
+//	  "active_connections": 1234,   // required, >= 0
+//	  "capacity": 10000,            // optional, > 0; replaces the configured capacity for the load ratio
+//	  "cpu": 0.42,                  // required, fraction of the node's CPU in use, 0..1
+//	  "draining": false             // optional; true stops new flows to the node
+//	}
+//
+// Unknown fields are ignored (newer nodes may add some); a body over 64
+// KiB, a non-200 status, invalid JSON, a missing required field or a value
+// out of range is counted as malformed and leaves the last good report in
+// place. A report's weight decays linearly from its age reports.interval
+// to reports.stale_after, towards the "unknown" load of 1.0 (the worst), so
+// a node that stops reporting is never the best one.
+//
+// # Score and policy
+//
+// A node's score is in [0,1], lower is better, the weighted mean of its
+// normalized delay min(rtt_ewma/score.delay_reference, 1) (1 while
+// unmeasured) and its normalized load max(active/capacity, cpu) (1 while
+// unknown) — the level-2 normalized metrics of the CATS drafts. A node that
+// is down, draining or has weight 0 gets no new flows. Policy best-pool
+// gives all new flows to the pool with the lowest capacity-weighted mean
+// score (ties: config order), weighted by capacity (or the configured
+// weight) inside it; policy weighted spreads over all pools with weight
+// capacity × (1 − 0.9 × score).
+//
+// Hysteresis: a rebuild for score changes happens only when some node's
+// share of the total weight moved by more than hysteresis.threshold of its
+// old share, and at most every hysteresis.min_interval; a node going up,
+// down, draining, or a reload rebuilds at once. Every rebuild respects the
+// dwell time above.
+package sched

@@ -1,0 +1,181 @@
+package sched
+
+import (
+	"sync/atomic"
+
+	"github.com/anysched/anysched/parser"
+)
+
+const bucketSize = 8
+
+// ownerCounter is a counter written by one goroutine (its owner) and read
+// by any: the owner's load+store compiles to plain moves, with no locked
+// instruction, and readers still see a whole value.
+type ownerCounter struct{ v atomic.Uint64 }
+
+func (c *ownerCounter) add(n uint64) { c.v.Store(c.v.Load() + n) }
+func (c *ownerCounter) Load() uint64 { return c.v.Load() }
+
+// flowTable maps flow keys to node IDs with a deadline. It is fixed-size,
+// preallocated, set-associative open addressing: a key's hash picks a
+// bucket of bucketSize entries, and the entry's tag (the hash, forced
+// non-zero; 0 marks an empty entry) is compared before the key. All of its
+// methods belong to one goroutine.
+type flowTable struct {
+	mask      uint64 // bucket count - 1
+	tags      []uint64
+	keys      []parser.FlowKey
+	nodes     []uint16
+	deadlines []int64
+	// idle > 0 makes a hit extend the deadline to now+idle (pins); 0
+	// keeps fixed deadlines (transition records).
+	idle   int64
+	count  int
+	sweepc int
+
+	size        ownerCounter
+	inserts     ownerCounter
+	evictions   ownerCounter
+	expirations ownerCounter
+}
+
+// newFlowTable preallocates room for at least capacity entries (rounded up
+// to a power-of-two number of buckets).
+func newFlowTable(capacity int, idle int64) *flowTable {
+	buckets := 1
+	for buckets*bucketSize < capacity {
+		buckets <<= 1
+	}
+	n := buckets * bucketSize
+	return &flowTable{
+		mask:      uint64(buckets - 1),
+		tags:      make([]uint64, n),
+		keys:      make([]parser.FlowKey, n),
+		nodes:     make([]uint16, n),
+		deadlines: make([]int64, n),
+		idle:      idle,
+	}
+}
+
+// capacity is the number of entries.
+func (t *flowTable) capacity() int { return len(t.tags) }
+
+func tagOf(h uint64) uint64 { return h | 1 }
+
+// bucketOf uses the low hash bits; slots use the high ones.
+func (t *flowTable) bucketOf(h uint64) int { return int(h&t.mask) * bucketSize }
+
+// lookup returns the node stored for key and whether it was there and
+// live; an expired entry is removed.
+func (t *flowTable) lookup(key *parser.FlowKey, h uint64, now int64) (uint16, bool) {
+	b := t.bucketOf(h)
+	tag := tagOf(h)
+	tags := t.tags[b : b+bucketSize : b+bucketSize]
+	for i, tg := range tags {
+		if tg != tag || t.keys[b+i] != *key {
+			continue
+		}
+		e := b + i
+		if t.deadlines[e] <= now {
+			t.clear(e)
+			t.expirations.add(1)
+			return NoNode, false
+		}
+		if t.idle > 0 {
+			t.deadlines[e] = now + t.idle
+		}
+		return t.nodes[e], true
+	}
+	return NoNode, false
+}
+
+// insert stores key → node until deadline (for pins: now+idle). It
+// replaces the key's entry if present, else takes an empty or expired
+// entry of the bucket, else evicts the bucket's oldest entry.
+func (t *flowTable) insert(key *parser.FlowKey, h uint64, node uint16, deadline, now int64) {
+	b := t.bucketOf(h)
+	tag := tagOf(h)
+	free, expired, oldest := -1, -1, b
+	for i := b; i < b+bucketSize; i++ {
+		tg := t.tags[i]
+		switch {
+		case tg == 0:
+			if free < 0 {
+				free = i
+			}
+			continue
+		case tg == tag && t.keys[i] == *key:
+			t.nodes[i] = node
+			t.deadlines[i] = deadline
+			return
+		case t.deadlines[i] <= now:
+			if expired < 0 {
+				expired = i
+			}
+		}
+		if t.deadlines[i] < t.deadlines[oldest] || t.tags[oldest] == 0 {
+			oldest = i
+		}
+	}
+	e := free
+	switch {
+	case e >= 0:
+	case expired >= 0:
+		e = expired
+		t.clear(e)
+		t.expirations.add(1)
+	default:
+		e = oldest
+		t.clear(e)
+		t.evictions.add(1)
+	}
+	t.tags[e] = tag
+	t.keys[e] = *key
+	t.nodes[e] = node
+	t.deadlines[e] = deadline
+	t.count++
+	t.size.Store(uint64(t.count))
+	t.inserts.add(1)
+}
+
+// remove deletes key's entry and reports whether it was there.
+func (t *flowTable) remove(key *parser.FlowKey, h uint64) bool {
+	b := t.bucketOf(h)
+	tag := tagOf(h)
+	for i := b; i < b+bucketSize; i++ {
+		if t.tags[i] == tag && t.keys[i] == *key {
+			t.clear(i)
+			return true
+		}
+	}
+	return false
+}
+
+func (t *flowTable) clear(e int) {
+	t.tags[e] = 0
+	t.count--
+	t.size.Store(uint64(t.count))
+}
+
+// sweep examines up to budget entries, round robin, and removes the
+// expired ones. It returns how many it removed.
+func (t *flowTable) sweep(now int64, budget int) int {
+	removed := 0
+	n := len(t.tags)
+	for ; budget > 0; budget-- {
+		e := t.sweepc
+		t.sweepc++
+		if t.sweepc == n {
+			t.sweepc = 0
+		}
+		if t.tags[e] != 0 && t.deadlines[e] <= now {
+			t.clear(e)
+			t.expirations.add(1)
+			removed++
+		}
+	}
+	return removed
+}
+
+// Store sets the counter (owner only).
+func (c *ownerCounter) Store(v uint64) { c.v.Store(v) }
