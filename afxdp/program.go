@@ -206,6 +206,14 @@ func programInstructions() asm.Instructions {
 			asm.StoreMem(asm.R10, stackKey+i, asm.R1, asm.Word),
 		)
 	}
+	// A v4-mapped destination would alias an IPv4 VIP's key: not ours.
+	add(
+		asm.LoadMem(asm.R1, asm.R7, 32, asm.Word),
+		asm.JNE.Imm32(asm.R1, -65536, "v6_not_mapped"), // bytes 00 00 ff ff
+		asm.LoadMem(asm.R1, asm.R7, 24, asm.DWord),
+		asm.JEq.Imm(asm.R1, 0, "notvip"),
+	)
+	label("v6_not_mapped")
 	add(
 		asm.StoreImm(asm.R10, stackKey+16, 0, asm.Word),
 		asm.LoadMem(asm.R1, asm.R7, 7, asm.Byte),
