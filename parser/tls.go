@@ -334,10 +334,13 @@ func stillNeeded(have, total int) int {
 // the fields. It returns HelloMalformed, or HelloIncomplete when it ran out
 // of bytes or finished (the caller knows from scanRecords which).
 func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) HelloStatus {
+	if h.Length == 0 { // the handshake header is not complete yet
+		return HelloIncomplete
+	}
 	var r hsReader
 	r.init(payload)
 	r.skip(tlsHandshakeHeaderLen)
-	if r.short || h.Length == 0 {
+	if r.short {
 		return HelloIncomplete
 	}
 	left := h.Length - tlsHandshakeHeaderLen
@@ -496,54 +499,53 @@ func splitBody(r *hsReader, n int, tmp []byte) (body []byte, short bool) {
 // host_name. Returns HelloComplete when fine.
 func (h *ClientHello) readServerName(r *hsReader, n int) HelloStatus {
 	if body := r.contiguous(n); body != nil {
-		return h.parseServerName(body, false)
+		at, size, st := h.parseServerName(body)
+		if size > 0 {
+			h.SNI = body[at : at+size : at+size]
+		}
+		return st
 	}
-	if n == 0 {
-		return h.malformed(MalformedServerName)
-	}
+	return h.readServerNameSplit(r, n)
+}
+
+// readServerNameSplit handles a server_name body that spans records: it is
+// copied to a temporary, and the host name from there into the struct.
+func (h *ClientHello) readServerNameSplit(r *hsReader, n int) HelloStatus {
 	var tmp [splitExtensionBodyMaxLen]byte
 	body, short := splitBody(r, n, tmp[:])
 	if short {
 		return HelloIncomplete
 	}
 	if body == nil {
-		return HelloComplete // split over records and too long to copy: not inspected
+		return HelloComplete // too long to copy: not inspected
 	}
-	return h.parseServerName(body, true)
+	at, size, st := h.parseServerName(body)
+	if size > 0 && size <= len(h.sniBuf) {
+		h.SNI = h.sniBuf[:copy(h.sniBuf[:], body[at:at+size])]
+	}
+	return st
 }
 
-// parseServerName reads a server_name body; copied means body is a
-// temporary copy, so a host name must be copied into the struct.
-func (h *ClientHello) parseServerName(body []byte, copied bool) HelloStatus {
-	if len(body) < 2 || int(be16(body)) != len(body)-2 {
-		return h.malformed(MalformedServerName)
+// parseServerName checks a server_name body and returns where the first
+// host_name lies in it (size 0: none).
+func (h *ClientHello) parseServerName(body []byte) (at, size int, st HelloStatus) {
+	if len(body) < 2 || int(be16(body)) != len(body)-2 || len(body) == 2 {
+		return 0, 0, h.malformed(MalformedServerName)
 	}
-	list := body[2:]
-	if len(list) == 0 {
-		return h.malformed(MalformedServerName)
+	for pos := 2; pos < len(body); {
+		if len(body)-pos < 3 {
+			return 0, 0, h.malformed(MalformedServerName)
+		}
+		nameType, nameLen := body[pos], int(be16(body[pos+1:pos+3]))
+		if nameLen == 0 || nameLen > len(body)-pos-3 {
+			return 0, 0, h.malformed(MalformedServerName)
+		}
+		if nameType == sniHostName && size == 0 {
+			at, size = pos+3, nameLen
+		}
+		pos += 3 + nameLen
 	}
-	for len(list) > 0 {
-		if len(list) < 3 {
-			return h.malformed(MalformedServerName)
-		}
-		nameType, nameLen := list[0], int(be16(list[1:3]))
-		if nameLen == 0 || nameLen > len(list)-3 {
-			return h.malformed(MalformedServerName)
-		}
-		name := list[3 : 3+nameLen : 3+nameLen]
-		if nameType == sniHostName && h.SNI == nil {
-			if copied {
-				if nameLen > len(h.sniBuf) {
-					name = nil
-				} else {
-					name = h.sniBuf[:copy(h.sniBuf[:], name):len(h.sniBuf)]
-				}
-			}
-			h.SNI = name
-		}
-		list = list[3+nameLen:]
-	}
-	return HelloComplete
+	return at, size, HelloComplete
 }
 
 // readSupportedVersions parses supported_versions (RFC 8446 §4.2.1) and
