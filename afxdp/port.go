@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
+	"unsafe"
 
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // AttachMode selects where the XDP program runs.
@@ -176,15 +178,45 @@ func (p *Port) Close() error {
 	return errors.Join(errs...)
 }
 
-// RxQueueCount asks the kernel (netlink, so it answers for the network
-// namespace of the calling thread, unlike sysfs) how many RX queues an
-// interface has.
+// RxQueueCount returns how many RX queues of an interface are in use
+// (ETHTOOL_GCHANNELS: rx + combined channels). It asks through a socket, so
+// it answers for the calling thread's network namespace, unlike sysfs. A
+// driver without channel reporting counts as one queue.
 func RxQueueCount(ifname string) (int, error) {
-	l, err := netlink.LinkByName(ifname)
-	if err != nil {
-		return 0, fmt.Errorf("afxdp: interface %q: %w", ifname, err)
+	if len(ifname) == 0 || len(ifname) >= unix.IFNAMSIZ {
+		return 0, fmt.Errorf("afxdp: bad interface name %q", ifname)
 	}
-	if n := l.Attrs().NumRxQueues; n > 0 {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("afxdp: ethtool socket: %w", err)
+	}
+	defer unix.Close(fd)
+	const ethtoolGChannels = 0x3c
+	var ch struct {
+		cmd                                         uint32
+		maxRx, maxTx, maxOther, maxCombined         uint32
+		rxCount, txCount, otherCount, combinedCount uint32
+	}
+	ch.cmd = ethtoolGChannels
+	var ifr struct {
+		name [unix.IFNAMSIZ]byte
+		data unsafe.Pointer
+		_    [16]byte
+	}
+	copy(ifr.name[:], ifname)
+	ifr.data = unsafe.Pointer(&ch)
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
+	runtime.KeepAlive(&ch)
+	switch errno {
+	case 0:
+	case unix.EOPNOTSUPP:
+		return 1, nil
+	case unix.ENODEV:
+		return 0, fmt.Errorf("afxdp: interface %q: %w", ifname, errno)
+	default:
+		return 0, fmt.Errorf("afxdp: ETHTOOL_GCHANNELS on %s: %w", ifname, errno)
+	}
+	if n := int(ch.rxCount + ch.combinedCount); n > 0 {
 		return n, nil
 	}
 	return 1, nil

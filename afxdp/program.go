@@ -100,6 +100,7 @@ const (
 // programInstructions builds the XDP program. Registers:
 //
 //	r9 rx_queue_index, r2 data, r3 data_end, r7 L3 header, r8 L4 header,
+//	r6 TTL / hop limit until the VIP matched,
 //	r6 verdict and r7 counter index on the way out.
 func programInstructions() asm.Instructions {
 	pass := func(c Counter) asm.Instructions {
@@ -172,8 +173,7 @@ func programInstructions() asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R7, 16, asm.Word),
 		asm.StoreMem(asm.R10, stackKey+12, asm.R1, asm.Word),
 		asm.StoreImm(asm.R10, stackKey+16, 0, asm.Word), // port 0 + padding
-		asm.LoadMem(asm.R1, asm.R7, 8, asm.Byte),
-		asm.JLE.Imm(asm.R1, 1, "ttl"),
+		asm.LoadMem(asm.R6, asm.R7, 8, asm.Byte),        // TTL, checked once the VIP matched
 		asm.LoadMem(asm.R1, asm.R7, 6, asm.Half),
 		asm.And.Imm(asm.R1, ipv4FragOff),
 		asm.JNE.Imm(asm.R1, 0, "lookup"), // non-first fragment: address only
@@ -216,8 +216,7 @@ func programInstructions() asm.Instructions {
 	label("v6_not_mapped")
 	add(
 		asm.StoreImm(asm.R10, stackKey+16, 0, asm.Word),
-		asm.LoadMem(asm.R1, asm.R7, 7, asm.Byte),
-		asm.JLE.Imm(asm.R1, 1, "ttl"),
+		asm.LoadMem(asm.R6, asm.R7, 7, asm.Byte), // hop limit
 		asm.LoadMem(asm.R5, asm.R7, 6, asm.Byte),
 		// Extension headers: hop-by-hop, routing, fragment, destination
 		// options. The fast path walks them; the program matches the address.
@@ -253,6 +252,7 @@ func programInstructions() asm.Instructions {
 		asm.Add.Imm(asm.R2, stackKey),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "notvip"),
+		asm.JLE.Imm(asm.R6, 1, "ttl"),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(mapXSKs),
 		asm.Mov.Reg(asm.R2, asm.R9),
 		asm.Mov.Imm(asm.R3, xdpPass),

@@ -147,6 +147,8 @@ func TestProgramVerdicts(t *testing.T) {
 		{"v6 tcp vip other port", frame{dst: testVIP6, ttl: 64, proto: 6, dport: 444}, CounterPassNotVIP},
 		{"v6 tcp router", frame{dst: other6, ttl: 64, proto: 6, dport: 443}, CounterPassNotVIP},
 		{"v6 hop limit 1", frame{dst: testVIP6, ttl: 1, proto: 6, dport: 443}, CounterPassTTL},
+		{"v4 ttl 1 not vip", frame{dst: other4, ttl: 1, proto: 6, dport: 443}, CounterPassNotVIP},
+		{"v6 hop limit 1 not vip (MLD)", frame{dst: other6, ttl: 1, proto: 0}, CounterPassNotVIP},
 		{"v6 QinQ", frame{vlans: 2, dst: testVIP6, ttl: 64, proto: 6, dport: 443}, toSocket},
 		{"v6 packet too big to vip", frame{dst: testVIP6, ttl: 64, proto: 58, icmp: 2}, toSocket},
 		{"v6 unreachable to vip", frame{dst: testVIP6, ttl: 64, proto: 58, icmp: 1}, toSocket},

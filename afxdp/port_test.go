@@ -1,0 +1,372 @@
+package afxdp_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anysched/anysched/afxdp"
+	"github.com/anysched/anysched/fastpath"
+	"github.com/anysched/anysched/internal/testbed"
+	"golang.org/x/sys/unix"
+)
+
+// openPort attaches the program to the router's fabric interface and
+// opens its sockets, inside the router's namespace.
+func openPort(t *testing.T, b *testbed.Bed, mode afxdp.AttachMode) *afxdp.Port {
+	t.Helper()
+	var p *afxdp.Port
+	err := b.Router.Do(func() (err error) {
+		p, err = afxdp.Open(afxdp.Config{
+			Interface: b.Router.Iface,
+			Mode:      mode,
+			VIPs:      []netip.AddrPort{netip.AddrPortFrom(b.VIP4, 443), netip.AddrPortFrom(b.VIP6, 443)},
+			Ring:      afxdp.RingOptions{NumFrames: 1024, FillRingSize: 512, CompletionRingSize: 512, RxRingSize: 512, TxRingSize: 512},
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("open AF_XDP port: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// xdpAttached asks ip(8) whether an XDP program sits on the interface.
+func xdpAttached(t *testing.T, h *testbed.Host) bool {
+	t.Helper()
+	out, err := h.Exec("ip", "-j", "link", "show", "dev", h.Iface)
+	if err != nil {
+		t.Fatalf("ip link: %v %s", err, out)
+	}
+	var links []struct {
+		XDP *struct {
+			Mode int `json:"mode"`
+		} `json:"xdp"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		t.Fatalf("ip -j link: %v %q", err, out)
+	}
+	return links[0].XDP != nil
+}
+
+// seenFrames collects what arrives on a Port's sockets.
+type seenFrames struct {
+	mu     sync.Mutex
+	frames [][]byte
+}
+
+func (s *seenFrames) find(match func([]byte) bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.frames {
+		if match(f) {
+			return true
+		}
+	}
+	return false
+}
+
+// drain receives from every ring until ctx ends, keeping copies of frames.
+func drain(ctx context.Context, p *afxdp.Port, seen *seenFrames) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for _, r := range p.Rings {
+		wg.Add(1)
+		go func(r *afxdp.Ring) {
+			defer wg.Done()
+			batch := make([]fastpath.Desc, 64)
+			for ctx.Err() == nil {
+				n, err := r.Receive(batch, 20)
+				if err != nil {
+					return
+				}
+				seen.mu.Lock()
+				for _, d := range batch[:n] {
+					seen.frames = append(seen.frames, append([]byte(nil), r.UMEM()[d.Addr:d.Addr+uint64(d.Len)]...))
+				}
+				seen.mu.Unlock()
+				r.Release(batch[:n])
+			}
+		}(r)
+	}
+	return &wg
+}
+
+// tcpSYNTo reports whether a frame is a TCP SYN to dst with a correct
+// TCP checksum.
+func tcpSYNTo(dst netip.AddrPort) func([]byte) bool {
+	return func(f []byte) bool {
+		if len(f) < 14 {
+			return false
+		}
+		et := binary.BigEndian.Uint16(f[12:])
+		p := f[14:]
+		var src, d netip.Addr
+		var l4 []byte
+		switch {
+		case et == 0x0800 && len(p) >= 20 && p[9] == 6:
+			ihl := int(p[0]&15) * 4
+			if len(p) < ihl+20 {
+				return false
+			}
+			src, d = netip.AddrFrom4([4]byte(p[12:16])), netip.AddrFrom4([4]byte(p[16:20]))
+			l4 = p[ihl:binary.BigEndian.Uint16(p[2:])]
+		case et == 0x86dd && len(p) >= 60 && p[6] == 6:
+			src, d = netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40]))
+			l4 = p[40 : 40+int(binary.BigEndian.Uint16(p[4:]))]
+		default:
+			return false
+		}
+		if d != dst.Addr() || binary.BigEndian.Uint16(l4[2:]) != dst.Port() || l4[13]&0x02 == 0 {
+			return false
+		}
+		return tcpChecksumOK(src, d, l4)
+	}
+}
+
+func tcpChecksumOK(src, dst netip.Addr, seg []byte) bool {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(src.AsSlice())
+	add(dst.AsSlice())
+	sum += 6 + uint32(len(seg))
+	add(seg)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return sum == 0xffff
+}
+
+func TestPortRedirectsVIPTrafficAndPassesTheRest(t *testing.T) {
+	b := testbed.New(t, testbed.Options{Nodes: 1})
+	p := openPort(t, b, afxdp.Native)
+	if !xdpAttached(t, b.Router) {
+		t.Fatal("no XDP program on the router's interface after Open")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	seen := &seenFrames{}
+	wg := drain(ctx, p, seen)
+	defer func() { cancel(); wg.Wait() }()
+
+	// ARP, ND and the router's own traffic pass while the program is attached.
+	if out, err := b.Client.Exec("ping", "-c2", "-i0.2", "-W2", b.Router.Addr4.String()); err != nil {
+		t.Fatalf("ping router (v4) through XDP: %v\n%s", err, out)
+	}
+	if out, err := b.Client.Exec("ping", "-6", "-c2", "-i0.2", "-W2", b.Router.Addr6.String()); err != nil {
+		t.Fatalf("ping router (v6) through XDP: %v\n%s", err, out)
+	}
+	// A TCP connection to a closed port of the router is refused by the
+	// router's kernel, so its SYN passed.
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err := b.Client.Dial(dctx, "tcp", netip.AddrPortFrom(b.Router.Addr4, 443).String())
+	dcancel()
+	if !errors.Is(err, unix.ECONNREFUSED) {
+		t.Fatalf("dial the router's own port 443: %v, want connection refused", err)
+	}
+
+	// SYNs to the VIP reach the socket, with valid TCP checksums.
+	for _, vip := range []netip.AddrPort{netip.AddrPortFrom(b.VIP4, 443), netip.AddrPortFrom(b.VIP6, 443)} {
+		dctx, dcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		go func() {
+			c, err := b.Client.Dial(dctx, "tcp", vip.String())
+			if err == nil {
+				c.Close()
+			}
+		}()
+		err := testbed.WaitFor(time.Now().Add(15*time.Second), func() error {
+			if seen.find(tcpSYNTo(vip)) {
+				return nil
+			}
+			return fmt.Errorf("no SYN to %s on the AF_XDP socket", vip)
+		})
+		dcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A VIP port that is not configured is not redirected.
+	other := netip.AddrPortFrom(b.VIP4, 8443)
+	dctx, dcancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	b.Client.Dial(dctx, "tcp", other.String())
+	dcancel()
+
+	c, err := p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("XDP counters: %v", fmtCounters(c))
+	if c[afxdp.CounterRedirected] < 2 || c[afxdp.CounterPassNonIP] == 0 || c[afxdp.CounterPassNotVIP] == 0 {
+		t.Errorf("counters %v: want redirected >= 2, some non-IP and not-VIP passes", fmtCounters(c))
+	}
+	if seen.find(tcpSYNTo(other)) {
+		t.Errorf("SYN to unconfigured %s reached the socket", other)
+	}
+
+	// A reload that drops the VIPs stops redirection.
+	if err := p.SetVIPs(nil); err != nil {
+		t.Fatal(err)
+	}
+	before := c[afxdp.CounterRedirected]
+	dctx, dcancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	b.Client.Dial(dctx, "tcp", netip.AddrPortFrom(b.VIP4, 443).String())
+	dcancel()
+	c, _ = p.Counters()
+	if c[afxdp.CounterRedirected] != before {
+		t.Errorf("redirected %d frames after the VIPs were removed", c[afxdp.CounterRedirected]-before)
+	}
+
+	cancel()
+	wg.Wait()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if xdpAttached(t, b.Router) {
+		t.Fatal("XDP program still attached after Close")
+	}
+}
+
+func fmtCounters(c afxdp.Counters) string {
+	var s []string
+	for i, v := range c {
+		s = append(s, fmt.Sprintf("%s=%d", afxdp.Counter(i), v))
+	}
+	return strings.Join(s, " ")
+}
+
+// TestReflectorEchoes sends a raw frame from the client to the router's
+// MAC and expects it back with the MACs swapped.
+func TestReflectorEchoes(t *testing.T) {
+	for _, mode := range []afxdp.AttachMode{afxdp.Native, afxdp.Generic} {
+		t.Run(mode.String(), func(t *testing.T) {
+			b := testbed.New(t, testbed.Options{Nodes: 1})
+			p := openPort(t, b, mode)
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			var stats afxdp.ReflectStats
+			for _, r := range p.Rings {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := afxdp.Reflect(ctx, r, &stats); err != nil {
+						t.Errorf("reflect: %v", err)
+					}
+				}()
+			}
+			defer func() { cancel(); wg.Wait() }()
+
+			frame := testbed.TCPFrame(b.Client.MAC, b.Router.MAC, netip.AddrPortFrom(b.Client.Addr4, 40001),
+				netip.AddrPortFrom(b.VIP4, 443), testbed.TCPPsh|testbed.TCPAck, []byte("anysched reflector probe"))
+			var got []byte
+			err := b.Client.Do(func() error {
+				s, err := testbed.OpenPacketSocket(b.Client.Iface)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				return testbed.WaitFor(time.Now().Add(10*time.Second), func() error {
+					if err := s.Send(frame); err != nil {
+						return err
+					}
+					f, err := s.ReceiveMatching(200*time.Millisecond, func(f []byte) bool {
+						return len(f) == len(frame) && string(f[12:]) == string(frame[12:])
+					})
+					if err != nil {
+						return err
+					}
+					got = f
+					return nil
+				})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if [6]byte(got[0:6]) != b.Client.MAC || [6]byte(got[6:12]) != b.Router.MAC {
+				t.Errorf("reflected frame dst %x src %x, want dst %x src %x", got[0:6], got[6:12], b.Client.MAC, b.Router.MAC)
+			}
+			if stats.Reflected.Load() == 0 {
+				t.Error("reflector counted nothing")
+			}
+		})
+	}
+}
+
+const holdEnv = "AFXDP_TEST_HOLD_NS"
+
+// TestHelperHoldLink is the child of TestProgramGoneAfterSIGKILL: it
+// attaches the program in the namespace named by the environment, says so
+// on stdout and waits to be killed.
+func TestHelperHoldLink(t *testing.T) {
+	ns := os.Getenv(holdEnv)
+	if ns == "" {
+		t.Skip("helper process for TestProgramGoneAfterSIGKILL")
+	}
+	var p *afxdp.Port
+	err := testbed.DoIn(ns, func() (err error) {
+		p, err = afxdp.Open(afxdp.Config{Interface: "eth0", VIPs: []netip.AddrPort{netip.MustParseAddrPort("10.200.0.1:443")},
+			Ring: afxdp.RingOptions{NumFrames: 256, FillRingSize: 128, CompletionRingSize: 128, RxRingSize: 128, TxRingSize: 128}})
+		return err
+	})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("attached")
+	for range time.Tick(time.Hour) { // until SIGKILL; the link fd dies with the process
+		p.Counters()
+	}
+}
+
+func TestProgramGoneAfterSIGKILL(t *testing.T) {
+	b := testbed.New(t, testbed.Options{Nodes: 1})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldLink$", "-test.count=1")
+	cmd.Env = append(os.Environ(), holdEnv+"="+b.Router.NS)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "attached" {
+		t.Fatalf("child: %q %v", line, err)
+	}
+	if !xdpAttached(t, b.Router) {
+		t.Fatal("child reports attached but the interface has no XDP program")
+	}
+	if err := cmd.Process.Signal(unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	var attached atomic.Bool
+	err = testbed.WaitFor(time.Now().Add(10*time.Second), func() error {
+		attached.Store(xdpAttached(t, b.Router))
+		if attached.Load() {
+			return errors.New("XDP program still attached")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("after SIGKILL of the process holding the link: %v", err)
+	}
+}
