@@ -260,13 +260,13 @@ type ClientSession struct {
 	// ServerName the session was established with.
 	ServerName string
 
-	ticket      []byte
-	psk         []byte
-	suite       uint16
-	ageAdd      uint32
-	alpn        string
-	peerCerts   []*x509.Certificate
-	maxEarlyDat uint32
+	ticket         []byte
+	psk            []byte
+	suite          uint16
+	ageAdd         uint32
+	alpn           string
+	peerCerts      []*x509.Certificate
+	verifiedChains [][]*x509.Certificate
 }
 
 // PSK returns the ticket's resumption PSK (for key derivations that must

@@ -878,6 +878,8 @@ func (c *Conn) handleNewSessionTicket(msg []byte) error {
 		ageAdd:     m.ageAdd,
 		alpn:       c.alpn,
 		peerCerts:  c.peerCerts,
+
+		verifiedChains: c.verifiedChains,
 	}
 	c.config.OnNewSessionTicket(c, s)
 	return nil

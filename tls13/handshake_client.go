@@ -329,6 +329,8 @@ func (hs *clientHandshakeState) processServerHello(sh *serverHelloMsg) error {
 			return c.abort(AlertIllegalParameter, "resumption with a suite of another hash")
 		}
 		c.didResume = true
+		c.peerCerts = hs.session.peerCerts
+		c.verifiedChains = hs.session.verifiedChains
 	} else {
 		hs.psk = nil
 	}
@@ -347,6 +349,11 @@ func (hs *clientHandshakeState) processServerHello(sh *serverHelloMsg) error {
 	c.keyLog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", hs.cHS)
 	c.keyLog("SERVER_HANDSHAKE_TRAFFIC_SECRET", hs.sHS)
 	if err := c.setReadKey(s, hs.sHS); err != nil {
+		return err
+	}
+	// From here on our alerts travel under the handshake key; the
+	// compatibility CCS (unprotected) still goes first in our next flight.
+	if err := c.setWriteKey(s, hs.cHS); err != nil {
 		return err
 	}
 	return hs.readEncryptedExtensions()
@@ -518,9 +525,6 @@ func (hs *clientHandshakeState) readServerFinished() error {
 		if err := c.writeCCS(); err != nil {
 			return err
 		}
-	}
-	if err := c.setWriteKey(s, hs.cHS); err != nil {
-		return err
 	}
 	if hs.certReq != nil {
 		// No client certificates: an empty Certificate (§4.4.2).

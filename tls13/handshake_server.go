@@ -72,6 +72,11 @@ func (hs *serverHandshakeState) readClientHello() (*clientHelloMsg, error) {
 	if !ch.unmarshal(msg) {
 		return nil, c.abort(AlertDecodeError, "malformed ClientHello")
 	}
+	if len(c.hsBuf) != 0 {
+		// The client must wait for our answer; anything behind its
+		// ClientHello would have to straddle a key change.
+		return nil, c.abort(AlertUnexpectedMessage, "data after the ClientHello")
+	}
 	return ch, nil
 }
 

@@ -305,18 +305,18 @@ func (m *clientHelloMsg) unmarshal(data []byte) bool {
 			if !ext.ReadUint16LengthPrefixed(&list) || list.Empty() || !ext.Empty() {
 				return false
 			}
+			sawHostName := false
 			for !list.Empty() {
 				var nameType uint8
 				var name cryptobyte.String
-				if !list.ReadUint8(&nameType) || !list.ReadUint16LengthPrefixed(&name) || len(name) == 0 {
+				// host_name (0) is the only defined type, at most once
+				// (RFC 6066 §3).
+				if !list.ReadUint8(&nameType) || nameType != 0 || sawHostName ||
+					!list.ReadUint16LengthPrefixed(&name) || len(name) == 0 {
 					return false
 				}
-				if nameType == 0 {
-					if m.serverName != "" {
-						return false // only one host_name allowed (RFC 6066 §3)
-					}
-					m.serverName = string(name)
-				}
+				sawHostName = true
+				m.serverName = string(name)
 			}
 		case extSupportedVersions:
 			var list cryptobyte.String
