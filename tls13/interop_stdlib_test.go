@@ -1,0 +1,497 @@
+package tls13
+
+// Interop with Go's crypto/tls over real loopback sockets, both directions:
+// every suite × every group, every certificate type, HelloRetryRequest,
+// resumption, KeyUpdate and net/http.
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var verSuites = []struct {
+	name string
+	id   uint16
+}{
+	{"AES128GCM", TLS_AES_128_GCM_SHA256},
+	{"AES256GCM", TLS_AES_256_GCM_SHA384},
+	{"CHACHA20", TLS_CHACHA20_POLY1305_SHA256},
+}
+
+var verGroups = []struct {
+	name string
+	id   tls.CurveID
+}{
+	{"X25519MLKEM768", tls.X25519MLKEM768},
+	{"X25519", tls.X25519},
+	{"P256", tls.CurveP256},
+}
+
+// verInteropResult is what both ends saw of one connection.
+type verInteropResult struct {
+	tls13    ConnectionState
+	stdlib   tls.ConnectionState
+	sawHRR   bool
+	sessions *verSessionCatcher
+}
+
+// verTLS13ClientToStdlib runs one tls13 client → crypto/tls server
+// connection with a line echoed back, and returns both states.
+func verTLS13ClientToStdlib(t *testing.T, ccfg *Config, scfg *tls.Config) verInteropResult {
+	t.Helper()
+	ln := verListen(t)
+	stateCh := make(chan tls.ConnectionState, 1)
+	done := verAcceptOne(ln, func(c net.Conn) error {
+		s := tls.Server(c, scfg)
+		if err := s.Handshake(); err != nil {
+			return err
+		}
+		stateCh <- s.ConnectionState()
+		return verEchoLine(s)
+	})
+	raw := verDial(t, ln.Addr().String())
+	w := &verWireConn{Conn: raw}
+	res := verInteropResult{sessions: &verSessionCatcher{}}
+	cfg := *ccfg
+	if cfg.OnNewSessionTicket == nil {
+		cfg.OnNewSessionTicket = res.sessions.hook
+	}
+	c := Client(w, &cfg)
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("tls13 client handshake: %v (server: %v)", err, verWaitErr(t, done, "server"))
+	}
+	if err := verPingPong(c, "ping from tls13"); err != nil {
+		t.Fatalf("tls13 client ping: %v", err)
+	}
+	if err := verWaitErr(t, done, "crypto/tls server"); err != nil {
+		t.Fatalf("crypto/tls server: %v", err)
+	}
+	res.tls13 = c.ConnectionState()
+	res.stdlib = <-stateCh
+	res.sawHRR = verSawHRR(w.readBytes())
+	c.Close()
+	return res
+}
+
+// verStdlibClientToTLS13 runs one crypto/tls client → tls13 server
+// connection with a line echoed back, and returns both states.
+func verStdlibClientToTLS13(t *testing.T, ccfg *tls.Config, scfg *Config) verInteropResult {
+	t.Helper()
+	ln := verListen(t)
+	stateCh := make(chan ConnectionState, 1)
+	done := verAcceptOne(ln, func(c net.Conn) error {
+		s := Server(c, scfg)
+		if err := s.Handshake(); err != nil {
+			return err
+		}
+		stateCh <- s.ConnectionState()
+		return verEchoLine(s)
+	})
+	raw := verDial(t, ln.Addr().String())
+	w := &verWireConn{Conn: raw}
+	c := tls.Client(w, ccfg)
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("crypto/tls client handshake: %v (server: %v)", err, verWaitErr(t, done, "server"))
+	}
+	if err := verPingPong(c, "ping from crypto/tls"); err != nil {
+		t.Fatalf("crypto/tls client ping: %v", err)
+	}
+	if err := verWaitErr(t, done, "tls13 server"); err != nil {
+		t.Fatalf("tls13 server: %v", err)
+	}
+	res := verInteropResult{stdlib: c.ConnectionState(), tls13: <-stateCh, sawHRR: verSawHRR(w.readBytes())}
+	c.Close()
+	return res
+}
+
+// verCheckAgreement asserts that both ends agree on version, suite and
+// group, and that they are the wanted ones.
+func verCheckAgreement(t *testing.T, r verInteropResult, suite uint16, group tls.CurveID) {
+	t.Helper()
+	if r.tls13.Version != tls.VersionTLS13 || r.stdlib.Version != tls.VersionTLS13 {
+		t.Errorf("version: tls13 %#x, crypto/tls %#x", r.tls13.Version, r.stdlib.Version)
+	}
+	if r.tls13.CipherSuite != suite || r.stdlib.CipherSuite != suite {
+		t.Errorf("suite: tls13 %#x, crypto/tls %#x, want %#x", r.tls13.CipherSuite, r.stdlib.CipherSuite, suite)
+	}
+	if group != 0 && (r.tls13.Group != group || r.stdlib.CurveID != group) {
+		t.Errorf("group: tls13 %v, crypto/tls %v, want %v", r.tls13.Group, r.stdlib.CurveID, group)
+	}
+}
+
+func TestInteropStdlibMatrix(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	for _, s := range verSuites {
+		for _, g := range verGroups {
+			t.Run(fmt.Sprintf("tls13-client/%s/%s", s.name, g.name), func(t *testing.T) {
+				ccfg := verTLS13ClientConfig(p)
+				ccfg.CipherSuites = []uint16{s.id}
+				ccfg.CurvePreferences = []tls.CurveID{g.id}
+				scfg := verStdlibServerConfig(p)
+				scfg.CurvePreferences = []tls.CurveID{g.id}
+				r := verTLS13ClientToStdlib(t, ccfg, scfg)
+				verCheckAgreement(t, r, s.id, g.id)
+				if r.sawHRR {
+					t.Errorf("unexpected HelloRetryRequest")
+				}
+				if r.tls13.DidResume {
+					t.Errorf("first connection claims resumption")
+				}
+				if len(r.tls13.PeerCertificates) == 0 || !r.tls13.PeerCertificates[0].Equal(p.leaf.Leaf) {
+					t.Errorf("peer certificate is not the server's leaf")
+				}
+				if len(r.tls13.VerifiedChains) == 0 {
+					t.Errorf("no verified chain")
+				}
+			})
+			t.Run(fmt.Sprintf("tls13-server/%s/%s", s.name, g.name), func(t *testing.T) {
+				scfg := verTLS13ServerConfig(t, p)
+				scfg.CipherSuites = []uint16{s.id}
+				scfg.CurvePreferences = []tls.CurveID{g.id}
+				ccfg := verStdlibClientConfig(p)
+				ccfg.CurvePreferences = []tls.CurveID{g.id}
+				r := verStdlibClientToTLS13(t, ccfg, scfg)
+				verCheckAgreement(t, r, s.id, g.id)
+				if r.sawHRR {
+					t.Errorf("unexpected HelloRetryRequest")
+				}
+				if r.tls13.ServerName != verServerName {
+					t.Errorf("server saw SNI %q, want %q", r.tls13.ServerName, verServerName)
+				}
+			})
+		}
+	}
+}
+
+func TestInteropStdlibCertificates(t *testing.T) {
+	for _, kind := range verCertKinds {
+		p := verGetPKI(t, kind)
+		t.Run("tls13-client/"+string(kind), func(t *testing.T) {
+			r := verTLS13ClientToStdlib(t, verTLS13ClientConfig(p), verStdlibServerConfig(p))
+			if len(r.tls13.PeerCertificates) == 0 || !r.tls13.PeerCertificates[0].Equal(p.leaf.Leaf) {
+				t.Fatalf("peer certificate is not the server's leaf")
+			}
+			if len(r.tls13.VerifiedChains) == 0 || !r.tls13.VerifiedChains[0][len(r.tls13.VerifiedChains[0])-1].Equal(p.caCert) {
+				t.Errorf("verified chain does not end at the test CA")
+			}
+		})
+		t.Run("tls13-server/"+string(kind), func(t *testing.T) {
+			r := verStdlibClientToTLS13(t, verStdlibClientConfig(p), verTLS13ServerConfig(t, p))
+			if len(r.stdlib.PeerCertificates) == 0 || !r.stdlib.PeerCertificates[0].Equal(p.leaf.Leaf) {
+				t.Fatalf("crypto/tls saw a different certificate")
+			}
+		})
+	}
+	t.Run("tls13-client/untrusted-CA", func(t *testing.T) {
+		p, other := verGetPKI(t, verECDSA), verGetPKI(t, verEd25519)
+		ln := verListen(t)
+		done := verAcceptOne(ln, func(c net.Conn) error { return tls.Server(c, verStdlibServerConfig(p)).Handshake() })
+		c := Client(verDial(t, ln.Addr().String()), verTLS13ClientConfig(other))
+		err := c.Handshake()
+		if a, received, ok := verAlertOf(err); !ok || received || (a != AlertUnknownCA && a != AlertBadCertificate) {
+			t.Fatalf("handshake error %v: want a sent unknown_ca or bad_certificate", err)
+		}
+		if serr := verWaitErr(t, done, "server"); serr == nil || !strings.Contains(serr.Error(), "remote error") {
+			t.Errorf("crypto/tls server error %v: want the client's alert", serr)
+		}
+	})
+	t.Run("tls13-client/wrong-name", func(t *testing.T) {
+		p := verGetPKI(t, verECDSA)
+		ln := verListen(t)
+		done := verAcceptOne(ln, func(c net.Conn) error { return tls.Server(c, verStdlibServerConfig(p)).Handshake() })
+		cfg := verTLS13ClientConfig(p)
+		cfg.ServerName = "other.test"
+		c := Client(verDial(t, ln.Addr().String()), cfg)
+		err := c.Handshake()
+		if a, received, ok := verAlertOf(err); !ok || received || a != AlertBadCertificate {
+			t.Fatalf("handshake error %v: want a sent bad_certificate", err)
+		}
+		verWaitErr(t, done, "server")
+	})
+}
+
+func TestInteropStdlibHelloRetryRequest(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	// crypto/tls ignores the order of CurvePreferences: it shares
+	// X25519MLKEM768 if allowed, else X25519, else P-256. The tls13 client
+	// shares its first preference only.
+	type hrrCase struct {
+		name          string
+		clientGroups  []tls.CurveID
+		serverGroups  []tls.CurveID
+		wantNegotiate tls.CurveID
+	}
+	clientCases := []hrrCase{
+		{"X25519-to-P256", []tls.CurveID{tls.X25519, tls.CurveP256}, []tls.CurveID{tls.CurveP256}, tls.CurveP256},
+		{"P256-to-X25519MLKEM768", []tls.CurveID{tls.CurveP256, tls.X25519MLKEM768}, []tls.CurveID{tls.X25519MLKEM768}, tls.X25519MLKEM768},
+		{"P256-to-X25519", []tls.CurveID{tls.CurveP256, tls.X25519}, []tls.CurveID{tls.X25519}, tls.X25519},
+		{"X25519MLKEM768-to-P256", []tls.CurveID{tls.X25519MLKEM768, tls.CurveP256}, []tls.CurveID{tls.CurveP256}, tls.CurveP256},
+	}
+	serverCases := []hrrCase{
+		{"X25519-to-P256", []tls.CurveID{tls.X25519, tls.CurveP256}, []tls.CurveID{tls.CurveP256}, tls.CurveP256},
+		{"X25519MLKEM768-to-P256", []tls.CurveID{tls.X25519MLKEM768, tls.CurveP256}, []tls.CurveID{tls.CurveP256}, tls.CurveP256},
+	}
+	for _, tc := range clientCases {
+		t.Run("tls13-client/"+tc.name, func(t *testing.T) {
+			ccfg := verTLS13ClientConfig(p)
+			ccfg.CurvePreferences = tc.clientGroups
+			scfg := verStdlibServerConfig(p)
+			scfg.CurvePreferences = tc.serverGroups
+			r := verTLS13ClientToStdlib(t, ccfg, scfg)
+			if !r.sawHRR {
+				t.Errorf("no HelloRetryRequest on the wire")
+			}
+			verCheckAgreement(t, r, r.stdlib.CipherSuite, tc.wantNegotiate)
+		})
+	}
+	for _, tc := range serverCases {
+		t.Run("tls13-server/"+tc.name, func(t *testing.T) {
+			ccfg := verStdlibClientConfig(p)
+			ccfg.CurvePreferences = tc.clientGroups
+			scfg := verTLS13ServerConfig(t, p)
+			scfg.CurvePreferences = tc.serverGroups
+			r := verStdlibClientToTLS13(t, ccfg, scfg)
+			if !r.sawHRR {
+				t.Errorf("no HelloRetryRequest on the wire")
+			}
+			verCheckAgreement(t, r, r.tls13.CipherSuite, tc.wantNegotiate)
+		})
+	}
+}
+
+func TestInteropStdlibResumption(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	for _, s := range verSuites {
+		t.Run("tls13-client/"+s.name, func(t *testing.T) {
+			scfg := verStdlibServerConfig(p)
+			ccfg := verTLS13ClientConfig(p)
+			ccfg.CipherSuites = []uint16{s.id}
+			first := verTLS13ClientToStdlib(t, ccfg, scfg)
+			sess := first.sessions.last()
+			if sess == nil {
+				t.Fatal("no NewSessionTicket reached OnNewSessionTicket")
+			}
+			if sess.CipherSuite() != s.id || len(sess.Ticket()) == 0 || sess.Lifetime <= 0 {
+				t.Errorf("session: suite %#x ticket %d bytes lifetime %v", sess.CipherSuite(), len(sess.Ticket()), sess.Lifetime)
+			}
+			ccfg2 := *ccfg
+			ccfg2.Session = sess
+			second := verTLS13ClientToStdlib(t, &ccfg2, scfg)
+			if !second.tls13.DidResume || !second.stdlib.DidResume {
+				t.Fatalf("resumption: tls13 %v, crypto/tls %v", second.tls13.DidResume, second.stdlib.DidResume)
+			}
+			verCheckAgreement(t, second, s.id, 0)
+			if len(second.tls13.PeerCertificates) == 0 {
+				t.Errorf("resumed state lost the peer certificates")
+			}
+			if second.sessions.last() == nil {
+				t.Errorf("no fresh ticket on the resumed connection")
+			}
+		})
+		t.Run("tls13-server/"+s.name, func(t *testing.T) {
+			scfg := verTLS13ServerConfig(t, p)
+			scfg.CipherSuites = []uint16{s.id}
+			ccfg := verStdlibClientConfig(p)
+			ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			first := verStdlibClientToTLS13(t, ccfg, scfg)
+			if first.stdlib.DidResume || first.tls13.DidResume {
+				t.Fatalf("first connection claims resumption")
+			}
+			second := verStdlibClientToTLS13(t, ccfg, scfg)
+			if !second.tls13.DidResume || !second.stdlib.DidResume {
+				t.Fatalf("resumption: tls13 %v, crypto/tls %v", second.tls13.DidResume, second.stdlib.DidResume)
+			}
+			verCheckAgreement(t, second, s.id, 0)
+			third := verStdlibClientToTLS13(t, ccfg, scfg)
+			if !third.tls13.DidResume {
+				t.Errorf("resuming the ticket issued on a resumed connection failed")
+			}
+		})
+	}
+	t.Run("tls13-server/sibling-with-shared-keys", func(t *testing.T) {
+		var secret [32]byte
+		secret[0] = 42
+		a := verTLS13ServerConfig(t, p)
+		a.TicketKeys = NewTicketKeys(secret)
+		b := verTLS13ServerConfig(t, p)
+		b.TicketKeys = NewTicketKeys(secret)
+		ccfg := verStdlibClientConfig(p)
+		ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+		verStdlibClientToTLS13(t, ccfg, a)
+		if r := verStdlibClientToTLS13(t, ccfg, b); !r.tls13.DidResume || !r.stdlib.DidResume {
+			t.Fatalf("sibling node with the same ticket keys did not resume")
+		}
+	})
+}
+
+func TestInteropStdlibKeyUpdate(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	// The tls13 side rekeys (with and without update_requested) between
+	// rounds of data in both directions; crypto/tls must follow and answer.
+	exchange := func(t *testing.T, tc *Conn, peer io.ReadWriter) {
+		t.Helper()
+		for i, req := range []bool{true, false, true, true} {
+			if err := tc.SendKeyUpdate(req); err != nil {
+				t.Fatalf("round %d: SendKeyUpdate: %v", i, err)
+			}
+			msg := fmt.Sprintf("round %d after KeyUpdate(request=%v)", i, req)
+			errc := make(chan error, 1)
+			go func() { errc <- verEchoLine(peer) }()
+			if err := verPingPong(tc, msg); err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+			if err := verWaitErr(t, errc, "peer echo"); err != nil {
+				t.Fatalf("round %d: peer: %v", i, err)
+			}
+		}
+		// A bulk transfer after the updates: 256 KiB each way.
+		big := strings.Repeat("x", 256<<10) + "\n"
+		errc := make(chan error, 1)
+		go func() { errc <- verEchoLine(peer) }()
+		if err := verPingPong(tc, big[:len(big)-1]); err != nil {
+			t.Fatalf("bulk after KeyUpdate: %v", err)
+		}
+		if err := verWaitErr(t, errc, "peer echo"); err != nil {
+			t.Fatalf("bulk: peer: %v", err)
+		}
+	}
+	t.Run("tls13-client", func(t *testing.T) {
+		ln := verListen(t)
+		srvCh := make(chan *tls.Conn, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				close(srvCh)
+				return
+			}
+			s := tls.Server(c, verStdlibServerConfig(p))
+			s.Handshake() // a failure shows up in the client's handshake
+			srvCh <- s
+		}()
+		c := Client(verDial(t, ln.Addr().String()), verTLS13ClientConfig(p))
+		if err := c.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		s := <-srvCh
+		if s == nil {
+			t.Fatal("accept failed")
+		}
+		defer s.Close()
+		exchange(t, c, s)
+	})
+	t.Run("tls13-server", func(t *testing.T) {
+		ln := verListen(t)
+		srvCh := make(chan *Conn, 1)
+		scfg := verTLS13ServerConfig(t, p)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				close(srvCh)
+				return
+			}
+			srvCh <- Server(c, scfg)
+		}()
+		c := tls.Client(verDial(t, ln.Addr().String()), verStdlibClientConfig(p))
+		hs := make(chan error, 1)
+		go func() { hs <- c.Handshake() }()
+		s := <-srvCh
+		if s == nil {
+			t.Fatal("accept failed")
+		}
+		defer s.Close()
+		if err := s.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if err := verWaitErr(t, hs, "crypto/tls handshake"); err != nil {
+			t.Fatal(err)
+		}
+		exchange(t, s, c)
+	})
+}
+
+func TestInteropHTTP(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, len(body))
+	})
+	check := func(t *testing.T, client *http.Client, url string) {
+		t.Helper()
+		for i, body := range []string{"", "hello", strings.Repeat("y", 100<<10)} {
+			method := http.MethodGet
+			if body != "" {
+				method = http.MethodPost
+			}
+			req, err := http.NewRequest(method, url+fmt.Sprintf("/req%d", i), strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("request %d body: %v", i, err)
+			}
+			if want := fmt.Sprintf("%s /req%d %d", method, i, len(body)); string(got) != want {
+				t.Errorf("request %d: got %q, want %q", i, got, want)
+			}
+		}
+	}
+	t.Run("tls13-server-under-http.Server", func(t *testing.T) {
+		cfg := verTLS13ServerConfig(t, p)
+		cfg.NextProtos = []string{"http/1.1"}
+		ln := NewListener(verListen(t), cfg)
+		srv := &http.Server{Handler: handler}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		ccfg := verStdlibClientConfig(p)
+		ccfg.NextProtos = []string{"http/1.1"}
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: ccfg}}
+		t.Cleanup(client.CloseIdleConnections)
+		check(t, client, "https://"+ln.Addr().String())
+	})
+	t.Run("tls13-client-under-http.Transport", func(t *testing.T) {
+		srv := httptest.NewUnstartedServer(handler)
+		srv.TLS = verStdlibServerConfig(p)
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		cfg := verTLS13ClientConfig(p)
+		cfg.NextProtos = []string{"http/1.1"}
+		var mu sync.Mutex
+		var conns []*Conn
+		tr := &http.Transport{DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			raw, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			c := Client(raw, cfg)
+			if err := c.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return nil, err
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			return c, nil
+		}}
+		client := &http.Client{Transport: tr}
+		t.Cleanup(tr.CloseIdleConnections)
+		check(t, client, srv.URL)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(conns) == 0 || conns[0].ConnectionState().NegotiatedProtocol != "http/1.1" {
+			t.Errorf("ALPN: want http/1.1 on the tls13 client connection")
+		}
+	})
+}

@@ -1,0 +1,261 @@
+package tls13
+
+// Raw-socket conformance tests of the server's first flight: each case
+// writes handcrafted records to a tls13 server over a real loopback socket
+// and asserts the alert that comes back (RFC 8446 and TLS13-CHECKLIST.md).
+
+import (
+	"bytes"
+	"net"
+	"testing"
+)
+
+// verRawServer starts a tls13 server for one connection and returns the
+// client side of the socket and the server's handshake result.
+func verRawServer(t *testing.T, cfg *Config) (net.Conn, <-chan error) {
+	t.Helper()
+	ln := verListen(t)
+	done := verAcceptOne(ln, func(c net.Conn) error {
+		return Server(c, cfg).Handshake()
+	})
+	return verDial(t, ln.Addr().String()), done
+}
+
+// verExpectAlert writes recs and asserts that the server answers with a
+// fatal alert desc and that its Handshake fails with that same alert.
+func verExpectAlert(t *testing.T, cfg *Config, want uint8, recs ...[]byte) {
+	t.Helper()
+	verExpectAlertMaybeEncrypted(t, cfg, want, false, recs...)
+}
+
+// verExpectAlertMaybeEncrypted is verExpectAlert for violations the server
+// can only see after it sent its ServerHello: its alert is then protected
+// with the server handshake key, so only the server's own error tells the
+// description.
+func verExpectAlertMaybeEncrypted(t *testing.T, cfg *Config, want uint8, encrypted bool, recs ...[]byte) {
+	t.Helper()
+	c, done := verRawServer(t, cfg)
+	for _, r := range recs {
+		if _, err := c.Write(r); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	if !encrypted {
+		level, desc, err := verReadAlert(c)
+		if err != nil {
+			t.Fatalf("want alert %d: %v", want, err)
+		}
+		if desc != want || level != 2 {
+			t.Errorf("alert: got level %d desc %d (%v), want fatal %d (%v)", level, desc, Alert(desc), want, Alert(want))
+		}
+	}
+	c.Close()
+	serr := verWaitErr(t, done, "server handshake")
+	if serr == nil {
+		t.Fatalf("server handshake succeeded, want alert %d", want)
+	}
+	if a, received, ok := verAlertOf(serr); !ok || received || uint8(a) != want {
+		t.Errorf("server error %q: want a sent alert %d", serr, want)
+	}
+}
+
+// verExpectServerHello writes recs and asserts a ServerHello (not an HRR)
+// answers; it returns the echoed legacy_session_id.
+func verExpectServerHello(t *testing.T, cfg *Config, recs ...[]byte) []byte {
+	t.Helper()
+	c, _ := verRawServer(t, cfg)
+	for _, r := range recs {
+		if _, err := c.Write(r); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	isSH, isHRR, echo, err := verReadServerHello(c)
+	if err != nil || !isSH || isHRR {
+		t.Fatalf("want ServerHello: sh=%v hrr=%v err=%v", isSH, isHRR, err)
+	}
+	return echo
+}
+
+func TestNegativeRawClientHello(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	cfg := verTLS13ServerConfig(t, p)
+	share := verNewX25519Share(t)
+	hello := func(mod func(h *verHello)) []byte {
+		h := verDefaultHello(t)
+		h.set(verExtKeyShare, verKeyShareExt(verExt{verGroupX25519, share}))
+		mod(h)
+		return h.record()
+	}
+	cases := []struct {
+		name string
+		recs [][]byte
+		want uint8
+	}{
+		{"no supported_versions", [][]byte{hello(func(h *verHello) { h.remove(verExtSupportedVersions) })}, verAlertProtocolVersion},
+		{"supported_versions TLS 1.2 only", [][]byte{hello(func(h *verHello) { h.set(verExtSupportedVersions, verU16List(1, 0x0303)) })}, verAlertProtocolVersion},
+		{"TLS 1.2 ClientHello without extensions", [][]byte{hello(func(h *verHello) { h.exts = nil; h.suites = []uint16{0xc02b, 0xc02f} })}, verAlertProtocolVersion},
+		{"compression [0 1]", [][]byte{hello(func(h *verHello) { h.compression = []byte{0, 1} })}, verAlertIllegalParameter},
+		{"compression [1]", [][]byte{hello(func(h *verHello) { h.compression = []byte{1} })}, verAlertIllegalParameter},
+		{"duplicate server_name", [][]byte{hello(func(h *verHello) {
+			h.exts = append(h.exts, verExt{verExtServerName, verSNIExt(verServerName)})
+		})}, verAlertIllegalParameter},
+		{"duplicate unknown extension", [][]byte{hello(func(h *verHello) {
+			h.exts = append(h.exts, verExt{0x7777, nil}, verExt{0x7777, []byte{1}})
+		})}, verAlertIllegalParameter},
+		{"pre_shared_key not last", [][]byte{hello(func(h *verHello) {
+			h.set(verExtPreSharedKey, verPSKExt([]byte("not-a-ticket"), 32))
+			h.exts = append(h.exts, verExt{0x7777, nil})
+		})}, verAlertIllegalParameter},
+		{"pre_shared_key without psk_key_exchange_modes", [][]byte{hello(func(h *verHello) {
+			h.remove(verExtPSKModes)
+			h.set(verExtPreSharedKey, verPSKExt([]byte("not-a-ticket"), 32))
+		})}, verAlertMissingExtension},
+		{"key_share group not in supported_groups", [][]byte{hello(func(h *verHello) {
+			h.set(verExtSupportedGroups, verU16List(2, verGroupP256))
+		})}, verAlertIllegalParameter},
+		{"duplicate key_share group", [][]byte{hello(func(h *verHello) {
+			h.set(verExtKeyShare, verKeyShareExt(verExt{verGroupX25519, share}, verExt{verGroupX25519, share}))
+		})}, verAlertIllegalParameter},
+		{"key_share order differs from supported_groups", [][]byte{hello(func(h *verHello) {
+			h.set(verExtSupportedGroups, verU16List(2, verGroupX25519, verGroupP256))
+			h.set(verExtKeyShare, verKeyShareExt(verExt{verGroupP256, verP256Point(t)}, verExt{verGroupX25519, share}))
+		})}, verAlertIllegalParameter},
+		{"X25519 share of 31 bytes", [][]byte{hello(func(h *verHello) {
+			h.set(verExtKeyShare, verKeyShareExt(verExt{verGroupX25519, share[:31]}))
+		})}, verAlertIllegalParameter},
+		{"X25519 all-zero share", [][]byte{hello(func(h *verHello) {
+			h.set(verExtKeyShare, verKeyShareExt(verExt{verGroupX25519, make([]byte, 32)}))
+		})}, verAlertIllegalParameter},
+		{"P-256 share not on the curve", [][]byte{hello(func(h *verHello) {
+			bad := verP256Point(t)
+			bad[64] ^= 1
+			h.set(verExtSupportedGroups, verU16List(2, verGroupP256))
+			h.set(verExtKeyShare, verKeyShareExt(verExt{verGroupP256, bad}))
+		})}, verAlertIllegalParameter},
+		{"X25519MLKEM768 share too short", [][]byte{hello(func(h *verHello) {
+			h.set(verExtSupportedGroups, verU16List(2, verGroupX25519ML))
+			h.set(verExtKeyShare, verKeyShareExt(verExt{verGroupX25519ML, make([]byte, 1184)}))
+		})}, verAlertIllegalParameter},
+		{"no signature_algorithms", [][]byte{hello(func(h *verHello) { h.remove(verExtSignatureAlgorithms) })}, verAlertMissingExtension},
+		{"supported_groups without key_share", [][]byte{hello(func(h *verHello) { h.remove(verExtKeyShare) })}, verAlertMissingExtension},
+		{"key_share without supported_groups", [][]byte{hello(func(h *verHello) { h.remove(verExtSupportedGroups) })}, verAlertMissingExtension},
+		{"no common cipher suite", [][]byte{hello(func(h *verHello) { h.suites = []uint16{0x1304, 0x1305} })}, verAlertHandshakeFailure},
+		{"no common group", [][]byte{hello(func(h *verHello) {
+			h.set(verExtSupportedGroups, verU16List(2, 0x0018))
+			h.set(verExtKeyShare, verKeyShareExt(verExt{0x0018, bytes.Repeat([]byte{4}, 97)}))
+		})}, verAlertHandshakeFailure},
+		{"no common signature scheme", [][]byte{hello(func(h *verHello) {
+			h.set(verExtSignatureAlgorithms, verU16List(2, 0x0401, 0x0201))
+		})}, verAlertHandshakeFailure},
+		{"legacy_session_id of 33 bytes", [][]byte{hello(func(h *verHello) { h.sessionID = make([]byte, 33) })}, verAlertDecodeError},
+		{"extensions overrun the message", [][]byte{verRecord(verRecordHandshake, verCorruptExtLen(hello(func(*verHello) {})[5:]))}, verAlertDecodeError},
+		{"trailing bytes after extensions", [][]byte{verRecord(verRecordHandshake, verAppendTrailing(hello(func(*verHello) {})[5:]))}, verAlertDecodeError},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			verExpectAlert(t, cfg, tc.want, tc.recs...)
+		})
+	}
+}
+
+// verCorruptExtLen makes the extensions length of a ClientHello message one
+// larger than the bytes that follow it.
+func verCorruptExtLen(msg []byte) []byte {
+	m := append([]byte(nil), msg...)
+	off := 4 + 2 + 32
+	off += 1 + int(m[off])
+	off += 2 + (int(m[off])<<8 | int(m[off+1]))
+	off += 1 + int(m[off])
+	n := int(m[off])<<8 | int(m[off+1]) + 1
+	m[off], m[off+1] = byte(n>>8), byte(n)
+	return m
+}
+
+// verAppendTrailing adds two bytes after the extensions and fixes the
+// handshake length, so only the ClientHello body is wrong.
+func verAppendTrailing(msg []byte) []byte {
+	m := append(append([]byte(nil), msg...), 0, 0)
+	n := len(m) - 4
+	m[1], m[2], m[3] = byte(n>>16), byte(n>>8), byte(n)
+	return m
+}
+
+func TestNegativeRawRecordLayer(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	cfg := verTLS13ServerConfig(t, p)
+	ch := verDefaultHello(t).marshal()
+	cases := []struct {
+		name      string
+		recs      [][]byte
+		want      uint8
+		encrypted bool
+	}{
+		{"plaintext record of 2^14+1 bytes", [][]byte{verRecord(verRecordHandshake, append(ch, make([]byte, 1<<14+1-len(ch))...))}, verAlertRecordOverflow, false},
+		{"zero-length handshake record", [][]byte{verRecord(verRecordHandshake, nil)}, verAlertUnexpectedMessage, false},
+		{"zero-length alert record", [][]byte{verRecord(verRecordAlert, nil)}, verAlertUnexpectedMessage, false},
+		{"application data before the handshake", [][]byte{verRecord(verRecordAppData, []byte("GET / HTTP/1.1\r\n"))}, verAlertUnexpectedMessage, false},
+		{"unknown record type 99", [][]byte{verRecord(99, []byte{1, 2, 3})}, verAlertUnexpectedMessage, false},
+		{"ChangeCipherSpec before ClientHello", [][]byte{verRecord(verRecordCCS, []byte{1})}, verAlertUnexpectedMessage, false},
+		{"ServerHello sent to a server", [][]byte{verRecord(verRecordHandshake, []byte{2, 0, 0, 2, 3, 3})}, verAlertUnexpectedMessage, false},
+		{"ClientHello split by a ChangeCipherSpec", [][]byte{
+			verRecord(verRecordHandshake, ch[:40]), verRecord(verRecordCCS, []byte{1}), verRecord(verRecordHandshake, ch[40:]),
+		}, verAlertUnexpectedMessage, false},
+		{"ClientHello split by an alert", [][]byte{
+			verRecord(verRecordHandshake, ch[:40]), verRecord(verRecordAlert, []byte{1, 0}), verRecord(verRecordHandshake, ch[40:]),
+		}, verAlertUnexpectedMessage, false},
+		{"one-byte alert record", [][]byte{verRecord(verRecordAlert, []byte{2})}, verAlertDecodeError, false},
+		// The key change after ServerHello must fall on a record boundary.
+		{"ClientHello followed by a second ClientHello in the same record", [][]byte{verRecord(verRecordHandshake, append(append([]byte(nil), ch...), ch...))}, verAlertUnexpectedMessage, true},
+		{"ClientHello then plaintext handshake record after ServerHello", [][]byte{verRecord(verRecordHandshake, ch), verRecord(verRecordHandshake, []byte{20, 0, 0, 32})}, verAlertUnexpectedMessage, true},
+		{"ClientHello then a ChangeCipherSpec of value 2", [][]byte{verRecord(verRecordHandshake, ch), verRecord(verRecordCCS, []byte{2})}, verAlertUnexpectedMessage, true},
+		{"ClientHello then a two-byte ChangeCipherSpec", [][]byte{verRecord(verRecordHandshake, ch), verRecord(verRecordCCS, []byte{1, 1})}, verAlertUnexpectedMessage, true},
+		{"ClientHello then garbage protected record", [][]byte{verRecord(verRecordHandshake, ch), verRecord(verRecordAppData, make([]byte, 40))}, verAlertBadRecordMAC, true},
+		{"ClientHello then protected record shorter than the tag", [][]byte{verRecord(verRecordHandshake, ch), verRecord(verRecordAppData, make([]byte, 5))}, verAlertBadRecordMAC, true},
+		{"ClientHello then protected record of 2^14+257 bytes", [][]byte{verRecord(verRecordHandshake, ch), verRecord(verRecordAppData, make([]byte, 1<<14+257))}, verAlertRecordOverflow, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			verExpectAlertMaybeEncrypted(t, cfg, tc.want, tc.encrypted, tc.recs...)
+		})
+	}
+}
+
+func TestNegativeRawAccepted(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	cfg := verTLS13ServerConfig(t, p)
+	t.Run("valid hello", func(t *testing.T) {
+		h := verDefaultHello(t)
+		if echo := verExpectServerHello(t, cfg, h.record()); !bytes.Equal(echo, h.sessionID) {
+			t.Errorf("legacy_session_id echo %x, want %x", echo, h.sessionID)
+		}
+	})
+	t.Run("legacy record version 0x0301", func(t *testing.T) {
+		verExpectServerHello(t, cfg, verRecordV(verRecordHandshake, 0x0301, verDefaultHello(t).marshal()))
+	})
+	t.Run("ClientHello fragmented over three records", func(t *testing.T) {
+		ch := verDefaultHello(t).marshal()
+		verExpectServerHello(t, cfg, verRecord(verRecordHandshake, ch[:3]), verRecord(verRecordHandshake, ch[3:100]), verRecord(verRecordHandshake, ch[100:]))
+	})
+	t.Run("GREASE and unknown extensions are ignored", func(t *testing.T) {
+		h := verDefaultHello(t)
+		h.suites = []uint16{0x0a0a, verSuiteAES128GCM}
+		h.set(verExtSupportedVersions, verU16List(1, 0x1a1a, 0x0304))
+		h.set(verExtSupportedGroups, verU16List(2, 0x2a2a, verGroupX25519))
+		h.set(verExtKeyShare, verKeyShareExt(verExt{0x2a2a, []byte{0}}, verExt{verGroupX25519, verNewX25519Share(t)}))
+		h.exts = append([]verExt{{0x3a3a, nil}}, h.exts...)
+		h.exts = append(h.exts, verExt{0x7777, []byte("unknown")}, verExt{0xfe4d, nil})
+		verExpectServerHello(t, cfg, h.record())
+	})
+	t.Run("empty legacy_session_id is echoed empty", func(t *testing.T) {
+		h := verDefaultHello(t)
+		h.sessionID = nil
+		if echo := verExpectServerHello(t, cfg, h.record()); len(echo) != 0 {
+			t.Errorf("legacy_session_id echo %x, want empty", echo)
+		}
+	})
+	t.Run("pre_shared_key with an unknown ticket falls back to a full handshake", func(t *testing.T) {
+		h := verDefaultHello(t)
+		h.set(verExtPreSharedKey, verPSKExt(bytes.Repeat([]byte{7}, 100), 32))
+		verExpectServerHello(t, cfg, h.record())
+	})
+}
