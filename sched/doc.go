@@ -45,13 +45,23 @@
 // # Maglev
 //
 // The table has M slots (M prime, default 65537). Each node with a weight
-// above zero walks its own permutation (offset, skip derived from its name
-// and the seed); nodes take turns in name order, and a node with weight w
-// takes a slot in a round when its accumulated credit reaches the largest
-// weight, so slot counts are proportional to weight. The table is a pure
-// function of (node names, weights, seed, M): the same inputs give the same
-// bytes in any process (Snapshot.Digest covers node names, not IDs, so two
-// routers that assigned IDs in a different order still compare equal).
+// above zero has a Maglev permutation (offset, skip derived from its name
+// and the seed) and a quota of M·w/Σw slots (largest remainder), so shares
+// are exact to one slot. The fill is a race in virtual time: in each
+// round, in name order, every node under quota earns its weight in credit
+// and, when the credit reaches the largest weight, visits its next
+// preference and claims it if free. Unlike classic Maglev, where skipping
+// a taken preference is free, every visit costs time, so before quotas
+// bind a slot belongs to whichever node reaches it first — a rendezvous
+// rule that one node's change cannot alter elsewhere. Measured at M=65537
+// with 100 nodes (TestMaglevDisruption): removing a node moves about 1.3×
+// the minimum (classic Maglev: 1.58×) and a +10% weight change about 2.4×
+// the (tiny, ~0.1% of slots) minimum (classic: 4.4×); the remainder is
+// the quota cascade, the price of exact shares (a pure race without quotas
+// is minimal but leaves shares ±7% off). The table is a pure function of
+// (node names, weights, seed, M): the same inputs give the same bytes in
+// any process. Snapshot.Digest covers node names, not IDs, so two routers
+// that assigned IDs in a different order still compare equal.
 //
 // # Transition rule and dwell
 //

@@ -37,6 +37,9 @@ const (
 // HashFlow is the keyed flow hash: SipHash-1-3 with key k over the encoding
 // of the 5-tuple described in the package doc. It does not allocate.
 func HashFlow(k HashKey, key *parser.FlowKey) uint64 {
+	// The SipHash rounds are written out: the compiler does not inline a
+	// round helper into this many call sites, and the calls cost more
+	// than the rounds.
 	v0 := k.K0 ^ sipInit0
 	v1 := k.K1 ^ sipInit1
 	v2 := k.K0 ^ sipInit2
@@ -44,22 +47,155 @@ func HashFlow(k HashKey, key *parser.FlowKey) uint64 {
 	tail := uint64(key.SrcPort) | uint64(key.DstPort)<<16 | uint64(key.Proto)<<32
 	if key.Family == parser.FamilyIPv4 {
 		m := uint64(binary.LittleEndian.Uint32(key.Src[12:16])) | uint64(binary.LittleEndian.Uint32(key.Dst[12:16]))<<32
-		v0, v1, v2, v3 = sipCompress1(v0, v1, v2, v3, m)
+		v3 ^= m
+		v0 += v1
+		v1 = bits.RotateLeft64(v1, 13)
+		v1 ^= v0
+		v0 = bits.RotateLeft64(v0, 32)
+		v2 += v3
+		v3 = bits.RotateLeft64(v3, 16)
+		v3 ^= v2
+		v0 += v3
+		v3 = bits.RotateLeft64(v3, 21)
+		v3 ^= v0
+		v2 += v1
+		v1 = bits.RotateLeft64(v1, 17)
+		v1 ^= v2
+		v2 = bits.RotateLeft64(v2, 32)
+		v0 ^= m
 		tail |= flowMessageLenV4 << 56
 	} else {
-		v0, v1, v2, v3 = sipCompress1(v0, v1, v2, v3, binary.LittleEndian.Uint64(key.Src[0:8]))
-		v0, v1, v2, v3 = sipCompress1(v0, v1, v2, v3, binary.LittleEndian.Uint64(key.Src[8:16]))
-		v0, v1, v2, v3 = sipCompress1(v0, v1, v2, v3, binary.LittleEndian.Uint64(key.Dst[0:8]))
-		v0, v1, v2, v3 = sipCompress1(v0, v1, v2, v3, binary.LittleEndian.Uint64(key.Dst[8:16]))
-		// 32 bytes done; the 5 remaining bytes start at byte offset 0 of
-		// the final block, so the tail layout is the same as for IPv4.
+		// The 5 bytes after the 32 address bytes start a new block, so
+		// the tail has the same layout as for IPv4.
+		m := binary.LittleEndian.Uint64(key.Src[0:8])
+		v3 ^= m
+		v0 += v1
+		v1 = bits.RotateLeft64(v1, 13)
+		v1 ^= v0
+		v0 = bits.RotateLeft64(v0, 32)
+		v2 += v3
+		v3 = bits.RotateLeft64(v3, 16)
+		v3 ^= v2
+		v0 += v3
+		v3 = bits.RotateLeft64(v3, 21)
+		v3 ^= v0
+		v2 += v1
+		v1 = bits.RotateLeft64(v1, 17)
+		v1 ^= v2
+		v2 = bits.RotateLeft64(v2, 32)
+		v0 ^= m
+		m = binary.LittleEndian.Uint64(key.Src[8:16])
+		v3 ^= m
+		v0 += v1
+		v1 = bits.RotateLeft64(v1, 13)
+		v1 ^= v0
+		v0 = bits.RotateLeft64(v0, 32)
+		v2 += v3
+		v3 = bits.RotateLeft64(v3, 16)
+		v3 ^= v2
+		v0 += v3
+		v3 = bits.RotateLeft64(v3, 21)
+		v3 ^= v0
+		v2 += v1
+		v1 = bits.RotateLeft64(v1, 17)
+		v1 ^= v2
+		v2 = bits.RotateLeft64(v2, 32)
+		v0 ^= m
+		m = binary.LittleEndian.Uint64(key.Dst[0:8])
+		v3 ^= m
+		v0 += v1
+		v1 = bits.RotateLeft64(v1, 13)
+		v1 ^= v0
+		v0 = bits.RotateLeft64(v0, 32)
+		v2 += v3
+		v3 = bits.RotateLeft64(v3, 16)
+		v3 ^= v2
+		v0 += v3
+		v3 = bits.RotateLeft64(v3, 21)
+		v3 ^= v0
+		v2 += v1
+		v1 = bits.RotateLeft64(v1, 17)
+		v1 ^= v2
+		v2 = bits.RotateLeft64(v2, 32)
+		v0 ^= m
+		m = binary.LittleEndian.Uint64(key.Dst[8:16])
+		v3 ^= m
+		v0 += v1
+		v1 = bits.RotateLeft64(v1, 13)
+		v1 ^= v0
+		v0 = bits.RotateLeft64(v0, 32)
+		v2 += v3
+		v3 = bits.RotateLeft64(v3, 16)
+		v3 ^= v2
+		v0 += v3
+		v3 = bits.RotateLeft64(v3, 21)
+		v3 ^= v0
+		v2 += v1
+		v1 = bits.RotateLeft64(v1, 17)
+		v1 ^= v2
+		v2 = bits.RotateLeft64(v2, 32)
+		v0 ^= m
 		tail |= flowMessageLenV6 << 56
 	}
-	v0, v1, v2, v3 = sipCompress1(v0, v1, v2, v3, tail)
+	v3 ^= tail
+	v0 += v1
+	v1 = bits.RotateLeft64(v1, 13)
+	v1 ^= v0
+	v0 = bits.RotateLeft64(v0, 32)
+	v2 += v3
+	v3 = bits.RotateLeft64(v3, 16)
+	v3 ^= v2
+	v0 += v3
+	v3 = bits.RotateLeft64(v3, 21)
+	v3 ^= v0
+	v2 += v1
+	v1 = bits.RotateLeft64(v1, 17)
+	v1 ^= v2
+	v2 = bits.RotateLeft64(v2, 32)
+	v0 ^= tail
 	v2 ^= 0xff
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0 += v1
+	v1 = bits.RotateLeft64(v1, 13)
+	v1 ^= v0
+	v0 = bits.RotateLeft64(v0, 32)
+	v2 += v3
+	v3 = bits.RotateLeft64(v3, 16)
+	v3 ^= v2
+	v0 += v3
+	v3 = bits.RotateLeft64(v3, 21)
+	v3 ^= v0
+	v2 += v1
+	v1 = bits.RotateLeft64(v1, 17)
+	v1 ^= v2
+	v2 = bits.RotateLeft64(v2, 32)
+	v0 += v1
+	v1 = bits.RotateLeft64(v1, 13)
+	v1 ^= v0
+	v0 = bits.RotateLeft64(v0, 32)
+	v2 += v3
+	v3 = bits.RotateLeft64(v3, 16)
+	v3 ^= v2
+	v0 += v3
+	v3 = bits.RotateLeft64(v3, 21)
+	v3 ^= v0
+	v2 += v1
+	v1 = bits.RotateLeft64(v1, 17)
+	v1 ^= v2
+	v2 = bits.RotateLeft64(v2, 32)
+	v0 += v1
+	v1 = bits.RotateLeft64(v1, 13)
+	v1 ^= v0
+	v0 = bits.RotateLeft64(v0, 32)
+	v2 += v3
+	v3 = bits.RotateLeft64(v3, 16)
+	v3 ^= v2
+	v0 += v3
+	v3 = bits.RotateLeft64(v3, 21)
+	v3 ^= v0
+	v2 += v1
+	v1 = bits.RotateLeft64(v1, 17)
+	v1 ^= v2
+	v2 = bits.RotateLeft64(v2, 32)
 	return v0 ^ v1 ^ v2 ^ v3
 }
 
@@ -77,13 +213,6 @@ func flowMessage(key *parser.FlowKey) []byte {
 	b = binary.LittleEndian.AppendUint16(b, key.SrcPort)
 	b = binary.LittleEndian.AppendUint16(b, key.DstPort)
 	return append(b, key.Proto)
-}
-
-func sipCompress1(v0, v1, v2, v3, m uint64) (uint64, uint64, uint64, uint64) {
-	v3 ^= m
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0 ^= m
-	return v0, v1, v2, v3
 }
 
 func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
