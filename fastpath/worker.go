@@ -1,0 +1,483 @@
+package fastpath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/anysched/anysched/parser"
+	"github.com/anysched/anysched/sched"
+)
+
+// Defaults of Config.
+const (
+	DefaultBatch  = 64
+	MaxBatch      = 1024
+	DefaultPollMs = 100
+	// sweepBudget is how many pin/transition entries a worker expires per
+	// batch, so idle entries leave without a pass over the whole table.
+	sweepBudget = 64
+	tlsHandshakeRecordType = 0x16
+)
+
+// SnapshotSource gives the scheduling state; the worker calls Current once
+// per batch. *sched.Scheduler is one.
+type SnapshotSource interface {
+	Current() *sched.Snapshot
+}
+
+// Config configures a Worker.
+type Config struct {
+	// Batch is the most frames received and processed at once (default 64).
+	Batch int
+	// SourceMAC is the router interface's address, the source of every
+	// forwarded frame.
+	SourceMAC MAC
+	// MACs resolves nodes without a configured MAC (nil: only configured
+	// MACs are used). Shared by all workers.
+	MACs *MACBook
+	// Hello has the code points of migration_support and migration_token
+	// (zero value: the defaults).
+	Hello parser.HelloConfig
+	// Reassembly sizes the ClientHello reassembler.
+	Reassembly parser.ReassemblerConfig
+	// Decider sizes the pin table and the transition set.
+	Decider sched.DeciderConfig
+	// Clock returns the time on sched.Now's scale; nil means sched.Now.
+	// It is read once per batch.
+	Clock func() int64
+	// PollMs is how long Run waits in Receive for frames before it looks
+	// at its context again (default 100).
+	PollMs int
+	// PinCPU pins the worker's OS thread to CPU.
+	PinCPU bool
+	CPU    int
+	// Explain, when set, is called for every frame with the decision
+	// taken; for tools (anysched run --explain), not for speed. The
+	// Explanation is reused: copy what you keep.
+	Explain func(*Explanation)
+}
+
+// Explanation describes what the pipeline did with one frame.
+type Explanation struct {
+	// Frame counts frames since the worker started, from 1.
+	Frame  uint64
+	Status parser.Status
+	Packet *parser.Packet
+	// Forwarded frames have Node and Route; dropped ones a Drop reason
+	// (when Status is StatusOK).
+	Forwarded bool
+	Drop      DropReason
+	Route     Route
+	Via       sched.Via
+	Node      *sched.Node
+	// Hello is the ClientHello verdict for frames with client payload;
+	// HelloInfo is valid when it is not VerdictNotHello.
+	Hello     parser.Verdict
+	HelloInfo *parser.ClientHello
+	// Pinned / Unpinned: the frame made or removed a pin.
+	Pinned, Unpinned bool
+}
+
+// Worker runs the pipeline of one queue: receive a batch, parse, decide,
+// rewrite in place, transmit the same frames, release the dropped ones,
+// reclaim completions. One goroutine drives it; everything it touches per
+// packet is preallocated, so a batch does not allocate.
+type Worker struct {
+	ring   Ring
+	umem   []byte
+	src    SnapshotSource
+	cfg    Config
+	clock  func() int64
+	dec    *sched.Decider
+	reasm  *parser.Reassembler
+	hello  parser.HelloConfig
+	srcMAC MAC
+
+	rx, tx, drop []Desc
+	pkt          parser.Packet
+	ch           parser.ClientHello
+	snap         *sched.Snapshot
+	vips         []vipEntry
+	frames       uint64
+	expl         Explanation
+
+	c        Counters
+	xch      *counterExchange
+	stopping atomic.Bool
+	running  atomic.Bool
+}
+
+type vipEntry struct {
+	addr [16]byte
+	port uint16
+	tls  bool
+}
+
+// NewWorker makes a worker over ring. src must already have a snapshot.
+func NewWorker(ring Ring, src SnapshotSource, cfg Config) (*Worker, error) {
+	if cfg.Batch == 0 {
+		cfg.Batch = DefaultBatch
+	}
+	if cfg.Batch < 1 || cfg.Batch > MaxBatch {
+		return nil, fmt.Errorf("fastpath: batch %d out of range 1..%d", cfg.Batch, MaxBatch)
+	}
+	if cfg.PollMs == 0 {
+		cfg.PollMs = DefaultPollMs
+	}
+	if src == nil || src.Current() == nil {
+		return nil, errors.New("fastpath: no scheduling snapshot")
+	}
+	reasm, err := parser.NewReassembler(cfg.Reassembly)
+	if err != nil {
+		return nil, fmt.Errorf("fastpath: %w", err)
+	}
+	w := &Worker{
+		ring:   ring,
+		umem:   ring.UMEM(),
+		src:    src,
+		cfg:    cfg,
+		clock:  cfg.Clock,
+		dec:    sched.NewDecider(cfg.Decider),
+		reasm:  reasm,
+		hello:  cfg.Hello,
+		srcMAC: cfg.SourceMAC,
+		rx:     make([]Desc, cfg.Batch),
+		tx:     make([]Desc, 0, cfg.Batch),
+		drop:   make([]Desc, 0, cfg.Batch),
+		xch:    newCounterExchange(),
+	}
+	if w.clock == nil {
+		w.clock = sched.Now
+	}
+	if w.hello == (parser.HelloConfig{}) {
+		w.hello = parser.DefaultHelloConfig()
+	}
+	w.useSnapshot(src.Current())
+	return w, nil
+}
+
+// Decider returns the worker's decider; its Stats may be read from any
+// goroutine.
+func (w *Worker) Decider() *sched.Decider { return w.dec }
+
+// useSnapshot switches to a new snapshot: the VIP list is copied into a
+// flat array the per-packet check scans without building netip values.
+func (w *Worker) useSnapshot(s *sched.Snapshot) {
+	w.snap = s
+	w.vips = w.vips[:0]
+	for _, v := range s.VIPs {
+		w.vips = append(w.vips, vipEntry{addr: v.Addr.Unmap().As16(), port: v.Port, tls: v.TLS})
+		if v.Addr.Is4() {
+			// FlowKey stores IPv4 in its v4-mapped form.
+			a := v.Addr.As4()
+			e := &w.vips[len(w.vips)-1]
+			e.addr = [16]byte{10: 0xff, 11: 0xff, 12: a[0], 13: a[1], 14: a[2], 15: a[3]}
+		}
+	}
+}
+
+func (w *Worker) vipOf(k *parser.FlowKey) *vipEntry {
+	for i := range w.vips {
+		v := &w.vips[i]
+		if v.port == k.DstPort && v.addr == k.Dst {
+			return v
+		}
+	}
+	return nil
+}
+
+// Step runs one batch: it waits up to timeoutMs for frames and returns how
+// many it received. A Ring error is returned after the batch is finished.
+func (w *Worker) Step(timeoutMs int) (int, error) {
+	w.xch.serve(&w.c, w.extra)
+	if err := w.ring.Reclaim(); err != nil {
+		return 0, fmt.Errorf("fastpath: reclaim: %w", err)
+	}
+	n, rerr := w.ring.Receive(w.rx, timeoutMs)
+	if n <= 0 {
+		return 0, rerr
+	}
+	w.c.countBatch(n)
+	if s := w.src.Current(); s != w.snap && s != nil {
+		w.useSnapshot(s)
+	}
+	now := w.clock()
+	var macs *macTable
+	if w.cfg.MACs != nil {
+		macs = w.cfg.MACs.cur.Load()
+	}
+	tx, drop := w.tx[:0], w.drop[:0]
+	umemLen := uint64(len(w.umem))
+	for _, d := range w.rx[:n] {
+		end := d.Addr + uint64(d.Len)
+		if end > umemLen || end < d.Addr {
+			// A descriptor outside the UMEM: the Ring is broken. Count it
+			// as a frame too long to parse and give it back.
+			w.c.ParseStatus[parser.StatusFrameTooLong]++
+			drop = append(drop, d)
+			continue
+		}
+		frame := w.umem[d.Addr:end:end]
+		w.c.RxPackets++
+		w.c.RxBytes += uint64(d.Len)
+		if w.process(frame, now, macs) {
+			tx = append(tx, d)
+			w.c.TxBytes += uint64(d.Len)
+		} else {
+			drop = append(drop, d)
+		}
+	}
+	if len(drop) > 0 {
+		w.ring.Release(drop)
+	}
+	err := w.transmit(tx)
+	w.dec.Sweep(now, sweepBudget)
+	if err == nil {
+		err = rerr
+	}
+	return n, err
+}
+
+// transmit hands tx to the Ring, retrying what it did not take after
+// reclaiming completions, so no frame is lost; only a stop request or a
+// Ring error releases the rest.
+func (w *Worker) transmit(tx []Desc) error {
+	first := true
+	for len(tx) > 0 {
+		k, err := w.ring.Transmit(tx)
+		if k < 0 || k > len(tx) {
+			k = 0
+		}
+		w.c.TxPackets += uint64(k)
+		tx = tx[k:]
+		if err != nil {
+			w.c.Dropped[DropTxError] += uint64(len(tx))
+			if len(tx) > 0 {
+				w.ring.Release(tx)
+			}
+			return fmt.Errorf("fastpath: transmit: %w", err)
+		}
+		if len(tx) == 0 {
+			return nil
+		}
+		if first {
+			w.c.TxPartial++
+			first = false
+		}
+		w.c.TxRetries++
+		if w.stopping.Load() {
+			w.c.Dropped[DropShutdown] += uint64(len(tx))
+			w.ring.Release(tx)
+			return nil
+		}
+		if err := w.ring.Reclaim(); err != nil {
+			w.c.Dropped[DropTxError] += uint64(len(tx))
+			w.ring.Release(tx)
+			return fmt.Errorf("fastpath: reclaim: %w", err)
+		}
+		if w.c.TxRetries%64 == 0 {
+			runtime.Gosched()
+		}
+	}
+	return nil
+}
+
+// process runs the pipeline on one frame in place and reports whether to
+// send it.
+func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
+	p := &w.pkt
+	st := parser.ParseFrame(frame, p)
+	w.c.ParseStatus[st]++
+	if w.cfg.Explain != nil {
+		w.frames++
+		w.expl = Explanation{Frame: w.frames, Status: st, Packet: p, Node: nil}
+	}
+	if st != parser.StatusOK {
+		return w.explainDrop(DropReason(NumDropReasons))
+	}
+	vip := w.vipOf(&p.Flow)
+	if vip == nil {
+		return w.explainDrop(DropNotVIP)
+	}
+	if int(p.TTLOff) >= len(frame) || frame[p.TTLOff] <= 1 {
+		return w.explainDrop(DropTTLExpired)
+	}
+	snap := w.snap
+	syn := !p.ICMPError && p.TCPFlags&(parser.TCPFlagSYN|parser.TCPFlagACK) == parser.TCPFlagSYN
+	d := w.dec.Decide(snap, &p.Flow, syn, now)
+	if d.Node == sched.NoNode || int(d.Node) >= len(snap.Nodes) {
+		return w.explainDrop(DropNoNode)
+	}
+	node := &snap.Nodes[d.Node]
+	var dst *MAC
+	if node.HasMAC {
+		dst = (*MAC)(&node.MAC)
+	} else if macs != nil && int(d.Node) < len(macs.entries) && macs.entries[d.Node].ok {
+		dst = &macs.entries[d.Node].mac
+	} else {
+		return w.explainDrop(DropNoMAC)
+	}
+
+	route := RouteTable
+	hello := parser.VerdictNotHello
+	pinned, unpinned := false, false
+	switch {
+	case p.ICMPError:
+		route = RouteICMP
+	case syn:
+		route = RouteSYN
+		if d.Node < MaxNodes {
+			w.c.NodeNewFlows[d.Node]++
+		}
+		if !vip.tls {
+			w.dec.Pin(&p.Flow, d.Hash, d.Node, snap.PinIdle, now)
+			pinned = true
+		}
+	default:
+		switch d.Via {
+		case sched.ViaPin:
+			route = RoutePin
+		case sched.ViaTransitionOld, sched.ViaTransitionNew:
+			route = RouteTransition
+		}
+		if len(p.Payload) > 0 && vip.tls && (w.reasm.InUse() > 0 || p.Payload[0] == tlsHandshakeRecordType) {
+			hello, pinned, unpinned = w.clientHello(p, &d, now)
+		}
+		if p.TCPFlags&parser.TCPFlagRST != 0 && d.Via == sched.ViaPin {
+			// The client aborted the connection: nothing more will follow
+			// on this 5-tuple, so its pin would only hold a table entry.
+			// A FIN keeps the pin (the client still ACKs the node's FIN)
+			// until the idle timeout.
+			if w.dec.Unpin(&p.Flow, d.Hash) {
+				w.c.FinRstUnpins++
+				unpinned = true
+			}
+		}
+	}
+
+	if p.IPVersion == 4 {
+		if !decrementTTL4(frame[p.L3Off:]) {
+			return w.explainDrop(DropTTLExpired)
+		}
+	} else if !decrementHopLimit6(frame[p.L3Off:]) {
+		return w.explainDrop(DropTTLExpired)
+	}
+	setMACs(frame, dst, &w.srcMAC)
+	w.c.Routed[route]++
+	if d.Node < MaxNodes {
+		w.c.NodeForwarded[d.Node]++
+	}
+	if w.cfg.Explain != nil {
+		e := &w.expl
+		e.Forwarded, e.Route, e.Via, e.Node = true, route, d.Via, node
+		e.Hello, e.Pinned, e.Unpinned = hello, pinned, unpinned
+		if hello != parser.VerdictNotHello {
+			e.HelloInfo = &w.ch
+		}
+		w.cfg.Explain(e)
+	}
+	return true
+}
+
+// clientHello runs the client's payload through the reassembler and pins
+// or unpins the flow by what its ClientHello says (DESIGN.md §4).
+func (w *Worker) clientHello(p *parser.Packet, d *sched.Decision, now int64) (v parser.Verdict, pinned, unpinned bool) {
+	v = w.reasm.Feed(&p.Flow, p.Seq, p.Payload, now, &w.hello, &w.ch)
+	idle := w.snap.PinIdle
+	switch v {
+	case parser.VerdictNotHello:
+		return v, false, false
+	case parser.VerdictPending:
+		// Unknown yet: hold the flow on its node until the rest arrives.
+		w.c.ClientHelloPartial++
+		w.dec.Pin(&p.Flow, d.Hash, d.Node, idle, now)
+		return v, true, false
+	case parser.VerdictComplete:
+		w.c.ClientHellos++
+		if w.ch.MigrationToken {
+			w.c.ClientHelloMigrationToken++
+		}
+		if w.ch.MigrationSupport {
+			w.c.ClientHelloMigrationSupport++
+			if w.dec.Unpin(&p.Flow, d.Hash) {
+				w.c.ClientHelloUnpins++
+				return v, false, true
+			}
+			return v, false, false
+		}
+	case parser.VerdictMalformed:
+		w.c.ClientHellos++
+		w.c.ClientHelloMalformed++
+	case parser.VerdictUnknown:
+		w.c.ClientHellos++
+		w.c.ClientHelloPartial++
+	}
+	// Legacy, malformed or unknown: the client will not move, keep it.
+	w.dec.Pin(&p.Flow, d.Hash, d.Node, idle, now)
+	w.c.ClientHelloPins++
+	return v, true, false
+}
+
+// explainDrop counts a drop (reason NumDropReasons: a parse failure,
+// already counted by status) and reports false.
+func (w *Worker) explainDrop(r DropReason) bool {
+	if r < NumDropReasons {
+		w.c.Dropped[r]++
+	}
+	if w.cfg.Explain != nil {
+		w.expl.Drop = r
+		w.cfg.Explain(&w.expl)
+	}
+	return false
+}
+
+func (w *Worker) extra() ExtraStats {
+	return ExtraStats{Generation: w.snap.Generation, Reassembling: uint64(w.reasm.InUse())}
+}
+
+// Stats returns a consistent copy of the worker's counters taken at a
+// batch boundary, waiting at most wait for the worker to reach one; if it
+// does not (it is blocked in Receive), the previous copy is returned. A
+// stopped worker returns its final counters. While Run drives the worker
+// it is safe from any goroutine; a worker driven by calling Step directly
+// must be asked from the goroutine that calls Step.
+func (w *Worker) Stats(wait time.Duration) (Counters, ExtraStats) {
+	if !w.running.Load() && !w.xch.stopped.Load() {
+		return w.c, w.extra()
+	}
+	return w.xch.fetch(wait)
+}
+
+// Run drives the worker until ctx ends or the Ring fails: it locks its
+// goroutine to an OS thread (pinned to Config.CPU if PinCPU) and runs Step
+// in a loop. On return the counters are final.
+func (w *Worker) Run(ctx context.Context) (err error) {
+	defer func() { w.xch.final(&w.c, w.extra()) }()
+	w.running.Store(true)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if w.cfg.PinCPU {
+		var set unix.CPUSet
+		set.Set(w.cfg.CPU)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fmt.Errorf("fastpath: pinning to CPU %d: %w", w.cfg.CPU, err)
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { w.stopping.Store(true) })
+	defer stop()
+	for !w.stopping.Load() {
+		if _, err := w.Step(w.cfg.PollMs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stop asks Run to return after the current batch.
+func (w *Worker) Stop() { w.stopping.Store(true) }
