@@ -26,13 +26,18 @@ import (
 // opens its sockets, inside the router's namespace.
 func openPort(t *testing.T, b *testbed.Bed, mode afxdp.AttachMode) *afxdp.Port {
 	t.Helper()
+	return openPortSized(t, b, mode, afxdp.RingOptions{NumFrames: 1024, FillRingSize: 512, CompletionRingSize: 512, RxRingSize: 512, TxRingSize: 512})
+}
+
+func openPortSized(t *testing.T, b *testbed.Bed, mode afxdp.AttachMode, ro afxdp.RingOptions) *afxdp.Port {
+	t.Helper()
 	var p *afxdp.Port
 	err := b.Router.Do(func() (err error) {
 		p, err = afxdp.Open(afxdp.Config{
 			Interface: b.Router.Iface,
 			Mode:      mode,
 			VIPs:      []netip.AddrPort{netip.AddrPortFrom(b.VIP4, 443), netip.AddrPortFrom(b.VIP6, 443)},
-			Ring:      afxdp.RingOptions{NumFrames: 1024, FillRingSize: 512, CompletionRingSize: 512, RxRingSize: 512, TxRingSize: 512},
+			Ring:      ro,
 		})
 		return err
 	})

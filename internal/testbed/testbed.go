@@ -442,7 +442,8 @@ func (h *Host) Sysctl(kv ...string) error { return sysctl(h.NS, kv...) }
 // namespace.
 func (h *Host) LinkStats() (rxPackets, txPackets uint64, err error) {
 	err = h.Do(func() error {
-		rx, e := os.ReadFile("/proc/net/dev")
+		// /proc/net follows the main thread; thread-self follows this one.
+		rx, e := os.ReadFile("/proc/thread-self/net/dev")
 		if e != nil {
 			return e
 		}
@@ -453,13 +454,13 @@ func (h *Host) LinkStats() (rxPackets, txPackets uint64, err error) {
 			}
 			f := strings.Fields(rest)
 			if len(f) < 10 {
-				return fmt.Errorf("testbed: /proc/net/dev line %q", line)
+				return fmt.Errorf("testbed: net/dev line %q", line)
 			}
 			_, e1 := fmt.Sscan(f[1], &rxPackets)
 			_, e2 := fmt.Sscan(f[9], &txPackets)
 			return errors.Join(e1, e2)
 		}
-		return fmt.Errorf("testbed: %s not in /proc/net/dev", h.Iface)
+		return fmt.Errorf("testbed: %s not in /proc/thread-self/net/dev", h.Iface)
 	})
 	return rxPackets, txPackets, err
 }
