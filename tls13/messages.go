@@ -295,10 +295,11 @@ func (m *clientHelloMsg) unmarshal(data []byte) bool {
 		if len(m.pskIdentities) > 0 {
 			m.pskNotLast = true
 		}
-		if !set.add(typ) {
-			m.duplicateExtension = true
-		}
 		m.extensions = append(m.extensions, Extension{Type: typ, Data: ext})
+		if !set.add(typ) {
+			m.duplicateExtension = true // answered with illegal_parameter
+			continue
+		}
 		switch typ {
 		case extServerName:
 			var list cryptobyte.String
@@ -528,10 +529,11 @@ func (m *serverHelloMsg) unmarshal(data []byte) bool {
 		if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&ext) {
 			return false
 		}
-		if !set.add(typ) {
-			m.duplicateExtension = true
-		}
 		m.extensions = append(m.extensions, Extension{Type: typ, Data: ext})
+		if !set.add(typ) {
+			m.duplicateExtension = true // answered with illegal_parameter
+			continue
+		}
 		switch typ {
 		case extSupportedVersions:
 			if !ext.ReadUint16(&m.supportedVersion) || !ext.Empty() {
@@ -623,10 +625,11 @@ func (m *encryptedExtensionsMsg) unmarshal(data []byte) bool {
 		if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&ext) {
 			return false
 		}
-		if !set.add(typ) {
-			m.duplicateExtension = true
-		}
 		m.extensions = append(m.extensions, Extension{Type: typ, Data: ext})
+		if !set.add(typ) {
+			m.duplicateExtension = true // answered with illegal_parameter
+			continue
+		}
 		switch typ {
 		case extServerName:
 			if !ext.Empty() {
@@ -873,10 +876,11 @@ func (m *newSessionTicketMsg) unmarshal(data []byte) bool {
 		if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&ext) {
 			return false
 		}
-		if !set.add(typ) {
-			m.duplicateExtension = true
-		}
 		m.extensions = append(m.extensions, Extension{Type: typ, Data: ext})
+		if !set.add(typ) {
+			m.duplicateExtension = true // answered with illegal_parameter
+			continue
+		}
 		if typ == extEarlyData {
 			if !ext.ReadUint32(&m.maxEarlyData) || !ext.Empty() {
 				return false
