@@ -375,3 +375,63 @@ func TestProgramGoneAfterSIGKILL(t *testing.T) {
 		t.Fatalf("after SIGKILL of the process holding the link: %v", err)
 	}
 }
+
+// TestRingAllocatesNothingPerBatch receives real frames from the bed and
+// sends or releases them in batches, counting allocations.
+func TestRingAllocatesNothingPerBatch(t *testing.T) {
+	b := testbed.New(t, testbed.Options{Nodes: 1})
+	p := openPortSized(t, b, afxdp.Native, afxdp.RingOptions{})
+	const frames = 1024
+	err := b.Client.Do(func() error {
+		_, err := testbed.Pktgen(context.Background(), testbed.PktgenConfig{
+			Iface: b.Client.Iface, SrcMAC: b.Client.MAC, DstMAC: b.Router.MAC,
+			Src: b.Client.Addr4, Dst: netip.AddrPortFrom(b.VIP4, 443), Count: frames,
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testbed.WaitFor(time.Now().Add(10*time.Second), func() error {
+		c, err := p.Counters()
+		if err != nil {
+			return err
+		}
+		if c[afxdp.CounterRedirected] < frames {
+			return fmt.Errorf("%d of %d frames redirected", c[afxdp.CounterRedirected], frames)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := p.Rings[0]
+	batch := make([]fastpath.Desc, 16)
+	var got, runs int
+	allocs := testing.AllocsPerRun(50, func() {
+		n, err := r.Receive(batch, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += n
+		if runs++; runs%2 == 0 {
+			r.Release(batch[:n])
+		} else {
+			sent, _ := r.Transmit(batch[:n])
+			r.Release(batch[sent:n])
+		}
+		r.Reclaim()
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per batch", allocs)
+	}
+	if got < 50*16 {
+		t.Errorf("only %d frames went through the measured batches", got)
+	}
+	st, err := r.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.BadReleases != 0 || st.KickErrors != 0 {
+		t.Errorf("ring stats %+v", st)
+	}
+}

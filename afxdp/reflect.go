@@ -48,38 +48,45 @@ func Reflect(ctx context.Context, ring fastpath.Ring, stats *ReflectStats) error
 			}
 			continue
 		}
-		stats.Batches.Add(1)
-		stats.Received.Add(uint64(n))
-		// Short frames are moved to the tail of the batch and released.
-		keep := n
-		for i := 0; i < keep; {
-			d := batch[i]
-			if d.Len < 12 || d.Addr+uint64(d.Len) > uint64(len(umem)) {
-				keep--
-				batch[i], batch[keep] = batch[keep], batch[i]
-				continue
-			}
-			swapMACs(umem[d.Addr : d.Addr+12])
-			i++
-		}
-		if keep < n {
-			ring.Release(batch[keep:n])
-			stats.Released.Add(uint64(n - keep))
-		}
-		sent, err := ring.Transmit(batch[:keep])
-		stats.Reflected.Add(uint64(sent))
-		if sent < keep {
-			// The TX ring is full: drop the rest rather than stall reception.
-			ring.Release(batch[sent:keep])
-			stats.Released.Add(uint64(keep - sent))
-		}
-		if err != nil {
+		if err := reflectBatch(ring, umem, batch[:n], stats); err != nil {
 			return err
 		}
 		if err := ring.Reclaim(); err != nil {
 			return err
 		}
 	}
+}
+
+// reflectBatch swaps the MACs of a received batch and sends it back; short
+// frames and frames the TX ring has no room for are released.
+func reflectBatch(ring fastpath.Ring, umem []byte, batch []fastpath.Desc, stats *ReflectStats) error {
+	n := len(batch)
+	stats.Batches.Add(1)
+	stats.Received.Add(uint64(n))
+	// Short frames are moved to the tail of the batch and released.
+	keep := n
+	for i := 0; i < keep; {
+		d := batch[i]
+		if d.Len < 12 || d.Addr+uint64(d.Len) > uint64(len(umem)) {
+			keep--
+			batch[i], batch[keep] = batch[keep], batch[i]
+			continue
+		}
+		swapMACs(umem[d.Addr : d.Addr+12])
+		i++
+	}
+	if keep < n {
+		ring.Release(batch[keep:n])
+		stats.Released.Add(uint64(n - keep))
+	}
+	sent, err := ring.Transmit(batch[:keep])
+	stats.Reflected.Add(uint64(sent))
+	if sent < keep {
+		// The TX ring is full: drop the rest rather than stall reception.
+		ring.Release(batch[sent:keep])
+		stats.Released.Add(uint64(keep - sent))
+	}
+	return err
 }
 
 // swapMACs exchanges the destination and source addresses of an Ethernet
