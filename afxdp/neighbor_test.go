@@ -1,0 +1,108 @@
+package afxdp_test
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anysched/anysched/afxdp"
+	"github.com/anysched/anysched/internal/testbed"
+)
+
+func TestNeighborMACAndWatcher(t *testing.T) {
+	b := testbed.New(t, testbed.Options{Nodes: 2})
+	r := b.Router
+	n1, n2 := b.Nodes[0], b.Nodes[1]
+
+	// Unknown before anything resolved it.
+	err := r.Do(func() error {
+		_, ok, err := afxdp.NeighborMAC(r.Iface, n1.Addr4)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return fmt.Errorf("MAC of %s known before resolution", n1.Addr4)
+		}
+		_, _, err = afxdp.NeighborMAC("nosuchif0", n1.Addr4)
+		if err == nil {
+			return fmt.Errorf("unknown interface accepted")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := r.Exec("ping", "-c1", "-W2", n1.Addr4.String()); err != nil {
+		t.Fatalf("ping: %v %s", err, out)
+	}
+	err = r.Do(func() error {
+		mac, ok, err := afxdp.NeighborMAC(r.Iface, n1.Addr4)
+		if err != nil || !ok || mac != n1.MAC {
+			return fmt.Errorf("NeighborMAC(%s) = %x %v %v, want %x", n1.Addr4, mac, ok, err, n1.MAC)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The watcher sees existing entries, new ones (v4 and v6) and changes.
+	type change struct {
+		addr netip.Addr
+		mac  [6]byte
+		ok   bool
+	}
+	var mu sync.Mutex
+	var changes []change
+	var w *afxdp.NeighborWatcher
+	err = r.Do(func() (err error) {
+		w, err = afxdp.WatchNeighbors(r.Iface, func(a netip.Addr, m [6]byte, ok bool) {
+			mu.Lock()
+			changes = append(changes, change{a, m, ok})
+			mu.Unlock()
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	wait := func(addr netip.Addr, want [6]byte, wantOK bool) {
+		t.Helper()
+		err := testbed.WaitFor(time.Now().Add(10*time.Second), func() error {
+			mac, ok := w.Lookup(addr)
+			if ok != wantOK || (ok && mac != want) {
+				return fmt.Errorf("Lookup(%s) = %x %v, want %x %v", addr, mac, ok, want, wantOK)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait(n1.Addr4, n1.MAC, true)
+	for _, a := range []netip.Addr{n2.Addr4, n2.Addr6} {
+		if err := r.Do(func() error { return afxdp.Solicit(a) }); err != nil {
+			t.Fatal(err)
+		}
+		wait(a, n2.MAC, true)
+	}
+	fake := [6]byte{0x02, 0, 0, 0, 0, 0x99}
+	if out, err := r.Exec("ip", "neigh", "replace", n2.Addr4.String(), "lladdr", net.HardwareAddr(fake[:]).String(),
+		"dev", r.Iface, "nud", "permanent"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	wait(n2.Addr4, fake, true)
+	if out, err := r.Exec("ip", "neigh", "del", n2.Addr4.String(), "dev", r.Iface); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	wait(n2.Addr4, [6]byte{}, false)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(changes) < 4 {
+		t.Errorf("onChange called %d times: %v", len(changes), changes)
+	}
+}
