@@ -18,15 +18,14 @@ func (c *ownerCounter) Load() uint64 { return c.v.Load() }
 
 // flowTable maps flow keys to node IDs with a deadline. It is fixed-size,
 // preallocated, set-associative open addressing: a key's hash picks a
-// bucket of bucketSize entries, and the entry's tag (the hash, forced
-// non-zero; 0 marks an empty entry) is compared before the key. All of its
-// methods belong to one goroutine.
+// bucket of bucketSize entries whose 32-bit tags (hash bits, forced
+// non-zero; 0 marks an empty entry) share half a cache line, so a miss
+// reads one line and a hit one more. All of its methods belong to one
+// goroutine.
 type flowTable struct {
-	mask      uint64 // bucket count - 1
-	tags      []uint64
-	keys      []parser.FlowKey
-	nodes     []uint16
-	deadlines []int64
+	mask    uint64 // bucket count - 1
+	tags    []uint32
+	entries []flowEntry
 	// idle > 0 makes a hit extend the deadline to now+idle (pins); 0
 	// keeps fixed deadlines (transition records).
 	idle   int64
@@ -39,6 +38,12 @@ type flowTable struct {
 	expirations ownerCounter
 }
 
+type flowEntry struct {
+	key      parser.FlowKey
+	node     uint16
+	deadline int64
+}
+
 // newFlowTable preallocates room for at least capacity entries (rounded up
 // to a power-of-two number of buckets).
 func newFlowTable(capacity int, idle int64) *flowTable {
@@ -47,22 +52,18 @@ func newFlowTable(capacity int, idle int64) *flowTable {
 		buckets <<= 1
 	}
 	n := buckets * bucketSize
-	return &flowTable{
-		mask:      uint64(buckets - 1),
-		tags:      make([]uint64, n),
-		keys:      make([]parser.FlowKey, n),
-		nodes:     make([]uint16, n),
-		deadlines: make([]int64, n),
-		idle:      idle,
-	}
+	t := &flowTable{mask: uint64(buckets - 1), idle: idle}
+	t.tags = allocTable[uint32](t, n)
+	t.entries = allocTable[flowEntry](t, n)
+	return t
 }
 
 // capacity is the number of entries.
 func (t *flowTable) capacity() int { return len(t.tags) }
 
-func tagOf(h uint64) uint64 { return h | 1 }
+// tagOf takes the high hash bits (the bucket uses the low ones).
+func tagOf(h uint64) uint32 { return uint32(h>>32) | 1 }
 
-// bucketOf uses the low hash bits; slots use the high ones.
 func (t *flowTable) bucketOf(h uint64) int { return int(h&t.mask) * bucketSize }
 
 // lookup returns the node stored for key and whether it was there and
@@ -72,19 +73,22 @@ func (t *flowTable) lookup(key *parser.FlowKey, h uint64, now int64) (uint16, bo
 	tag := tagOf(h)
 	tags := t.tags[b : b+bucketSize : b+bucketSize]
 	for i, tg := range tags {
-		if tg != tag || t.keys[b+i] != *key {
+		if tg != tag {
 			continue
 		}
-		e := b + i
-		if t.deadlines[e] <= now {
-			t.clear(e)
+		e := &t.entries[b+i]
+		if e.key != *key {
+			continue
+		}
+		if e.deadline <= now {
+			t.clear(b + i)
 			t.expirations.add(1)
 			return NoNode, false
 		}
 		if t.idle > 0 {
-			t.deadlines[e] = now + t.idle
+			e.deadline = now + t.idle
 		}
-		return t.nodes[e], true
+		return e.node, true
 	}
 	return NoNode, false
 }
@@ -95,44 +99,42 @@ func (t *flowTable) lookup(key *parser.FlowKey, h uint64, now int64) (uint16, bo
 func (t *flowTable) insert(key *parser.FlowKey, h uint64, node uint16, deadline, now int64) {
 	b := t.bucketOf(h)
 	tag := tagOf(h)
-	free, expired, oldest := -1, -1, b
+	free, expired, oldest := -1, -1, -1
 	for i := b; i < b+bucketSize; i++ {
 		tg := t.tags[i]
-		switch {
-		case tg == 0:
+		if tg == 0 {
 			if free < 0 {
 				free = i
 			}
 			continue
-		case tg == tag && t.keys[i] == *key:
-			t.nodes[i] = node
-			t.deadlines[i] = deadline
-			return
-		case t.deadlines[i] <= now:
-			if expired < 0 {
-				expired = i
-			}
 		}
-		if t.deadlines[i] < t.deadlines[oldest] || t.tags[oldest] == 0 {
+		e := &t.entries[i]
+		if tg == tag && e.key == *key {
+			e.node = node
+			e.deadline = deadline
+			return
+		}
+		if e.deadline <= now && expired < 0 {
+			expired = i
+		}
+		if oldest < 0 || e.deadline < t.entries[oldest].deadline {
 			oldest = i
 		}
 	}
-	e := free
+	i := free
 	switch {
-	case e >= 0:
+	case i >= 0:
 	case expired >= 0:
-		e = expired
-		t.clear(e)
+		i = expired
+		t.clear(i)
 		t.expirations.add(1)
 	default:
-		e = oldest
-		t.clear(e)
+		i = oldest
+		t.clear(i)
 		t.evictions.add(1)
 	}
-	t.tags[e] = tag
-	t.keys[e] = *key
-	t.nodes[e] = node
-	t.deadlines[e] = deadline
+	t.tags[i] = tag
+	t.entries[i] = flowEntry{key: *key, node: node, deadline: deadline}
 	t.count++
 	t.size.Store(uint64(t.count))
 	t.inserts.add(1)
@@ -143,7 +145,7 @@ func (t *flowTable) remove(key *parser.FlowKey, h uint64) bool {
 	b := t.bucketOf(h)
 	tag := tagOf(h)
 	for i := b; i < b+bucketSize; i++ {
-		if t.tags[i] == tag && t.keys[i] == *key {
+		if t.tags[i] == tag && t.entries[i].key == *key {
 			t.clear(i)
 			return true
 		}
@@ -168,7 +170,7 @@ func (t *flowTable) sweep(now int64, budget int) int {
 		if t.sweepc == n {
 			t.sweepc = 0
 		}
-		if t.tags[e] != 0 && t.deadlines[e] <= now {
+		if t.tags[e] != 0 && t.entries[e].deadline <= now {
 			t.clear(e)
 			t.expirations.add(1)
 			removed++

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package sched
+
+func allocTable[T, O any](owner *O, n int) []T { return make([]T, n) }
