@@ -59,6 +59,11 @@ func parseIPv4(frame []byte, off int, p *Packet) Status {
 // folded; a correct header sums to 0xffff. len(h) is a multiple of 4.
 func ipv4HeaderSum(h []byte) uint16 {
 	var sum uint64
+	if len(h) >= ipv4MinHeaderLen { // the usual header, unrolled
+		sum = uint64(be32(h[0:4])) + uint64(be32(h[4:8])) + uint64(be32(h[8:12])) +
+			uint64(be32(h[12:16])) + uint64(be32(h[16:20]))
+		h = h[ipv4MinHeaderLen:]
+	}
 	for len(h) >= 4 {
 		sum += uint64(be32(h))
 		h = h[4:]

@@ -123,6 +123,10 @@ func ParseFrame(frame []byte, p *Packet) Status {
 	if len(frame) > MaxFrameLen {
 		return StatusFrameTooLong
 	}
+	if len(frame) >= ethernetHeaderLen && frame[12] == 0x08 && frame[13] == 0x00 {
+		p.EtherType = EtherTypeIPv4 // untagged IPv4: the common case, no loop
+		return parseIPv4(frame, ethernetHeaderLen, p)
+	}
 	off, st := parseEthernet(frame, p)
 	if st != StatusOK {
 		return st

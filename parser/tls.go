@@ -133,7 +133,8 @@ func (m MalformedReason) String() string {
 // struct itself), so they are valid while that buffer is unchanged and the
 // struct is not overwritten.
 type ClientHello struct {
-	// IsClientHello: the bytes are (the start of) a ClientHello.
+	// IsClientHello: the bytes are (the start of) a ClientHello, possibly a
+	// malformed one; false only for HelloNotClientHello.
 	IsClientHello bool
 	// Complete: the whole message was read and is well formed.
 	Complete bool
@@ -203,19 +204,15 @@ func ScanClientHello(payload []byte, cfg *HelloConfig, out *ClientHello) HelloSt
 	if !recordPrefixOK(payload) {
 		return HelloNotClientHello
 	}
+	if len(payload) > tlsRecordHeaderLen && payload[5] != tlsHandshakeClientHello && be16(payload[3:5]) != 0 {
+		return HelloNotClientHello
+	}
+	out.IsClientHello = true
 	if len(payload) >= tlsRecordHeaderLen {
-		recLen := int(be16(payload[3:5]))
-		if recLen == 0 {
-			return out.malformed(MalformedRecordHeader)
-		}
-		if len(payload) > tlsRecordHeaderLen && payload[5] != tlsHandshakeClientHello {
-			return HelloNotClientHello
-		}
-		if recLen > tlsMaxRecordLen {
+		if recLen := int(be16(payload[3:5])); recLen == 0 || recLen > tlsMaxRecordLen {
 			return out.malformed(MalformedRecordHeader)
 		}
 	}
-	out.IsClientHello = true
 	complete, st := out.scanRecords(payload)
 	if st != HelloIncomplete {
 		return st

@@ -1,0 +1,105 @@
+package parser
+
+import (
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// benchFrames are the frames every frame benchmark uses, so ParseFrame and
+// gopacket see the same bytes.
+func benchFrames(b *testing.B) map[string][]byte {
+	pq, small := goHellos(b)
+	syn := v4spec()
+	syn.tcpOpts = []byte{2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7} // MSS, SACK-perm, TS, WS: Linux's SYN
+	ack := v4spec()
+	ack.flags = TCPFlagACK
+	ack.seq, ack.ack = 1001, 5001
+	ack.tcpOpts = []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}
+	return map[string][]byte{
+		"syn":                 buildFrame(syn),
+		"ack":                 buildFrame(ack),
+		"clienthello_small":   helloFrame(small, 1500),
+		"clienthello_pq_seg1": helloFrame(pq, 1500),
+	}
+}
+
+func BenchmarkParseFrame(b *testing.B) {
+	frames := benchFrames(b)
+	for _, name := range []string{"syn", "ack", "clienthello_small", "clienthello_pq_seg1"} {
+		f := frames[name]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(f)))
+			var p Packet
+			for b.Loop() {
+				if ParseFrame(f, &p) != StatusOK {
+					b.Fatal("parse failed")
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkScanClientHello(b *testing.B) {
+	pq, small := goHellos(b)
+	for _, c := range []struct {
+		name  string
+		hello []byte
+	}{{"small", small}, {"pq", pq}, {"migration_split_records", records(buildHello(migrationExts()), 100, 100)}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(c.hello)))
+			var h ClientHello
+			for b.Loop() {
+				if ScanClientHello(c.hello, nil, &h) != HelloComplete {
+					b.Fatal("scan failed")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGopacketDLP decodes the same frames with gopacket's
+// DecodingLayerParser (its fastest API) as the yardstick.
+func BenchmarkGopacketDLP(b *testing.B) {
+	frames := benchFrames(b)
+	for _, name := range []string{"syn", "ack", "clienthello_small"} {
+		f := frames[name]
+		b.Run(name, func(b *testing.B) {
+			var (
+				eth     layers.Ethernet
+				dot1q   layers.Dot1Q
+				ip4     layers.IPv4
+				ip6     layers.IPv6
+				tcp     layers.TCP
+				payload gopacket.Payload
+			)
+			parser := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &dot1q, &ip4, &ip6, &tcp, &payload)
+			decoded := make([]gopacket.LayerType, 0, 8)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(f)))
+			for b.Loop() {
+				if err := parser.DecodeLayers(f, &decoded); err != nil || tcp.DstPort != 443 {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkReassemblerFeed(b *testing.B) {
+	pq, _ := goHellos(b)
+	r := newReasm(b, ReassemblerConfig{})
+	k := flowN(1)
+	var h ClientHello
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pq)))
+	for b.Loop() {
+		r.Feed(&k, 1, pq[:1448], 0, nil, &h)
+		if r.Feed(&k, 1449, pq[1448:], 0, nil, &h) != VerdictComplete {
+			b.Fatal("not complete")
+		}
+	}
+}
