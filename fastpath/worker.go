@@ -21,7 +21,7 @@ const (
 	DefaultPollMs = 100
 	// sweepBudget is how many pin/transition entries a worker expires per
 	// batch, so idle entries leave without a pass over the whole table.
-	sweepBudget = 64
+	sweepBudget            = 64
 	tlsHandshakeRecordType = 0x16
 )
 
