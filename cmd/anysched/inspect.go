@@ -1,0 +1,508 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+	"github.com/spf13/pflag"
+
+	"github.com/anysched/anysched/parser"
+)
+
+func init() {
+	register(subcommand{
+		name:    "inspect",
+		summary: "read a pcap/pcapng file and show, per TCP flow, the ClientHello and whether the router would pin it",
+		run:     runInspect,
+	})
+}
+
+// inspectOptions are the parsed flags of `anysched inspect`.
+type inspectOptions struct {
+	pcap  string
+	vips  []netip.Addr
+	ports []uint16
+	json  bool
+	hello parser.HelloConfig
+}
+
+func runInspect(args []string, stdout, stderr io.Writer) int {
+	opts, code, ok := parseInspectFlags(args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	f, err := os.Open(opts.pcap)
+	if err != nil {
+		fmt.Fprintf(stderr, "anysched inspect: --pcap: %v\n", err)
+		return exitUsage
+	}
+	defer f.Close()
+	flows, skipped, err := inspectCapture(f, &opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "anysched inspect: --pcap %s: %v\n", opts.pcap, err)
+		return exitUsage
+	}
+	w := bufio.NewWriter(stdout)
+	if opts.json {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false) // the flow key's ">" stays readable
+		for _, fl := range flows {
+			if err := enc.Encode(fl.report()); err != nil {
+				fmt.Fprintf(stderr, "anysched inspect: %v\n", err)
+				return exitFailure
+			}
+		}
+	} else {
+		writeInspectTable(w, flows)
+	}
+	if err := w.Flush(); err != nil {
+		fmt.Fprintf(stderr, "anysched inspect: write: %v\n", err)
+		return exitFailure
+	}
+	if skipped > 0 {
+		fmt.Fprintf(stderr, "anysched inspect: %d frame(s) skipped: not TCP, or not parseable\n", skipped)
+	}
+	return exitOK
+}
+
+func parseInspectFlags(args []string, stdout, stderr io.Writer) (opts inspectOptions, code int, ok bool) {
+	fs := pflag.NewFlagSet("inspect", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pcapPath := fs.String("pcap", "", "capture file to read, pcap or pcapng (required); link types Ethernet, Linux cooked (SLL, from tcpdump -i any) and raw IP")
+	vips := fs.StringArray("vip", nil, "VIP address: only TCP flows to it count (repeatable; default: every destination)")
+	ports := fs.UintSlice("port", []uint{443}, "VIP TCP port: only flows to it count (repeatable or comma-separated)")
+	asJSON := fs.Bool("json", false, "print one JSON object per flow and line instead of a table")
+	supportID := fs.Uint16("migration-support-ext", parser.DefaultMigrationSupport, "code point of the migration_support extension")
+	tokenID := fs.Uint16("migration-token-ext", parser.DefaultMigrationToken, "code point of the migration_token extension")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: anysched inspect --pcap FILE [--vip ADDR]... [--port N]... [--json]")
+		fmt.Fprintln(fs.Output())
+		fmt.Fprintln(fs.Output(), "Feeds every client-to-server TCP flow of the capture through the router's own")
+		fmt.Fprintln(fs.Output(), "packet parser and ClientHello reassembler and prints, per flow in order of first")
+		fmt.Fprintln(fs.Output(), "appearance, what the ClientHello carried and whether the fast path would pin the")
+		fmt.Fprintln(fs.Output(), "flow as legacy (no migration_support, or no complete ClientHello).")
+		fmt.Fprintln(fs.Output())
+		fmt.Fprintln(fs.Output(), "flags:")
+		fs.PrintDefaults()
+		fmt.Fprintln(fs.Output())
+		fmt.Fprintln(fs.Output(), "Exit codes: 0 ok, 1 write failure, 2 bad flags or a missing, corrupt or unsupported capture.")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return opts, exitOK, false
+		}
+		fmt.Fprintf(stderr, "anysched inspect: %v\n", err)
+		return opts, exitUsage, false
+	}
+	fail := func(format string, a ...any) (inspectOptions, int, bool) {
+		fmt.Fprintf(stderr, "anysched inspect: "+format+"\n", a...)
+		return opts, exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q", fs.Arg(0))
+	}
+	if *pcapPath == "" {
+		return fail("--pcap is required")
+	}
+	opts.pcap = *pcapPath
+	for _, v := range *vips {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return fail("--vip %q is not an IP address", v)
+		}
+		opts.vips = append(opts.vips, a.Unmap())
+	}
+	if len(*ports) == 0 {
+		return fail("--port needs at least one port")
+	}
+	for _, p := range *ports {
+		if p == 0 || p > 65535 {
+			return fail("--port %d is out of range 1..65535", p)
+		}
+		opts.ports = append(opts.ports, uint16(p))
+	}
+	if *supportID == *tokenID {
+		return fail("--migration-support-ext and --migration-token-ext are both 0x%04X", *supportID)
+	}
+	opts.json = *asJSON
+	opts.hello = parser.HelloConfig{MigrationSupport: *supportID, MigrationToken: *tokenID}
+	return opts, exitOK, true
+}
+
+// flowState is what inspect learns about one client-to-server flow. Once
+// the ClientHello is decided (complete, malformed, not a ClientHello, or
+// given up on by the reassembler) later payloads are not fed: a real router
+// cannot tell them from a first payload, but they cannot change its pin
+// decision either, and the report is about the first flight.
+type flowState struct {
+	key      parser.FlowKey
+	payloads int // client segments with payload
+	segments int // of those, the ones fed to the reassembler
+	decided  bool
+	verdict  parser.Verdict
+	hello    helloSummary
+}
+
+// helloSummary copies the fields of a parser.ClientHello that the report
+// needs: the parser's slices point into buffers that are reused.
+type helloSummary struct {
+	isHello, complete       bool
+	support, token          bool
+	tls13, psk, ech, grease bool
+	sni                     string
+	length                  int
+	malformed               parser.MalformedReason
+}
+
+func summarize(h *parser.ClientHello) helloSummary {
+	return helloSummary{
+		isHello: h.IsClientHello, complete: h.Complete,
+		support: h.MigrationSupport, token: h.MigrationToken,
+		tls13: h.OffersTLS13, psk: h.PreSharedKey, ech: h.ECH, grease: h.GREASE,
+		sni: string(h.SNI), length: h.Length, malformed: h.Malformed,
+	}
+}
+
+// inspectReport is one JSON line. The first eight keys are the contract
+// (issue 2); the rest explain the decision.
+type inspectReport struct {
+	Flow             string `json:"flow"`
+	ClientHello      bool   `json:"client_hello"`
+	Complete         bool   `json:"complete"`
+	Segments         int    `json:"segments"`
+	MigrationSupport bool   `json:"migration_support"`
+	MigrationToken   bool   `json:"migration_token"`
+	SNI              string `json:"sni"`
+	Legacy           bool   `json:"legacy"`
+	Verdict          string `json:"verdict"`
+	Reason           string `json:"reason"`
+	HelloBytes       int    `json:"hello_bytes"`
+	TLS13            bool   `json:"tls13"`
+	PSK              bool   `json:"psk"`
+	ECH              bool   `json:"ech"`
+	GREASE           bool   `json:"grease"`
+}
+
+func (fl *flowState) verdictName() string {
+	switch {
+	case fl.payloads == 0:
+		return "no_payload"
+	case !fl.decided:
+		return "pending" // the capture ended before the ClientHello did
+	}
+	return fl.verdict.String()
+}
+
+// legacyReason says why the fast path pins the flow, "" when it does not.
+func (fl *flowState) legacyReason() string {
+	h := &fl.hello
+	switch {
+	case fl.payloads == 0:
+		return "no payload, so no ClientHello and no migration_support"
+	case !fl.decided:
+		return "ClientHello incomplete when the capture ended"
+	case fl.verdict == parser.VerdictNotHello:
+		return "first payload is not a TLS ClientHello"
+	case fl.verdict == parser.VerdictMalformed:
+		return "malformed ClientHello: " + h.malformed.String()
+	case fl.verdict == parser.VerdictUnknown:
+		return "reassembler gave up (out of order, too large, timed out or no free slot)"
+	case !h.support:
+		return "no migration_support"
+	}
+	return ""
+}
+
+func (fl *flowState) report() inspectReport {
+	h := &fl.hello
+	reason := fl.legacyReason()
+	legacy := reason != ""
+	if !legacy {
+		reason = "migration_support: the client will move to a unicast node; nothing stored"
+	}
+	return inspectReport{
+		Flow:             fl.key.String(),
+		ClientHello:      h.isHello,
+		Complete:         h.complete,
+		Segments:         fl.segments,
+		MigrationSupport: h.support,
+		MigrationToken:   h.token,
+		SNI:              h.sni,
+		Legacy:           legacy,
+		Verdict:          fl.verdictName(),
+		Reason:           reason,
+		HelloBytes:       h.length,
+		TLS13:            h.tls13,
+		PSK:              h.psk,
+		ECH:              h.ech,
+		GREASE:           h.grease,
+	}
+}
+
+func writeInspectTable(w io.Writer, flows []*flowState) {
+	rows := [][]string{{"FLOW", "HELLO", "SEGS", "BYTES", "MIG_SUPPORT", "MIG_TOKEN", "SNI", "OFFERS", "ROUTER", "WHY"}}
+	for _, fl := range flows {
+		r := fl.report()
+		yes := func(b bool) string {
+			if b {
+				return "yes"
+			}
+			return "no"
+		}
+		decision := "no pin"
+		if r.Legacy {
+			decision = "pin (legacy)"
+		}
+		sni := r.SNI
+		if sni == "" {
+			sni = "-"
+		}
+		var offers []string
+		for _, o := range []struct {
+			on   bool
+			name string
+		}{{r.TLS13, "tls1.3"}, {r.PSK, "psk"}, {r.ECH, "ech"}, {r.GREASE, "grease"}} {
+			if o.on {
+				offers = append(offers, o.name)
+			}
+		}
+		if len(offers) == 0 {
+			offers = append(offers, "-")
+		}
+		rows = append(rows, []string{r.Flow, r.Verdict, fmt.Sprint(r.Segments), fmt.Sprint(r.HelloBytes),
+			yes(r.MigrationSupport), yes(r.MigrationToken), sni, strings.Join(offers, ","), decision, r.Reason})
+	}
+	widths := make([]int, len(rows[0]))
+	for _, row := range rows {
+		for i, c := range row {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	for _, row := range rows {
+		var b strings.Builder
+		for i, c := range row {
+			if i == len(row)-1 {
+				b.WriteString(c)
+				break
+			}
+			b.WriteString(c)
+			b.WriteString(strings.Repeat(" ", widths[i]-len(c)+2))
+		}
+		fmt.Fprintln(w, b.String())
+	}
+}
+
+// packetReader is what pcapgo's pcap and pcapng readers have in common,
+// with the link type looked up per packet (pcapng has one per interface).
+type packetReader struct {
+	read     func() ([]byte, gopacket.CaptureInfo, error)
+	linkType func(ci *gopacket.CaptureInfo) (layers.LinkType, error)
+}
+
+func openCapture(r io.Reader) (*packetReader, error) {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(4)
+	if err != nil {
+		return nil, errors.New("too short for a pcap or pcapng header")
+	}
+	switch binary.LittleEndian.Uint32(magic) {
+	case 0x0A0D0D0A: // pcapng section header block, same in both byte orders
+		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			return nil, fmt.Errorf("corrupt pcapng: %w", err)
+		}
+		return &packetReader{
+			read: ng.ReadPacketData,
+			linkType: func(ci *gopacket.CaptureInfo) (layers.LinkType, error) {
+				intf, err := ng.Interface(ci.InterfaceIndex)
+				if err != nil {
+					return 0, fmt.Errorf("packet on interface %d: %w", ci.InterfaceIndex, err)
+				}
+				return intf.LinkType, nil
+			},
+		}, nil
+	case 0xA1B2C3D4, 0xD4C3B2A1, 0xA1B23C4D, 0x4D3CB2A1:
+		pr, err := pcapgo.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("corrupt pcap: %w", err)
+		}
+		lt := pr.LinkType()
+		return &packetReader{
+			read:     pr.ReadPacketData,
+			linkType: func(*gopacket.CaptureInfo) (layers.LinkType, error) { return lt, nil },
+		}, nil
+	}
+	return nil, fmt.Errorf("not a pcap or pcapng file (magic %x)", magic)
+}
+
+// The Linux cooked capture (SLL) header length and the offset of its
+// protocol (EtherType) field. SLL2 (link type 276) cannot be read: gopacket
+// v1.1.19 keeps link types in a uint8.
+const (
+	sllHeaderLen   = 16
+	sllProtoOff    = 14
+	ethernetHdrLen = 14
+)
+
+// toEthernet returns the packet as an Ethernet frame for parser.ParseFrame,
+// rewriting the link-layer header of cooked and raw-IP captures into
+// scratch. ok is false for frames it cannot convert.
+func toEthernet(lt layers.LinkType, data, scratch []byte) (frame []byte, ok bool) {
+	var proto uint16
+	var l3 []byte
+	switch lt {
+	case layers.LinkTypeEthernet:
+		return data, true
+	case layers.LinkTypeLinuxSLL:
+		if len(data) < sllHeaderLen {
+			return nil, false
+		}
+		proto, l3 = binary.BigEndian.Uint16(data[sllProtoOff:]), data[sllHeaderLen:]
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
+		if len(data) == 0 {
+			return nil, false
+		}
+		l3 = data
+		switch data[0] >> 4 {
+		case 4:
+			proto = parser.EtherTypeIPv4
+		case 6:
+			proto = parser.EtherTypeIPv6
+		default:
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	if ethernetHdrLen+len(l3) > len(scratch) {
+		return nil, false
+	}
+	clear(scratch[:12])
+	binary.BigEndian.PutUint16(scratch[12:], proto)
+	n := copy(scratch[ethernetHdrLen:], l3)
+	return scratch[:ethernetHdrLen+n], true
+}
+
+func supportedLinkType(lt layers.LinkType) bool {
+	switch lt {
+	case layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL,
+		layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
+		return true
+	}
+	return false
+}
+
+// inspectCapture reads every packet and feeds the client-to-server TCP
+// flows through parser.ParseFrame and one parser.Reassembler with the fast
+// path's defaults, in capture order, with the capture's timestamps as the
+// reassembler's clock. It returns the flows in order of first appearance
+// and how many frames it skipped.
+func inspectCapture(r io.Reader, opts *inspectOptions) (flows []*flowState, skipped int, err error) {
+	pr, err := openCapture(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	reasm, err := parser.NewReassembler(parser.ReassemblerConfig{})
+	if err != nil {
+		return nil, 0, err
+	}
+	byKey := make(map[parser.FlowKey]*flowState)
+	scratch := make([]byte, parser.MaxFrameLen)
+	var (
+		pkt   parser.Packet
+		hello parser.ClientHello
+	)
+	for n := 1; ; n++ {
+		data, ci, err := pr.read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("corrupt capture at packet %d: %w", n, err)
+		}
+		lt, err := pr.linkType(&ci)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !supportedLinkType(lt) {
+			return nil, 0, fmt.Errorf("packet %d: link type %s (%d) is not supported; capture on an Ethernet interface", n, lt, uint32(lt))
+		}
+		frame, ok := toEthernet(lt, data, scratch)
+		if !ok || parser.ParseFrame(frame, &pkt) != parser.StatusOK || pkt.Flow.Proto != parser.ProtoTCP {
+			skipped++
+			continue
+		}
+		if !opts.wants(&pkt.Flow) {
+			continue // the server's side, or traffic to other addresses and ports
+		}
+		fl := byKey[pkt.Flow]
+		if fl == nil {
+			fl = &flowState{key: pkt.Flow}
+			byKey[pkt.Flow] = fl
+			flows = append(flows, fl)
+		}
+		if len(pkt.Payload) == 0 {
+			continue
+		}
+		fl.payloads++
+		if fl.decided {
+			continue
+		}
+		fl.segments++
+		v := reasm.Feed(&pkt.Flow, pkt.Seq, pkt.Payload, ci.Timestamp.UnixNano(), &opts.hello, &hello)
+		switch v {
+		case parser.VerdictPending:
+			fl.hello = summarize(&hello)
+		case parser.VerdictUnknown:
+			// The reassembler reset hello; keep what earlier segments showed.
+			fl.decided, fl.verdict = true, v
+			fl.hello.complete = false
+		default:
+			fl.decided, fl.verdict = true, v
+			fl.hello = summarize(&hello)
+		}
+	}
+	for _, fl := range flows {
+		if fl.decided && fl.verdict == parser.VerdictNotHello {
+			fl.segments = 0
+		}
+	}
+	return flows, skipped, nil
+}
+
+// wants reports whether k is a client-to-server flow inspect counts: to one
+// of the ports and, when VIPs are given, to one of them.
+func (o *inspectOptions) wants(k *parser.FlowKey) bool {
+	portOK := false
+	for _, p := range o.ports {
+		if k.DstPort == p {
+			portOK = true
+			break
+		}
+	}
+	if !portOK {
+		return false
+	}
+	if len(o.vips) == 0 {
+		return true
+	}
+	dst := k.DstAddr()
+	for _, v := range o.vips {
+		if dst == v {
+			return true
+		}
+	}
+	return false
+}
