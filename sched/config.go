@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -74,6 +75,9 @@ type Config struct {
 	Score       ScoreConfig
 	Pins        PinConfig
 	Transitions TransitionConfig
+	// Source is the SHA-256 of the bytes the config was parsed from; the
+	// file watcher compares it with the file's current content.
+	Source [32]byte
 	// Warnings are valid but questionable settings (e.g. a table too
 	// small for the ~1% disruption bound), for the operator's log.
 	Warnings []string
@@ -244,6 +248,7 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 	}
 	cfg := &Config{
 		Path:        name,
+		Source:      sha256.Sum256(data),
 		Policy:      PolicyBestPool,
 		TableSize:   DefaultTableSize,
 		GracePeriod: DefaultGracePeriod,
@@ -314,7 +319,13 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 				"timeout":    func(_, v *yaml.Node, f string) { cfg.Probe.Timeout = p.duration(v, f, time.Millisecond, time.Hour) },
 				"down_after": func(_, v *yaml.Node, f string) { cfg.Probe.DownAfter = int(p.uint(v, f, 1, 1000)) },
 				"up_after":   func(_, v *yaml.Node, f string) { cfg.Probe.UpAfter = int(p.uint(v, f, 1, 1000)) },
-				"ewma_alpha": func(_, v *yaml.Node, f string) { cfg.Probe.EWMAAlpha = p.float(v, f, math.SmallestNonzeroFloat64, 1) },
+				"ewma_alpha": func(_, v *yaml.Node, f string) {
+					n := len(p.errs)
+					cfg.Probe.EWMAAlpha = p.float(v, f, 0, 1)
+					if cfg.Probe.EWMAAlpha == 0 && len(p.errs) == n {
+						p.fail(v, f, "must be above 0: a sample weight of 0 ignores every probe")
+					}
+				},
 			})
 		},
 		"reports": func(_, v *yaml.Node, f string) {

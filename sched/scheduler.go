@@ -1,7 +1,6 @@
 package sched
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -457,10 +456,7 @@ func (s *Scheduler) WatchConfig(ctx context.Context, path string, poll time.Dura
 	if poll <= 0 {
 		poll = time.Second
 	}
-	var last [32]byte
-	if data, err := os.ReadFile(path); err == nil {
-		last = sha256.Sum256(data)
-	}
+	last := s.Config().Source
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
@@ -478,7 +474,7 @@ func (s *Scheduler) WatchConfig(ctx context.Context, path string, poll time.Dura
 			continue
 		}
 		sum := sha256.Sum256(data)
-		if !forced && bytes.Equal(sum[:], last[:]) {
+		if !forced && sum == last {
 			continue
 		}
 		last = sum
