@@ -43,6 +43,10 @@ func FuzzParseFrame(f *testing.F) {
 		if st2 := ParseFrame(frame, &fresh); st2 != st || !samePacket(&p, &fresh) {
 			t.Fatalf("state leaks between calls: %v %+v vs %v %+v", st, p, st2, fresh)
 		}
+		var general Packet
+		if st3 := parseFrameGeneral(frame, &general); st3 != st || !samePacket(&p, &general) {
+			t.Fatalf("fast path and general path disagree: %v %+v vs %v %+v", st, p, st3, general)
+		}
 		if st >= NumStatus {
 			t.Fatalf("status %d", st)
 		}
@@ -202,7 +206,7 @@ func FuzzReassembler(f *testing.F) {
 		k := flowN(len(data))
 		defer r.Forget(&k)
 		var isn uint32 = 0xffffff00 - uint32(len(plan)) // wraps for most inputs
-		end := 0                                          // bytes delivered in order
+		end := 0                                        // bytes delivered in order
 		var h ClientHello
 		for i := 0; i+1 < len(plan) && end < len(data); i += 2 {
 			op, n := plan[i]%4, int(plan[i+1])+1

@@ -1,5 +1,7 @@
 package parser
 
+import "math/rand/v2"
+
 // Default code points of the draft's extensions (DESIGN.md §7).
 const (
 	DefaultMigrationSupport uint16 = 0xFE4D
@@ -175,7 +177,8 @@ type ClientHello struct {
 	// GREASE: at least one GREASE extension type (RFC 8701) was seen.
 	GREASE bool
 
-	sniBuf [255]byte
+	sniBuf   [255]byte
+	extTypes [MaxExtensions]uint16
 }
 
 func (h *ClientHello) reset() {
@@ -209,8 +212,19 @@ func ScanClientHello(payload []byte, cfg *HelloConfig, out *ClientHello) HelloSt
 	}
 	out.IsClientHello = true
 	if len(payload) >= tlsRecordHeaderLen {
-		if recLen := int(be16(payload[3:5])); recLen == 0 || recLen > tlsMaxRecordLen {
+		recLen := int(be16(payload[3:5]))
+		if recLen == 0 || recLen > tlsMaxRecordLen {
 			return out.malformed(MalformedRecordHeader)
+		}
+		// The usual case: the whole message in one record, all present.
+		if recLen >= tlsHandshakeHeaderLen && len(payload) >= tlsRecordHeaderLen+recLen &&
+			int(payload[6])<<16|int(payload[7])<<8|int(payload[8]) == recLen-tlsHandshakeHeaderLen {
+			out.Records, out.Length, out.End = 1, recLen, tlsRecordHeaderLen+recLen
+			if st := out.scanBodyContiguous(payload[tlsRecordHeaderLen+tlsHandshakeHeaderLen:out.End], cfg); st == HelloMalformed {
+				return st
+			}
+			out.Complete = true
+			return HelloComplete
 		}
 	}
 	complete, st := out.scanRecords(payload)
@@ -403,10 +417,7 @@ func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) HelloStatus {
 
 // scanExtensions walks left bytes of extensions.
 func (h *ClientHello) scanExtensions(r *hsReader, left int, cfg *HelloConfig) HelloStatus {
-	// Duplicate detection without a map: a 128-bit filter, and on a filter
-	// hit a look through the types seen so far.
-	var seen [MaxExtensions]uint16
-	var filter [2]uint64
+	set := extSet{seen: &h.extTypes}
 	pskSeen := false
 	for left > 0 {
 		if left < 4 {
@@ -425,20 +436,9 @@ func (h *ClientHello) scanExtensions(r *hsReader, left int, cfg *HelloConfig) He
 		if pskSeen {
 			return h.malformed(MalformedPSKNotLast)
 		}
-		if h.Extensions == MaxExtensions {
-			return h.malformed(MalformedTooManyExtensions)
+		if m := set.add(typ, h.Extensions); m != MalformedNone {
+			return h.malformed(m)
 		}
-		bit := uint64(1) << ((typ * 0x9e37 >> 8) & 63)
-		word := (typ * 0x9e37 >> 14) & 1
-		if filter[word]&bit != 0 {
-			for _, t := range seen[:h.Extensions] {
-				if t == typ {
-					return h.malformed(MalformedDuplicateExtension)
-				}
-			}
-		}
-		filter[word] |= bit
-		seen[h.Extensions] = typ
 		h.Extensions++
 
 		if typ == cfg.MigrationSupport {
@@ -569,6 +569,128 @@ func (h *ClientHello) parseSupportedVersions(body []byte) HelloStatus {
 	for v := body[1:]; len(v) >= 2; v = v[2:] {
 		if be16(v) == tlsVersion13 {
 			h.OffersTLS13 = true
+		}
+	}
+	return HelloComplete
+}
+
+// extHashMul keys the duplicate-extension filter per process, so nobody can
+// pick extension types that all collide and make the check quadratic.
+var extHashMul = rand.Uint32() | 1
+
+// extSet finds duplicate extension types without a map: a 256-bit filter,
+// and on a filter hit a look through the types seen so far, which are kept
+// in the ClientHello (so they need no zeroing per scan).
+type extSet struct {
+	filter [4]uint64
+	seen   *[MaxExtensions]uint16
+}
+
+// add records typ as the n-th extension; it reports a duplicate or too many.
+func (s *extSet) add(typ uint16, n int) MalformedReason {
+	if n >= MaxExtensions {
+		return MalformedTooManyExtensions
+	}
+	i := uint32(typ) * extHashMul >> 24
+	bit := uint64(1) << (i & 63)
+	if s.filter[i>>6]&bit != 0 {
+		for _, t := range s.seen[:n] {
+			if t == typ {
+				return MalformedDuplicateExtension
+			}
+		}
+	}
+	s.filter[i>>6] |= bit
+	s.seen[n] = typ
+	return MalformedNone
+}
+
+// scanBodyContiguous is scanBody for a message that lies, complete, in one
+// record: plain slice arithmetic, no record hopping. It must find exactly
+// what scanBody finds (FuzzScanClientHello re-frames hellos to check).
+func (h *ClientHello) scanBodyContiguous(b []byte, cfg *HelloConfig) HelloStatus {
+	if len(b) < 2+32+1 {
+		return h.malformed(MalformedHandshakeLength)
+	}
+	h.LegacyVersion = be16(b[0:2])
+	sid := int(b[34])
+	b = b[35:]
+	if sid > maxSessionIDLen {
+		return h.malformed(MalformedSessionID)
+	}
+	if sid+2 > len(b) {
+		return h.malformed(MalformedHandshakeLength)
+	}
+	cs := int(be16(b[sid : sid+2]))
+	b = b[sid+2:]
+	if cs == 0 || cs&1 != 0 {
+		return h.malformed(MalformedCipherSuites)
+	}
+	if cs+1 > len(b) {
+		return h.malformed(MalformedHandshakeLength)
+	}
+	cm := int(b[cs])
+	b = b[cs+1:]
+	if cm == 0 {
+		return h.malformed(MalformedCompression)
+	}
+	if cm > len(b) {
+		return h.malformed(MalformedHandshakeLength)
+	}
+	b = b[cm:]
+	if len(b) == 0 {
+		return HelloComplete
+	}
+	if len(b) < 2 || int(be16(b[0:2])) != len(b)-2 {
+		return h.malformed(MalformedExtensionsLength)
+	}
+	b = b[2:]
+	set := extSet{seen: &h.extTypes}
+	pskSeen := false
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return h.malformed(MalformedExtensionLength)
+		}
+		typ := be16(b[0:2])
+		n := int(be16(b[2:4]))
+		if n > len(b)-4 {
+			return h.malformed(MalformedExtensionLength)
+		}
+		body := b[4 : 4+n : 4+n]
+		b = b[4+n:]
+		if pskSeen {
+			return h.malformed(MalformedPSKNotLast)
+		}
+		if m := set.add(typ, h.Extensions); m != MalformedNone {
+			return h.malformed(m)
+		}
+		h.Extensions++
+		if typ == cfg.MigrationSupport {
+			h.MigrationSupport = true
+		}
+		switch {
+		case typ == cfg.MigrationToken:
+			h.MigrationToken = true
+			h.MigrationTokenData = body
+		case typ == extServerName:
+			at, size, st := h.parseServerName(body)
+			if st != HelloComplete {
+				return st
+			}
+			if size > 0 {
+				h.SNI = body[at : at+size : at+size]
+			}
+		case typ == extSupportedVersions:
+			if st := h.parseSupportedVersions(body); st != HelloComplete {
+				return st
+			}
+		case typ == extPreSharedKey:
+			h.PreSharedKey = true
+			pskSeen = true
+		case typ == extEncryptedClientHello:
+			h.ECH = true
+		case IsGREASE(typ):
+			h.GREASE = true
 		}
 	}
 	return HelloComplete
