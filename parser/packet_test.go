@@ -388,3 +388,15 @@ func helloFrame(hello []byte, mss int) []byte {
 	s.payload = hello[:min(len(hello), mss-32)]
 	return buildFrame(s)
 }
+
+func TestFlowKeyStringReverse(t *testing.T) {
+	p := mustParse(t, buildFrame(v6spec()))
+	if got := p.Flow.String(); got != "[2001:db8:1::7]:40001>[2001:db8:ff::10]:443" {
+		t.Fatal(got)
+	}
+	p = mustParse(t, buildFrame(v4spec()))
+	r := p.Flow.Reverse()
+	if got := r.String(); got != "203.0.113.10:443>198.51.100.7:40000" || r.Reverse() != p.Flow {
+		t.Fatal(got)
+	}
+}

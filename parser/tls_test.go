@@ -232,12 +232,25 @@ func TestScanMalformed(t *testing.T) {
 		if st != HelloMalformed || h.Malformed != c.want || h.Complete || h.Missing != 0 {
 			t.Errorf("%s: %v %v, want malformed %v", c.name, st, h.Malformed, c.want)
 		}
+		// The same message split over records takes the record-hopping
+		// reader; it must find the same fault.
+		if c.want >= MalformedHandshakeLength && recordOverhead(c.rec) == 5 {
+			for _, size := range []int{1, 7, 40, 90} {
+				re := records(handshakeOf(c.rec), size)
+				if st := ScanClientHello(re, nil, &h); st != HelloMalformed || h.Malformed != c.want {
+					t.Errorf("%s in records of %d: %v %v", c.name, size, st, h.Malformed)
+				}
+			}
+		}
 	}
 	// An extension header that claims more bytes than the block has.
 	hs2 := buildHello([]ext{{typ: 10, body: []byte{1, 2, 3, 4}}})
 	hs2[len(hs2)-5] = 5 // extension length 4 → 5
 	if h := scan(t, records(hs2), HelloMalformed); h.Malformed != MalformedExtensionLength {
 		t.Fatalf("%v", h.Malformed)
+	}
+	if h := scan(t, records(hs2, 20), HelloMalformed); h.Malformed != MalformedExtensionLength {
+		t.Fatalf("split: %v", h.Malformed)
 	}
 	// Fewer than 4 bytes left for an extension header.
 	hs3 := lie(buildHello([]ext{{typ: 10}}), 2)
@@ -246,6 +259,9 @@ func TestScanMalformed(t *testing.T) {
 	binary.BigEndian.PutUint16(hs3[len(hs3)-8:], 6)
 	if h := scan(t, records(hs3), HelloMalformed); h.Malformed != MalformedExtensionLength {
 		t.Fatalf("short extension header: %v", h.Malformed)
+	}
+	if h := scan(t, records(hs3, 30), HelloMalformed); h.Malformed != MalformedExtensionLength {
+		t.Fatalf("short extension header, split: %v", h.Malformed)
 	}
 }
 
