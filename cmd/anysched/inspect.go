@@ -47,6 +47,10 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer f.Close()
+	if err := checkPcapngBlocks(f); err != nil {
+		fmt.Fprintf(stderr, "anysched inspect: --pcap %s: %v\n", opts.pcap, err)
+		return exitUsage
+	}
 	flows, skipped, err := inspectCapture(f, &opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "anysched inspect: --pcap %s: %v\n", opts.pcap, err)
@@ -318,7 +322,7 @@ func openCapture(r io.Reader) (*packetReader, error) {
 		return nil, errors.New("too short for a pcap or pcapng header")
 	}
 	switch binary.LittleEndian.Uint32(magic) {
-	case 0x0A0D0D0A: // pcapng section header block, same in both byte orders
+	case pcapngSectionHeader: // the same in both byte orders
 		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
 		if err != nil {
 			return nil, fmt.Errorf("corrupt pcapng: %w", err)
@@ -345,6 +349,56 @@ func openCapture(r io.Reader) (*packetReader, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("not a pcap or pcapng file (magic %x)", magic)
+}
+
+const pcapngSectionHeader = 0x0A0D0D0A
+
+// checkPcapngBlocks walks the block structure of a pcapng file (type,
+// length, body, repeated length) and reports a block that is cut short or
+// whose lengths disagree. pcapgo's NgReader reports a file that ends inside
+// a block as a clean end of file, which would hide a corrupt capture. For a
+// classic pcap it does nothing (pcapgo reports a cut record itself). It
+// leaves f at offset 0.
+func checkPcapngBlocks(f *os.File) error {
+	defer f.Seek(0, io.SeekStart)
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	var hdr [12]byte
+	if n, _ := f.ReadAt(hdr[:4], 0); n < 4 || binary.LittleEndian.Uint32(hdr[:4]) != pcapngSectionHeader {
+		return nil
+	}
+	var order binary.ByteOrder = binary.LittleEndian
+	for off := int64(0); off < size; {
+		if _, err := f.ReadAt(hdr[:8], off); err != nil {
+			return fmt.Errorf("corrupt pcapng: block header at offset %d cut short", off)
+		}
+		if binary.LittleEndian.Uint32(hdr[:4]) == pcapngSectionHeader {
+			if _, err := f.ReadAt(hdr[8:12], off+8); err != nil {
+				return fmt.Errorf("corrupt pcapng: section header at offset %d cut short", off)
+			}
+			switch {
+			case binary.LittleEndian.Uint32(hdr[8:12]) == 0x1A2B3C4D:
+				order = binary.LittleEndian
+			case binary.BigEndian.Uint32(hdr[8:12]) == 0x1A2B3C4D:
+				order = binary.BigEndian
+			default:
+				return fmt.Errorf("corrupt pcapng: bad byte-order magic at offset %d", off)
+			}
+		}
+		length := int64(order.Uint32(hdr[4:8]))
+		if length < 12 || length%4 != 0 || off+length > size {
+			return fmt.Errorf("corrupt pcapng: block at offset %d has length %d (file size %d)", off, length, size)
+		}
+		var trailer [4]byte
+		if _, err := f.ReadAt(trailer[:], off+length-4); err != nil || int64(order.Uint32(trailer[:])) != length {
+			return fmt.Errorf("corrupt pcapng: block at offset %d: trailing length does not match %d", off, length)
+		}
+		off += length
+	}
+	return nil
 }
 
 // The Linux cooked capture (SLL) header length and the offset of its
