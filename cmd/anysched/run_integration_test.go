@@ -1,0 +1,483 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	utls "github.com/refraction-networking/utls"
+
+	"github.com/anysched/anysched/internal/testbed"
+	"github.com/anysched/anysched/parser"
+	"github.com/anysched/anysched/sched"
+)
+
+// nodeServer is what each node runs on the VIP: a TLS server (and, for
+// connections that do not start with a TLS handshake, a plain line echo)
+// that answers every line with its own name and records which client
+// ports it served, so the test checks placement on the node side.
+type nodeServer struct {
+	name string
+	l    net.Listener
+	mu   sync.Mutex
+	seen map[uint16]bool
+}
+
+func (s *nodeServer) served(port uint16) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[port]
+}
+
+func startNodeServer(t *testing.T, h *testbed.Host, name string, vip netip.AddrPort, cert tls.Certificate) *nodeServer {
+	t.Helper()
+	l, err := h.Listen("tcp", vip.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &nodeServer{name: name, l: l, seen: map[uint16]bool{}}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(c, cert)
+		}
+	}()
+	return s
+}
+
+func (s *nodeServer) serve(c net.Conn, cert tls.Certificate) {
+	defer c.Close()
+	s.mu.Lock()
+	s.seen[uint16(c.RemoteAddr().(*net.TCPAddr).Port)] = true
+	s.mu.Unlock()
+	br := bufio.NewReader(c)
+	first, err := br.Peek(1)
+	if err != nil {
+		return
+	}
+	var rw io.ReadWriter = struct {
+		io.Reader
+		io.Writer
+	}{br, c}
+	if first[0] == 0x16 {
+		tc := tls.Server(&peekedConn{Conn: c, r: br}, &tls.Config{Certificates: []tls.Certificate{cert}})
+		if tc.Handshake() != nil {
+			return
+		}
+		rw = tc
+	}
+	lines := bufio.NewScanner(rw)
+	for lines.Scan() {
+		if _, err := fmt.Fprintf(rw, "%s\n", s.name); err != nil {
+			return
+		}
+	}
+}
+
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vip.test"},
+		DNSNames: []string{"vip.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// clientConn is one connection from the client namespace to the VIP.
+type clientConn struct {
+	port uint16
+	rw   io.ReadWriter
+	c    net.Conn
+	r    *bufio.Reader
+}
+
+// ask sends a line and returns the name of the node that answered.
+func (cc *clientConn) ask() (string, error) {
+	cc.c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(cc.rw, "who\n"); err != nil {
+		return "", err
+	}
+	line, err := cc.r.ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+type dialKind int
+
+const (
+	plainTCP      dialKind = iota
+	goTLS                  // crypto/tls: no migration_support (legacy)
+	uTLSMigration          // utls with the migration_support extension
+)
+
+func dialVIP(t *testing.T, b *testbed.Bed, vip netip.AddrPort, port uint16, kind dialKind) *clientConn {
+	t.Helper()
+	var conn net.Conn
+	err := b.Client.Do(func() (err error) {
+		d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: b.Client.Addr4.AsSlice(), Port: int(port)}}
+		conn, err = d.Dial("tcp", vip.String())
+		return err
+	})
+	if err != nil {
+		t.Fatalf("dial %s from port %d: %v", vip, port, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	cc := &clientConn{port: port, c: conn}
+	switch kind {
+	case plainTCP:
+		cc.rw = conn
+	case goTLS:
+		tc := tls.Client(conn, &tls.Config{ServerName: "vip.test", InsecureSkipVerify: true})
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("crypto/tls handshake from port %d: %v", port, err)
+		}
+		cc.rw = tc
+	case uTLSMigration:
+		spec, err := utls.UTLSIdToSpec(utls.HelloChrome_120)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec.Extensions = append([]utls.TLSExtension{&utls.GenericExtension{Id: parser.DefaultMigrationSupport}}, spec.Extensions...)
+		uc := utls.UClient(conn, &utls.Config{ServerName: "vip.test", InsecureSkipVerify: true}, utls.HelloCustom)
+		if err := uc.ApplyPreset(&spec); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := uc.Handshake(); err != nil {
+			t.Fatalf("utls handshake from port %d: %v", port, err)
+		}
+		cc.rw = uc
+	}
+	cc.r = bufio.NewReader(cc.rw)
+	return cc
+}
+
+// metrics scrapes the router's metrics from inside the router namespace.
+type metricsClient struct {
+	h    *testbed.Host
+	url  string
+	http *http.Client
+}
+
+func newMetricsClient(h *testbed.Host, addr string) *metricsClient {
+	return &metricsClient{h: h, url: "http://" + addr, http: &http.Client{
+		Timeout: 3 * time.Second,
+		Transport: &http.Transport{DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, network, a string) (net.Conn, error) { return h.Dial(ctx, network, a) }},
+	}}
+}
+
+func (m *metricsClient) get(path string) (string, error) {
+	resp, err := m.http.Get(m.url + path)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return string(body), err
+}
+
+// value returns the value of one series ("name" or `name{labels}`).
+func (m *metricsClient) value(t *testing.T, series string) float64 {
+	t.Helper()
+	body, err := m.get("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
+	mm := re.FindStringSubmatch(body)
+	if mm == nil {
+		t.Fatalf("no series %s in the metrics", series)
+	}
+	v, err := strconv.ParseFloat(mm[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func writeRouterConfig(t *testing.T, path string, b *testbed.Bed, grace time.Duration, weight1 int) {
+	t.Helper()
+	n1, n2 := b.Nodes[0], b.Nodes[1]
+	w := ""
+	if weight1 >= 0 {
+		w = fmt.Sprintf("        weight: %d\n", weight1)
+	}
+	y := fmt.Sprintf(`vips:
+  - address: %s
+    port: 443
+    tls: true
+pools:
+  - name: p
+    nodes:
+      - name: node1
+        address: %s
+        mac: "%s"
+%s      - name: node2
+        address: %s
+table:
+  size: 1009
+  seed: "0123456789abcdef0123456789abcdef"
+grace_period: %s
+pins:
+  capacity: 1024
+  idle_timeout: 5m
+`, b.VIP4, n1.Addr4, net.HardwareAddr(n1.MAC[:]), w, n2.Addr4, grace)
+	// node2 has no MAC: the router resolves it from its neighbour table.
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// portsOn returns n client ports whose flows the table of cfg gives to
+// node (and, if notAfter is set, that the table of notAfter does not).
+func portsOn(t *testing.T, cfgPath string, b *testbed.Bed, node string, n int, from uint16) []uint16 {
+	t.Helper()
+	cfg, err := sched.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sched.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := s.Current()
+	var out []uint16
+	for p := from; len(out) < n && p < 60000; p++ {
+		k := parser.FlowKey{SrcPort: p, DstPort: 443, Proto: 6}
+		k.SetIPv4(b.Client.Addr4.AsSlice(), b.VIP4.AsSlice())
+		if id := snap.LookupNew(&k); id != sched.NoNode && snap.Nodes[id].Name == node {
+			out = append(out, p)
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("only %d ports map to %s", len(out), node)
+	}
+	return out
+}
+
+func xdpOn(t *testing.T, h *testbed.Host) bool {
+	t.Helper()
+	out, err := h.Exec("ip", "-d", "link", "show", "dev", h.Iface)
+	if err != nil {
+		t.Fatalf("ip link: %v\n%s", err, out)
+	}
+	return strings.Contains(out, "prog/xdp") || strings.Contains(out, " xdp")
+}
+
+// TestRunForwardsOnTheVethBed runs the built router binary in the router
+// namespace of the veth bed (internal/testbed) on the real AF_XDP path and
+// checks, on the node side, where real TCP and TLS connections land.
+func TestRunForwardsOnTheVethBed(t *testing.T) {
+	testbed.RequireRoot(t)
+	b := testbed.New(t, testbed.Options{Nodes: 2})
+	bin := filepath.Join(t.TempDir(), "anysched")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	const grace = 3 * time.Second
+	cfgPath := filepath.Join(t.TempDir(), "router.yaml")
+	writeRouterConfig(t, cfgPath, b, grace, -1)
+
+	vip := netip.AddrPortFrom(b.VIP4, 443)
+	cert := selfSigned(t)
+	servers := map[string]*nodeServer{
+		"node1": startNodeServer(t, b.Nodes[0], "node1", vip, cert),
+		"node2": startNodeServer(t, b.Nodes[1], "node2", vip, cert),
+	}
+
+	metricsAddr := netip.AddrPortFrom(b.Router.Addr4, 9300).String()
+	var logs bytes.Buffer
+	cmd := exec.Command("ip", "netns", "exec", b.Router.NS, bin, "run",
+		"--config", cfgPath, "--iface", b.Router.Iface, "--metrics-addr", metricsAddr, "--log-level", "info")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("router log:\n%s", logs.String())
+		}
+	})
+	m := newMetricsClient(b.Router, metricsAddr)
+	if err := testbed.WaitFor(time.Now().Add(30*time.Second), func() error {
+		select {
+		case err := <-exited:
+			stopped = true
+			t.Fatalf("router exited early: %v\n%s", err, logs.String())
+		default:
+		}
+		_, err := m.get("/ready")
+		return err
+	}); err != nil {
+		t.Fatalf("router not ready: %v", err)
+	}
+	if !xdpOn(t, b.Router) {
+		t.Fatal("no XDP program on the router's interface")
+	}
+
+	// Connections land where the table says, on both nodes.
+	var want = map[uint16]string{}
+	for _, node := range []string{"node1", "node2"} {
+		for _, p := range portsOn(t, cfgPath, b, node, 3, 20000) {
+			want[p] = node
+		}
+	}
+	for p, node := range want {
+		cc := dialVIP(t, b, vip, p, plainTCP)
+		got, err := cc.ask()
+		if err != nil {
+			t.Fatalf("port %d: %v", p, err)
+		}
+		if got != node || !servers[node].served(p) {
+			t.Fatalf("port %d answered by %s (node side: served %v), table says %s", p, got, servers[node].served(p), node)
+		}
+		cc.c.Close()
+	}
+
+	// ARP and the router's own traffic pass: ping it, and fetch its
+	// metrics from the client over the fabric.
+	if out, err := b.Client.Exec("ping", "-c1", "-W2", b.Router.Addr4.String()); err != nil {
+		t.Fatalf("ping the router: %v\n%s", err, out)
+	}
+	if _, err := newMetricsClient(b.Client, metricsAddr).get("/ready"); err != nil {
+		t.Fatalf("router's own TCP service from the client: %v", err)
+	}
+
+	// Three long connections on node1: plain (unpinned, rides the
+	// transition rule), legacy TLS (pinned) and migrating TLS (not pinned).
+	ports := portsOn(t, cfgPath, b, "node1", 3, 30000)
+	pinsBefore := m.value(t, "anysched_pins")
+	plain := dialVIP(t, b, vip, ports[0], plainTCP)
+	legacy := dialVIP(t, b, vip, ports[1], goTLS)
+	if got := m.value(t, "anysched_pins"); got != pinsBefore+1 {
+		t.Fatalf("pins %v after a crypto/tls handshake, want %v", got, pinsBefore+1)
+	}
+	migSeen := m.value(t, `anysched_clienthellos_total{outcome="migration_support"}`)
+	migrating := dialVIP(t, b, vip, ports[2], uTLSMigration)
+	if got := m.value(t, `anysched_clienthellos_total{outcome="migration_support"}`); got != migSeen+1 {
+		t.Fatalf("migration_support ClientHellos %v, want %v", got, migSeen+1)
+	}
+	if got := m.value(t, "anysched_pins"); got != pinsBefore+1 {
+		t.Fatalf("pins %v after a migration_support handshake, want still %v", got, pinsBefore+1)
+	}
+	for _, cc := range []*clientConn{plain, legacy, migrating} {
+		if got, err := cc.ask(); err != nil || got != "node1" {
+			t.Fatalf("port %d before the change: %q, %v", cc.port, got, err)
+		}
+	}
+
+	// Table change: node1 leaves the table (weight 0), by SIGHUP.
+	gen := m.value(t, "anysched_table_generation")
+	writeRouterConfig(t, cfgPath, b, grace, 0)
+	changed := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := testbed.WaitFor(time.Now().Add(10*time.Second), func() error {
+		if g := m.value(t, "anysched_table_generation"); g <= gen {
+			return fmt.Errorf("generation still %v", g)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Within the grace period every established connection stays on node1.
+	for _, cc := range []*clientConn{plain, legacy, migrating} {
+		if got, err := cc.ask(); err != nil || got != "node1" {
+			t.Fatalf("port %d within the grace period: %q, %v", cc.port, got, err)
+		}
+	}
+	if time.Since(changed) >= grace {
+		t.Fatalf("the grace-period checks took %v, longer than the grace period %v", time.Since(changed), grace)
+	}
+	// New connections go to node2.
+	for _, p := range portsOn(t, cfgPath, b, "node2", 2, 40000) {
+		cc := dialVIP(t, b, vip, p, plainTCP)
+		if got, err := cc.ask(); err != nil || got != "node2" || !servers["node2"].served(p) {
+			t.Fatalf("new connection from port %d after the change: %q, %v", p, got, err)
+		}
+	}
+	// After the grace period the pinned legacy flow still reaches node1.
+	// Waiting out the grace period is the behaviour under test.
+	time.Sleep(grace - time.Since(changed) + 200*time.Millisecond)
+	if got, err := legacy.ask(); err != nil || got != "node1" {
+		t.Fatalf("legacy flow after the grace period: %q, %v", got, err)
+	}
+	if got, err := plain.ask(); err == nil && got == "node1" {
+		t.Errorf("unpinned plain flow still reached node1 after the grace period; the transition rule should have expired")
+	} else {
+		t.Logf("unpinned plain flow after the grace period: %q, %v (moved to node2, as expected without a pin)", got, err)
+	}
+
+	// SIGTERM: clean exit, no XDP program left.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			t.Fatalf("router exit: %v\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("router did not stop within 20s of SIGTERM")
+	}
+	if xdpOn(t, b.Router) {
+		t.Fatal("XDP program still attached after the router exited")
+	}
+	if !strings.Contains(logs.String(), "XDP program detached") {
+		t.Errorf("no detach line in the log:\n%s", logs.String())
+	}
+}
