@@ -19,23 +19,27 @@
 //
 // # Flow hash
 //
-// HashFlow is SipHash-1-3 (two compression rounds per 8-byte block replaced
-// by one, three finalization rounds), keyed with the 128-bit secret
-// table.seed, over a fixed encoding of the 5-tuple (13 bytes for IPv4, 37
-// for IPv6). SipHash is a PRF designed for exactly this job: short inputs,
-// a secret key, and an attacker who may choose inputs and observe some
-// function of the output. Without the seed nobody can predict which slot,
-// and so which node, a 5-tuple lands on, so no node can be aimed at. The
-// 1-3 variant (the hash Rust's standard library and CPython use for
-// flooding-resistant tables) is chosen over 2-4 because the flow hash is on
-// the per-packet path: an observer only learns a node choice (a few bits
-// of a reduced output), far from the output access a SipHash distinguisher
-// would need, and 1-3 is about 40% faster (see BenchmarkFlowHash; the 2-4
-// variant is kept and benchmarked as BenchmarkFlowHash/v6-siphash24).
-// HighwayHash would need a module and its speed only pays off on long
-// inputs. The implementation is written here, specialised to the two input
-// sizes so it loads whole words straight from the FlowKey arrays, and is
-// checked against a generic SipHash that passes the reference vectors.
+// HashFlow is SipHash-1-3 (one compression round per 8-byte block, three
+// finalization rounds), keyed with the 128-bit secret table.seed, over the
+// 5-tuple with the destination folded into the source by XOR (7 bytes for
+// IPv4, 19 for IPv6; see hash.go). SipHash is a PRF designed for exactly
+// this job: short inputs, a secret key, and an attacker who may choose
+// inputs and observe some function of the output. Without the seed nobody
+// can predict which slot, and so which node, a 5-tuple lands on, so no
+// node can be aimed at; an attacker can only try connections and see
+// where they land, which any scheme allows. The folding is injective for
+// a given VIP and port, so per VIP the hash is the PRF of the full tuple;
+// it saves SipHash blocks (IPv4: 4 rounds in all, IPv6: 6). The 1-3
+// variant (the hash of Rust's standard HashMap and of CPython's str hash
+// option) is chosen over 2-4 because the flow hash is on the per-packet
+// path: an observer learns only a node choice (a few bits of a reduced
+// output), far from what a SipHash distinguisher needs, and 2-4 needs
+// 8 / 10 rounds instead of 4 / 6 (BenchmarkFlowHash/*-siphash24 measures
+// the generic 2-4 code). HighwayHash would need a module, and its speed
+// pays off only on long inputs. The implementation is written here,
+// specialised to the two input sizes so it loads whole words straight
+// from the FlowKey arrays, and is checked against a generic SipHash that
+// passes the reference vectors.
 // Maglev permutations use SipHash-2-4 over the node name with the same
 // seed, so a node's permutation depends on its name, not its position.
 //
