@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -87,9 +88,15 @@ func FuzzParseFrame(f *testing.F) {
 		dlp := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &ip4, &ip6, &tcp, &pl)
 		dlp.IgnoreUnsupported = true
 		var decoded []gopacket.LayerType
-		_ = dlp.DecodeLayers(frame, &decoded)
+		err := dlp.DecodeLayers(frame, &decoded)
 		if len(decoded) < 3 || decoded[2] != layers.LayerTypeTCP {
-			t.Fatalf("gopacket did not decode TCP: %v", decoded)
+			// The one known difference: gopacket parses TCP options and
+			// rejects bad ones; ParseFrame skips them by the data offset,
+			// as the router forwards them untouched.
+			if err != nil && strings.Contains(err.Error(), "TCP option") {
+				return
+			}
+			t.Fatalf("gopacket did not decode TCP: %v %v", decoded, err)
 		}
 		var src, dst netip.Addr
 		if p.IPVersion == 4 {

@@ -1,0 +1,149 @@
+package parser
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// captureFlow is what the parser and reassembler found in one client→443
+// flow of a capture.
+type captureFlow struct {
+	key      FlowKey
+	segments int // payload-carrying segments fed until a final verdict
+	verdict  Verdict
+	hello    ClientHello
+	sni      string
+	pending  []bool // MigrationSupport seen after each pending segment
+}
+
+// readCapture runs every frame of a pcap or pcapng file through ParseFrame
+// and every client→port-443 payload through one Reassembler.
+func readCapture(t *testing.T, path string) []*captureFlow {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var next func() ([]byte, error)
+	var link layers.LinkType
+	if r, err := pcapgo.NewReader(f); err == nil {
+		next = func() ([]byte, error) { d, _, err := r.ReadPacketData(); return d, err }
+		link = r.LinkType()
+	} else {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		ng, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			t.Fatalf("%s: neither pcap nor pcapng: %v", path, err)
+		}
+		next = func() ([]byte, error) { d, _, err := ng.ReadPacketData(); return d, err }
+		link = ng.LinkType()
+	}
+	if link != layers.LinkTypeEthernet {
+		t.Skipf("%s: link type %v, the parser reads Ethernet", path, link)
+	}
+	r := newReasm(t, ReassemblerConfig{})
+	flows := map[FlowKey]*captureFlow{}
+	var order []*captureFlow
+	for n := int64(0); ; n++ {
+		frame, err := next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		var p Packet
+		if ParseFrame(frame, &p) != StatusOK || p.ICMPError || p.Flow.DstPort != 443 {
+			continue
+		}
+		fl := flows[p.Flow]
+		if fl == nil {
+			fl = &captureFlow{key: p.Flow, verdict: VerdictNotHello}
+			flows[p.Flow] = fl
+			order = append(order, fl)
+		}
+		if len(p.Payload) == 0 || (fl.segments > 0 && fl.verdict != VerdictPending) {
+			continue
+		}
+		fl.segments++
+		fl.verdict = r.Feed(&p.Flow, p.Seq, p.Payload, n, nil, &fl.hello)
+		if fl.verdict == VerdictPending {
+			fl.pending = append(fl.pending, fl.hello.MigrationSupport)
+		}
+		fl.sni = string(fl.hello.SNI)
+	}
+	return order
+}
+
+// captureWant is what every ClientHello flow of a capture must show.
+type captureWant struct {
+	hellos           bool // at least one flow carries a ClientHello, all complete
+	segments         int  // segments each ClientHello spans (0: any)
+	family           uint8
+	migrationSupport bool
+	migrationToken   bool
+	ech, grease      bool
+	supportPending   []bool // MigrationSupport after each pending segment
+}
+
+var captureWants = map[string]captureWant{
+	"chromium.pcap":          {hellos: true, segments: 2, family: FamilyIPv4, ech: true, grease: true, supportPending: []bool{false}},
+	"curl.pcap":              {hellos: true, segments: 1, family: FamilyIPv4},
+	"go-crypto-tls.pcap":     {hellos: true, segments: 2, family: FamilyIPv4, supportPending: []bool{false}},
+	"ipv6-mtu1280-go.pcapng": {hellos: true, segments: 2, family: FamilyIPv6, supportPending: []bool{false}},
+	"no-clienthello.pcap":    {},
+	"openssl-s_client.pcap":  {hellos: true, family: FamilyIPv4},
+	// migration_support in the first segment is seen while pending; in the
+	// second, only once complete.
+	"utls-support-first.pcap":  {hellos: true, segments: 2, family: FamilyIPv4, migrationSupport: true, supportPending: []bool{true}},
+	"utls-support-second.pcap": {hellos: true, segments: 2, family: FamilyIPv4, migrationSupport: true, supportPending: []bool{false}},
+	"utls-support-token.pcap":  {hellos: true, family: FamilyIPv4, migrationSupport: true, migrationToken: true},
+}
+
+// TestCaptures reads the real ClientHellos captured in network namespaces
+// (parser/testdata/*.pcap*, recorded by scripts/capture) through the same
+// ParseFrame + Reassembler path the fast path uses.
+func TestCaptures(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.pcap*")
+	if len(files) == 0 {
+		t.Skip("no captures in testdata")
+	}
+	for _, path := range files {
+		name := filepath.Base(path)
+		flows := readCapture(t, path)
+		want, known := captureWants[name]
+		hellos := 0
+		for _, fl := range flows {
+			h := &fl.hello
+			t.Logf("%s: %v segs %d %v sni %q mig %v tok %v tls13 %v ech %v grease %v psk %v exts %d pending %v",
+				name, fl.key, fl.segments, fl.verdict, fl.sni, h.MigrationSupport, h.MigrationToken, h.OffersTLS13, h.ECH, h.GREASE, h.PreSharedKey, h.Extensions, fl.pending)
+			if fl.verdict == VerdictNotHello {
+				continue
+			}
+			hellos++
+			if !known {
+				continue
+			}
+			if fl.verdict != VerdictComplete || fl.sni != "vip.anysched.test" || !h.OffersTLS13 || fl.key.Family != want.family ||
+				want.segments != 0 && fl.segments != want.segments || h.MigrationSupport != want.migrationSupport ||
+				h.MigrationToken != want.migrationToken || h.ECH != want.ech || h.GREASE != want.grease ||
+				want.supportPending != nil && !slices.Equal(fl.pending, want.supportPending) {
+				t.Errorf("%s: flow %v: verdict %v segments %d sni %q hello %+v pending %v, want %+v",
+					name, fl.key, fl.verdict, fl.segments, fl.sni, h, fl.pending, want)
+			}
+		}
+		if known && (hellos > 0) != want.hellos {
+			t.Errorf("%s: %d ClientHello flows, want hellos=%v", name, hellos, want.hellos)
+		}
+	}
+}
