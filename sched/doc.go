@@ -76,8 +76,11 @@
 // in which case it goes where the SYN went. The Scheduler enforces the
 // dwell time: a rebuild never moves a slot whose grace period is still
 // running (its move waits, Snapshot.Held counts such slots, and the
-// scheduler rebuilds again when the earliest one is free). The only
-// exception is a slot whose current owner was removed from the config.
+// scheduler rebuilds again when the earliest one is free). The exception
+// is a slot whose current owner was removed from the config or is down:
+// new flows must not wait for a dead node, so the slot takes its new
+// owner at once while the running grace period keeps protecting the
+// previous owner's flows.
 //
 // # Pin table and transition set: one per worker
 //

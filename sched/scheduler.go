@@ -311,9 +311,21 @@ func (s *Scheduler) build(weights []uint32, now int64) {
 		case want == old.Owner:
 			slots[i] = old
 		case old.Owner == NoNode || s.nodes[old.Owner].removed:
-			// Nothing to protect: no flow was sent here, or its node
-			// is gone.
+			// Nothing to protect on the owner: no flow was sent here,
+			// or its node is gone. A running transition still
+			// protects the previous owner's flows.
 			slots[i] = Slot{Owner: want, Prev: want}
+			if now < old.Until && old.Prev != NoNode && !s.nodes[old.Prev].removed {
+				slots[i] = Slot{Owner: want, Prev: old.Prev, Until: old.Until}
+			}
+		case now < old.Until && !s.nodes[old.Owner].up:
+			// The owner died within the dwell time: new flows must
+			// not wait for it. The previous owner's flows stay
+			// protected until the running grace period ends.
+			slots[i] = Slot{Owner: want, Prev: old.Prev, Until: old.Until}
+			if old.Prev == NoNode || s.nodes[old.Prev].removed {
+				slots[i].Prev = want
+			}
 		case now < old.Until:
 			// Dwell: the slot moved less than G ago; its flows are
 			// still being protected. Move it when that ends.
