@@ -51,13 +51,19 @@ type Options struct {
 	Nodes int
 	// VIP4 and VIP6 are the anycast addresses on the nodes' lo.
 	VIP4, VIP6 netip.Addr
-	// NodeDelay gives node i (0-based) a tc netem delay on its egress.
+	// NodeDelay delays node i's (0-based) egress: tc netem where the kernel
+	// has it, else a delay line (see DelayLine). SetDelay changes it later.
 	NodeDelay []time.Duration
 	// RouterQueues is the number of RX/TX queues of the router's veth
 	// (default 1).
 	RouterQueues int
 	// KeepOffloads leaves TX checksum offload on (see the package doc).
 	KeepOffloads bool
+	// DelayLine puts a userspace delay line between every node and the
+	// bridge, so SetDelay works on kernels without netem. It is chosen
+	// anyway when NodeDelay is set and the kernel has no netem. It costs
+	// two system calls per frame to and from the node.
+	DelayLine bool
 }
 
 // Host is one namespace of the bed with its fabric interface.
@@ -71,6 +77,8 @@ type Host struct {
 	MAC   [6]byte
 	// Index is the interface index of Iface inside NS.
 	Index int
+
+	delay *delayLine // nil: SetDelay uses netem
 }
 
 // Bed is a built test bed.
@@ -84,6 +92,7 @@ type Bed struct {
 	VIP6   netip.Addr
 
 	namespaces []string
+	delayLines []*delayLine
 }
 
 // Fabric addressing.
@@ -163,6 +172,9 @@ func Build(opts Options) (*Bed, error) {
 	for i := 0; i < opts.Nodes; i++ {
 		b.Nodes = append(b.Nodes, host(fmt.Sprintf("node%d", i+1), fmt.Sprintf("pn%d", i+1), byte(10+i+1)))
 	}
+	if len(opts.NodeDelay) > 0 && !opts.DelayLine && !NetemAvailable() {
+		opts.DelayLine = true
+	}
 	if err := b.build(opts); err != nil {
 		return b, err
 	}
@@ -210,12 +222,51 @@ func (b *Bed) build(opts Options) error {
 		if _, err := run("ip", args...); err != nil {
 			return err
 		}
+		if opts.DelayLine && strings.HasPrefix(h.Role, "node") {
+			// node eth0 — pnI ⇄ delay line ⇄ rnI — qnI — br0
+			line, bridged := "r"+h.Port[1:], "q"+h.Port[1:]
+			cmds := [][]string{
+				{"-n", b.Fabric, "link", "add", bridged, "type", "veth", "peer", "name", line},
+				{"-n", b.Fabric, "link", "set", bridged, "master", "br0", "up"},
+				{"-n", b.Fabric, "link", "set", line, "up"},
+				{"-n", b.Fabric, "link", "set", h.Port, "up"},
+			}
+			for _, c := range cmds {
+				if _, err := run("ip", c...); err != nil {
+					return err
+				}
+			}
+			for _, l := range []string{line, h.Port} {
+				if err := sysctl(b.Fabric, "net.ipv6.conf."+l+".disable_ipv6=1"); err != nil {
+					return err
+				}
+				if !opts.KeepOffloads {
+					if err := b.setTxChecksum(b.Fabric, l, false); err != nil {
+						return err
+					}
+				}
+			}
+			if !opts.KeepOffloads {
+				if err := b.setTxChecksum(b.Fabric, bridged, false); err != nil {
+					return err
+				}
+			}
+			d, err := startDelayLine(b.Fabric, h.Port, line)
+			if err != nil {
+				return err
+			}
+			h.delay = d
+			b.delayLines = append(b.delayLines, d)
+		}
 		cmds := [][]string{
 			{"-n", b.Fabric, "link", "set", h.Port, "master", "br0", "up"},
 			{"-n", h.NS, "link", "set", "lo", "up"},
 			{"-n", h.NS, "link", "set", h.Iface, "up"},
 			{"-n", h.NS, "addr", "add", netip.PrefixFrom(h.Addr4, Subnet4.Bits()).String(), "dev", h.Iface},
 			{"-n", h.NS, "addr", "add", netip.PrefixFrom(h.Addr6, Subnet6.Bits()).String(), "dev", h.Iface, "nodad"},
+		}
+		if h.delay != nil {
+			cmds = cmds[1:] // its port is on the delay line, not the bridge
 		}
 		for _, c := range cmds {
 			if _, err := run("ip", c...); err != nil {
@@ -284,6 +335,10 @@ func (h *Host) readLink() error {
 
 // Close deletes every namespace of the bed (and with them the links).
 func (b *Bed) Close() error {
+	for _, d := range b.delayLines {
+		d.close()
+	}
+	b.delayLines = nil
 	var errs []error
 	for i := len(b.namespaces) - 1; i >= 0; i-- {
 		if _, err := run("ip", "netns", "del", b.namespaces[i]); err != nil {
@@ -415,8 +470,13 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// SetDelay gives the host's egress a tc netem delay (0 removes it).
+// SetDelay delays the host's egress by d (0 removes the delay): with its
+// delay line when the bed has them, else with tc netem.
 func (h *Host) SetDelay(d time.Duration) error {
+	if h.delay != nil {
+		h.delay.set(max(d, 0))
+		return nil
+	}
 	if d <= 0 {
 		out, err := h.Exec("tc", "qdisc", "del", "dev", h.Iface, "root")
 		if err != nil && !strings.Contains(out, "No such file") && !strings.Contains(out, "Cannot delete qdisc with handle of zero") {
@@ -432,7 +492,8 @@ func (h *Host) SetDelay(d time.Duration) error {
 	return err
 }
 
-// ErrNoNetem is SetDelay's error on a kernel built without sch_netem.
+// ErrNoNetem is SetDelay's error on a kernel built without sch_netem
+// when the bed has no delay lines (Options.DelayLine).
 var ErrNoNetem = errors.New("testbed: the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM)")
 
 // Sysctl sets net.* sysctls inside the host's namespace ("key=value").

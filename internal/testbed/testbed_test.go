@@ -82,3 +82,52 @@ func TestBuildRejectsBadOptions(t *testing.T) {
 		t.Error("IPv6 VIP4 accepted")
 	}
 }
+
+func TestNodeDelay(t *testing.T) {
+	const delay = 30 * time.Millisecond
+	b := New(t, Options{Nodes: 2, NodeDelay: []time.Duration{0, delay}})
+	for _, n := range b.Nodes {
+		l, err := n.Listen("tcp", netip.AddrPortFrom(n.Addr4, 8080).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		if err := b.Client.WaitTCP(netip.AddrPortFrom(n.Addr4, 8080), time.Now().Add(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A connect takes one round trip; the delayed node's cannot be shorter
+	// than its delay (a lower bound only: a slow machine cannot fail it).
+	connect := func(n *Host) time.Duration {
+		start := time.Now()
+		if err := b.Client.WaitTCP(netip.AddrPortFrom(n.Addr4, 8080), time.Now().Add(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	if d := connect(b.Nodes[1]); d < delay {
+		t.Errorf("connect to the delayed node took %v, less than its %v delay", d, delay)
+	}
+	if err := b.Nodes[1].SetDelay(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Nodes[0].SetDelay(delay); err != nil {
+		t.Fatal(err)
+	}
+	if d := connect(b.Nodes[0]); d < delay {
+		t.Errorf("after SetDelay, connect to node1 took %v, less than %v", d, delay)
+	}
+	// ARP, ping and IPv6 still cross the delay line.
+	if out, err := b.Client.Exec("ping", "-6", "-c1", "-W2", b.Nodes[0].Addr6.String()); err != nil {
+		t.Fatalf("ping6 through the delay line: %v %s", err, out)
+	}
+}
