@@ -11,8 +11,18 @@ package tls13
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 // verFuzzSeedMessages adds inline seeds built from the handcrafted hello, so
@@ -229,4 +239,430 @@ func FuzzKeyUpdate(f *testing.F) {
 			t.Fatalf("KeyUpdate round trip differs:\nin  %x\nout %x", data, out)
 		}
 	})
+}
+
+// ---------------------------------------------------------------------------
+// Record layer and whole-handshake fuzzing.
+
+// verFuzzConn is a net.Conn whose peer is a fixed byte stream; writes are
+// dropped.
+type verFuzzConn struct {
+	r *bytes.Reader
+}
+
+func (c *verFuzzConn) Read(p []byte) (int, error)         { return c.r.Read(p) }
+func (c *verFuzzConn) Write(p []byte) (int, error)        { return len(p), nil }
+func (c *verFuzzConn) Close() error                       { return nil }
+func (c *verFuzzConn) LocalAddr() net.Addr                { return &net.TCPAddr{} }
+func (c *verFuzzConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
+func (c *verFuzzConn) SetDeadline(t time.Time) error      { return nil }
+func (c *verFuzzConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c *verFuzzConn) SetWriteDeadline(t time.Time) error { return nil }
+
+// verFuzzSecret is the traffic secret of the established connection that
+// FuzzRecord feeds; the test seals records with it.
+var verFuzzSecret = bytes.Repeat([]byte{0x42}, 32)
+
+// verFuzzRecords turns fuzz input into a record stream. The input is a
+// sequence of {type, pad, len16, payload}: a type with the high bit set
+// becomes an unprotected record of type&0x7f; any other type is sealed as
+// inner plaintext payload‖type‖pad zero bytes under verFuzzSecret. It also
+// returns the application data a correct reader must deliver when every
+// record is well-formed application data (ok reports that case).
+func verFuzzRecords(data []byte) (stream, appData []byte, ok bool) {
+	suite := suiteByID(TLS_AES_128_GCM_SHA256)
+	var seal halfConn
+	if err := seal.setTrafficSecret(suite, verFuzzSecret); err != nil {
+		panic(err)
+	}
+	ok = true
+	for len(data) >= 4 {
+		typ, pad, n := data[0], int(data[1]), int(data[2])<<8|int(data[3])
+		data = data[4:]
+		n = min(n, len(data))
+		payload := data[:n]
+		data = data[n:]
+		if typ&0x80 != 0 {
+			stream = append(stream, verRecord(typ&0x7f, payload)...)
+			ok = false
+			continue
+		}
+		inner := append(append(append([]byte(nil), payload...), typ), make([]byte, pad)...)
+		hdr := []byte{recordTypeApplicationData, 3, 3, 0, 0}
+		sealedLen := len(inner) + seal.aead.Overhead()
+		hdr[3], hdr[4] = byte(sealedLen>>8), byte(sealedLen)
+		nonce, _ := seal.nextNonce()
+		stream = append(stream, seal.aead.Seal(hdr, nonce, inner, hdr)...)
+		if typ != recordTypeApplicationData || len(payload) > maxPlaintext || sealedLen > maxCiphertext {
+			ok = false
+		}
+		appData = append(appData, payload...)
+	}
+	return stream, appData, ok
+}
+
+// verFuzzEstablished returns a connection in the state right after a
+// handshake: both directions keyed with verFuzzSecret, reading from r.
+func verFuzzEstablished(isClient bool, r []byte, cfg *Config) *Conn {
+	suite := suiteByID(TLS_AES_128_GCM_SHA256)
+	var c *Conn
+	if isClient {
+		c = Client(&verFuzzConn{r: bytes.NewReader(r)}, cfg)
+	} else {
+		c = Server(&verFuzzConn{r: bytes.NewReader(r)}, cfg)
+	}
+	c.suite = suite
+	c.resMaster = bytes.Repeat([]byte{7}, 32)
+	if err := c.in.setTrafficSecret(suite, verFuzzSecret); err != nil {
+		panic(err)
+	}
+	if err := c.out.setTrafficSecret(suite, bytes.Repeat([]byte{0x24}, 32)); err != nil {
+		panic(err)
+	}
+	c.firstRecord = false
+	c.handshakeDone.Store(true)
+	return c
+}
+
+// FuzzRecord drives the protected record layer of an established client:
+// padding, inner types, fragmentation of post-handshake messages,
+// NewSessionTicket, KeyUpdate, alerts, notifications and registered
+// messages. Reading must end in an error, never a panic or a hang, and a
+// stream of well-formed application data must come out unchanged.
+func FuzzRecord(f *testing.F) {
+	rec := func(typ, pad uint8, payload []byte) []byte {
+		return append([]byte{typ, pad, byte(len(payload) >> 8), byte(len(payload))}, payload...)
+	}
+	f.Add(rec(23, 0, []byte("hello")))
+	f.Add(append(rec(23, 10, []byte("padded")), rec(23, 0, nil)...))
+	f.Add(rec(22, 0, []byte{4, 0, 0, 17, 0, 0, 0, 60, 1, 2, 3, 4, 1, 9, 0, 2, 7, 7, 0, 0}))
+	f.Add(append(rec(22, 0, []byte{24, 0, 0, 1, 1}), rec(23, 0, []byte("after"))...))
+	f.Add(rec(21, 0, []byte{1, 0}))
+	f.Add(rec(21, 0, []byte{1, 240}))
+	f.Add(rec(21, 0, []byte{2, 40}))
+	f.Add(rec(22, 0, []byte{0xfd, 0, 0, 2, 0, 0}))
+	f.Add(append(rec(22, 0, []byte{4, 0, 0}), rec(23, 0, []byte("x"))...))
+	f.Add(rec(0x80|20, 0, []byte{1}))
+	f.Add(rec(0, 5, nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		stream, want, wellFormed := verFuzzRecords(data)
+		cfg := &Config{
+			NotificationAlerts:    []uint8{240},
+			OnNotification:        func(*Conn, uint8) {},
+			HandshakeMessageTypes: []uint8{0xfd},
+			OnHandshakeMessage:    func(*Conn, uint8, []byte) error { return nil },
+			OnNewSessionTicket:    func(*Conn, *ClientSession) {},
+		}
+		c := verFuzzEstablished(true, stream, cfg)
+		var got []byte
+		buf := make([]byte, 1000)
+		var err error
+		for i := 0; i < 10000; i++ {
+			var n int
+			n, err = c.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		if err == nil {
+			t.Fatalf("reading a finite stream never ended")
+		}
+		if wellFormed && (!bytes.Equal(got, want) || err != io.EOF) {
+			t.Fatalf("well-formed application data: got %d bytes and %v, want %d bytes and EOF", len(got), err, len(want))
+		}
+	})
+}
+
+// FuzzServerHandshake feeds a client's byte stream to a tls13 server: the
+// plaintext record layer, ClientHello reassembly and every server-side
+// ClientHello rule. It must fail cleanly on anything but a real client.
+func FuzzServerHandshake(f *testing.F) {
+	verFuzzSeedHello(f)
+	h := verDefaultHello(f)
+	f.Add(h.record())
+	p := verGetPKI(f, verECDSA)
+	keys := NewTicketKeys([32]byte{9})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := &Config{Certificates: []tls.Certificate{p.leaf}, TicketKeys: keys}
+		c := Server(&verFuzzConn{r: bytes.NewReader(data)}, cfg)
+		if err := c.Handshake(); err == nil {
+			t.Fatalf("handshake succeeded against a byte stream")
+		}
+	})
+}
+
+// FuzzClientHandshake feeds a server's byte stream to a tls13 client:
+// ServerHello and HelloRetryRequest handling and the start of the
+// encrypted flight.
+func FuzzClientHandshake(f *testing.F) {
+	p := verGetPKI(f, verECDSA)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := &Config{RootCAs: p.roots, ServerName: verServerName}
+		c := Client(&verFuzzConn{r: bytes.NewReader(data)}, cfg)
+		if err := c.Handshake(); err == nil {
+			t.Fatalf("handshake succeeded against a byte stream")
+		}
+	})
+}
+
+// FuzzTicket opens arbitrary tickets with a fixed key set and decodes
+// arbitrary sealed ticket states: tickets arrive from the network.
+func FuzzTicket(f *testing.F) {
+	keys := NewTicketKeys([32]byte{1}, [32]byte{2})
+	st := ticketState{suite: TLS_AES_128_GCM_SHA256, createdAt: time.UnixMilli(1700000000000),
+		lifetime: time.Hour, ageAdd: 5, psk: bytes.Repeat([]byte{3}, 32), alpn: "h2", serverName: "node.test", appData: []byte("app")}
+	plain, err := st.marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealed, err := keys.seal(plain)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sealed)
+	f.Add(plain)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if pt := keys.open(data); pt != nil {
+			var s ticketState
+			if !s.unmarshal(pt) {
+				t.Fatalf("a ticket sealed under our key does not decode")
+			}
+		}
+		var s ticketState
+		if s.unmarshal(data) {
+			out, err := s.marshal()
+			if err != nil {
+				return
+			}
+			var s2 ticketState
+			if !s2.unmarshal(out) || s2.suite != s.suite || !bytes.Equal(s2.psk, s.psk) || s2.alpn != s.alpn ||
+				s2.serverName != s.serverName || !bytes.Equal(s2.appData, s.appData) || s2.ageAdd != s.ageAdd {
+				t.Fatalf("ticket state changed in a round trip")
+			}
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------
+// Seed corpus from real handshakes.
+
+// verCorpus collects seeds per fuzz target.
+type verCorpus map[string][][]byte
+
+func (c verCorpus) add(target string, b []byte) {
+	if len(c[target]) >= 12 { // enough variety; keeps testdata small
+		return
+	}
+	for _, have := range c[target] {
+		if bytes.Equal(have, b) {
+			return
+		}
+	}
+	c[target] = append(c[target], append([]byte(nil), b...))
+}
+
+var verMsgTargets = map[uint8]string{
+	typeClientHello: "FuzzClientHello", typeServerHello: "FuzzServerHello",
+	typeEncryptedExtensions: "FuzzEncryptedExtensions", typeCertificate: "FuzzCertificate",
+	typeCertificateRequest: "FuzzCertificateRequest", typeCertificateVerify: "FuzzCertificateVerify",
+	typeFinished: "FuzzFinished", typeNewSessionTicket: "FuzzNewSessionTicket", typeKeyUpdate: "FuzzKeyUpdate",
+}
+
+// harvest adds a recorded connection (client side) to the corpus.
+func (c verCorpus) harvest(t *testing.T, w *verWireConn, kl *verKeyLog) {
+	t.Helper()
+	c.add("FuzzServerHandshake", w.wroteBytes())
+	c.add("FuzzClientHandshake", w.readBytes())
+	_, s2c, cm, sm, err := verDecryptConn(w, kl)
+	if err != nil {
+		t.Fatalf("decrypting a recorded handshake: %v", err)
+	}
+	for _, m := range append(cm, sm...) {
+		if target, ok := verMsgTargets[m[0]]; ok {
+			c.add(target, m)
+		}
+		var nst newSessionTicketMsg
+		if m[0] == typeNewSessionTicket && nst.unmarshal(m) {
+			c.add("FuzzTicket", nst.label)
+		}
+	}
+	// The server's protected records after its Finished, in FuzzRecord's
+	// input format: {type, pad, len16, payload}.
+	var stream []byte
+	afterFinished := false
+	for _, r := range s2c {
+		if !r.encrypted {
+			continue
+		}
+		if afterFinished {
+			stream = append(stream, r.typ, 0, byte(len(r.payload)>>8), byte(len(r.payload)))
+			stream = append(stream, r.payload...)
+		}
+		for m := r.payload; r.typ == verRecordHandshake && len(m) >= 4; {
+			if m[0] == typeFinished {
+				afterFinished = true
+			}
+			m = m[min(len(m), 4+(int(m[1])<<16|int(m[2])<<8|int(m[3]))):]
+		}
+	}
+	if len(stream) > 0 {
+		c.add("FuzzRecord", stream)
+	}
+}
+
+// TestVerWriteFuzzCorpus regenerates testdata/fuzz/ from real handshakes
+// between tls13, crypto/tls and OpenSSL, decrypted with their key logs.
+// It only runs when TLS13_WRITE_CORPUS is set: the corpus is committed.
+func TestVerWriteFuzzCorpus(t *testing.T) {
+	if os.Getenv("TLS13_WRITE_CORPUS") == "" {
+		t.Skip("set TLS13_WRITE_CORPUS=1 to regenerate testdata/fuzz from real handshakes")
+	}
+	corpus := verCorpus{}
+	// OpenSSL's ClientHello, as a server sees it.
+	if _, err := exec.LookPath("openssl"); err == nil {
+		ln := verListen(t)
+		got := make(chan []byte, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				got <- nil
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(verWait))
+			var buf []byte
+			tmp := make([]byte, 4096)
+			for {
+				n, err := c.Read(tmp)
+				buf = append(buf, tmp[:n]...)
+				if recs, _ := verSplitRecords(buf); len(recs) > 0 || err != nil {
+					got <- buf
+					return
+				}
+			}
+		}()
+		verStartOpenSSLClient(t, ln.Addr().String(), "-tls1_3", "-servername", verServerName)
+		if b := <-got; b != nil {
+			corpus.add("FuzzServerHandshake", b)
+			if recs, _ := verSplitRecords(b); len(recs) > 0 {
+				corpus.add("FuzzClientHello", recs[0][5:])
+			}
+		}
+	}
+	for _, kind := range verCertKinds {
+		p := verGetPKI(t, kind)
+		// tls13 client → crypto/tls server: full, HRR, resumed, KeyUpdate,
+		// CertificateRequest.
+		for i, mod := range []func(cc *Config, sc *tls.Config){
+			func(cc *Config, sc *tls.Config) {},
+			func(cc *Config, sc *tls.Config) {
+				cc.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+				sc.CurvePreferences = []tls.CurveID{tls.CurveP256}
+			},
+			func(cc *Config, sc *tls.Config) { sc.ClientAuth = tls.RequestClientCert },
+			func(cc *Config, sc *tls.Config) { cc.CipherSuites = []uint16{TLS_CHACHA20_POLY1305_SHA256} },
+		} {
+			kl := &verKeyLog{}
+			ccfg := verTLS13ClientConfig(p)
+			ccfg.KeyLogWriter = kl
+			scfg := verStdlibServerConfig(p)
+			mod(ccfg, scfg)
+			r, w := verRecordTLS13ToStdlib(t, ccfg, scfg, i == 0)
+			corpus.harvest(t, w, kl)
+			if i == 0 {
+				kl2 := &verKeyLog{}
+				ccfg.KeyLogWriter = kl2
+				ccfg.Session = r
+				_, w2 := verRecordTLS13ToStdlib(t, ccfg, scfg, false)
+				corpus.harvest(t, w2, kl2)
+			}
+		}
+		// crypto/tls client → tls13 server: full, resumed, HRR.
+		scfg := verTLS13ServerConfig(t, p)
+		scfg.TicketExtensions = func(*Conn, *ServerTicket) []Extension {
+			return []Extension{{Type: 0xFE4E}}
+		}
+		ccfg := verStdlibClientConfig(p)
+		ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+		for i := 0; i < 2; i++ {
+			kl := &verKeyLog{}
+			ccfg.KeyLogWriter = kl
+			corpus.harvest(t, verRecordStdlibToTLS13(t, ccfg, scfg), kl)
+		}
+		hrr := verTLS13ServerConfig(t, p)
+		hrr.CurvePreferences = []tls.CurveID{tls.CurveP256}
+		kl := &verKeyLog{}
+		c2 := verStdlibClientConfig(p)
+		c2.KeyLogWriter = kl
+		corpus.harvest(t, verRecordStdlibToTLS13(t, c2, hrr), kl)
+	}
+	for target, seeds := range corpus {
+		dir := filepath.Join("testdata", "fuzz", target)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range seeds {
+			sum := sha256.Sum256(s)
+			name := filepath.Join(dir, "real-"+hex.EncodeToString(sum[:8]))
+			if err := os.WriteFile(name, []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("%s: %d seeds", target, len(seeds))
+	}
+}
+
+// verRecordTLS13ToStdlib runs one tls13 client → crypto/tls server
+// connection with a KeyUpdate and an echo, recorded on the client side,
+// and returns the last ticket.
+func verRecordTLS13ToStdlib(t *testing.T, ccfg *Config, scfg *tls.Config, keyUpdate bool) (*ClientSession, *verWireConn) {
+	t.Helper()
+	ln := verListen(t)
+	done := verAcceptOne(ln, func(c net.Conn) error {
+		s := tls.Server(c, scfg)
+		if err := verEchoLine(s); err != nil {
+			return err
+		}
+		return verEchoLine(s)
+	})
+	w := &verWireConn{Conn: verDial(t, ln.Addr().String())}
+	sessions := &verSessionCatcher{}
+	cfg := *ccfg
+	cfg.OnNewSessionTicket = sessions.hook
+	c := Client(w, &cfg)
+	if err := verPingPong(c, "one"); err != nil {
+		t.Fatal(err)
+	}
+	if keyUpdate {
+		if err := c.SendKeyUpdate(true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := verPingPong(c, "two"); err != nil {
+		t.Fatal(err)
+	}
+	if err := verWaitErr(t, done, "server"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	return sessions.last(), w
+}
+
+// verRecordStdlibToTLS13 runs one crypto/tls client → tls13 server
+// connection recorded on the client side.
+func verRecordStdlibToTLS13(t *testing.T, ccfg *tls.Config, scfg *Config) *verWireConn {
+	t.Helper()
+	ln := verListen(t)
+	done := verAcceptOne(ln, func(c net.Conn) error { return verEchoLine(Server(c, scfg)) })
+	w := &verWireConn{Conn: verDial(t, ln.Addr().String())}
+	c := tls.Client(w, ccfg)
+	if err := verPingPong(c, "one"); err != nil {
+		t.Fatal(err)
+	}
+	if err := verWaitErr(t, done, "server"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	return w
 }
