@@ -497,3 +497,38 @@ func BenchmarkPinTable(b *testing.B) {
 		_ = sink
 	})
 }
+
+// Stats may be read while the owner decides (run with -race).
+func TestDeciderStatsConcurrent(t *testing.T) {
+	var now int64 = int64(time.Hour)
+	s := testScheduler(t, 4, 1009, time.Second, &now)
+	snap := s.Current()
+	d := NewDecider(DeciderConfig{PinCapacity: 64, TransitionCapacity: 64})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20000 {
+			k := keyN(i)
+			dec := d.Decide(snap, &k, true, now)
+			d.Pin(&k, dec.Hash, dec.Node, int64(time.Millisecond), now+int64(i))
+			d.Sweep(now+int64(i), 8)
+		}
+	}()
+	var last DeciderStats
+	for {
+		select {
+		case <-done:
+			st := d.Stats()
+			if st.PinInserts != 20000 || st.PinSize > st.PinCapacity || st.PinEvictions+st.PinExpirations+st.PinSize != st.PinInserts {
+				t.Fatalf("final stats %+v", st)
+			}
+			return
+		default:
+			st := d.Stats()
+			if st.PinInserts < last.PinInserts {
+				t.Fatal("a counter went backwards")
+			}
+			last = st
+		}
+	}
+}
