@@ -435,3 +435,62 @@ func TestRingAllocatesNothingPerBatch(t *testing.T) {
 		t.Errorf("ring stats %+v", st)
 	}
 }
+
+// TestMultiQueue opens one socket per RX queue of a two-queue veth and
+// reflects through all of them.
+func TestMultiQueue(t *testing.T) {
+	b := testbed.New(t, testbed.Options{Nodes: 1, RouterQueues: 2})
+	var n int
+	if err := b.Router.Do(func() (err error) { n, err = afxdp.RxQueueCount(b.Router.Iface); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("RxQueueCount = %d, want 2", n)
+	}
+	p := openPort(t, b, afxdp.Native)
+	if len(p.Rings) != 2 || p.Rings[0].Queue() != 0 || p.Rings[1].Queue() != 1 {
+		t.Fatalf("rings: %d", len(p.Rings))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	stats := make([]afxdp.ReflectStats, len(p.Rings))
+	for i, r := range p.Rings {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := afxdp.Reflect(ctx, r, &stats[i]); err != nil {
+				t.Errorf("reflect queue %d: %v", i, err)
+			}
+		}()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	rx0, _, _ := b.Client.LinkStats()
+	err := b.Client.Do(func() error {
+		_, err := testbed.Pktgen(context.Background(), testbed.PktgenConfig{
+			Iface: b.Client.Iface, SrcMAC: b.Client.MAC, DstMAC: b.Router.MAC,
+			Src: b.Client.Addr4, Dst: netip.AddrPortFrom(b.VIP4, 443), Count: 2000, Flows: 512,
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = testbed.WaitFor(time.Now().Add(10*time.Second), func() error {
+		rx, _, err := b.Client.LinkStats()
+		if err != nil {
+			return err
+		}
+		var total uint64
+		for i := range stats {
+			total += stats[i].Reflected.Load()
+		}
+		if total == 0 || rx-rx0 < total {
+			return fmt.Errorf("reflected %d, client got %d back", total, rx-rx0)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("reflected per queue: %d, %d", stats[0].Reflected.Load(), stats[1].Reflected.Load())
+}
