@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -244,7 +245,12 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 	p := &cfgParser{file: name}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, ConfigErrors{{File: name, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+		e := &ConfigError{File: name, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Col = 1
+		}
+		return nil, ConfigErrors{e}
 	}
 	cfg := &Config{
 		Path:        name,
@@ -400,6 +406,7 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 func (p *cfgParser) checkNodes(cfg *Config) {
 	names := map[string]bool{}
 	pools := map[string]bool{}
+	addrs := map[netip.Addr]string{}
 	n := 0
 	for pi := range cfg.Pools {
 		pool := &cfg.Pools[pi]
@@ -418,6 +425,13 @@ func (p *cfgParser) checkNodes(cfg *Config) {
 					p.fail(p.seen[f], f, "duplicate node name %q (names must be unique across pools: they seed the Maglev permutation)", nd.Name)
 				}
 				names[nd.Name] = true
+			}
+			if nd.Unicast.IsValid() {
+				if other, dup := addrs[nd.Unicast]; dup {
+					f := fmt.Sprintf("pools[%d].nodes[%d].address", pi, ni)
+					p.fail(p.seen[f], f, "%v is also node %q's address", nd.Unicast, other)
+				}
+				addrs[nd.Unicast] = nd.Name
 			}
 		}
 	}
@@ -762,3 +776,5 @@ func sortStrings(s []string) {
 }
 
 var errNoConfig = errors.New("sched: nil config")
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+):`)

@@ -48,7 +48,9 @@ func TestParseConfigErrors(t *testing.T) {
 	cases := []struct {
 		name, yaml, field, pos, msg string
 	}{
-		{"not yaml", "vips: [", "", "", "not valid YAML"},
+		{"not yaml", "vips: [", "", "1:1", "not valid YAML"},
+		{"not yaml, line known", "vips:\n  - a\n - b\n", "", "2:1", "not valid YAML: line 2"},
+		{"duplicate node address", strings.Replace(baseConfig, "        capacity: 100\n", "        capacity: 100\n      - name: a2\n        address: 10.201.0.11\n", 1), "pools[0].nodes[1].address", "15:18", "also node \"a1\""},
 		{"empty", "", "", "", "empty config"},
 		{"not a mapping", "- 1\n", "", "1:1", "want a mapping"},
 		{"unknown top key", baseConfig + "frobnicate: 1\n", "frobnicate", "17:1", "unknown key"},

@@ -48,8 +48,8 @@ func WithLogger(logf func(format string, args ...any)) Option {
 	return func(s *Scheduler) { s.logf = logf }
 }
 
-// WithHTTPClient replaces the client that fetches node reports (its
-// Timeout is overridden by reports.timeout per request).
+// WithHTTPClient replaces the client that fetches node reports; every
+// request is bounded by reports.timeout whatever the client's Timeout.
 func WithHTTPClient(c *http.Client) Option { return func(s *Scheduler) { s.client = c } }
 
 type nodeState struct {
