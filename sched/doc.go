@@ -30,11 +30,11 @@
 // where they land, which any scheme allows. The folding is injective for
 // a given VIP and port, so per VIP the hash is the PRF of the full tuple;
 // it saves SipHash blocks (IPv4: 4 rounds in all, IPv6: 6). The 1-3
-// variant (the hash of Rust's standard HashMap and of CPython's str hash
-// option) is chosen over 2-4 because the flow hash is on the per-packet
+// variant (the hash of Rust's standard HashMap and of CPython's str since
+// 3.11) is chosen over 2-4 because the flow hash is on the per-packet
 // path: an observer learns only a node choice (a few bits of a reduced
 // output), far from what a SipHash distinguisher needs, and 2-4 needs
-// 8 / 10 rounds instead of 4 / 6 (BenchmarkFlowHash/*-siphash24 measures
+// 6 / 10 rounds instead of 4 / 6 (BenchmarkFlowHash/*-siphash24 measures
 // the generic 2-4 code). HighwayHash would need a module, and its speed
 // pays off only on long inputs. The implementation is written here,
 // specialised to the two input sizes so it loads whole words straight
@@ -97,6 +97,16 @@
 // entry (smallest deadline), which keeps every operation O(1) and
 // allocation free. Expiry is lazy on lookup and insert, plus Sweep, which
 // the fast path calls with a small budget once per batch.
+//
+// # Active probes
+//
+// Every probe.interval the scheduler opens a TCP connection to each node's
+// unicast address and health_port (probe.timeout bounds it) and closes it
+// at once. The connect time feeds an EWMA (probe.ewma_alpha) that is the
+// node's delay; probe.down_after consecutive failures mark the node down,
+// probe.up_after consecutive successes mark it up again. A node starts up
+// (the config says it exists), so a router forwards from its first
+// snapshot; a node without health_port is never probed and always up.
 //
 // # Node load report
 //
