@@ -494,3 +494,56 @@ func TestMultiQueue(t *testing.T) {
 	}
 	t.Logf("reflected per queue: %d, %d", stats[0].Reflected.Load(), stats[1].Reflected.Load())
 }
+
+// TestExpiringTTLGoesToTheKernel: a VIP frame with TTL 1 is passed, and
+// the router's kernel answers with ICMP time exceeded.
+func TestExpiringTTLGoesToTheKernel(t *testing.T) {
+	b := testbed.New(t, testbed.Options{Nodes: 1})
+	if err := b.RouteVIPVia(b.Nodes[0]); err != nil {
+		t.Fatal(err)
+	}
+	p := openPort(t, b, afxdp.Native)
+	for _, vip := range []netip.AddrPort{netip.AddrPortFrom(b.VIP4, 443), netip.AddrPortFrom(b.VIP6, 443)} {
+		src := b.Client.Addr4
+		if vip.Addr().Is6() {
+			src = b.Client.Addr6
+		}
+		frame := testbed.TCPFrame(b.Client.MAC, b.Router.MAC, netip.AddrPortFrom(src, 40002), vip, testbed.TCPSyn, nil)
+		testbed.SetTTL(frame, 1)
+		err := b.Client.Do(func() error {
+			s, err := testbed.OpenPacketSocket(b.Client.Iface)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return testbed.WaitFor(time.Now().Add(10*time.Second), func() error {
+				if err := s.Send(frame); err != nil {
+					return err
+				}
+				_, err := s.ReceiveMatching(300*time.Millisecond, func(f []byte) bool {
+					if len(f) < 14+48 || [6]byte(f[6:12]) != b.Router.MAC {
+						return false
+					}
+					switch binary.BigEndian.Uint16(f[12:]) {
+					case 0x0800:
+						return f[14+9] == 1 && f[14+20] == 11 // ICMP time exceeded
+					case 0x86dd:
+						return f[14+6] == 58 && f[14+40] == 3 // ICMPv6 time exceeded
+					}
+					return false
+				})
+				return err
+			})
+		})
+		if err != nil {
+			t.Fatalf("%s: no time exceeded from the router: %v", vip, err)
+		}
+	}
+	c, err := p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[afxdp.CounterPassTTL] < 2 || c[afxdp.CounterRedirected] != 0 {
+		t.Errorf("counters %s: want pass_ttl >= 2 and nothing redirected", fmtCounters(c))
+	}
+}

@@ -66,6 +66,20 @@ func TCPFrame(srcMAC, dstMAC [6]byte, src, dst netip.AddrPort, flags byte, paylo
 	return append(f, tcp...)
 }
 
+// SetTTL rewrites the IPv4 TTL (and header checksum) or the IPv6 hop
+// limit of an untagged frame made by TCPFrame.
+func SetTTL(frame []byte, ttl byte) {
+	switch binary.BigEndian.Uint16(frame[12:]) {
+	case 0x0800:
+		ip := frame[14:34]
+		ip[8] = ttl
+		ip[10], ip[11] = 0, 0
+		binary.BigEndian.PutUint16(ip[10:], ^checksum(0, ip))
+	case 0x86dd:
+		frame[14+7] = ttl
+	}
+}
+
 func pseudoHeaderSum(src, dst netip.Addr, l4len int) uint32 {
 	var s uint32
 	s = checksumAdd(s, src.AsSlice())

@@ -308,9 +308,40 @@ func (b *Bed) build(opts Options) error {
 			}
 		}
 	}
+	// A router that forwards out of the interface a frame came in on sends
+	// ICMP redirects ("go straight to the node"); the client must not
+	// follow them, or it would bypass the router.
+	if err := sysctl(b.Client.NS, "net.ipv4.conf.all.accept_redirects=0", "net.ipv4.conf."+b.Client.Iface+".accept_redirects=0",
+		"net.ipv6.conf.all.accept_redirects=0", "net.ipv6.conf."+b.Client.Iface+".accept_redirects=0"); err != nil {
+		return err
+	}
+	if err := sysctl(b.Router.NS, "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf."+b.Router.Iface+".send_redirects=0"); err != nil {
+		return err
+	}
 	cmds := [][]string{
 		{"-n", b.Client.NS, "route", "add", netip.PrefixFrom(b.VIP4, 32).String(), "via", b.Router.Addr4.String()},
 		{"-n", b.Client.NS, "-6", "route", "add", netip.PrefixFrom(b.VIP6, 128).String(), "via", b.Router.Addr6.String()},
+	}
+	for _, c := range cmds {
+		if _, err := run("ip", c...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RouteVIPVia makes the router's kernel forward VIP traffic to node n
+// (IPv4 and IPv6 forwarding on, VIP routes via n's unicast addresses): the
+// "Linux IP forwarding" baseline, and what lets the router's kernel answer
+// frames whose TTL expires with ICMP time exceeded. Frames an XDP program
+// redirects to AF_XDP never reach this path.
+func (b *Bed) RouteVIPVia(n *Host) error {
+	if err := sysctl(b.Router.NS, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"); err != nil {
+		return err
+	}
+	cmds := [][]string{
+		{"-n", b.Router.NS, "route", "replace", netip.PrefixFrom(b.VIP4, 32).String(), "via", n.Addr4.String()},
+		{"-n", b.Router.NS, "-6", "route", "replace", netip.PrefixFrom(b.VIP6, 128).String(), "via", n.Addr6.String()},
 	}
 	for _, c := range cmds {
 		if _, err := run("ip", c...); err != nil {

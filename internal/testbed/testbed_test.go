@@ -131,3 +131,34 @@ func TestNodeDelay(t *testing.T) {
 		t.Fatalf("ping6 through the delay line: %v %s", err, out)
 	}
 }
+
+func TestRouteVIPVia(t *testing.T) {
+	b := New(t, Options{Nodes: 2})
+	if err := b.RouteVIPVia(b.Nodes[1]); err != nil {
+		t.Fatal(err)
+	}
+	l, err := b.Nodes[1].Listen("tcp", netip.AddrPortFrom(b.VIP4, 8080).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "node2")
+			c.Close()
+		}
+	}()
+	vip := netip.AddrPortFrom(b.VIP4, 8080)
+	if err := b.Client.WaitTCP(vip, time.Now().Add(10*time.Second)); err != nil {
+		t.Fatalf("client -> VIP through the router's kernel: %v", err)
+	}
+	// TTL 1 to the VIP: the router answers with time exceeded.
+	out, _ := b.Client.Exec("ping", "-c1", "-W2", "-t1", b.VIP4.String())
+	if !strings.Contains(out, "Time to live exceeded") {
+		t.Errorf("ping -t1 VIP: %s", out)
+	}
+}
