@@ -6,8 +6,13 @@ package tls13
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"net"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // verRawServer starts a tls13 server for one connection and returns the
@@ -258,4 +263,205 @@ func TestNegativeRawAccepted(t *testing.T) {
 		h.set(verExtPreSharedKey, verPSKExt(bytes.Repeat([]byte{7}, 100), 32))
 		verExpectServerHello(t, cfg, h.record())
 	})
+}
+
+// verRecReader reads whole plaintext records from a raw socket.
+type verRecReader struct {
+	c   net.Conn
+	buf []byte
+}
+
+// next returns the next record, or an error at EOF or the deadline.
+func (r *verRecReader) next() ([]byte, error) {
+	r.c.SetReadDeadline(time.Now().Add(verWait))
+	tmp := make([]byte, 4096)
+	for {
+		if recs, rest := verSplitRecords(r.buf); len(recs) > 0 {
+			rec := recs[0]
+			r.buf = append(rest[:0:0], r.buf[len(rec):]...)
+			return rec, nil
+		}
+		n, err := r.c.Read(tmp)
+		r.buf = append(r.buf, tmp[:n]...)
+		if err != nil && n == 0 {
+			return nil, err
+		}
+	}
+}
+
+// verHRR is what a client needs from a HelloRetryRequest.
+type verHRR struct {
+	group  uint16
+	cookie []byte
+	suite  uint16
+}
+
+// readHRR reads until the server's first handshake message and parses it
+// as a HelloRetryRequest.
+func (r *verRecReader) readHRR() (*verHRR, error) {
+	for {
+		rec, err := r.next()
+		if err != nil {
+			return nil, err
+		}
+		switch rec[0] {
+		case verRecordAlert:
+			return nil, fmt.Errorf("alert %v instead of HelloRetryRequest", rec[5:])
+		case verRecordCCS:
+			continue
+		}
+		s := cryptobyte.String(rec[5:])
+		var typ uint8
+		var body, random, sid, exts cryptobyte.String
+		var vers, suite uint16
+		var comp uint8
+		if !s.ReadUint8(&typ) || typ != 2 || !s.ReadUint24LengthPrefixed(&body) ||
+			!body.ReadUint16(&vers) || !body.ReadBytes((*[]byte)(&random), 32) || !body.ReadUint8LengthPrefixed(&sid) ||
+			!body.ReadUint16(&suite) || !body.ReadUint8(&comp) || !body.ReadUint16LengthPrefixed(&exts) {
+			return nil, errors.New("first server message is not a ServerHello")
+		}
+		if !bytes.Equal(random, verHRRRandom) {
+			return nil, errors.New("ServerHello instead of HelloRetryRequest")
+		}
+		h := &verHRR{suite: suite}
+		for !exts.Empty() {
+			var et uint16
+			var ed cryptobyte.String
+			if !exts.ReadUint16(&et) || !exts.ReadUint16LengthPrefixed(&ed) {
+				return nil, errors.New("malformed HelloRetryRequest extensions")
+			}
+			switch et {
+			case verExtKeyShare:
+				ed.ReadUint16(&h.group)
+			case verExtCookie:
+				var ck cryptobyte.String
+				ed.ReadUint16LengthPrefixed(&ck)
+				h.cookie = ck
+			}
+		}
+		return h, nil
+	}
+}
+
+// verCookieExt encodes a cookie extension body.
+func verCookieExt(cookie []byte) []byte {
+	var b cryptobyte.Builder
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(cookie) })
+	return b.BytesOrPanic()
+}
+
+// TestNegativeRawHelloRetryRequest checks the server's side of §4.1.4: a
+// ClientHello without a usable share gets one HelloRetryRequest, and the
+// second ClientHello may change only what the RFC allows.
+func TestNegativeRawHelloRetryRequest(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	cfg := verTLS13ServerConfig(t, p)
+	// CH1 offers X25519 and P-256 but no share: the server must ask.
+	first := func(t *testing.T) (*verHello, net.Conn, *verRecReader, *verHRR, <-chan error) {
+		t.Helper()
+		h := verDefaultHello(t)
+		h.set(verExtSupportedGroups, verU16List(2, verGroupX25519, verGroupP256))
+		h.set(verExtKeyShare, verKeyShareExt())
+		c, done := verRawServer(t, cfg)
+		c.Write(h.record())
+		rr := &verRecReader{c: c}
+		hrr, err := rr.readHRR()
+		if err != nil {
+			t.Fatalf("want HelloRetryRequest: %v", err)
+		}
+		if hrr.group != verGroupX25519 && hrr.group != verGroupP256 {
+			t.Fatalf("HelloRetryRequest selects group %#04x, not an offered one", hrr.group)
+		}
+		return h, c, rr, hrr, done
+	}
+	share := func(t *testing.T, group uint16) []byte {
+		if group == verGroupP256 {
+			return verP256Point(t)
+		}
+		return verNewX25519Share(t)
+	}
+	t.Run("valid second ClientHello after a ChangeCipherSpec", func(t *testing.T) {
+		h, c, rr, hrr, _ := first(t)
+		h.set(verExtKeyShare, verKeyShareExt(verExt{hrr.group, share(t, hrr.group)}))
+		if hrr.cookie != nil {
+			h.set(verExtCookie, verCookieExt(hrr.cookie))
+		}
+		c.Write(verRecord(verRecordCCS, []byte{1}))
+		c.Write(h.record())
+		for {
+			rec, err := rr.next()
+			if err != nil {
+				t.Fatalf("no ServerHello after the second ClientHello: %v", err)
+			}
+			if rec[0] == verRecordHandshake {
+				if len(rec) < 5+38 || rec[5] != 2 || bytes.Equal(rec[5+6:5+38], verHRRRandom) {
+					t.Fatalf("second ClientHello answered with % x, want a ServerHello", rec[5:min(len(rec), 16)])
+				}
+				return
+			}
+			if rec[0] == verRecordAlert {
+				t.Fatalf("alert %v after a valid second ClientHello", rec[5:])
+			}
+		}
+	})
+	cases := []struct {
+		name string
+		mod  func(t *testing.T, h *verHello, hrr *verHRR)
+		want uint8
+	}{
+		{"still no key share", func(t *testing.T, h *verHello, hrr *verHRR) {}, verAlertIllegalParameter},
+		{"share for a group other than the requested", func(t *testing.T, h *verHello, hrr *verHRR) {
+			other := uint16(verGroupP256)
+			if hrr.group == verGroupP256 {
+				other = verGroupX25519
+			}
+			h.set(verExtKeyShare, verKeyShareExt(verExt{other, share(t, other)}))
+		}, verAlertIllegalParameter},
+		{"cipher suites changed", func(t *testing.T, h *verHello, hrr *verHRR) {
+			h.set(verExtKeyShare, verKeyShareExt(verExt{hrr.group, share(t, hrr.group)}))
+			h.suites = []uint16{verSuiteAES256GCM, verSuiteAES128GCM}
+		}, verAlertIllegalParameter},
+		{"server_name changed", func(t *testing.T, h *verHello, hrr *verHRR) {
+			h.set(verExtKeyShare, verKeyShareExt(verExt{hrr.group, share(t, hrr.group)}))
+			h.set(verExtServerName, verSNIExt("other.test"))
+		}, verAlertIllegalParameter},
+		{"extension added", func(t *testing.T, h *verHello, hrr *verHRR) {
+			h.set(verExtKeyShare, verKeyShareExt(verExt{hrr.group, share(t, hrr.group)}))
+			h.exts = append(h.exts, verExt{verExtALPN, []byte{0, 3, 2, 'h', '2'}})
+		}, verAlertIllegalParameter},
+		{"cookie left out", func(t *testing.T, h *verHello, hrr *verHRR) {
+			if hrr.cookie == nil {
+				t.Skip("server sent no cookie")
+			}
+			h.set(verExtKeyShare, verKeyShareExt(verExt{hrr.group, share(t, hrr.group)}))
+			h.remove(verExtCookie)
+		}, verAlertIllegalParameter},
+		{"cookie altered", func(t *testing.T, h *verHello, hrr *verHRR) {
+			if hrr.cookie == nil {
+				t.Skip("server sent no cookie")
+			}
+			h.set(verExtKeyShare, verKeyShareExt(verExt{hrr.group, share(t, hrr.group)}))
+			ck := append([]byte(nil), hrr.cookie...)
+			ck[0] ^= 1
+			h.set(verExtCookie, verCookieExt(ck))
+		}, verAlertIllegalParameter},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, c, _, hrr, done := first(t)
+			if hrr.cookie != nil {
+				h.set(verExtCookie, verCookieExt(hrr.cookie))
+			}
+			tc.mod(t, h, hrr)
+			c.Write(h.record())
+			_, desc, err := verReadAlert(c)
+			if err != nil || desc != tc.want {
+				t.Errorf("second ClientHello: alert %d (%v), err %v; want %d (%v)", desc, Alert(desc), err, tc.want, Alert(tc.want))
+			}
+			c.Close()
+			if a, received, ok := verAlertOf(verWaitErr(t, done, "server")); !ok || received || uint8(a) != tc.want {
+				t.Errorf("server error: alert %v, want sent %v", a, Alert(tc.want))
+			}
+		})
+	}
 }
