@@ -427,6 +427,10 @@ func (hs *clientHandshakeState) readServerCertificate() error {
 	if len(cm.certificates) == 0 {
 		return c.abort(AlertDecodeError, "empty server Certificate")
 	}
+	if len(cm.entryExtensionTypes) > 0 {
+		// We request neither OCSP stapling nor SCTs.
+		return c.abort(AlertUnsupportedExtension, "certificate entry extension %#04x was not offered", cm.entryExtensionTypes[0])
+	}
 	if len(cm.context) != 0 {
 		return c.abort(AlertIllegalParameter, "server Certificate with a request context")
 	}

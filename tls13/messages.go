@@ -659,6 +659,9 @@ type certificateMsg struct {
 	raw          []byte
 	context      []byte
 	certificates [][]byte
+	// entryExtensionTypes lists the per-certificate extension types seen
+	// (a client that offered none must reject them).
+	entryExtensionTypes []uint16
 }
 
 func (m *certificateMsg) marshal() []byte {
@@ -699,6 +702,7 @@ func (m *certificateMsg) unmarshal(data []byte) bool {
 			if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&ext) {
 				return false
 			}
+			m.entryExtensionTypes = append(m.entryExtensionTypes, typ)
 		}
 		m.certificates = append(m.certificates, cert)
 	}
