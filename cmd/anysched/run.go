@@ -68,6 +68,12 @@ func (e *usageError) Error() string { return e.msg }
 func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
+	usageOut := stderr
+	for _, a := range args {
+		if a == "-h" || a == "--help" {
+			usageOut = stdout // asked for: not an error
+		}
+	}
 	var (
 		o                         runOptions
 		queues, cpus, mode, level string
@@ -94,20 +100,19 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error (debug also explains every frame)")
 	fs.IntVar(&o.pollMs, "poll-ms", fastpath.DefaultPollMs, "how long a worker waits for frames before it checks for shutdown (milliseconds)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: anysched run --config FILE --iface IF [flags]")
-		fmt.Fprintln(stderr, "       anysched run --config FILE --pcap-in IN [--pcap-out OUT] [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Runs the ingress router: an XDP program steers TCP to the configured VIPs into one")
-		fmt.Fprintln(stderr, "AF_XDP socket per RX queue; a worker per queue parses, schedules and forwards each")
-		fmt.Fprintln(stderr, "frame to its node's MAC (direct server return). SIGHUP reloads the config; SIGINT")
-		fmt.Fprintln(stderr, "and SIGTERM stop cleanly and detach the program.")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "flags:")
-		fmt.Fprint(stderr, fs.FlagUsages())
+		fmt.Fprintln(usageOut, "usage: anysched run --config FILE --iface IF [flags]")
+		fmt.Fprintln(usageOut, "       anysched run --config FILE --pcap-in IN [--pcap-out OUT] [flags]")
+		fmt.Fprintln(usageOut)
+		fmt.Fprintln(usageOut, "Runs the ingress router: an XDP program steers TCP to the configured VIPs into one")
+		fmt.Fprintln(usageOut, "AF_XDP socket per RX queue; a worker per queue parses, schedules and forwards each")
+		fmt.Fprintln(usageOut, "frame to its node's MAC (direct server return). SIGHUP reloads the config; SIGINT")
+		fmt.Fprintln(usageOut, "and SIGTERM stop cleanly and detach the program.")
+		fmt.Fprintln(usageOut)
+		fmt.Fprintln(usageOut, "flags:")
+		fmt.Fprint(usageOut, fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fs.SetOutput(stdout)
 			return nil, err
 		}
 		return nil, &usageError{err.Error()}
@@ -122,14 +127,14 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	if o.config == "" {
 		return bad("--config is required")
 	}
+	if o.pcapOut != "" && o.pcapIn == "" {
+		return bad("--pcap-out needs --pcap-in")
+	}
 	if o.pcapIn == "" && o.iface == "" {
 		return bad("--iface is required (or --pcap-in to forward a capture offline)")
 	}
 	if o.pcapIn != "" && o.iface != "" {
 		return bad("--pcap-in and --iface exclude each other")
-	}
-	if o.pcapOut != "" && o.pcapIn == "" {
-		return bad("--pcap-out needs --pcap-in")
 	}
 	if o.queues, err = parseIntList(queues, 0, 1<<16); err != nil {
 		return bad("--queues %q: %v", queues, err)

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+const offlineConfig = `vips:
+  - address: 10.200.0.1
+    port: 443
+pools:
+  - name: p
+    nodes:
+      - name: a
+        address: 10.201.0.11
+        mac: "02:00:00:00:00:0a"
+      - name: b
+        address: 10.201.0.12
+table:
+  size: 1009
+  seed: "6a1c5e0f3b9d47a2c8e1f05d7b3a9c64"
+`
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunFlagErrorsNameTheFlag(t *testing.T) {
+	cfg := writeFile(t, "r.yaml", offlineConfig)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--iface", "eth0"}, "--config"},
+		{[]string{"--config", cfg}, "--iface"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--batch", "0"}, "--batch"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--queues", "3-1"}, "--queues"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--cpus", "x"}, "--cpus"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--xdp-mode", "skb"}, "--xdp-mode"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--zerocopy", "maybe"}, "--zerocopy"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--mode", "bounce"}, "--mode"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--frame-size", "3000"}, "--frame-size"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--rx-ring", "100"}, "--rx-ring"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--umem-frames", "10"}, "--umem-frames"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--metrics-addr", "nohost"}, "--metrics-addr"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--log-level", "loud"}, "--log-level"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--pcap-in", "x.pcap"}, "--pcap-in"},
+		{[]string{"--config", cfg, "--pcap-out", "x.pcap"}, "--pcap-out"},
+		{[]string{"--config", cfg, "--iface", "eth0", "--no-such-flag"}, "no-such-flag"},
+		{[]string{"--config", writeFile(t, "bad.yaml", "vips: 3\n"), "--iface", "eth0"}, "vips"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := dispatch(append([]string{"run"}, c.args...), &stdout, &stderr)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d\n%s", c.args, code, exitUsage, stderr.String())
+			continue
+		}
+		if !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: message does not name %s:\n%s", c.args, c.want, stderr.String())
+		}
+	}
+}
+
+func TestRunHelpExplainsEveryFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := dispatch([]string{"run", "--help"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	help := stdout.String()
+	for _, f := range []string{"--config", "--iface", "--queues", "--batch", "--umem-frames", "--frame-size",
+		"--rx-ring", "--tx-ring", "--fill-ring", "--completion-ring", "--xdp-mode", "--zerocopy", "--cpus",
+		"--metrics-addr", "--mode", "--pcap-in", "--pcap-out", "--explain", "--log-level", "--poll-ms"} {
+		if !strings.Contains(help, f) {
+			t.Errorf("help does not mention %s", f)
+		}
+	}
+}
+
+func tcpFrame(t *testing.T, sport uint16, syn bool, payload []byte) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 0xc1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1},
+		EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP,
+		SrcIP: net.IP{198, 51, 100, 7}, DstIP: net.IP{10, 200, 0, 1}}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 443, Seq: 1, SYN: syn, ACK: !syn, Window: 1000}
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		eth, ip, tcp, gopacket.Payload(payload)); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), buf.Bytes()...)
+}
+
+func TestRunForwardsACaptureOffline(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.pcap")
+	out := filepath.Join(dir, "out.pcap")
+	f, err := os.Create(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(f)
+	w.WriteFileHeader(65535, layers.LinkTypeEthernet)
+	start := time.Unix(1700000000, 0)
+	hello := []byte{0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00} // truncated ClientHello: malformed
+	frames := [][]byte{tcpFrame(t, 40000, true, nil), tcpFrame(t, 40000, false, hello), {1, 2, 3}, tcpFrame(t, 40001, true, nil)}
+	for i, fr := range frames {
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: start.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(fr), Length: len(fr)}, fr)
+	}
+	f.Close()
+	cfg := writeFile(t, "r.yaml", offlineConfig)
+	var stdout, stderr bytes.Buffer
+	if code := dispatch([]string{"run", "--config", cfg, "--pcap-in", in, "--pcap-out", out}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want one explanation per frame, got:\n%s", stdout.String())
+	}
+	for i, want := range []string{"route=syn", "clienthello=", "drop parse=truncated_ethernet", "route=syn"} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("line %d %q does not say %q", i, lines[i], want)
+		}
+	}
+	if !strings.Contains(lines[1], "pinned") {
+		t.Errorf("a malformed ClientHello should pin the flow: %q", lines[1])
+	}
+	rf, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	r, err := pcapgo.NewReader(rf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		data, _, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		n++
+		if data[22] != 63 {
+			t.Errorf("written frame %d has TTL %d, want 63", n, data[22])
+		}
+		if net.HardwareAddr(data[6:12]).String() != "02:00:00:00:00:01" {
+			t.Errorf("written frame %d has source MAC %x", n, data[6:12])
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d frames written, want 3", n)
+	}
+}
