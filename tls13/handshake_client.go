@@ -137,6 +137,9 @@ func (hs *clientHandshakeState) checkServerHelloCommon(sh *serverHelloMsg) error
 	if sh.duplicateExtension {
 		return c.abort(AlertIllegalParameter, "duplicate extension in ServerHello")
 	}
+	if len(sh.random) == 32 && (string(sh.random[24:]) == "DOWNGRD\x01" || string(sh.random[24:]) == "DOWNGRD\x00") {
+		return c.abort(AlertIllegalParameter, "downgrade sentinel in ServerHello.random")
+	}
 	if sh.supportedVersion == 0 {
 		return c.abort(AlertProtocolVersion, "server negotiated a version below TLS 1.3")
 	}
@@ -305,9 +308,6 @@ func (hs *clientHandshakeState) handleHRR(hrr *serverHelloMsg) error {
 
 func (hs *clientHandshakeState) processServerHello(sh *serverHelloMsg) error {
 	c := hs.c
-	if string(sh.random[24:]) == "DOWNGRD\x01" || string(sh.random[24:]) == "DOWNGRD\x00" {
-		return c.abort(AlertIllegalParameter, "downgrade sentinel in ServerHello.random")
-	}
 	var share *clientKeyShare
 	for _, ks := range hs.shares {
 		if ks.group == sh.serverShare.group {
