@@ -431,8 +431,31 @@ func TestRingAllocatesNothingPerBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.BadReleases != 0 || st.KickErrors != 0 {
+	if st.BadReleases != 0 || st.KickErrors != 0 || st.BadTransmits != 0 {
 		t.Errorf("ring stats %+v", st)
+	}
+
+	// Descriptors the kernel would refuse are taken and counted, not sent.
+	fs := uint64(r.FrameSize())
+	own, err := r.Receive(batch[:3], 1000)
+	if err != nil || own != 3 {
+		t.Fatalf("Receive = %d, %v", own, err)
+	}
+	r.Release(batch[:1])
+	bad := []fastpath.Desc{
+		{Addr: uint64(len(r.UMEM())), Len: 60},                      // outside the UMEM
+		{Addr: batch[1].Addr - batch[1].Addr%fs + fs - 10, Len: 60}, // crosses its frame's end
+		{Addr: batch[2].Addr, Len: 0},                               // empty
+	}
+	n, err := r.Transmit(bad)
+	if err != nil || n != len(bad) {
+		t.Errorf("Transmit(bad) = %d, %v; want %d, nil", n, err, len(bad))
+	}
+	if st, _ := r.Stats(); st.BadTransmits != 3 {
+		t.Errorf("BadTransmits = %d, want 3", st.BadTransmits)
+	}
+	if n, err := r.Transmit(nil); n != 0 || err != nil {
+		t.Errorf("Transmit(nil) = %d, %v", n, err)
 	}
 }
 

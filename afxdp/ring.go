@@ -101,7 +101,7 @@ type Ring struct {
 	pollFD    [1]unix.PollFd
 
 	// Statistics, updated per batch.
-	rxFrames, txFrames, kicks, kickErrors, badRelease atomic.Uint64
+	rxFrames, txFrames, kicks, kickErrors, badRelease, badTransmit atomic.Uint64
 }
 
 var _ fastpath.Ring = (*Ring)(nil)
@@ -278,8 +278,17 @@ const maxKicksPerTransmit = 256
 
 // Transmit puts the frames on the TX ring and kicks the kernel until the
 // ring is drained or stops moving. It returns how many frames it took; the
-// rest did not fit (the TX ring is full) and stay the caller's.
+// rest did not fit (the TX ring is full) and stay the caller's. A
+// descriptor the kernel would refuse (outside the UMEM, or crossing its
+// frame's end) is taken, not sent: its frame goes back to the fill ring
+// and BadTransmits counts it, so no frame is ever lost.
 func (r *Ring) Transmit(batch []fastpath.Desc) (int, error) {
+	if len(batch) == 0 && r.sock.NumFreeTxSlots() == r.opts.TxRingSize {
+		r.reclaim()
+		return 0, nil // nothing to send and nothing pending: no system call
+	}
+	fs := uint64(r.opts.FrameSize)
+	umemLen := uint64(len(r.umem))
 	taken := 0
 	var err error
 	for kicks := 0; kicks < maxKicksPerTransmit; kicks++ {
@@ -289,14 +298,22 @@ func (r *Ring) Transmit(batch []fastpath.Desc) (int, error) {
 		if n > free {
 			n = free
 		}
-		buf := r.txBuf[:n]
-		for i := range buf {
-			d := batch[taken+i]
-			buf[i] = xdp.Desc{Addr: d.Addr, Len: d.Len}
+		buf := r.txBuf[:0]
+		for _, d := range batch[taken : taken+n] {
+			if d.Len == 0 || d.Addr >= umemLen || d.Addr%fs+uint64(d.Len) > fs {
+				r.badTransmit.Add(1)
+				if d.Addr < umemLen && len(r.free) < cap(r.free) {
+					r.free = append(r.free, d.Addr-d.Addr%fs)
+				}
+				continue
+			}
+			buf = append(buf, xdp.Desc{Addr: d.Addr, Len: d.Len})
 		}
+		// The library takes all of buf: it fits the free slots, and only
+		// this goroutine produces.
 		var got int
 		got, err = r.submit(buf)
-		taken += got
+		taken += n
 		if err != nil {
 			break
 		}
@@ -372,7 +389,7 @@ func (r *Ring) reclaim() {
 
 // RingStats are a Ring's frame counts.
 type RingStats struct {
-	RxFrames, TxFrames, Kicks, KickErrors, BadReleases uint64
+	RxFrames, TxFrames, Kicks, KickErrors, BadReleases, BadTransmits uint64
 	// Kernel holds the socket's drop counters (rx_dropped, rx_ring_full,
 	// fill ring empty, invalid descriptors...).
 	Kernel unix.XDPStatistics
@@ -383,7 +400,7 @@ type RingStats struct {
 func (r *Ring) Stats() (RingStats, error) {
 	s := RingStats{
 		RxFrames: r.rxFrames.Load(), TxFrames: r.txFrames.Load(), Kicks: r.kicks.Load(),
-		KickErrors: r.kickErrors.Load(), BadReleases: r.badRelease.Load(),
+		KickErrors: r.kickErrors.Load(), BadReleases: r.badRelease.Load(), BadTransmits: r.badTransmit.Load(),
 	}
 	size := uint32(unsafe.Sizeof(s.Kernel))
 	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(r.sock.FD()), unix.SOL_XDP, unix.XDP_STATISTICS,
