@@ -386,6 +386,12 @@ func (h *Host) Exec(args ...string) (string, error) {
 	return Exec(h.NS, args...)
 }
 
+// Command prepares a command to run inside the host's namespace (a daemon
+// the test starts and stops itself, e.g. `anysched run` on the router).
+func (h *Host) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+}
+
 // Exec runs a command inside namespace ns and returns its combined output.
 func Exec(ns string, args ...string) (string, error) {
 	return run("ip", append([]string{"netns", "exec", ns}, args...)...)

@@ -162,3 +162,28 @@ func TestRouteVIPVia(t *testing.T) {
 		t.Errorf("ping -t1 VIP: %s", out)
 	}
 }
+
+// TestNodesDoNotClaimTheVIP: with the VIP made on-link at the client, ARP
+// and ND for it go unanswered, because the nodes hold it on lo only.
+func TestNodesDoNotClaimTheVIP(t *testing.T) {
+	b := New(t, Options{Nodes: 2})
+	for _, c := range [][]string{
+		{"ip", "route", "replace", b.VIP4.String() + "/32", "dev", b.Client.Iface},
+		{"ip", "-6", "route", "replace", b.VIP6.String() + "/128", "dev", b.Client.Iface},
+	} {
+		if out, err := b.Client.Exec(c...); err != nil {
+			t.Fatalf("%v: %v %s", c, err, out)
+		}
+	}
+	if out, err := b.Client.Exec("ping", "-c1", "-W1", b.VIP4.String()); err == nil {
+		t.Errorf("a node answered ARP for the VIP:\n%s", out)
+	}
+	if out, err := b.Client.Exec("ping", "-6", "-c1", "-W1", b.VIP6.String()); err == nil {
+		t.Errorf("a node answered ND for the VIP:\n%s", out)
+	}
+	// The client's command runs in its namespace.
+	out, err := b.Client.Command("ip", "-br", "addr", "show", "dev", b.Client.Iface).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), b.Client.Addr4.String()) {
+		t.Errorf("Command: %v %s", err, out)
+	}
+}
