@@ -248,9 +248,11 @@ func (r *Ring) Receive(batch []fastpath.Desc, timeoutMs int) (int, error) {
 		return 0, nil
 	}
 	if r.sock.NumReceived() == 0 {
-		if timeoutMs == 0 {
-			return 0, nil
+		if timeoutMs == 0 && !r.zeroCopy {
+			return 0, nil // copy mode fills in the kernel's receive path: no wakeup needed
 		}
+		// In zero-copy mode with need-wakeup the driver may wait for a
+		// wakeup before it uses the fill ring again; poll gives it.
 		r.pollFD[0].Revents = 0
 		for {
 			_, err := unix.Poll(r.pollFD[:], timeoutMs)
