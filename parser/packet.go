@@ -1,6 +1,9 @@
 package parser
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Limits of ParseFrame.
 const (
@@ -124,16 +127,22 @@ func ParseFrame(frame []byte, p *Packet) Status {
 	// which gives the same result (FuzzParseFrame checks).
 	if len(frame) >= ethernetHeaderLen+ipv4MinHeaderLen+tcpMinHeaderLen && len(frame) <= MaxFrameLen {
 		h := frame[ethernetHeaderLen : ethernetHeaderLen+ipv4MinHeaderLen]
-		total := int(be16(h[2:4]))
-		// The one's-complement sum does not depend on byte order (RFC 1071
-		// §2(B)), and 0xffff reads the same either way: sum native words.
+		// Little-endian words of the IPv4 header: a = version/IHL, TOS,
+		// total length, ID, flags/fragment offset; b = TTL, protocol,
+		// checksum, source; c = destination.
 		a, b := binary.LittleEndian.Uint64(h[0:8]), binary.LittleEndian.Uint64(h[8:16])
-		sum := a&0xffffffff + a>>32 + b&0xffffffff + b>>32 + uint64(binary.LittleEndian.Uint32(h[16:20]))
+		c := binary.LittleEndian.Uint32(h[16:20])
+		// The one's-complement sum does not depend on byte order (RFC 1071
+		// §2(B)), and 0xffff reads the same either way.
+		sum := a&0xffffffff + a>>32 + b&0xffffffff + b>>32 + uint64(c)
 		sum = sum&0xffff + sum>>16
 		sum = sum&0xffff + sum>>16
 		sum = sum&0xffff + sum>>16
-		if frame[12] == 0x08 && frame[13] == 0x00 && h[0] == 0x45 && h[9] == ProtoTCP && h[6]&0x3f == 0 && h[7] == 0 &&
-			total >= ipv4MinHeaderLen+tcpMinHeaderLen && ethernetHeaderLen+total <= len(frame) && sum == 0xffff {
+		// EtherType IPv4, version 4 with IHL 5, no MF and offset 0 (DF may
+		// be set), protocol TCP: all in one test.
+		shape := uint64(binary.LittleEndian.Uint16(frame[12:14])^0x0008) | (a&0xff ^ 0x45) | (a>>48)&0xff3f | (b>>8&0xff ^ uint64(ProtoTCP))
+		total := int(be16(h[2:4]))
+		if shape == 0 && total >= ipv4MinHeaderLen+tcpMinHeaderLen && ethernetHeaderLen+total <= len(frame) && sum == 0xffff {
 			const l4 = ethernetHeaderLen + ipv4MinHeaderLen
 			end := ethernetHeaderLen + total
 			t := frame[l4:end]
@@ -148,7 +157,7 @@ func ParseFrame(frame []byte, p *Packet) Status {
 				p.EtherType, p.IPVersion, p.Flags = EtherTypeIPv4, 4, 0
 				p.TCPFlags, p.Seq, p.Ack = t[13], be32(t[4:8]), be32(t[8:12])
 				p.ICMPError, p.ICMPType, p.ICMPCode, p.ICMPMTU = false, 0, 0, 0
-				p.Flow.setIPv4Words(be32(h[12:16]), be32(h[16:20]))
+				p.Flow.setIPv4Words(uint32(bits.ReverseBytes64(b)), bits.ReverseBytes32(c))
 				p.Flow.SrcPort = be16(t[0:2])
 				p.Flow.DstPort = be16(t[2:4])
 				p.Flow.Proto = ProtoTCP
