@@ -23,6 +23,21 @@
 // Every namespace name is unique (prefix, PID, counter), so beds of
 // parallel tests and test binaries do not collide; New removes everything
 // in t.Cleanup. scripts/testbed.sh builds the same bed for humans.
+//
+// What a test gets: Host.Do runs Go code on a thread inside a namespace
+// (sockets it opens stay there: Listen, Dial, afxdp.Open), Exec and Command
+// run programs there, WaitTCP and WaitFor poll with a deadline, LinkStats
+// reads packet counters, SetDelay delays a node's egress, RouteVIPVia turns
+// the router into a plain Linux forwarder (the baseline, and what answers
+// expiring TTLs), Pktgen sends TCP frames at rate from an AF_XDP socket,
+// TCPFrame and PacketSocket make and catch single frames.
+//
+// Per-node delay: this project's CI kernel has no sch_netem (nor fq), so
+// where netem is missing a node's veth peer is taken off the bridge and a
+// userspace delay line (two AF_PACKET sockets in the fabric namespace)
+// holds the node's egress frames for the delay; see Options.DelayLine.
+//
+// Tests need root, ip and tc (iproute2) and ping (iputils-ping).
 package testbed
 
 import (
