@@ -7,11 +7,13 @@ package tls13
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -494,4 +496,193 @@ func TestInteropHTTP(t *testing.T) {
 			t.Errorf("ALPN: want http/1.1 on the tls13 client connection")
 		}
 	})
+}
+
+func TestInteropStdlibALPNAndSNI(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	t.Run("tls13-server/ALPN-overlap", func(t *testing.T) {
+		scfg := verTLS13ServerConfig(t, p)
+		scfg.NextProtos = []string{"h2", "http/1.1"}
+		ccfg := verStdlibClientConfig(p)
+		ccfg.NextProtos = []string{"http/1.1", "anysched/1"}
+		r := verStdlibClientToTLS13(t, ccfg, scfg)
+		if r.tls13.NegotiatedProtocol != "http/1.1" || r.stdlib.NegotiatedProtocol != "http/1.1" {
+			t.Errorf("ALPN: tls13 %q, crypto/tls %q", r.tls13.NegotiatedProtocol, r.stdlib.NegotiatedProtocol)
+		}
+	})
+	t.Run("tls13-client/ALPN-overlap", func(t *testing.T) {
+		ccfg := verTLS13ClientConfig(p)
+		ccfg.NextProtos = []string{"anysched/1", "h2"}
+		scfg := verStdlibServerConfig(p)
+		scfg.NextProtos = []string{"h2"}
+		r := verTLS13ClientToStdlib(t, ccfg, scfg)
+		if r.tls13.NegotiatedProtocol != "h2" || r.stdlib.NegotiatedProtocol != "h2" {
+			t.Errorf("ALPN: tls13 %q, crypto/tls %q", r.tls13.NegotiatedProtocol, r.stdlib.NegotiatedProtocol)
+		}
+	})
+	t.Run("tls13-server/ALPN-no-overlap", func(t *testing.T) {
+		// RFC 7301 §3.2: no_application_protocol.
+		scfg := verTLS13ServerConfig(t, p)
+		scfg.NextProtos = []string{"h2"}
+		ln := verListen(t)
+		done := verAcceptOne(ln, func(c net.Conn) error { return Server(c, scfg).Handshake() })
+		ccfg := verStdlibClientConfig(p)
+		ccfg.NextProtos = []string{"http/1.1"}
+		err := tls.Client(verDial(t, ln.Addr().String()), ccfg).Handshake()
+		if err == nil || !strings.Contains(err.Error(), "no application protocol") {
+			t.Errorf("crypto/tls client: %v, want remote no_application_protocol", err)
+		}
+		verWantAlert(t, "tls13 server", verWaitErr(t, done, "server"), AlertNoApplicationProtocol, false)
+	})
+	t.Run("tls13-server/GetCertificate-by-SNI", func(t *testing.T) {
+		ed := verGetPKI(t, verEd25519)
+		scfg := verTLS13ServerConfig(t, p)
+		scfg.Certificates = nil
+		scfg.GetCertificate = func(info *ClientHelloInfo) (*tls.Certificate, error) {
+			switch info.ServerName {
+			case verServerName:
+				return &p.leaf, nil
+			case "ed.test":
+				return &ed.leaf, nil
+			}
+			return nil, errors.New("unknown name " + info.ServerName)
+		}
+		r := verStdlibClientToTLS13(t, verStdlibClientConfig(p), scfg)
+		if !r.stdlib.PeerCertificates[0].Equal(p.leaf.Leaf) || r.tls13.ServerName != verServerName {
+			t.Errorf("SNI %q: wrong certificate", r.tls13.ServerName)
+		}
+		ccfg := verStdlibClientConfig(ed)
+		ccfg.ServerName = "ed.test"
+		ccfg.InsecureSkipVerify = true // the ed25519 leaf names node.test
+		r = verStdlibClientToTLS13(t, ccfg, scfg)
+		if !r.stdlib.PeerCertificates[0].Equal(ed.leaf.Leaf) || r.tls13.ServerName != "ed.test" {
+			t.Errorf("SNI %q: wrong certificate", r.tls13.ServerName)
+		}
+	})
+}
+
+func TestInteropStdlibClientCertificateRequest(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	t.Run("request: tls13 client answers with no certificate", func(t *testing.T) {
+		scfg := verStdlibServerConfig(p)
+		scfg.ClientAuth = tls.RequestClientCert
+		r := verTLS13ClientToStdlib(t, verTLS13ClientConfig(p), scfg)
+		if len(r.stdlib.PeerCertificates) != 0 {
+			t.Errorf("server saw %d client certificates", len(r.stdlib.PeerCertificates))
+		}
+	})
+	t.Run("require: server refuses, tls13 client sees its alert", func(t *testing.T) {
+		scfg := verStdlibServerConfig(p)
+		scfg.ClientAuth = tls.RequireAnyClientCert
+		ln := verListen(t)
+		done := verAcceptOne(ln, func(c net.Conn) error {
+			s := tls.Server(c, scfg)
+			return s.Handshake()
+		})
+		c := Client(verDial(t, ln.Addr().String()), verTLS13ClientConfig(p))
+		err := c.Handshake()
+		if err == nil {
+			// The client finishes its flight before the server judges it;
+			// the refusal arrives on the first read.
+			_, err = c.Read(make([]byte, 1))
+		}
+		if a, received, ok := verAlertOf(err); !ok || !received || a != AlertCertificateRequired {
+			t.Errorf("tls13 client: %v, want a received certificate_required", err)
+		}
+		if verWaitErr(t, done, "server") == nil {
+			t.Errorf("crypto/tls server accepted a client without a certificate")
+		}
+	})
+}
+
+func TestInteropStdlibSessionTicketAfterHandshake(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	scfg := verTLS13ServerConfig(t, p)
+	scfg.TicketsPerHandshake = -1 // only the explicit one below
+	ln := verListen(t)
+	done := verAcceptOne(ln, func(c net.Conn) error {
+		s := Server(c, scfg)
+		if err := s.Handshake(); err != nil {
+			return err
+		}
+		if err := verEchoLine(s); err != nil {
+			return err
+		}
+		if err := s.SendSessionTicket(); err != nil {
+			return err
+		}
+		return verEchoLine(s)
+	})
+	ccfg := verStdlibClientConfig(p)
+	cache := tls.NewLRUClientSessionCache(2)
+	ccfg.ClientSessionCache = cache
+	c := tls.Client(verDial(t, ln.Addr().String()), ccfg)
+	if err := verPingPong(c, "before"); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := cache.Get(verServerName); ok && s != nil {
+		t.Fatalf("a ticket arrived although TicketsPerHandshake is -1")
+	}
+	if err := verPingPong(c, "after"); err != nil {
+		t.Fatal(err)
+	}
+	if err := verWaitErr(t, done, "server"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if r := verStdlibClientToTLS13(t, ccfg, scfg); !r.tls13.DidResume || !r.stdlib.DidResume {
+		t.Fatalf("the ticket sent with SendSessionTicket did not resume")
+	}
+}
+
+func TestInteropAutomaticKeyUpdate(t *testing.T) {
+	// A writer rekeys on its own before the AEAD's usage limit (§5.5).
+	// Both ends pretend that almost keyUpdateAfter records went out, so the
+	// nonces still agree (crypto/tls cannot be told that, hence tls13 on
+	// both ends).
+	p := verGetPKI(t, verECDSA)
+	pr := verTLS13Pair(t, verTLS13ClientConfig(p), verTLS13ServerConfig(t, p))
+	pr.client.outMu.Lock()
+	pr.client.out.seq = keyUpdateAfter - 2
+	pr.client.outMu.Unlock()
+	pr.server.inMu.Lock()
+	pr.server.in.seq = keyUpdateAfter - 2
+	pr.server.inMu.Unlock()
+	go func() {
+		for i := 0; i < 5; i++ {
+			if verEchoLine(pr.server) != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; i < 5; i++ {
+		if err := verPingPong(pr.client, "near the limit "+strconv.Itoa(i)); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	pr.client.outMu.Lock()
+	seq := pr.client.out.seq
+	pr.client.outMu.Unlock()
+	if seq >= keyUpdateAfter {
+		t.Errorf("write sequence %d: the writer did not rekey at %d", seq, keyUpdateAfter)
+	}
+}
+
+func TestInteropHandshakeContextCancel(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	ln := verListen(t)
+	go func() { // a server that never answers
+		c, err := ln.Accept()
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := Client(verDial(t, ln.Addr().String()), verTLS13ClientConfig(p))
+	errc := make(chan error, 1)
+	go func() { errc <- c.HandshakeContext(ctx) }()
+	cancel()
+	if err := verWaitErr(t, errc, "cancelled handshake"); !errors.Is(err, context.Canceled) {
+		t.Errorf("HandshakeContext after cancel: %v, want context.Canceled", err)
+	}
 }
