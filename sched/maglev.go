@@ -2,6 +2,7 @@ package sched
 
 import (
 	"encoding/binary"
+	"math"
 	"sort"
 )
 
@@ -77,6 +78,21 @@ func BuildMaglev(k HashKey, m uint32, nodes []MaglevNode) []uint16 {
 	}
 	filled := uint32(0)
 	for filled < m {
+		// Skip rounds in which nobody would visit (weights far below
+		// the largest, or the heaviest walkers done): advance every
+		// credit by the rounds until the first walker reaches maxW.
+		// This changes nothing but the time the build takes.
+		skip := uint64(math.MaxUint64)
+		for i := range active {
+			w := &active[i]
+			need := (maxW - min(w.credit+w.weight, maxW) + w.weight - 1) / w.weight
+			skip = min(skip, need)
+		}
+		if skip > 0 {
+			for i := range active {
+				active[i].credit += skip * active[i].weight
+			}
+		}
 		done := false
 		for i := range active {
 			w := &active[i]

@@ -246,3 +246,20 @@ func BenchmarkMaglevBuild(b *testing.B) {
 		})
 	}
 }
+
+// Weights far apart (a capacity of 1 next to 10^6, times the weighted
+// policy's scale) still build quickly and exactly.
+func TestMaglevExtremeWeights(t *testing.T) {
+	nodes := []MaglevNode{{0, "big", 64_000_000}, {1, "tiny", 64}, {2, "mid", 640_000}}
+	var ws []raceWalker
+	for _, n := range nodes {
+		ws = append(ws, raceWalker{weight: uint64(n.Weight)})
+	}
+	setQuotas(ws, 65537, 64_000_000+64+640_000)
+	c := counts(BuildMaglev(testSeed().Key(), 65537, nodes), 3)
+	for i := range nodes {
+		if c[i] != int(ws[i].quota) {
+			t.Fatalf("node %s: %d slots, quota %d", nodes[i].Name, c[i], ws[i].quota)
+		}
+	}
+}
