@@ -19,7 +19,13 @@ func benchFrames(b *testing.B) map[string][]byte {
 	ack.flags = TCPFlagACK
 	ack.seq, ack.ack = 1001, 5001
 	ack.tcpOpts = []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}
+	v6 := v6spec()
+	v6.tcpOpts = syn.tcpOpts
+	tagged := syn
+	tagged.vlanTPIDs = []uint16{EtherTypeVLAN}
 	return map[string][]byte{
+		"ipv6_syn":            buildFrame(v6),
+		"vlan_syn":            buildFrame(tagged),
 		"syn":                 buildFrame(syn),
 		"ack":                 buildFrame(ack),
 		"clienthello_small":   helloFrame(small, 1500),
@@ -29,7 +35,7 @@ func benchFrames(b *testing.B) map[string][]byte {
 
 func BenchmarkParseFrame(b *testing.B) {
 	frames := benchFrames(b)
-	for _, name := range []string{"syn", "ack", "clienthello_small", "clienthello_pq_seg1"} {
+	for _, name := range []string{"syn", "ack", "clienthello_small", "clienthello_pq_seg1", "ipv6_syn", "vlan_syn"} {
 		f := frames[name]
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()

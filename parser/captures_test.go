@@ -23,6 +23,36 @@ type captureFlow struct {
 	pending  []bool // MigrationSupport seen after each pending segment
 }
 
+// captureFrames returns every frame of the committed captures (pcap and
+// pcapng), for fuzz seeds and benchmarks.
+func captureFrames(tb testing.TB) [][]byte {
+	files, _ := filepath.Glob("testdata/*.pcap*")
+	var frames [][]byte
+	for _, path := range files {
+		f, err := os.Open(path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var next func() ([]byte, error)
+		if r, err := pcapgo.NewReader(f); err == nil {
+			next = func() ([]byte, error) { d, _, err := r.ReadPacketData(); return d, err }
+		} else if _, err := f.Seek(0, io.SeekStart); err == nil {
+			if ng, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions); err == nil {
+				next = func() ([]byte, error) { d, _, err := ng.ReadPacketData(); return d, err }
+			}
+		}
+		for next != nil {
+			d, err := next()
+			if err != nil {
+				break
+			}
+			frames = append(frames, d)
+		}
+		f.Close()
+	}
+	return frames
+}
+
 // readCapture runs every frame of a pcap or pcapng file through ParseFrame
 // and every client→port-443 payload through one Reassembler.
 func readCapture(t *testing.T, path string) []*captureFlow {

@@ -36,6 +36,9 @@ func FuzzParseFrame(f *testing.F) {
 	for _, s := range frameSeeds(f) {
 		f.Add(s)
 	}
+	for _, s := range captureFrames(f) {
+		f.Add(s)
+	}
 	other := frameSeeds(f)[2]
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		var p, fresh Packet
@@ -140,6 +143,12 @@ func helloSeeds(tb testing.TB) [][]byte {
 func FuzzScanClientHello(f *testing.F) {
 	for i, s := range helloSeeds(f) {
 		f.Add(s, uint16(i*37))
+	}
+	for i, fr := range captureFrames(f) {
+		var p Packet
+		if ParseFrame(fr, &p) == StatusOK && len(p.Payload) > 0 {
+			f.Add(append([]byte(nil), p.Payload...), uint16(i))
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
 		var h ClientHello

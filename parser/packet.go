@@ -165,7 +165,45 @@ func ParseFrame(frame []byte, p *Packet) Status {
 			}
 		}
 	}
+	if len(frame) >= ethernetHeaderLen+ipv6HeaderLen+tcpMinHeaderLen && len(frame) <= MaxFrameLen &&
+		frame[12] == 0x86 && frame[13] == 0xdd && frame[14]>>4 == 6 && frame[20] == ProtoTCP {
+		if parseIPv6TCP(frame, p) {
+			return StatusOK
+		}
+	}
 	return parseFrameGeneral(frame, p)
+}
+
+// parseIPv6TCP is the fast path for untagged IPv6 carrying TCP directly (no
+// extension headers). It returns false, leaving the frame to the general
+// path, when a length does not fit.
+func parseIPv6TCP(frame []byte, p *Packet) bool {
+	const l3, l4 = ethernetHeaderLen, ethernetHeaderLen + ipv6HeaderLen
+	h := frame[l3:l4]
+	plen := int(be16(h[4:6]))
+	end := l4 + plen
+	if plen < tcpMinHeaderLen || end > len(frame) {
+		return false
+	}
+	t := frame[l4:end]
+	doff := int(t[12]>>4) * 4
+	if doff < tcpMinHeaderLen || doff > len(t) {
+		return false
+	}
+	p.Payload = t[doff:]
+	p.L3Off, p.L3End, p.L4Off, p.PayloadOff = l3, uint16(end), l4, uint16(l4+doff)
+	p.TTLOff, p.IPv4ChecksumOff = l3+7, 0
+	p.VLANOff, p.VLANTCI, p.VLANCount = [MaxVLANTags]uint16{}, [MaxVLANTags]uint16{}, 0
+	p.EtherType, p.IPVersion, p.Flags = EtherTypeIPv6, 6, 0
+	p.TCPFlags, p.Seq, p.Ack = t[13], be32(t[4:8]), be32(t[8:12])
+	p.ICMPError, p.ICMPType, p.ICMPCode, p.ICMPMTU = false, 0, 0, 0
+	p.Flow.Src = [16]byte(h[8:24])
+	p.Flow.Dst = [16]byte(h[24:40])
+	p.Flow.Family = FamilyIPv6
+	p.Flow.SrcPort = be16(t[0:2])
+	p.Flow.DstPort = be16(t[2:4])
+	p.Flow.Proto = ProtoTCP
+	return true
 }
 
 // parseFrameGeneral is ParseFrame for every kind of frame.
