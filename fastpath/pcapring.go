@@ -13,12 +13,12 @@ import (
 )
 
 // PcapRing is a Ring over capture files, so the pipeline can forward a
-// capture offline: Receive reads the next frames of a pcap or pcapng file
-// (Ethernet link type only), Transmit writes what the router would send to
+// capture offline: Receive reads the next frames of a pcap file (Ethernet
+// link type only; tcpdump's default format), Transmit writes what the router would send to
 // a pcap file, with each frame's original timestamp. Frames the pipeline
 // drops are simply not written. It is for tools and tests, not for speed.
 type PcapRing struct {
-	in        packetSource
+	in        *pcapgo.Reader
 	out       *pcapgo.Writer
 	flush     *bufio.Writer
 	umem      []byte
@@ -34,12 +34,12 @@ type PcapRing struct {
 	Read, Written, Oversize uint64
 }
 
-type packetSource interface {
-	ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-	LinkType() layers.LinkType
-}
+// maxCaptureFrame caps the frame length read from a capture: the parser
+// takes at most 64 KiB, and a hostile file header must not make the
+// reader allocate more.
+const maxCaptureFrame = 1 << 16
 
-// NewPcapRing reads frames from in (pcap or pcapng) and writes transmitted
+// NewPcapRing reads frames from in (pcap) and writes transmitted
 // frames to out as pcap (out may be nil to discard them). frames and
 // frameSize size the UMEM; frames larger than a slot are skipped and
 // counted.
@@ -52,18 +52,19 @@ func NewPcapRing(in io.Reader, out io.Writer, frames, frameSize int) (*PcapRing,
 	if err != nil {
 		return nil, fmt.Errorf("fastpath: reading capture header: %w", err)
 	}
-	var src packetSource
 	if magic[0] == 0x0a && magic[1] == 0x0d && magic[2] == 0x0d && magic[3] == 0x0a {
-		src, err = pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
-	} else {
-		src, err = pcapgo.NewReader(br)
+		// gopacket's pcapng reader allocates what a block claims before
+		// checking it, so a crafted file could ask for gigabytes.
+		return nil, errors.New("fastpath: pcapng is not supported; convert with: editcap -F pcap IN OUT")
 	}
+	src, err := pcapgo.NewReader(br)
 	if err != nil {
 		return nil, fmt.Errorf("fastpath: reading capture header: %w", err)
 	}
 	if lt := src.LinkType(); lt != layers.LinkTypeEthernet {
 		return nil, fmt.Errorf("fastpath: capture link type %v, only Ethernet is supported", lt)
 	}
+	src.SetSnaplen(min(src.Snaplen(), maxCaptureFrame))
 	r := &PcapRing{
 		in:        src,
 		umem:      make([]byte, frames*frameSize),
@@ -107,7 +108,7 @@ func (r *PcapRing) FrameTime(addr uint64) time.Time {
 func (r *PcapRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 	n := 0
 	for n < len(batch) && len(r.free) > 0 && !r.eof {
-		data, ci, err := r.in.ReadPacketData()
+		data, ci, err := r.in.ZeroCopyReadPacketData()
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			r.eof = true
 			break

@@ -11,7 +11,9 @@ import (
 	"github.com/google/gopacket/pcapgo"
 )
 
-func writeCapture(t *testing.T, frames [][]byte, start time.Time) []byte {
+var fuzzStart = time.Unix(1700000000, 0)
+
+func writeCapture(t testing.TB, frames [][]byte, start time.Time) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w := pcapgo.NewWriter(&buf)

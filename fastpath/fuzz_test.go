@@ -1,0 +1,107 @@
+package fastpath
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+
+	"github.com/anysched/anysched/parser"
+)
+
+// FuzzPipeline feeds arbitrary frames (and pairs of frames on one flow,
+// the second as a continuation) through a worker. A frame is either
+// dropped and counted, or forwarded with its length kept, the router's
+// source MAC, a node's destination MAC and the TTL / hop limit one lower
+// with a valid IPv4 header checksum.
+func FuzzPipeline(f *testing.F) {
+	f.Add(buildFrame(f, flow(1, parser.TCPFlagSYN, nil)))
+	f.Add(buildFrame(f, flow(2, parser.TCPFlagACK|parser.TCPFlagPSH, clientHello(false, 0))))
+	f.Add(buildFrame(f, flow(3, parser.TCPFlagACK|parser.TCPFlagPSH, clientHello(true, 600)[:300])))
+	f.Add(buildFrame(f, frameSpec{src: netip.MustParseAddr("2001:db8::1"), dst: vip6, sport: 4, dport: 443, flags: parser.TCPFlagSYN}))
+	f.Add(buildICMPFragNeeded(f, client4, vip4, 5, 443))
+	f.Add(buildFrame(f, frameSpec{src: client4, dst: vip4, sport: 6, dport: 80, flags: parser.TCPFlagSYN, vlan: 7}))
+	f.Add([]byte{})
+	clk := &fakeClock{}
+	s := newTestScheduler(f, clk)
+	ring := NewMemRing(64, 2048)
+	var out []byte
+	ring.OnTransmit = func(fr []byte) { out = append(out[:0], fr...) }
+	w, err := NewWorker(ring, s, Config{SourceMAC: routerMAC, Clock: clk.now})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) > 2048 {
+			return
+		}
+		clk.t.Add(1e6)
+		in := append([]byte(nil), frame...)
+		out = out[:0]
+		if err := ring.Inject(frame); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Step(0); err != nil {
+			t.Fatal(err)
+		}
+		ring.Reclaim()
+		if ring.Err() != nil || ring.Free() != 64 {
+			t.Fatalf("ring: %v, %d free", ring.Err(), ring.Free())
+		}
+		if len(out) == 0 {
+			return
+		}
+		if len(out) != len(in) {
+			t.Fatalf("length %d -> %d", len(in), len(out))
+		}
+		if MAC(out[6:12]) != routerMAC {
+			t.Fatalf("source MAC % x", out[6:12])
+		}
+		var p parser.Packet
+		if st := parser.ParseFrame(in, &p); st != parser.StatusOK {
+			t.Fatalf("forwarded a frame that does not parse: %v", st)
+		}
+		if out[p.TTLOff] != in[p.TTLOff]-1 {
+			t.Fatalf("TTL %d -> %d", in[p.TTLOff], out[p.TTLOff])
+		}
+		if p.IPVersion == 4 {
+			hdr := out[p.L3Off : p.L3Off+uint16(out[p.L3Off]&0x0f)*4]
+			if got, want := binary.BigEndian.Uint16(hdr[10:12]), ipv4HeaderChecksum(hdr); got != want {
+				t.Fatalf("IPv4 checksum %#x, want %#x", got, want)
+			}
+		}
+		if !bytes.Equal(out[12:p.TTLOff], in[12:p.TTLOff]) {
+			t.Fatal("bytes between the MACs and the TTL changed")
+		}
+	})
+}
+
+// FuzzPcapRing reads arbitrary bytes as a capture file: every outcome is
+// an error or frames, never a panic.
+func FuzzPcapRing(f *testing.F) {
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	w.WriteFileHeader(65535, layers.LinkTypeEthernet)
+	f.Add(append([]byte(nil), buf.Bytes()...))
+	f.Add(writeCapture(f, [][]byte{buildFrame(f, flow(1, parser.TCPFlagSYN, nil))}, fuzzStart))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := NewPcapRing(bytes.NewReader(data), io.Discard, 4, 256)
+		if err != nil {
+			return
+		}
+		batch := make([]Desc, 4)
+		for range 1000 {
+			n, err := r.Receive(batch, 0)
+			if err != nil {
+				return
+			}
+			if _, err := r.Transmit(batch[:n]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
