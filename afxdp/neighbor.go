@@ -7,8 +7,10 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,61 +63,137 @@ func NeighborMAC(ifname string, addr netip.Addr) (mac [6]byte, ok bool, err erro
 // Lookup is lock-free and safe from any goroutine.
 type NeighborWatcher struct {
 	ifindex  int
+	ns       netns.NsHandle // the namespace it watches, for resubscribing
 	table    atomic.Pointer[map[netip.Addr][6]byte]
 	onChange func(addr netip.Addr, mac [6]byte, ok bool)
 	done     chan struct{}
 	closed   sync.Once
 	stopped  chan struct{}
 	mu       sync.Mutex // serialises table rebuilds
-	errs     atomic.Uint64
+
+	errs, resubscribes atomic.Uint64
 }
 
 // WatchNeighbors subscribes to the neighbour table of ifname in the
 // calling thread's network namespace. onChange (may be nil) is called from
 // the watcher's goroutine whenever an address gains, changes or loses its
-// MAC.
+// MAC. When the netlink subscription fails (a full socket buffer loses
+// updates) the watcher subscribes again and reconciles its table with a
+// fresh dump.
 func WatchNeighbors(ifname string, onChange func(addr netip.Addr, mac [6]byte, ok bool)) (*NeighborWatcher, error) {
 	l, err := netlink.LinkByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("afxdp: interface %q: %w", ifname, err)
 	}
+	ns, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("afxdp: current network namespace: %w", err)
+	}
 	w := &NeighborWatcher{
 		ifindex:  l.Attrs().Index,
+		ns:       ns,
 		onChange: onChange,
 		done:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 	}
 	empty := map[netip.Addr][6]byte{}
 	w.table.Store(&empty)
-	updates := make(chan netlink.NeighUpdate, 256)
-	err = netlink.NeighSubscribeWithOptions(updates, w.done, netlink.NeighSubscribeOptions{
+	updates, err := w.subscribe()
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
+	go w.run(updates)
+	return w, nil
+}
+
+func (w *NeighborWatcher) subscribe() (<-chan netlink.NeighUpdate, error) {
+	ch := make(chan netlink.NeighUpdate, 256)
+	ns := w.ns
+	err := netlink.NeighSubscribeWithOptions(ch, w.done, netlink.NeighSubscribeOptions{
+		Namespace:     &ns,
 		ListExisting:  true,
 		ErrorCallback: func(error) { w.errs.Add(1) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("afxdp: subscribe to neighbour updates: %w", err)
 	}
-	go w.run(updates)
-	return w, nil
+	return ch, nil
 }
 
 func (w *NeighborWatcher) run(updates <-chan netlink.NeighUpdate) {
 	defer close(w.stopped)
-	for u := range updates {
-		if u.LinkIndex != w.ifindex {
-			continue
+	defer w.ns.Close()
+	for {
+		for u := range updates {
+			w.handle(u)
 		}
-		addr, ok := netip.AddrFromSlice(u.IP)
-		if !ok {
-			continue
+		// The subscription ended: Close, or a receive error.
+		select {
+		case <-w.done:
+			return
+		default:
 		}
-		addr = addr.Unmap()
-		mac, usable := usableMAC(&u.Neigh)
-		if u.Type == unix.RTM_DELNEIGH {
-			usable = false
+		w.resubscribes.Add(1)
+		for {
+			var err error
+			if updates, err = w.subscribe(); err == nil {
+				break
+			}
+			select {
+			case <-w.done:
+				return
+			case <-time.After(time.Second):
+			}
 		}
-		if w.apply(addr, mac, usable) && w.onChange != nil {
-			w.onChange(addr, mac, usable)
+		w.forgetVanished()
+	}
+}
+
+func (w *NeighborWatcher) handle(u netlink.NeighUpdate) {
+	if u.LinkIndex != w.ifindex {
+		return
+	}
+	addr, ok := netip.AddrFromSlice(u.IP)
+	if !ok {
+		return
+	}
+	addr = addr.Unmap()
+	mac, usable := usableMAC(&u.Neigh)
+	if u.Type == unix.RTM_DELNEIGH {
+		usable = false
+	}
+	if w.apply(addr, mac, usable) && w.onChange != nil {
+		w.onChange(addr, mac, usable)
+	}
+}
+
+// forgetVanished drops entries that are gone from the kernel's table:
+// their deletion may have been among the lost updates. (The new
+// subscription's dump brings back everything that still exists.)
+func (w *NeighborWatcher) forgetVanished() {
+	h, err := netlink.NewHandleAt(w.ns)
+	if err != nil {
+		w.errs.Add(1)
+		return
+	}
+	defer h.Close()
+	neighs, err := h.NeighList(w.ifindex, netlink.FAMILY_ALL)
+	if err != nil {
+		w.errs.Add(1)
+		return
+	}
+	present := make(map[netip.Addr]bool, len(neighs))
+	for i := range neighs {
+		if a, ok := netip.AddrFromSlice(neighs[i].IP); ok {
+			if _, usable := usableMAC(&neighs[i]); usable {
+				present[a.Unmap()] = true
+			}
+		}
+	}
+	for addr := range *w.table.Load() {
+		if !present[addr] && w.apply(addr, [6]byte{}, false) && w.onChange != nil {
+			w.onChange(addr, [6]byte{}, false)
 		}
 	}
 }
@@ -162,7 +240,12 @@ func Solicit(addr netip.Addr) error {
 	return nil
 }
 
-// Close stops the subscription.
+// Resubscribes counts how often the netlink subscription failed and was
+// renewed.
+func (w *NeighborWatcher) Resubscribes() uint64 { return w.resubscribes.Load() }
+
+// Close stops the subscription and waits for the watcher's goroutine.
 func (w *NeighborWatcher) Close() {
 	w.closed.Do(func() { close(w.done) })
+	<-w.stopped
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,5 +105,59 @@ func TestNeighborMACAndWatcher(t *testing.T) {
 	defer mu.Unlock()
 	if len(changes) < 4 {
 		t.Errorf("onChange called %d times: %v", len(changes), changes)
+	}
+}
+
+// TestNeighborWatcherSurvivesLostUpdates stalls the watcher until the
+// kernel drops notifications (the netlink socket buffer overflows), and
+// checks it resubscribes and ends with the kernel's table.
+func TestNeighborWatcherSurvivesLostUpdates(t *testing.T) {
+	b := testbed.New(t, testbed.Options{Nodes: 1})
+	r := b.Router
+	stall := make(chan struct{})
+	var once sync.Once
+	var w *afxdp.NeighborWatcher
+	err := r.Do(func() (err error) {
+		w, err = afxdp.WatchNeighbors(r.Iface, func(netip.Addr, [6]byte, bool) { <-stall })
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	defer once.Do(func() { close(stall) })
+
+	// Flip two entries thousands of times, then delete one and keep one.
+	gone, kept := netip.MustParseAddr("10.99.0.200"), netip.MustParseAddr("10.99.0.201")
+	keptMAC := [6]byte{2, 0, 0, 0, 0, 0x42}
+	var batch strings.Builder
+	for i := 0; i < 6000; i++ {
+		for _, a := range []netip.Addr{gone, kept} {
+			fmt.Fprintf(&batch, "neigh replace %s lladdr 02:00:00:00:%02x:%02x dev %s nud permanent\n", a, i>>8&0xff, i&0xff, r.Iface)
+		}
+	}
+	fmt.Fprintf(&batch, "neigh replace %s lladdr %s dev %s nud permanent\n", kept, net.HardwareAddr(keptMAC[:]), r.Iface)
+	fmt.Fprintf(&batch, "neigh del %s dev %s\n", gone, r.Iface)
+	cmd := r.Command("ip", "-batch", "-")
+	cmd.Stdin = strings.NewReader(batch.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ip -batch: %v %s", err, out)
+	}
+	once.Do(func() { close(stall) })
+
+	err = testbed.WaitFor(time.Now().Add(20*time.Second), func() error {
+		if w.Resubscribes() == 0 {
+			return fmt.Errorf("no resubscription yet")
+		}
+		if mac, ok := w.Lookup(kept); !ok || mac != keptMAC {
+			return fmt.Errorf("kept entry: %x %v", mac, ok)
+		}
+		if _, ok := w.Lookup(gone); ok {
+			return fmt.Errorf("deleted entry still known")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
