@@ -87,7 +87,37 @@ type Explanation struct {
 // Worker runs the pipeline of one queue: receive a batch, parse, decide,
 // rewrite in place, transmit the same frames, release the dropped ones,
 // reclaim completions. One goroutine drives it; everything it touches per
-// packet is preallocated, so a batch does not allocate.
+// packet is preallocated, so a batch does not allocate. It reads the
+// scheduler's snapshot and the MAC book once per batch (one atomic load
+// each) and owns its Decider (pins, transitions) and its ClientHello
+// reassembler, so no lock is taken per packet.
+//
+// Per frame (DESIGN.md §4):
+//   - ParseFrame; any status but OK is counted by status and dropped.
+//   - The destination must be a VIP:port of the snapshot (for an ICMP
+//     error, the quoted flow's): otherwise drop, not_vip. The XDP program
+//     only redirects VIP traffic, so this catches reloads in flight.
+//   - TTL / hop limit <= 1: drop, ttl_expired (the XDP program passes such
+//     frames to the kernel; one that still arrives is not forwarded).
+//   - Decide: a SYN goes to the table (the Decider records it if its slot
+//     is moving); anything else to its pin, its transition record, or the
+//     table. ICMP errors are decided as a non-SYN packet of the flow they
+//     quote, so "fragmentation needed" / "packet too big" reach the node
+//     that sent the packet and path-MTU discovery works.
+//   - SYN to a VIP declared tls: false pins the flow at once.
+//   - Client payload that may start a TLS handshake record goes to the
+//     reassembler: migration_support → unpin (nothing stored); no
+//     migration_support, malformed or unfollowable → pin; still incomplete
+//     → pin while unknown. Other payloads cost one byte comparison.
+//   - A client RST removes the flow's pin (the connection is gone). A FIN
+//     keeps it: the client still acknowledges the node's FIN on the same
+//     path, and the idle timeout removes the pin soon after.
+//   - Rewrite as a router: destination MAC = the node's (from the config,
+//     else the MAC book), source MAC = ours, VLAN tags untouched, TTL or
+//     hop limit minus one with an RFC 1624 checksum update.
+//
+// "Pass to the kernel" exists only in the XDP program; in user space a
+// frame is either sent or dropped, and every drop is counted by reason.
 type Worker struct {
 	ring   Ring
 	umem   []byte
