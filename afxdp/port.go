@@ -101,10 +101,15 @@ func Open(cfg Config) (_ *Port, err error) {
 		}
 	}
 	maxQueue := 0
+	seen := map[int]bool{}
 	for _, q := range queues {
 		if q < 0 {
 			return nil, fmt.Errorf("afxdp: queue %d: must not be negative", q)
 		}
+		if seen[q] {
+			return nil, fmt.Errorf("afxdp: queue %d listed twice", q)
+		}
+		seen[q] = true
 		maxQueue = max(maxQueue, q)
 	}
 	p := &Port{Interface: ifi}

@@ -570,3 +570,36 @@ func TestExpiringTTLGoesToTheKernel(t *testing.T) {
 		t.Errorf("counters %s: want pass_ttl >= 2 and nothing redirected", fmtCounters(c))
 	}
 }
+
+func TestOpenRejectsBadConfig(t *testing.T) {
+	b := testbed.New(t, testbed.Options{Nodes: 1})
+	for _, c := range []struct {
+		name string
+		cfg  afxdp.Config
+		want string
+	}{
+		{"no such interface", afxdp.Config{Interface: "nosuch0"}, "nosuch0"},
+		{"negative queue", afxdp.Config{Interface: "eth0", Queues: []int{-1}}, "queue -1"},
+		{"queue twice", afxdp.Config{Interface: "eth0", Queues: []int{0, 0}}, "listed twice"},
+		{"queue beyond the device", afxdp.Config{Interface: "eth0", Queues: []int{7}}, "queue 7"},
+		{"ring not a power of two", afxdp.Config{Interface: "eth0", Ring: afxdp.RingOptions{RxRingSize: 1000}}, "RxRingSize"},
+		{"frame size", afxdp.Config{Interface: "eth0", Ring: afxdp.RingOptions{FrameSize: 1024}}, "FrameSize"},
+		{"VIP port 0", afxdp.Config{Interface: "eth0", VIPs: []netip.AddrPort{netip.MustParseAddrPort("10.200.0.1:0")}}, "port 0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := b.Router.Do(func() error {
+				p, err := afxdp.Open(c.cfg)
+				if err == nil {
+					p.Close()
+				}
+				return err
+			})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open: %v, want an error naming %q", err, c.want)
+			}
+			if xdpAttached(t, b.Router) {
+				t.Fatal("a failed Open left an XDP program behind")
+			}
+		})
+	}
+}

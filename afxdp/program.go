@@ -365,15 +365,7 @@ func (p *Program) SetVIPs(vips []netip.AddrPort) error {
 		want[vipKey(v.Addr(), v.Port())] = true
 		want[vipKey(v.Addr(), 0)] = true
 	}
-	for k := range want {
-		if p.current[k] {
-			continue
-		}
-		if err := p.vips.Put(k, uint32(1)); err != nil {
-			return fmt.Errorf("afxdp: add VIP: %w", err)
-		}
-		p.current[k] = true
-	}
+	// Remove first, so a full map has room for what is added.
 	for k := range p.current {
 		if want[k] {
 			continue
@@ -382,6 +374,15 @@ func (p *Program) SetVIPs(vips []netip.AddrPort) error {
 			return fmt.Errorf("afxdp: remove VIP: %w", err)
 		}
 		delete(p.current, k)
+	}
+	for k := range want {
+		if p.current[k] {
+			continue
+		}
+		if err := p.vips.Put(k, uint32(1)); err != nil {
+			return fmt.Errorf("afxdp: add VIP: %w", err)
+		}
+		p.current[k] = true
 	}
 	return nil
 }
