@@ -32,17 +32,18 @@ type Conn struct {
 	stateReady    atomic.Bool // negotiated fields below are final
 
 	// negotiated state, written by the handshake only
-	suite          *cipherSuite
-	group          tls.CurveID
-	didResume      bool
-	peerCerts      []*x509.Certificate
-	verifiedChains [][]*x509.Certificate
-	alpn           string
-	serverName     string
-	sessionAppData []byte
-	resMaster      []byte // resumption_master_secret
-	ticketNonce    uint64 // server: nonce counter for NewSessionTicket
-	clientRandom   []byte // key log
+	suite            *cipherSuite
+	group            tls.CurveID
+	didResume        bool
+	peerCerts        []*x509.Certificate
+	verifiedChains   [][]*x509.Certificate
+	alpn             string
+	serverName       string
+	sessionAppData   []byte
+	resMaster        []byte // resumption_master_secret
+	ticketNonce      uint64 // server: nonce counter for NewSessionTicket
+	peerTakesTickets bool   // server: the client offered psk_dhe_ke
+	clientRandom     []byte // key log
 
 	// read side, guarded by inMu
 	inMu        sync.Mutex
@@ -65,6 +66,9 @@ type Conn struct {
 	writeErr        error
 	closeNotifySent bool
 	firstRecord     bool // the next unprotected record is the first ClientHello
+	// rekeyAfter overrides keyUpdateAfter (tests set it small; the
+	// sequence number itself must match the peer's, so it cannot be faked).
+	rekeyAfter uint64
 }
 
 // halfConn is one direction's record protection.
@@ -258,6 +262,17 @@ func (c *Conn) abort(a Alert, format string, args ...any) error {
 	return err
 }
 
+// setReadErrUnlessTimeout keeps a read deadline's timeout retryable:
+// net/http interrupts background reads with a past deadline and then
+// reads on. Buffered partial records stay in raw and are completed later.
+func (c *Conn) setReadErrUnlessTimeout(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return
+	}
+	c.setReadErr(err)
+}
+
 func (c *Conn) setReadErr(err error) {
 	if c.readErr == nil {
 		c.readErr = err
@@ -314,7 +329,7 @@ func (c *Conn) readRecord() (uint8, []byte, error) {
 			return 0, nil, c.readErr
 		}
 		if err := c.fill(recordHeaderLen); err != nil {
-			c.setReadErr(err)
+			c.setReadErrUnlessTimeout(err)
 			return 0, nil, err
 		}
 		hdr := c.raw[c.rawStart : c.rawStart+recordHeaderLen]
@@ -333,7 +348,7 @@ func (c *Conn) readRecord() (uint8, []byte, error) {
 			return 0, nil, c.abort(AlertRecordOverflow, "record of %d bytes", length)
 		}
 		if err := c.fill(recordHeaderLen + length); err != nil {
-			c.setReadErr(err)
+			c.setReadErrUnlessTimeout(err)
 			return 0, nil, err
 		}
 		rec := c.raw[c.rawStart : c.rawStart+recordHeaderLen+length]
@@ -525,7 +540,11 @@ func (c *Conn) writeOneRecordLocked(typ uint8, frag []byte) error {
 		rec[3], rec[4] = byte(len(frag)>>8), byte(len(frag))
 		rec = append(rec, frag...)
 	} else {
-		if c.out.seq >= keyUpdateAfter && typ == recordTypeApplicationData && c.handshakeDone.Load() {
+		limit := c.rekeyAfter
+		if limit == 0 {
+			limit = keyUpdateAfter
+		}
+		if c.out.seq >= limit && typ == recordTypeApplicationData && c.handshakeDone.Load() {
 			if err := c.sendKeyUpdateLocked(false); err != nil {
 				return err
 			}

@@ -34,6 +34,11 @@ type clientHandshakeState struct {
 
 func (c *Conn) clientHandshake() error {
 	cfg := c.config
+	if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+		// Fail closed: without a name the chain check would accept any
+		// certificate the roots signed.
+		return errors.New("tls13: Config.ServerName is required unless InsecureSkipVerify is set")
+	}
 	hs := &clientHandshakeState{c: c}
 	random, err := c.randBytes(32)
 	if err != nil {

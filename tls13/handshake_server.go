@@ -2,6 +2,7 @@ package tls13
 
 import (
 	"crypto/hmac"
+	"errors"
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/binary"
@@ -473,10 +474,14 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 	hs.ts.add(expectedCF)
 	c.resMaster = s.deriveSecret(master, "res master", hs.ts.sum())
 	c.stateReady.Store(true)
-	if c.config.TicketKeys != nil {
+	// Tickets only for clients that can use them (psk_dhe_ke, §4.2.9).
+	c.peerTakesTickets = slices.Contains(ch.pskModes, pskModeDHE)
+	if c.config.TicketKeys != nil && c.peerTakesTickets {
 		n := c.config.TicketsPerHandshake
 		if n == 0 {
 			n = 1
+		} else if n > 16 {
+			n = 16
 		}
 		for i := 0; i < n; i++ {
 			msg, err := c.newTicketMsg()
@@ -571,6 +576,9 @@ func (c *Conn) SendSessionTicket() error {
 	}
 	if err := c.Handshake(); err != nil {
 		return err
+	}
+	if !c.peerTakesTickets {
+		return errors.New("tls13: the client did not offer psk_dhe_ke; it cannot use tickets")
 	}
 	c.outMu.Lock()
 	defer c.outMu.Unlock()

@@ -392,3 +392,53 @@ func TestKeyLogWriter(t *testing.T) {
 		}
 	}
 }
+
+func TestAutomaticRekey(t *testing.T) {
+	s := runSessionPlain(t)
+	go io.Copy(s.server, s.server)
+	s.client.outMu.Lock()
+	s.client.rekeyAfter = 3
+	s.client.outMu.Unlock()
+	firstSecret := s.client.out.secret
+	for i := 0; i < 10; i++ {
+		msg := []byte("record " + strings.Repeat("r", i))
+		go s.client.Write(msg)
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(s.client, buf); err != nil || !bytes.Equal(buf, msg) {
+			t.Fatalf("round %d: %q %v", i, buf, err)
+		}
+	}
+	s.client.outMu.Lock()
+	defer s.client.outMu.Unlock()
+	if s.client.out.seq > 3 || bytes.Equal(s.client.out.secret, firstSecret) {
+		t.Fatalf("no automatic KeyUpdate: seq %d", s.client.out.seq)
+	}
+}
+
+func TestClientNeedsServerName(t *testing.T) {
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	err := Client(c1, &Config{RootCAs: getPKI(t).pool}).Handshake()
+	if err == nil || !strings.Contains(err.Error(), "ServerName") {
+		t.Fatalf("handshake without ServerName: %v", err)
+	}
+}
+
+// TestReadTimeoutIsRetryable: net/http aborts background reads with a past
+// deadline and reads on; the Conn must survive that.
+func TestReadTimeoutIsRetryable(t *testing.T) {
+	s := runSessionPlain(t)
+	s.client.SetReadDeadline(time.Unix(1, 0))
+	_, err := s.client.Read(make([]byte, 1))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read with a past deadline: %v", err)
+	}
+	s.client.SetReadDeadline(time.Time{})
+	go s.server.Write([]byte("after"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(s.client, buf); err != nil || string(buf) != "after" {
+		t.Fatalf("read after the timeout: %q %v", buf, err)
+	}
+}
