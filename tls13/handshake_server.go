@@ -2,10 +2,10 @@ package tls13
 
 import (
 	"crypto/hmac"
-	"errors"
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"slices"
 	"time"
 )
