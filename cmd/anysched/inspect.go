@@ -34,6 +34,8 @@ type inspectOptions struct {
 	ports []uint16
 	json  bool
 	hello parser.HelloConfig
+	// reasm is the zero value (the fast path's defaults) except in tests.
+	reasm parser.ReassemblerConfig
 }
 
 func runInspect(args []string, stdout, stderr io.Writer) int {
@@ -47,7 +49,16 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer f.Close()
-	if err := checkPcapngBlocks(f); err != nil {
+	st, err := f.Stat()
+	if err != nil {
+		fmt.Fprintf(stderr, "anysched inspect: --pcap: %v\n", err)
+		return exitUsage
+	}
+	if st.IsDir() {
+		fmt.Fprintf(stderr, "anysched inspect: --pcap %s is a directory\n", opts.pcap)
+		return exitUsage
+	}
+	if err := checkPcapngBlocks(f, st.Size()); err != nil {
 		fmt.Fprintf(stderr, "anysched inspect: --pcap %s: %v\n", opts.pcap, err)
 		return exitUsage
 	}
@@ -323,7 +334,9 @@ func openCapture(r io.Reader) (*packetReader, error) {
 	}
 	switch binary.LittleEndian.Uint32(magic) {
 	case pcapngSectionHeader: // the same in both byte orders
-		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		// Without WantMixedLinkType pcapgo silently drops packets of
+		// interfaces whose link type differs from the first one's.
+		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
 			return nil, fmt.Errorf("corrupt pcapng: %w", err)
 		}
@@ -342,6 +355,10 @@ func openCapture(r io.Reader) (*packetReader, error) {
 		if err != nil {
 			return nil, fmt.Errorf("corrupt pcap: %w", err)
 		}
+		// pcapgo allocates each record's captured length (checked only
+		// against the header's snap length) before reading it; a corrupt
+		// header must not make it ask for gigabytes.
+		pr.SetSnaplen(min(pr.Snaplen(), maxSnaplen))
 		lt := pr.LinkType()
 		return &packetReader{
 			read:     pr.ReadPacketData,
@@ -351,21 +368,20 @@ func openCapture(r io.Reader) (*packetReader, error) {
 	return nil, fmt.Errorf("not a pcap or pcapng file (magic %x)", magic)
 }
 
-const pcapngSectionHeader = 0x0A0D0D0A
+const (
+	pcapngSectionHeader = 0x0A0D0D0A
+	// maxSnaplen is libpcap's MAXIMUM_SNAPLEN, the largest snap length
+	// tcpdump writes.
+	maxSnaplen = 262144
+)
 
-// checkPcapngBlocks walks the block structure of a pcapng file (type,
-// length, body, repeated length) and reports a block that is cut short or
-// whose lengths disagree. pcapgo's NgReader reports a file that ends inside
-// a block as a clean end of file, which would hide a corrupt capture. For a
-// classic pcap it does nothing (pcapgo reports a cut record itself). It
-// leaves f at offset 0.
-func checkPcapngBlocks(f *os.File) error {
-	defer f.Seek(0, io.SeekStart)
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := st.Size()
+// checkPcapngBlocks walks the block structure of a pcapng file of the given
+// size (type, length, body, repeated length) and reports a block that is cut
+// short or whose lengths disagree. pcapgo's NgReader reports a file that
+// ends inside a block as a clean end of file, which would hide a corrupt
+// capture. For anything else it does nothing (pcapgo reports a cut classic
+// pcap record itself).
+func checkPcapngBlocks(f io.ReaderAt, size int64) error {
 	var hdr [12]byte
 	if n, _ := f.ReadAt(hdr[:4], 0); n < 4 || binary.LittleEndian.Uint32(hdr[:4]) != pcapngSectionHeader {
 		return nil
@@ -396,9 +412,38 @@ func checkPcapngBlocks(f *os.File) error {
 		if _, err := f.ReadAt(trailer[:], off+length-4); err != nil || int64(order.Uint32(trailer[:])) != length {
 			return fmt.Errorf("corrupt pcapng: block at offset %d: trailing length does not match %d", off, length)
 		}
+		// pcapgo allocates a packet's captured length before reading it:
+		// check it against the block so a lying field cannot ask for GBs.
+		if lenOff, overhead, ok := pcapngCaptureLengthField(order.Uint32(hdr[:4])); ok {
+			var field [4]byte
+			if length < overhead {
+				return fmt.Errorf("corrupt pcapng: packet block at offset %d is %d bytes, shorter than its header", off, length)
+			}
+			if _, err := f.ReadAt(field[:], off+lenOff); err != nil || int64(order.Uint32(field[:])) > length-overhead {
+				return fmt.Errorf("corrupt pcapng: packet block at offset %d claims more packet bytes than its length %d", off, length)
+			}
+		}
 		off += length
 	}
 	return nil
+}
+
+// pcapngCaptureLengthField returns, for a block type that carries packet
+// data, the offset of the field pcapgo takes as the captured length and the
+// bytes of the block that are not packet data. A simple packet block's
+// field is the original length (pcapgo caps it by the snap length only
+// when one is set), so a simple packet block cut by a snap length is
+// rejected too; tcpdump and dumpcap write enhanced packet blocks.
+func pcapngCaptureLengthField(blockType uint32) (off, overhead int64, ok bool) {
+	switch blockType {
+	case 6: // enhanced packet block
+		return 20, 32, true
+	case 2: // obsolete packet block
+		return 20, 32, true
+	case 3: // simple packet block
+		return 8, 16, true
+	}
+	return 0, 0, false
 }
 
 // The Linux cooked capture (SLL) header length and the offset of its
@@ -468,7 +513,7 @@ func inspectCapture(r io.Reader, opts *inspectOptions) (flows []*flowState, skip
 	if err != nil {
 		return nil, 0, err
 	}
-	reasm, err := parser.NewReassembler(parser.ReassemblerConfig{})
+	reasm, err := parser.NewReassembler(opts.reasm)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -284,6 +284,7 @@ func TestInspectExit2(t *testing.T) {
 	}{
 		{"no flags", nil, "--pcap is required"},
 		{"missing file", []string{"--pcap", filepath.Join(dir, "nope.pcap")}, "no such file"},
+		{"directory", []string{"--pcap", dir}, "is a directory"},
 		{"empty file", []string{"--pcap", write("empty.pcap", nil)}, "too short"},
 		{"not a capture", []string{"--pcap", write("text.pcap", []byte("hello, this is not a capture file\n"))}, "not a pcap or pcapng"},
 		{"truncated pcap header", []string{"--pcap", write("hdr.pcap", good[:20])}, "corrupt pcap"},
@@ -291,6 +292,8 @@ func TestInspectExit2(t *testing.T) {
 		{"truncated pcapng", []string{"--pcap", write("cut.pcapng", goodNg[:len(goodNg)-9])}, "corrupt pcapng"},
 		{"pcapng block length lies", []string{"--pcap", write("lie.pcapng", lyingBlock(goodNg))}, "corrupt pcapng"},
 		{"unsupported link type", []string{"--pcap", wifi}, "link type"},
+		{"pcap record claims 1 GiB", []string{"--pcap", write("huge.pcap", hugeRecord(good))}, "corrupt capture at packet 1"},
+		{"pcapng packet claims 1 GiB", []string{"--pcap", write("huge.pcapng", hugeEPB(goodNg))}, "claims more packet bytes"},
 		{"bad vip", []string{"--pcap", curl, "--vip", "vip.example"}, "--vip"},
 		{"port zero", []string{"--pcap", curl, "--port", "0"}, "--port 0"},
 		{"port too big", []string{"--pcap", curl, "--port", "70000"}, "--port 70000"},
@@ -423,4 +426,31 @@ func lyingBlock(ng []byte) []byte {
 	shb := binary.LittleEndian.Uint32(b[4:8])
 	binary.LittleEndian.PutUint32(b[shb+4:], uint32(len(b))+64)
 	return b
+}
+
+// hugeRecord returns a little-endian classic pcap whose snap length is
+// 0xFFFFFFFF and whose first record claims 1 GiB: inspect must refuse it
+// without allocating that much.
+func hugeRecord(pcap []byte) []byte {
+	b := bytes.Clone(pcap)
+	binary.LittleEndian.PutUint32(b[16:], 0xFFFFFFFF)
+	binary.LittleEndian.PutUint32(b[24+8:], 1<<30)
+	binary.LittleEndian.PutUint32(b[24+12:], 1<<30)
+	return b
+}
+
+// hugeEPB returns a copy of a little-endian pcapng file whose first
+// enhanced packet block claims a 1 GiB captured length.
+func hugeEPB(ng []byte) []byte {
+	b := bytes.Clone(ng)
+	for off := 0; off+8 <= len(b); {
+		typ := binary.LittleEndian.Uint32(b[off:])
+		length := int(binary.LittleEndian.Uint32(b[off+4:]))
+		if typ == 6 {
+			binary.LittleEndian.PutUint32(b[off+20:], 1<<30)
+			return b
+		}
+		off += length
+	}
+	panic("no enhanced packet block")
 }

@@ -94,7 +94,9 @@ ip -n "$ns_cli" -6 addr add "$cli6/128" dev "$if_cli" nodad
 ip -n "$ns_cli" route add "$vip4/32" dev "$if_cli"
 ip -n "$ns_cli" -6 route add "$vip6/128" dev "$if_cli"
 
-in_srv "$work/bin/tlsserver" --listen "$vip4:443" --listen "[$vip6]:443" --name "$sni" \
+# Background processes start with ip netns exec directly, not through a
+# function: then $! is the process itself (ip execs it) and kill reaches it.
+ip netns exec "$ns_srv" "$work/bin/tlsserver" --listen "$vip4:443" --listen "[$vip6]:443" --name "$sni" \
 	2>"$work/server.log" &
 server_pid=$!
 listening() { in_srv ss -Hltn "( sport = :443 )" | grep -q .; }
@@ -116,7 +118,7 @@ capture() {
 	local raw=$work/$name.raw.pcap
 	echo "== $name"
 	: >"$work/tcpdump.log"
-	in_srv tcpdump -i "$if_srv" -s 0 -U --immediate-mode -n -w "$raw" \
+	ip netns exec "$ns_srv" tcpdump -i "$if_srv" -s 0 -U --immediate-mode -n -w "$raw" \
 		"tcp port 443 or (udp dst port $marker_port)" 2>"$work/tcpdump.log" &
 	tcpdump_pid=$!
 	wait_for "tcpdump to start" tcpdump_ready
