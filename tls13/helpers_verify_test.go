@@ -511,8 +511,9 @@ func verWaitFor(t testing.TB, what string, cond func() bool) {
 
 // verOpenSSLServer is a running `openssl s_server`.
 type verOpenSSLServer struct {
-	addr string
-	out  *verLockedBuffer
+	addr  string
+	out   *verLockedBuffer
+	stdin io.WriteCloser // s_server sends what arrives here to the client
 }
 
 // verStartOpenSSLServer runs `openssl s_server -accept 127.0.0.1:0 args...`;
@@ -543,7 +544,7 @@ func verStartOpenSSLServer(t testing.TB, args ...string) *verOpenSSLServer {
 			t.Logf("openssl s_server output:\n%s", out.String())
 		}
 	})
-	s := &verOpenSSLServer{out: out}
+	s := &verOpenSSLServer{out: out, stdin: stdin}
 	verWaitFor(t, "openssl s_server ACCEPT line", func() bool {
 		select {
 		case <-exited:

@@ -257,3 +257,170 @@ func TestOpenSSLClient(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenSSLHelloRetryRequest(t *testing.T) {
+	verOpenSSL(t)
+	p := verGetPKI(t, verECDSA)
+	caFile, certFile, keyFile := p.writePEM(t)
+	t.Run("tls13-client", func(t *testing.T) {
+		srv := verStartOpenSSLServer(t, "-cert", certFile, "-key", keyFile, "-tls1_3", "-www", "-groups", "P-256")
+		cfg := verTLS13ClientConfig(p)
+		cfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256} // shares X25519 only
+		w := &verWireConn{Conn: verDial(t, srv.addr)}
+		c := Client(w, cfg)
+		page, err := verHTTPGetOver(c)
+		c.Close()
+		if err != nil || !strings.Contains(page, "New, TLSv1.3") {
+			t.Fatalf("GET after HRR: %v\n%s", err, page)
+		}
+		if !verSawHRR(w.readBytes()) {
+			t.Errorf("no HelloRetryRequest from s_server on the wire")
+		}
+		if g := c.ConnectionState().Group; g != tls.CurveP256 {
+			t.Errorf("group %v, want P-256", g)
+		}
+	})
+	t.Run("tls13-server", func(t *testing.T) {
+		cfg := verTLS13ServerConfig(t, p)
+		cfg.CurvePreferences = []tls.CurveID{tls.CurveP256}
+		ln := verListen(t)
+		wires := make(chan *verWireConn, 1)
+		served := verServeForOpenSSL(t, &verRecordingListener{Listener: ln, conns: wires}, cfg)
+		// s_client shares only its first group, X25519.
+		cli := verStartOpenSSLClient(t, ln.Addr().String(), "-tls1_3", "-servername", verServerName, "-CAfile", caFile,
+			"-verify_return_error", "-groups", "X25519:P-256")
+		cli.waitOutput(t, "hello from tls13")
+		io.WriteString(cli.stdin, "ping\n")
+		cli.waitOutput(t, "echo ping")
+		cli.finish(t)
+		r := <-served
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.state.Group != tls.CurveP256 {
+			t.Errorf("group %v, want P-256", r.state.Group)
+		}
+		if w := <-wires; !verSawHRR(w.wroteBytes()) {
+			t.Errorf("tls13 server sent no HelloRetryRequest")
+		}
+	})
+}
+
+// verRecordingListener wraps accepted connections in verWireConn and
+// hands each wrapper to conns.
+type verRecordingListener struct {
+	net.Listener
+	conns chan *verWireConn
+}
+
+func (l *verRecordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	w := &verWireConn{Conn: c}
+	select {
+	case l.conns <- w:
+	default:
+	}
+	return w, nil
+}
+
+func TestOpenSSLKeyUpdate(t *testing.T) {
+	verOpenSSL(t)
+	p := verGetPKI(t, verECDSA)
+	caFile, certFile, keyFile := p.writePEM(t)
+	t.Run("s_client-requests-update-from-tls13-server", func(t *testing.T) {
+		ln := verListen(t)
+		cfg := verTLS13ServerConfig(t, p)
+		served := make(chan error, 1)
+		go func() {
+			raw, err := ln.Accept()
+			if err != nil {
+				served <- err
+				return
+			}
+			defer raw.Close()
+			raw.SetDeadline(time.Now().Add(verWait))
+			c := Server(raw, cfg)
+			if _, err := io.WriteString(c, "hello from tls13\n"); err != nil {
+				served <- err
+				return
+			}
+			br := bufio.NewReader(c)
+			for i := 0; i < 2; i++ {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					served <- err
+					return
+				}
+				if _, err := io.WriteString(c, "echo "+line); err != nil {
+					served <- err
+					return
+				}
+			}
+			served <- nil
+		}()
+		cli := verStartOpenSSLClient(t, ln.Addr().String(), "-tls1_3", "-servername", verServerName, "-CAfile", caFile, "-verify_return_error")
+		cli.waitOutput(t, "hello from tls13")
+		io.WriteString(cli.stdin, "first\n")
+		cli.waitOutput(t, "echo first")
+		// "K" at the start of a line: KeyUpdate with update_requested.
+		io.WriteString(cli.stdin, "K\n")
+		cli.waitOutput(t, "KEYUPDATE")
+		io.WriteString(cli.stdin, "second\n")
+		cli.waitOutput(t, "echo second")
+		cli.finish(t)
+		if err := verWaitErr(t, served, "tls13 server"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("s_server-requests-update-from-tls13-client", func(t *testing.T) {
+		srv := verStartOpenSSLServer(t, "-cert", certFile, "-key", keyFile, "-tls1_3")
+		w := &verWireConn{Conn: verDial(t, srv.addr)}
+		c := Client(w, verTLS13ClientConfig(p))
+		if err := c.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		lines := make(chan string, 4)
+		go func() {
+			br := bufio.NewReader(c)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					close(lines)
+					return
+				}
+				lines <- line
+			}
+		}()
+		next := func() string {
+			select {
+			case l := <-lines:
+				return l
+			case <-time.After(verWait):
+				t.Fatal("no line from s_server")
+				return ""
+			}
+		}
+		io.WriteString(srv.stdin, "before\n")
+		if line := next(); line != "before\n" {
+			t.Fatalf("read before KeyUpdate: %q", line)
+		}
+		// "K" at the start of a line makes s_server send a KeyUpdate with
+		// update_requested; s_server drops the rest of that read, so wait
+		// until the KeyUpdate record reached the client before more data.
+		seen := len(w.readBytes())
+		io.WriteString(srv.stdin, "K\n")
+		verWaitFor(t, "s_server's KeyUpdate record", func() bool { return len(w.readBytes()) > seen })
+		io.WriteString(srv.stdin, "after\n")
+		if line := next(); line != "after\n" {
+			t.Fatalf("read after s_server's KeyUpdate: %q", line)
+		}
+		// Our answer (update_not_requested) rekeyed our side: OpenSSL must
+		// still read what we write.
+		io.WriteString(c, "pong after rekey\n")
+		verWaitFor(t, "s_server to print our data", func() bool { return strings.Contains(srv.out.String(), "pong after rekey") })
+		c.Close()
+	})
+}
