@@ -21,6 +21,8 @@ type Scheduler struct {
 	now    func() int64
 	logf   func(format string, args ...any)
 	client *http.Client
+	// onReload runs after each successful Reload, outside mu.
+	onReload func(cfg *Config)
 
 	mu          sync.Mutex
 	cfg         *Config
@@ -47,6 +49,12 @@ func WithClock(now func() int64) Option { return func(s *Scheduler) { s.now = no
 func WithLogger(logf func(format string, args ...any)) Option {
 	return func(s *Scheduler) { s.logf = logf }
 }
+
+// WithOnReload registers fn to run after every successful Reload (from
+// any caller, WatchConfig included), once the new snapshot is published,
+// outside the scheduler's lock: e.g. to update the XDP program's VIP map
+// from cfg.VIPs. It may call Current and Status.
+func WithOnReload(fn func(cfg *Config)) Option { return func(s *Scheduler) { s.onReload = fn } }
 
 // WithHTTPClient replaces the client that fetches node reports; every
 // request is bounded by reports.timeout whatever the client's Timeout.
@@ -120,6 +128,16 @@ func (s *Scheduler) Reload(cfg *Config) error {
 	if cfg == nil {
 		return errNoConfig
 	}
+	if err := s.reload(cfg); err != nil {
+		return err
+	}
+	if s.onReload != nil {
+		s.onReload(cfg)
+	}
+	return nil
+}
+
+func (s *Scheduler) reload(cfg *Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cfg.TableSize != s.cfg.TableSize {

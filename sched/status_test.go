@@ -311,7 +311,9 @@ func TestWatchConfig(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var logs []string
-	s, err := New(cfg, WithLogger(func(f string, a ...any) { mu.Lock(); logs = append(logs, fmt.Sprintf(f, a...)); mu.Unlock() }))
+	var hooked atomic.Int64
+	s, err := New(cfg, WithLogger(func(f string, a ...any) { mu.Lock(); logs = append(logs, fmt.Sprintf(f, a...)); mu.Unlock() }),
+		WithOnReload(func(c *Config) { hooked.Add(1) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,4 +343,5 @@ func TestWatchConfig(t *testing.T) {
 	gen = s.Current().Generation
 	hup <- syscall.SIGHUP
 	waitFor(t, "SIGHUP to reload", func() bool { return s.Current().Generation > gen })
+	waitFor(t, "the reload hook", func() bool { return hooked.Load() == 3 })
 }
