@@ -300,7 +300,12 @@ type ConnectionState struct {
 	SessionAppData []byte
 }
 
-// Config configures a client or a server. A Config may be shared by many
+// Config configures a client or a server.
+//
+// Hook rules: OnClientHello and TicketExtensions during the handshake run
+// inside Handshake, so they must not call Read, Write or Handshake on the
+// Conn; OnNewSessionTicket, OnNotification and OnHandshakeMessage run
+// inside Read and must not call Read (Write and the Send* methods are fine). A Config may be shared by many
 // connections and must not be modified once in use (TicketKeys rotate on
 // their own lock).
 type Config struct {

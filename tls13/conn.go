@@ -40,10 +40,10 @@ type Conn struct {
 	alpn             string
 	serverName       string
 	sessionAppData   []byte
-	resMaster        []byte // resumption_master_secret
-	ticketNonce      uint64 // server: nonce counter for NewSessionTicket
-	peerTakesTickets bool   // server: the client offered psk_dhe_ke
-	clientRandom     []byte // key log
+	resMaster        []byte        // resumption_master_secret
+	ticketNonce      atomic.Uint64 // server: nonce counter for NewSessionTicket
+	peerTakesTickets bool          // server: the client offered psk_dhe_ke
+	clientRandom     []byte        // key log
 
 	// read side, guarded by inMu
 	inMu        sync.Mutex

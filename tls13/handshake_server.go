@@ -530,9 +530,8 @@ func (hs *serverHandshakeState) send(msg []byte) error {
 
 // newTicketMsg builds a sealed NewSessionTicket (server).
 func (c *Conn) newTicketMsg() ([]byte, error) {
-	c.ticketNonce++
 	nonce := make([]byte, 8)
-	binary.BigEndian.PutUint64(nonce, c.ticketNonce)
+	binary.BigEndian.PutUint64(nonce, c.ticketNonce.Add(1))
 	psk := c.suite.resumptionPSK(c.resMaster, nonce)
 	ageAddB, err := c.randBytes(4)
 	if err != nil {
@@ -580,14 +579,16 @@ func (c *Conn) SendSessionTicket() error {
 	if !c.peerTakesTickets {
 		return errors.New("tls13: the client did not offer psk_dhe_ke; it cannot use tickets")
 	}
+	// Build outside the write lock: the TicketExtensions hook may use the
+	// Conn (e.g. Write) without deadlocking.
+	msg, err := c.newTicketMsg()
+	if err != nil {
+		return err
+	}
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
 	if c.writeErr != nil {
 		return c.writeErr
-	}
-	msg, err := c.newTicketMsg()
-	if err != nil {
-		return err
 	}
 	return c.writeRecordLocked(recordTypeHandshake, msg)
 }
