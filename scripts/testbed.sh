@@ -10,6 +10,7 @@
 #   route VIP via .2    (router on a stick)  arp_ignore=1 arp_announce=2
 #
 # Usage: scripts/testbed.sh up|down|status
+#        scripts/testbed.sh delay NODE DELAY   (e.g. delay node2 20ms; 0 removes)
 # Environment: PREFIX (default anysched), NODES (default 2),
 #              VIP4 (default 10.200.0.1), VIP6 (default fd00:200::1),
 #              ROUTER_QUEUES (default 1).
@@ -24,8 +25,13 @@ ROUTER_QUEUES=${ROUTER_QUEUES:-1}
 FABRIC="$PREFIX-fabric"
 
 usage() {
-	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
+}
+
+help() {
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+	exit 0
 }
 
 case "$NODES" in ''|*[!0-9]*) echo "testbed.sh: NODES=$NODES: want a number 1..200" >&2; exit 2 ;; esac
@@ -123,7 +129,30 @@ status() {
 	done
 }
 
+delay() {
+	node=$1 d=$2
+	case "$node" in node[0-9]*) ;; *) echo "testbed.sh: delay: NODE=$node: want node1..node$NODES" >&2; exit 2 ;; esac
+	case "$d" in 0 | [0-9]*ms | [0-9]*us | [0-9]*s) ;; *) echo "testbed.sh: delay: DELAY=$d: want e.g. 20ms" >&2; exit 2 ;; esac
+	ns="$PREFIX-$node"
+	if ! ip netns list | grep -q "^$ns\b"; then echo "testbed.sh: no namespace $ns" >&2; exit 1; fi
+	if [ "$d" = 0 ]; then
+		ip -n "$ns" link show dev eth0 >/dev/null
+		nsx "$ns" tc qdisc del dev eth0 root 2>/dev/null || true
+		return 0
+	fi
+	if ! nsx "$ns" tc qdisc replace dev eth0 root netem delay "$d" 2>/dev/null; then
+		echo "testbed.sh: the kernel has no netem qdisc; Go tests get a userspace delay line from internal/testbed instead" >&2
+		exit 1
+	fi
+}
+
+if [ $# -eq 3 ] && [ "$1" = delay ]; then
+	[ "$(id -u)" = 0 ] || { echo "testbed.sh: needs root" >&2; exit 1; }
+	delay "$2" "$3"
+	exit 0
+fi
 [ $# -eq 1 ] || usage
+case "$1" in -h | --help | help) help ;; esac
 if [ "$(id -u)" != 0 ]; then
 	echo "testbed.sh: needs root" >&2
 	exit 1
@@ -132,6 +161,5 @@ case "$1" in
 up) up ;;
 down) down ;;
 status) status ;;
--h | --help | help) usage ;;
 *) usage ;;
 esac
