@@ -233,6 +233,9 @@ type ResumptionInfo struct {
 	AppData   []byte    // what the server sealed into the ticket (ServerTicket.AppData)
 	CreatedAt time.Time // when the ticket was issued
 	Lifetime  time.Duration
+	// ClientAge is the ticket age the client reported (obfuscated_ticket_age
+	// minus ticket_age_add, §4.2.11.1).
+	ClientAge time.Duration
 }
 
 // ServerTicket is a NewSessionTicket the server is about to send; the

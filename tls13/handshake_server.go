@@ -27,6 +27,7 @@ type serverHandshakeState struct {
 	hrrPrefix   []byte // message_hash(ClientHello1) ‖ HelloRetryRequest
 	cookie      []byte
 	info        *ClientHelloInfo
+	clientAge   time.Duration
 }
 
 func (c *Conn) serverHandshake() error {
@@ -271,6 +272,12 @@ func (hs *serverHandshakeState) checkResumption() error {
 		if now.Before(st.createdAt.Add(-time.Minute)) || !now.Before(st.createdAt.Add(st.lifetime)) || st.lifetime > maxTicketLifetime {
 			continue
 		}
+		// The client's view of the ticket's age (§4.2.11.1); a ticket the
+		// client itself holds past its lifetime is not used.
+		clientAge := time.Duration(id.obfuscatedTicketAge-st.ageAdd) * time.Millisecond
+		if clientAge > st.lifetime {
+			continue
+		}
 		ts := suiteByID(st.suite)
 		suite := hs.suite
 		if ts.hashLen != suite.hashLen {
@@ -301,6 +308,7 @@ func (hs *serverHandshakeState) checkResumption() error {
 		hs.pskIndex = i
 		t := st
 		hs.ticket = &t
+		hs.clientAge = clientAge
 		return nil
 	}
 	return nil
@@ -324,6 +332,7 @@ func (hs *serverHandshakeState) runHook() error {
 			AppData:   hs.ticket.appData,
 			CreatedAt: hs.ticket.createdAt,
 			Lifetime:  hs.ticket.lifetime,
+			ClientAge: hs.clientAge,
 		}
 	}
 	hs.info = info

@@ -115,6 +115,9 @@ func TestResumptionWithHooks(t *testing.T) {
 	if info.Resumption == nil || !bytes.Equal(info.Resumption.PSK, tk.PSK()) {
 		t.Fatal("OnClientHello did not see the resumed ticket's PSK")
 	}
+	if age := info.Resumption.ClientAge; age < 0 || age > time.Minute {
+		t.Fatalf("de-obfuscated client ticket age %v", age)
+	}
 	var types []uint16
 	for _, e := range info.Extensions {
 		types = append(types, e.Type)
