@@ -445,3 +445,27 @@ func TestReadTimeoutIsRetryable(t *testing.T) {
 		t.Fatalf("read after the timeout: %q %v", buf, err)
 	}
 }
+
+// TestCloseWriteHalfClose: CloseWrite sends close_notify; the peer reads
+// EOF and answers with its own close_notify (checklist §6.1), so the
+// first side then reads EOF too.
+func TestCloseWriteHalfClose(t *testing.T) {
+	s := runSessionPlain(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.server.Read(make([]byte, 1))
+		errc <- err
+	}()
+	if err := s.client.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client.Write([]byte("x")); err == nil {
+		t.Fatal("write after CloseWrite succeeded")
+	}
+	if _, err := s.client.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client read after the peer's reply: %v, want EOF", err)
+	}
+	if err := <-errc; err != io.EOF {
+		t.Fatalf("server read: %v, want EOF", err)
+	}
+}
