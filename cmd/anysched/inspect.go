@@ -58,11 +58,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "anysched inspect: --pcap %s is a directory\n", opts.pcap)
 		return exitUsage
 	}
-	if err := checkPcapngBlocks(f, st.Size()); err != nil {
-		fmt.Fprintf(stderr, "anysched inspect: --pcap %s: %v\n", opts.pcap, err)
-		return exitUsage
-	}
-	flows, skipped, err := inspectCapture(f, &opts)
+	flows, skipped, err := inspectCapture(f, st.Size(), &opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "anysched inspect: --pcap %s: %v\n", opts.pcap, err)
 		return exitUsage
@@ -93,7 +89,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 func parseInspectFlags(args []string, stdout, stderr io.Writer) (opts inspectOptions, code int, ok bool) {
 	fs := pflag.NewFlagSet("inspect", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	pcapPath := fs.String("pcap", "", "capture file to read, pcap or pcapng (required); link types Ethernet, Linux cooked (SLL, from tcpdump -i any) and raw IP")
+	pcapPath := fs.String("pcap", "", "capture file to read, pcap or pcapng (required); link types Ethernet, Linux cooked (SLL, SLL2: tcpdump -i any) and raw IP")
 	vips := fs.StringArray("vip", nil, "VIP address: only TCP flows to it count (repeatable; default: every destination)")
 	ports := fs.UintSlice("port", []uint{443}, "VIP TCP port: only flows to it count (repeatable or comma-separated)")
 	asJSON := fs.Bool("json", false, "print one JSON object per flow and line instead of a table")
@@ -319,20 +315,39 @@ func writeInspectTable(w io.Writer, flows []*flowState) {
 	}
 }
 
+// linkType is a capture's LINKTYPE_ value. gopacket v1.1.19 keeps link
+// types in a uint8 (layers.LinkType), which turns LINKTYPE_LINUX_SLL2 (276,
+// what tcpdump -i any writes nowadays) into 20; inspect reads the real
+// value from the file headers itself.
+type linkType uint16
+
+// The link types inspect reads.
+const (
+	linkEthernet linkType = 1
+	linkRaw      linkType = 101
+	linkSLL      linkType = 113
+	linkIPv4     linkType = 228
+	linkIPv6     linkType = 229
+	linkSLL2     linkType = 276
+)
+
 // packetReader is what pcapgo's pcap and pcapng readers have in common,
 // with the link type looked up per packet (pcapng has one per interface).
 type packetReader struct {
 	read     func() ([]byte, gopacket.CaptureInfo, error)
-	linkType func(ci *gopacket.CaptureInfo) (layers.LinkType, error)
+	linkType func(ci *gopacket.CaptureInfo) (linkType, error)
 }
 
-func openCapture(r io.Reader) (*packetReader, error) {
+// openCapture detects pcap or pcapng by the magic number and opens the
+// matching pcapgo reader. idbLinkTypes are the link types of the pcapng
+// interface description blocks, from checkPcapngBlocks.
+func openCapture(r io.Reader, idbLinkTypes []linkType) (*packetReader, error) {
 	br := bufio.NewReader(r)
 	magic, err := br.Peek(4)
 	if err != nil {
 		return nil, errors.New("too short for a pcap or pcapng header")
 	}
-	switch binary.LittleEndian.Uint32(magic) {
+	switch m := binary.LittleEndian.Uint32(magic); m {
 	case pcapngSectionHeader: // the same in both byte orders
 		// Without WantMixedLinkType pcapgo silently drops packets of
 		// interfaces whose link type differs from the first one's.
@@ -342,15 +357,26 @@ func openCapture(r io.Reader) (*packetReader, error) {
 		}
 		return &packetReader{
 			read: ng.ReadPacketData,
-			linkType: func(ci *gopacket.CaptureInfo) (layers.LinkType, error) {
+			linkType: func(ci *gopacket.CaptureInfo) (linkType, error) {
 				intf, err := ng.Interface(ci.InterfaceIndex)
 				if err != nil {
 					return 0, fmt.Errorf("packet on interface %d: %w", ci.InterfaceIndex, err)
 				}
-				return intf.LinkType, nil
+				return widenLinkType(intf.LinkType, idbLinkTypes), nil
 			},
 		}, nil
 	case 0xA1B2C3D4, 0xD4C3B2A1, 0xA1B23C4D, 0x4D3CB2A1:
+		hdr, err := br.Peek(24)
+		if err != nil {
+			return nil, errors.New("corrupt pcap: file header cut short")
+		}
+		var order binary.ByteOrder = binary.LittleEndian
+		if m == 0xD4C3B2A1 || m == 0x4D3CB2A1 {
+			order = binary.BigEndian
+		}
+		// The low 16 bits are the link type; the high ones may carry the
+		// FCS length.
+		lt := linkType(order.Uint32(hdr[20:24]))
 		pr, err := pcapgo.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("corrupt pcap: %w", err)
@@ -359,41 +385,53 @@ func openCapture(r io.Reader) (*packetReader, error) {
 		// against the header's snap length) before reading it; a corrupt
 		// header must not make it ask for gigabytes.
 		pr.SetSnaplen(min(pr.Snaplen(), maxSnaplen))
-		lt := pr.LinkType()
 		return &packetReader{
 			read:     pr.ReadPacketData,
-			linkType: func(*gopacket.CaptureInfo) (layers.LinkType, error) { return lt, nil },
+			linkType: func(*gopacket.CaptureInfo) (linkType, error) { return lt, nil },
 		}, nil
 	}
 	return nil, fmt.Errorf("not a pcap or pcapng file (magic %x)", magic)
 }
 
+// widenLinkType undoes gopacket's uint8 truncation of a pcapng interface's
+// link type, using the 16-bit values the interface blocks really hold.
+func widenLinkType(truncated layers.LinkType, idbLinkTypes []linkType) linkType {
+	for _, lt := range idbLinkTypes {
+		if uint8(lt) == uint8(truncated) {
+			return lt
+		}
+	}
+	return linkType(truncated)
+}
+
 const (
-	pcapngSectionHeader = 0x0A0D0D0A
+	pcapngSectionHeader        = 0x0A0D0D0A
+	pcapngInterfaceDescription = 1
 	// maxSnaplen is libpcap's MAXIMUM_SNAPLEN, the largest snap length
 	// tcpdump writes.
 	maxSnaplen = 262144
 )
 
 // checkPcapngBlocks walks the block structure of a pcapng file of the given
-// size (type, length, body, repeated length) and reports a block that is cut
-// short or whose lengths disagree. pcapgo's NgReader reports a file that
+// size (type, length, body, repeated length), reports a block that is cut
+// short or whose lengths disagree, and returns the link types of the
+// interface description blocks. pcapgo's NgReader reports a file that
 // ends inside a block as a clean end of file, which would hide a corrupt
 // capture. For anything else it does nothing (pcapgo reports a cut classic
 // pcap record itself).
-func checkPcapngBlocks(f io.ReaderAt, size int64) error {
+func checkPcapngBlocks(f io.ReaderAt, size int64) (idbLinkTypes []linkType, err error) {
 	var hdr [12]byte
 	if n, _ := f.ReadAt(hdr[:4], 0); n < 4 || binary.LittleEndian.Uint32(hdr[:4]) != pcapngSectionHeader {
-		return nil
+		return nil, nil
 	}
 	var order binary.ByteOrder = binary.LittleEndian
 	for off := int64(0); off < size; {
 		if _, err := f.ReadAt(hdr[:8], off); err != nil {
-			return fmt.Errorf("corrupt pcapng: block header at offset %d cut short", off)
+			return nil, fmt.Errorf("corrupt pcapng: block header at offset %d cut short", off)
 		}
 		if binary.LittleEndian.Uint32(hdr[:4]) == pcapngSectionHeader {
 			if _, err := f.ReadAt(hdr[8:12], off+8); err != nil {
-				return fmt.Errorf("corrupt pcapng: section header at offset %d cut short", off)
+				return nil, fmt.Errorf("corrupt pcapng: section header at offset %d cut short", off)
 			}
 			switch {
 			case binary.LittleEndian.Uint32(hdr[8:12]) == 0x1A2B3C4D:
@@ -401,31 +439,41 @@ func checkPcapngBlocks(f io.ReaderAt, size int64) error {
 			case binary.BigEndian.Uint32(hdr[8:12]) == 0x1A2B3C4D:
 				order = binary.BigEndian
 			default:
-				return fmt.Errorf("corrupt pcapng: bad byte-order magic at offset %d", off)
+				return nil, fmt.Errorf("corrupt pcapng: bad byte-order magic at offset %d", off)
 			}
 		}
 		length := int64(order.Uint32(hdr[4:8]))
 		if length < 12 || length%4 != 0 || off+length > size {
-			return fmt.Errorf("corrupt pcapng: block at offset %d has length %d (file size %d)", off, length, size)
+			return nil, fmt.Errorf("corrupt pcapng: block at offset %d has length %d (file size %d)", off, length, size)
 		}
 		var trailer [4]byte
 		if _, err := f.ReadAt(trailer[:], off+length-4); err != nil || int64(order.Uint32(trailer[:])) != length {
-			return fmt.Errorf("corrupt pcapng: block at offset %d: trailing length does not match %d", off, length)
+			return nil, fmt.Errorf("corrupt pcapng: block at offset %d: trailing length does not match %d", off, length)
 		}
 		// pcapgo allocates a packet's captured length before reading it:
 		// check it against the block so a lying field cannot ask for GBs.
 		if lenOff, overhead, ok := pcapngCaptureLengthField(order.Uint32(hdr[:4])); ok {
 			var field [4]byte
 			if length < overhead {
-				return fmt.Errorf("corrupt pcapng: packet block at offset %d is %d bytes, shorter than its header", off, length)
+				return nil, fmt.Errorf("corrupt pcapng: packet block at offset %d is %d bytes, shorter than its header", off, length)
 			}
 			if _, err := f.ReadAt(field[:], off+lenOff); err != nil || int64(order.Uint32(field[:])) > length-overhead {
-				return fmt.Errorf("corrupt pcapng: packet block at offset %d claims more packet bytes than its length %d", off, length)
+				return nil, fmt.Errorf("corrupt pcapng: packet block at offset %d claims more packet bytes than its length %d", off, length)
 			}
+		}
+		if order.Uint32(hdr[:4]) == pcapngInterfaceDescription {
+			var lt [2]byte
+			if length < 20 {
+				return nil, fmt.Errorf("corrupt pcapng: interface block at offset %d is %d bytes", off, length)
+			}
+			if _, err := f.ReadAt(lt[:], off+8); err != nil {
+				return nil, fmt.Errorf("corrupt pcapng: interface block at offset %d cut short", off)
+			}
+			idbLinkTypes = append(idbLinkTypes, linkType(order.Uint16(lt[:])))
 		}
 		off += length
 	}
-	return nil
+	return idbLinkTypes, nil
 }
 
 // pcapngCaptureLengthField returns, for a block type that carries packet
@@ -446,30 +494,36 @@ func pcapngCaptureLengthField(blockType uint32) (off, overhead int64, ok bool) {
 	return 0, 0, false
 }
 
-// The Linux cooked capture (SLL) header length and the offset of its
-// protocol (EtherType) field. SLL2 (link type 276) cannot be read: gopacket
-// v1.1.19 keeps link types in a uint8.
+// The Linux cooked capture (SLL, SLL2) header lengths and the offsets of
+// their protocol (EtherType) field.
 const (
 	sllHeaderLen   = 16
 	sllProtoOff    = 14
+	sll2HeaderLen  = 20
+	sll2ProtoOff   = 0
 	ethernetHdrLen = 14
 )
 
 // toEthernet returns the packet as an Ethernet frame for parser.ParseFrame,
 // rewriting the link-layer header of cooked and raw-IP captures into
 // scratch. ok is false for frames it cannot convert.
-func toEthernet(lt layers.LinkType, data, scratch []byte) (frame []byte, ok bool) {
+func toEthernet(lt linkType, data, scratch []byte) (frame []byte, ok bool) {
 	var proto uint16
 	var l3 []byte
 	switch lt {
-	case layers.LinkTypeEthernet:
+	case linkEthernet:
 		return data, true
-	case layers.LinkTypeLinuxSLL:
+	case linkSLL:
 		if len(data) < sllHeaderLen {
 			return nil, false
 		}
 		proto, l3 = binary.BigEndian.Uint16(data[sllProtoOff:]), data[sllHeaderLen:]
-	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
+	case linkSLL2:
+		if len(data) < sll2HeaderLen {
+			return nil, false
+		}
+		proto, l3 = binary.BigEndian.Uint16(data[sll2ProtoOff:]), data[sll2HeaderLen:]
+	case linkRaw, linkIPv4, linkIPv6:
 		if len(data) == 0 {
 			return nil, false
 		}
@@ -494,22 +548,26 @@ func toEthernet(lt layers.LinkType, data, scratch []byte) (frame []byte, ok bool
 	return scratch[:ethernetHdrLen+n], true
 }
 
-func supportedLinkType(lt layers.LinkType) bool {
+func supportedLinkType(lt linkType) bool {
 	switch lt {
-	case layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL,
-		layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
+	case linkEthernet, linkSLL, linkSLL2, linkRaw, linkIPv4, linkIPv6:
 		return true
 	}
 	return false
 }
 
-// inspectCapture reads every packet and feeds the client-to-server TCP
+// inspectCapture checks and reads every packet of a capture of the given
+// size and feeds the client-to-server TCP
 // flows through parser.ParseFrame and one parser.Reassembler with the fast
 // path's defaults, in capture order, with the capture's timestamps as the
 // reassembler's clock. It returns the flows in order of first appearance
 // and how many frames it skipped.
-func inspectCapture(r io.Reader, opts *inspectOptions) (flows []*flowState, skipped int, err error) {
-	pr, err := openCapture(r)
+func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*flowState, skipped int, err error) {
+	idbLinkTypes, err := checkPcapngBlocks(r, size)
+	if err != nil {
+		return nil, 0, err
+	}
+	pr, err := openCapture(io.NewSectionReader(r, 0, size), idbLinkTypes)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -536,7 +594,7 @@ func inspectCapture(r io.Reader, opts *inspectOptions) (flows []*flowState, skip
 			return nil, 0, err
 		}
 		if !supportedLinkType(lt) {
-			return nil, 0, fmt.Errorf("packet %d: link type %s (%d) is not supported; capture on an Ethernet interface", n, lt, uint32(lt))
+			return nil, 0, fmt.Errorf("packet %d: link type %d is not supported (Ethernet, Linux SLL/SLL2 and raw IP are); capture on an Ethernet interface", n, lt)
 		}
 		frame, ok := toEthernet(lt, data, scratch)
 		if !ok || parser.ParseFrame(frame, &pkt) != parser.StatusOK || pkt.Flow.Proto != parser.ProtoTCP {

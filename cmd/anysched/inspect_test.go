@@ -34,6 +34,9 @@ var wantInspectJSON = []struct {
 {"flow":"198.51.100.7:50872>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"verdict":"complete","reason":"no migration_support","hello_bytes":1920,"tls13":true,"psk":false,"ech":true,"grease":true}
 {"flow":"198.51.100.7:50878>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"verdict":"complete","reason":"no migration_support","hello_bytes":1920,"tls13":true,"psk":false,"ech":true,"grease":true}
 `},
+	{"curl-any-sll2.pcap", `
+{"flow":"198.51.100.7:38478>203.0.113.10:443","client_hello":true,"complete":true,"segments":1,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"verdict":"complete","reason":"no migration_support","hello_bytes":512,"tls13":true,"psk":false,"ech":false,"grease":false}
+`},
 	{"curl.pcap", `
 {"flow":"198.51.100.7:60136>203.0.113.10:443","client_hello":true,"complete":true,"segments":1,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"verdict":"complete","reason":"no migration_support","hello_bytes":512,"tls13":true,"psk":false,"ech":false,"grease":false}
 `},
@@ -218,16 +221,23 @@ func writePcap(t *testing.T, lt layers.LinkType, frames [][]byte, infos []gopack
 	return path
 }
 
-// A capture made with tcpdump -i any (Linux cooked, SLL) or on a raw IP
-// link gives the same report as the Ethernet original.
+// A capture made with tcpdump -i any (Linux cooked, SLL or SLL2) or on a
+// raw IP link gives the same report as the Ethernet original.
 func TestInspectOtherLinkTypes(t *testing.T) {
 	lt, frames, infos := readPackets(t, "go-crypto-tls.pcap")
 	if lt != layers.LinkTypeEthernet {
 		t.Fatalf("go-crypto-tls.pcap: link type %v, want Ethernet", lt)
 	}
 	_, want, _ := runInspectCmd(t, "--json", "--pcap", filepath.Join(testdataDir, "go-crypto-tls.pcap"))
-	var sll, raw [][]byte
+	var sll, sll2, raw [][]byte
 	for _, fr := range frames {
+		hdr2 := make([]byte, 20)
+		copy(hdr2[0:], fr[12:14])               // protocol type
+		binary.BigEndian.PutUint32(hdr2[4:], 2) // interface index
+		binary.BigEndian.PutUint16(hdr2[8:], 1) // ARPHRD_ETHER
+		hdr2[11] = 6
+		copy(hdr2[12:], fr[6:12])
+		sll2 = append(sll2, append(hdr2, fr[14:]...))
 		hdr := make([]byte, 16)
 		binary.BigEndian.PutUint16(hdr[0:], 0) // packet to us
 		binary.BigEndian.PutUint16(hdr[2:], 1) // ARPHRD_ETHER
@@ -244,14 +254,81 @@ func TestInspectOtherLinkTypes(t *testing.T) {
 	}{
 		{"sll", layers.LinkTypeLinuxSLL, sll},
 		{"raw", layers.LinkTypeRaw, raw},
+		{"sll2", 0, sll2}, // 276 does not fit gopacket's LinkType: patched below
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writePcap(t, tc.lt, tc.frames, infos)
+			if tc.name == "sll2" {
+				setPcapLinkType(t, path, 276)
+			}
 			code, got, errb := runInspectCmd(t, "--json", "--pcap", path)
 			if code != exitOK || got != want {
 				t.Errorf("exit %d (stderr %q), output\n%s\nwant\n%s", code, errb, got, want)
 			}
 		})
+	}
+}
+
+// The same for pcapng: an interface block of link type LINUX_SLL2.
+func TestInspectPcapngSLL2(t *testing.T) {
+	_, frames, infos := readPackets(t, "utls-support-second.pcap")
+	_, want, _ := runInspectCmd(t, "--json", "--pcap", filepath.Join(testdataDir, "utls-support-second.pcap"))
+	path := filepath.Join(t.TempDir(), "sll2.pcapng")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pcapgo.NewNgWriterInterface(f, pcapgo.NgInterface{LinkType: 0, SnapLength: 65535}, pcapgo.NgWriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, fr := range frames {
+		hdr2 := make([]byte, 20)
+		copy(hdr2[0:], fr[12:14])
+		data := append(hdr2, fr[14:]...)
+		ci := infos[i]
+		ci.CaptureLength, ci.Length = len(data), len(data)
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched := false
+	for off := 0; off+12 <= len(b); off += int(binary.LittleEndian.Uint32(b[off+4:])) {
+		if binary.LittleEndian.Uint32(b[off:]) == 1 { // interface description block
+			binary.LittleEndian.PutUint16(b[off+8:], 276)
+			patched = true
+		}
+	}
+	if !patched {
+		t.Fatal("no interface description block written")
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, got, errb := runInspectCmd(t, "--json", "--pcap", path)
+	if code != exitOK || got != want {
+		t.Errorf("exit %d (stderr %q), output\n%s\nwant\n%s", code, errb, got, want)
+	}
+}
+
+// setPcapLinkType rewrites the link type of a little-endian classic pcap.
+func setPcapLinkType(t *testing.T, path string, lt uint32) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint32(b[20:], lt)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -10,6 +10,7 @@
 # sees, not one GSO super-packet. Everything is torn down on exit.
 #
 # usage: sudo scripts/capture/capture.sh [OUTDIR]      (default parser/testdata)
+#        CAPTURES="curl chromium" ... records only the named captures.
 # needs: root, go, iproute2, ethtool, tcpdump, curl, openssl, chromium
 set -euo pipefail
 
@@ -107,6 +108,10 @@ open_conns() { in_srv ss -Htan "( sport = :443 )" | grep -v -e '^LISTEN' -e '^TI
 no_open_conns() { ! open_conns; }
 tcpdump_ready() { grep -q 'listening on' "$work/tcpdump.log"; }
 
+# wanted NAME: whether $CAPTURES (default: all) names this capture.
+wanted() { [[ -z ${CAPTURES:-} || " $CAPTURES " == *" $1 "* ]]; }
+capture_if=$if_srv
+
 # capture NAME COMMAND...: records everything on port 443 while COMMAND runs
 # in the client namespace, until every connection it made has closed. Then
 # the client sends one UDP marker datagram; once tcpdump has written it, all
@@ -116,9 +121,10 @@ capture() {
 	shift
 	local file=$out/$name.pcap
 	local raw=$work/$name.raw.pcap
+	wanted "$name" || return 0
 	echo "== $name"
 	: >"$work/tcpdump.log"
-	ip netns exec "$ns_srv" tcpdump -i "$if_srv" -s 0 -U --immediate-mode -n -w "$raw" \
+	ip netns exec "$ns_srv" tcpdump -i "$capture_if" -s 0 -U --immediate-mode -n -w "$raw" \
 		"tcp port 443 or (udp dst port $marker_port)" 2>"$work/tcpdump.log" &
 	tcpdump_pid=$!
 	wait_for "tcpdump to start" tcpdump_ready
@@ -163,13 +169,21 @@ capture utls-support-token timeout 30 "$work/bin/utlshello" --addr "$vip4:443" -
 capture no-clienthello timeout 30 sh -c \
 	"bash -c 'exec 3<>/dev/tcp/$vip4/443; exec 3<&-' && curl -s -o /dev/null --max-time 10 http://$vip4:443/ || true"
 
+# The same curl request recorded with tcpdump -i any: link type LINUX_SLL2
+# (libpcap >= 1.10), the cooked header instead of Ethernet.
+capture_if=any
+capture curl-any-sll2 timeout 30 curl -sS -k -o /dev/null --resolve "$sni:443:$vip4" "https://$sni/"
+capture_if=$if_srv
+
 # IPv6 over a 1280-byte MTU (the IPv6 minimum): MSS 1220, so the Go client's
 # ML-KEM ClientHello spans two segments. Written as pcapng.
 ip -n "$ns_srv" link set "$if_srv" mtu 1280
 ip -n "$ns_cli" link set "$if_cli" mtu 1280
 capture ipv6-mtu1280-go timeout 30 "$work/bin/gohello" --addr "[$vip6]:443" --sni "$sni"
-"$work/bin/pcapng" --in "$out/ipv6-mtu1280-go.pcap" --out "$out/ipv6-mtu1280-go.pcapng"
-rm "$out/ipv6-mtu1280-go.pcap"
-stat -c '   pcapng: %s bytes' "$out/ipv6-mtu1280-go.pcapng"
+if wanted ipv6-mtu1280-go; then
+	"$work/bin/pcapng" --in "$out/ipv6-mtu1280-go.pcap" --out "$out/ipv6-mtu1280-go.pcapng"
+	rm "$out/ipv6-mtu1280-go.pcap"
+	stat -c '   pcapng: %s bytes' "$out/ipv6-mtu1280-go.pcapng"
+fi
 
 echo "== done: $out"
