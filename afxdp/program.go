@@ -27,8 +27,8 @@ const (
 	CounterPassNonIP
 	// CounterPassNotVIP counts IP frames that are not for a VIP address and port.
 	CounterPassNotVIP
-	// CounterPassTTL counts VIP frames whose TTL / hop limit is <= 1: the
-	// kernel answers them with ICMP time exceeded.
+	// CounterPassTTL counts VIP frames whose TTL / hop limit is <= 1: a
+	// forwarding kernel answers them with ICMP time exceeded.
 	CounterPassTTL
 	// CounterPassMalformed counts truncated frames and bad IP headers.
 	CounterPassMalformed
