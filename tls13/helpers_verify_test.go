@@ -897,12 +897,18 @@ func verSuiteParams(suite uint16) (h func() hash.Hash, keyLen int, aead func(key
 	return nil, 0, nil
 }
 
-// verExpandLabel is HKDF-Expand-Label (RFC 8446 §7.1).
+// verExpandLabel is HKDF-Expand-Label (RFC 8446 §7.1) with an empty
+// context.
 func verExpandLabel(h func() hash.Hash, secret []byte, label string, length int) []byte {
+	return verExpandLabelCtx(h, secret, label, nil, length)
+}
+
+// verExpandLabelCtx is HKDF-Expand-Label (RFC 8446 §7.1).
+func verExpandLabelCtx(h func() hash.Hash, secret []byte, label string, context []byte, length int) []byte {
 	var b cryptobyte.Builder
 	b.AddUint16(uint16(length))
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte("tls13 " + label)) })
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {})
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(context) })
 	out, err := hkdf.Expand(h, secret, string(b.BytesOrPanic()), length)
 	if err != nil {
 		panic(err)

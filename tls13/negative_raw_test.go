@@ -6,6 +6,9 @@ package tls13
 
 import (
 	"bytes"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -464,4 +467,134 @@ func TestNegativeRawHelloRetryRequest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// verBinderHello returns hello h (which must end with a pre_shared_key
+// extension for sess made by verPSKExt with a 32-byte binder) as a
+// record, with the binder computed from sess's PSK as RFC 8446 §4.2.11.2
+// says, independently of the engine.
+func verBinderHello(t *testing.T, h *verHello, sess *ClientSession) []byte {
+	t.Helper()
+	hf, _, _ := verSuiteParams(sess.CipherSuite())
+	if hf().Size() != 32 {
+		t.Fatal("verBinderHello handles SHA-256 suites only")
+	}
+	msg := h.marshal()
+	bindersLen := 2 + 1 + 32
+	truncated := msg[:len(msg)-bindersLen]
+	early, err := hkdf.Extract(hf, sess.PSK(), make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	emptyHash := sha256.Sum256(nil)
+	binderKey := verExpandLabelCtx(hf, early, "res binder", emptyHash[:], 32)
+	finishedKey := verExpandLabelCtx(hf, binderKey, "finished", nil, 32)
+	th := sha256.Sum256(truncated)
+	mac := hmac.New(hf, finishedKey)
+	mac.Write(th[:])
+	copy(msg[len(msg)-32:], mac.Sum(nil))
+	return verRecord(verRecordHandshake, msg)
+}
+
+// verServerHelloExts reads the server's first handshake message and
+// returns the extension types of its ServerHello.
+func verServerHelloExts(t *testing.T, c net.Conn) []uint16 {
+	t.Helper()
+	rr := &verRecReader{c: c}
+	for {
+		rec, err := rr.next()
+		if err != nil {
+			t.Fatalf("no ServerHello: %v", err)
+		}
+		if rec[0] == verRecordAlert {
+			t.Fatalf("alert %v instead of ServerHello", rec[5:])
+		}
+		if rec[0] != verRecordHandshake {
+			continue
+		}
+		s := cryptobyte.String(rec[5:])
+		var typ, comp uint8
+		var body, random, sid, exts cryptobyte.String
+		var vers, suite uint16
+		if !s.ReadUint8(&typ) || typ != 2 || !s.ReadUint24LengthPrefixed(&body) ||
+			!body.ReadUint16(&vers) || !body.ReadBytes((*[]byte)(&random), 32) || !body.ReadUint8LengthPrefixed(&sid) ||
+			!body.ReadUint16(&suite) || !body.ReadUint8(&comp) || !body.ReadUint16LengthPrefixed(&exts) {
+			t.Fatalf("malformed ServerHello")
+		}
+		var types []uint16
+		for !exts.Empty() {
+			var et uint16
+			var ed cryptobyte.String
+			exts.ReadUint16(&et)
+			exts.ReadUint16LengthPrefixed(&ed)
+			types = append(types, et)
+		}
+		return types
+	}
+}
+
+// TestNegativeRawPSKModes offers a real ticket with a correct binder: with
+// psk_dhe_ke the server resumes (pre_shared_key in its ServerHello); with
+// only psk_ke it must run a full handshake instead (§4.2.9: we do not
+// support psk_ke), and a wrong binder gets decrypt_error.
+func TestNegativeRawPSKModes(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	scfg := verTLS13ServerConfig(t, p)
+	ccfg := verTLS13ClientConfig(p)
+	ccfg.CipherSuites = []uint16{TLS_AES_128_GCM_SHA256}
+	sess := verResumeCatch(t, ccfg, scfg)
+	build := func(modes []byte, flip bool) []byte {
+		h := verDefaultHello(t)
+		h.set(verExtPSKModes, modes)
+		// obfuscated_ticket_age = age in ms + ticket_age_add (mod 2^32)
+		age := uint32(time.Since(sess.ReceivedAt).Milliseconds()) + sess.ageAdd
+		var b cryptobyte.Builder
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(sess.Ticket()) })
+			b.AddUint32(age)
+		})
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(make([]byte, 32)) })
+		})
+		h.remove(verExtPreSharedKey)
+		h.exts = append(h.exts, verExt{verExtPreSharedKey, b.BytesOrPanic()})
+		rec := verBinderHello(t, h, sess)
+		if flip {
+			rec[len(rec)-1] ^= 1
+		}
+		return rec
+	}
+	has := func(types []uint16, want uint16) bool {
+		for _, ty := range types {
+			if ty == want {
+				return true
+			}
+		}
+		return false
+	}
+	t.Run("psk_dhe_ke resumes", func(t *testing.T) {
+		c, _ := verRawServer(t, scfg)
+		c.Write(build([]byte{1, 1}, false))
+		if !has(verServerHelloExts(t, c), verExtPreSharedKey) {
+			t.Fatalf("a valid ticket with a correct binder was not accepted (test binder wrong, or resumption broken)")
+		}
+	})
+	t.Run("psk_ke only gets a full handshake", func(t *testing.T) {
+		c, _ := verRawServer(t, scfg)
+		c.Write(build([]byte{1, 0}, false))
+		if has(verServerHelloExts(t, c), verExtPreSharedKey) {
+			t.Fatalf("server resumed with psk_ke, which it must not support")
+		}
+	})
+	t.Run("psk_ke and psk_dhe_ke resumes with DHE", func(t *testing.T) {
+		c, _ := verRawServer(t, scfg)
+		c.Write(build([]byte{2, 0, 1}, false))
+		types := verServerHelloExts(t, c)
+		if !has(types, verExtPreSharedKey) || !has(types, verExtKeyShare) {
+			t.Fatalf("ServerHello extensions %v: want pre_shared_key and key_share", types)
+		}
+	})
+	t.Run("wrong binder is decrypt_error", func(t *testing.T) {
+		verExpectAlert(t, scfg, verAlertDecryptError, build([]byte{1, 1}, true))
+	})
 }
