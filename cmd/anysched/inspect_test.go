@@ -53,6 +53,9 @@ var wantInspectJSON = []struct {
 	{"openssl-s_client.pcap", `
 {"flow":"198.51.100.7:60146>203.0.113.10:443","client_hello":true,"complete":true,"segments":1,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"verdict":"complete","reason":"no migration_support","hello_bytes":318,"tls13":true,"psk":false,"ech":false,"grease":false}
 `},
+	{"utls-record-split.pcap", `
+{"flow":"198.51.100.7:48628>203.0.113.10:443","client_hello":true,"complete":true,"segments":3,"migration_support":true,"migration_token":false,"sni":"vip.anysched.test","legacy":false,"verdict":"complete","reason":"migration_support: the client will move to a unicast node; nothing stored","hello_bytes":3018,"tls13":true,"psk":false,"ech":false,"grease":false}
+`},
 	{"utls-support-first.pcap", `
 {"flow":"198.51.100.7:50894>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":true,"migration_token":false,"sni":"vip.anysched.test","legacy":false,"verdict":"complete","reason":"migration_support: the client will move to a unicast node; nothing stored","hello_bytes":1514,"tls13":true,"psk":false,"ech":false,"grease":false}
 `},
@@ -420,6 +423,7 @@ func TestCaptureSegmentPlacement(t *testing.T) {
 		{"utls-support-first.pcap", 2, 1},
 		{"utls-support-second.pcap", 2, 2},
 		{"utls-support-token.pcap", 1, 1},
+		{"utls-record-split.pcap", 3, 3},
 		{"go-crypto-tls.pcap", 2, 0},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -164,6 +164,12 @@ capture utls-support-first timeout 30 "$work/bin/utlshello" --addr "$vip4:443" -
 capture utls-support-second timeout 30 "$work/bin/utlshello" --addr "$vip4:443" --sni "$sni" --support-at last --mlkem
 capture utls-support-token timeout 30 "$work/bin/utlshello" --addr "$vip4:443" --sni "$sni" --support-at first --mlkem=false --token
 
+# A 3 KB ClientHello (ML-KEM share and 1500 bytes of padding) sent by hand
+# as three TLS records of at most 1200 bytes, so three TCP segments, with
+# migration_support last: in the third record and the third segment. The
+# server answers with its ServerHello; the client then closes.
+capture utls-record-split timeout 30 "$work/bin/utlshello" --addr "$vip4:443" --sni "$sni" --support-at last --mlkem --pad 1500 --record-size 1200
+
 # Two flows that carry no ClientHello: a connection that sends nothing, and
 # plain HTTP sent to the TLS port.
 capture no-clienthello timeout 30 sh -c \

@@ -34,6 +34,8 @@ func run(args []string) int {
 	token := fs.Bool("token", false, "also send a migration_token extension carrying a well-formed (unsigned) MigrationToken")
 	supportID := fs.Uint16("support-id", 0xFE4D, "code point of migration_support")
 	tokenID := fs.Uint16("token-id", 0xFE4F, "code point of migration_token")
+	pad := fs.Int("pad", 0, "add a padding extension (21) of this many zero bytes before migration_support when it goes last")
+	recordSize := fs.Int("record-size", 0, "if > 0, send the ClientHello by hand split into TLS records of at most this many bytes, wait for the server's first record and close (no full handshake)")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: utlshello --addr HOST:PORT [flags]")
 		fs.PrintDefaults()
@@ -46,6 +48,14 @@ func run(args []string) int {
 	}
 	if *addr == "" {
 		fmt.Fprintln(os.Stderr, "utlshello: --addr is required")
+		return 2
+	}
+	if *pad < 0 || *pad > 10000 {
+		fmt.Fprintf(os.Stderr, "utlshello: --pad %d out of range 0..10000\n", *pad)
+		return 2
+	}
+	if *recordSize < 0 || *recordSize > 1<<14 {
+		fmt.Fprintf(os.Stderr, "utlshello: --record-size %d out of range 0..16384\n", *recordSize)
 		return 2
 	}
 	if *position != "first" && *position != "last" && *position != "none" {
@@ -62,7 +72,7 @@ func run(args []string) int {
 	if *token {
 		tokenBytes = migrationToken(target)
 	}
-	spec := helloSpec(*position, *mlkem, *supportID, *tokenID, tokenBytes)
+	spec := helloSpec(*position, *mlkem, *pad, *supportID, *tokenID, tokenBytes)
 
 	conn, err := net.DialTimeout("tcp", *addr, 10*time.Second)
 	if err != nil {
@@ -76,6 +86,9 @@ func run(args []string) int {
 	if err := uconn.ApplyPreset(&spec); err != nil {
 		fmt.Fprintln(os.Stderr, "utlshello: apply ClientHello spec:", err)
 		return 1
+	}
+	if *recordSize > 0 {
+		return sendSplitHello(conn, uconn, *recordSize)
 	}
 	if err := uconn.Handshake(); err != nil {
 		fmt.Fprintln(os.Stderr, "utlshello: handshake:", err)
@@ -96,7 +109,7 @@ func run(args []string) int {
 
 // helloSpec builds a plain TLS 1.3 ClientHello (no GREASE, so the captures
 // stay easy to read) with the draft's extensions placed as asked.
-func helloSpec(position string, mlkem bool, supportID, tokenID uint16, token []byte) utls.ClientHelloSpec {
+func helloSpec(position string, mlkem bool, pad int, supportID, tokenID uint16, token []byte) utls.ClientHelloSpec {
 	groups := []utls.CurveID{utls.X25519, utls.CurveP256}
 	shares := []utls.KeyShare{{Group: utls.X25519}}
 	if mlkem {
@@ -124,6 +137,9 @@ func helloSpec(position string, mlkem bool, supportID, tokenID uint16, token []b
 	case "first":
 		exts = append([]utls.TLSExtension{support}, exts...)
 	case "last":
+		if pad > 0 {
+			exts = append(exts, &utls.GenericExtension{Id: 21, Data: make([]byte, pad)})
+		}
 		exts = append(exts, support)
 	}
 	if token != nil {
@@ -138,6 +154,42 @@ func helloSpec(position string, mlkem bool, supportID, tokenID uint16, token []b
 		CompressionMethods: []byte{0},
 		Extensions:         exts,
 	}
+}
+
+// sendSplitHello writes the ClientHello uTLS built as several TLS handshake
+// records of at most size bytes each, in one write (the kernel cuts it into
+// TCP segments), reads the server's first record header to show the server
+// took it, and closes. Completing the handshake is not needed for a capture
+// of the ClientHello, and uTLS cannot continue after a hand-written hello.
+func sendSplitHello(conn net.Conn, uconn *utls.UConn, size int) int {
+	if err := uconn.BuildHandshakeState(); err != nil {
+		fmt.Fprintln(os.Stderr, "utlshello: build ClientHello:", err)
+		return 1
+	}
+	hello := uconn.HandshakeState.Hello.Raw
+	var out []byte
+	records := 0
+	for rest := hello; len(rest) > 0; records++ {
+		n := min(size, len(rest))
+		out = append(out, 22, 3, 1, byte(n>>8), byte(n))
+		out = append(out, rest[:n]...)
+		rest = rest[n:]
+	}
+	if _, err := conn.Write(out); err != nil {
+		fmt.Fprintln(os.Stderr, "utlshello:", err)
+		return 1
+	}
+	var reply [5]byte
+	if _, err := io.ReadFull(conn, reply[:]); err != nil {
+		fmt.Fprintln(os.Stderr, "utlshello: no reply to the split ClientHello:", err)
+		return 1
+	}
+	if reply[0] != 22 {
+		fmt.Fprintf(os.Stderr, "utlshello: server answered the split ClientHello with record type %d, not a handshake\n", reply[0])
+		return 1
+	}
+	fmt.Printf("utlshello: ClientHello %d bytes sent in %d records; the server answered with a handshake record\n", len(hello), records)
+	return 0
 }
 
 // migrationToken encodes a MigrationToken as the seed defines it:
