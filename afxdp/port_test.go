@@ -230,6 +230,10 @@ func TestPortRedirectsVIPTrafficAndPassesTheRest(t *testing.T) {
 	if err := p.SetVIPs(nil); err != nil {
 		t.Fatal(err)
 	}
+	c, err = p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
 	before := c[afxdp.CounterRedirected]
 	dctx, dcancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
 	b.Client.Dial(dctx, "tcp", netip.AddrPortFrom(b.VIP4, 443).String())
