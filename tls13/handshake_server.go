@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// maxKeyShares bounds the key shares a server examines.
+const maxKeyShares = 32
+
 // serverHandshakeState carries one server handshake.
 type serverHandshakeState struct {
 	c           *Conn
@@ -105,6 +108,10 @@ func (hs *serverHandshakeState) checkClientHello(ch *clientHelloMsg) error {
 	}
 	if !ch.hasSupportedGroups {
 		return c.abort(AlertMissingExtension, "no supported_groups/key_share (only psk_dhe_ke and certificates are supported)")
+	}
+	if len(ch.keyShares) > maxKeyShares {
+		// Real clients send one to three; a list this long only costs work.
+		return c.abort(AlertIllegalParameter, "%d key shares", len(ch.keyShares))
 	}
 	last := -1
 	for i, ks := range ch.keyShares {

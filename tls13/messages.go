@@ -46,18 +46,34 @@ func readHandshakeBody(data []byte, typ uint8) (cryptobyte.String, bool) {
 	return body, true
 }
 
-// extensionSet detects duplicate extension types in one message.
+// extensionSet detects duplicate extension types in one message. A
+// message may carry thousands of (empty) extensions, so past a few the
+// set switches to a map to stay linear.
 type extensionSet struct {
 	seen []uint16
+	many map[uint16]struct{}
 }
 
 func (e *extensionSet) add(t uint16) bool {
+	if e.many != nil {
+		if _, dup := e.many[t]; dup {
+			return false
+		}
+		e.many[t] = struct{}{}
+		return true
+	}
 	for _, s := range e.seen {
 		if s == t {
 			return false
 		}
 	}
 	e.seen = append(e.seen, t)
+	if len(e.seen) > 32 {
+		e.many = make(map[uint16]struct{}, 2*len(e.seen))
+		for _, s := range e.seen {
+			e.many[s] = struct{}{}
+		}
+	}
 	return true
 }
 
