@@ -154,7 +154,11 @@ func dialVIP(t *testing.T, b *testbed.Bed, vip netip.AddrPort, port uint16, kind
 	t.Helper()
 	var conn net.Conn
 	err := b.Client.Do(func() (err error) {
-		d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: b.Client.Addr4.AsSlice(), Port: int(port)}}
+		local := b.Client.Addr4
+		if vip.Addr().Is6() {
+			local = b.Client.Addr6
+		}
+		d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: local.AsSlice(), Port: int(port)}}
 		conn, err = d.Dial("tcp", vip.String())
 		return err
 	})
@@ -251,6 +255,9 @@ func writeRouterConfig(t *testing.T, path string, b *testbed.Bed, grace time.Dur
   - address: %s
     port: 443
     tls: true
+  - address: %s
+    port: 443
+    tls: true
 pools:
   - name: p
     nodes:
@@ -266,16 +273,21 @@ grace_period: %s
 pins:
   capacity: 1024
   idle_timeout: 5m
-`, b.VIP4, n1.Addr4, net.HardwareAddr(n1.MAC[:]), w, n2.Addr4, grace)
+`, b.VIP4, b.VIP6, n1.Addr4, net.HardwareAddr(n1.MAC[:]), w, n2.Addr4, grace)
 	// node2 has no MAC: the router resolves it from its neighbour table.
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// portsOn returns n client ports whose flows the table of cfg gives to
-// node (and, if notAfter is set, that the table of notAfter does not).
+// portsOn returns n client ports whose IPv4 flows to the VIP the table of
+// the config at cfgPath gives to node.
 func portsOn(t *testing.T, cfgPath string, b *testbed.Bed, node string, n int, from uint16) []uint16 {
+	return portsOnVIP(t, cfgPath, b, netip.AddrPortFrom(b.VIP4, 443), node, n, from)
+}
+
+// portsOnVIP is portsOn for any VIP, IPv4 or IPv6.
+func portsOnVIP(t *testing.T, cfgPath string, b *testbed.Bed, vip netip.AddrPort, node string, n int, from uint16) []uint16 {
 	t.Helper()
 	cfg, err := sched.LoadConfig(cfgPath)
 	if err != nil {
@@ -288,8 +300,12 @@ func portsOn(t *testing.T, cfgPath string, b *testbed.Bed, node string, n int, f
 	snap := s.Current()
 	var out []uint16
 	for p := from; len(out) < n && p < 60000; p++ {
-		k := parser.FlowKey{SrcPort: p, DstPort: 443, Proto: 6}
-		k.SetIPv4(b.Client.Addr4.AsSlice(), b.VIP4.AsSlice())
+		k := parser.FlowKey{SrcPort: p, DstPort: vip.Port(), Proto: 6}
+		if vip.Addr().Is6() {
+			k.SetIPv6(b.Client.Addr6.AsSlice(), vip.Addr().AsSlice())
+		} else {
+			k.SetIPv4(b.Client.Addr4.AsSlice(), vip.Addr().AsSlice())
+		}
 		if id := snap.LookupNew(&k); id != sched.NoNode && snap.Nodes[id].Name == node {
 			out = append(out, p)
 		}
@@ -352,10 +368,30 @@ func TestRunForwardsOnTheVethBed(t *testing.T) {
 		cc.c.Close()
 	}
 
+	// The same over IPv6.
+	vip6 := netip.AddrPortFrom(b.VIP6, 443)
+	servers6 := map[string]*nodeServer{
+		"node1": startNodeServer(t, b.Nodes[0], "node1", vip6, cert),
+		"node2": startNodeServer(t, b.Nodes[1], "node2", vip6, cert),
+	}
+	for _, node := range []string{"node1", "node2"} {
+		for _, p := range portsOnVIP(t, cfgPath, b, vip6, node, 2, 21000) {
+			cc := dialVIP(t, b, vip6, p, plainTCP)
+			got, err := cc.ask()
+			if err != nil || got != node || !servers6[node].served(p) {
+				t.Fatalf("IPv6 port %d answered by %q (%v), table says %s", p, got, err, node)
+			}
+			cc.c.Close()
+		}
+	}
+
 	// ARP and the router's own traffic pass: ping it, and fetch its
 	// metrics from the client over the fabric.
 	if out, err := b.Client.Exec("ping", "-c1", "-W2", b.Router.Addr4.String()); err != nil {
 		t.Fatalf("ping the router: %v\n%s", err, out)
+	}
+	if out, err := b.Client.Exec("ping", "-6", "-c1", "-W2", b.Router.Addr6.String()); err != nil {
+		t.Fatalf("ping the router over IPv6 (neighbour discovery): %v\n%s", err, out)
 	}
 	if _, err := newMetricsClient(b.Client, metricsAddr).get("/ready"); err != nil {
 		t.Fatalf("router's own TCP service from the client: %v", err)
