@@ -755,3 +755,119 @@ func TestNegativeCloseNotify(t *testing.T) {
 		}
 	})
 }
+
+// verSendInner seals an arbitrary TLSInnerPlaintext with s's write key and
+// sends it as one record, bypassing the engine's framing.
+func verSendInner(t *testing.T, s *Conn, inner []byte) {
+	t.Helper()
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	nonce, err := s.out.nextNonce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(inner) + s.out.aead.Overhead()
+	hdr := []byte{recordTypeApplicationData, 3, 3, byte(n >> 8), byte(n)}
+	if _, err := s.conn.Write(s.out.aead.Seal(hdr, nonce, inner, hdr)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// verSendRaw writes bytes to s's socket as they are.
+func verSendRaw(t *testing.T, s *Conn, b []byte) {
+	t.Helper()
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if _, err := s.conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNegativeProtectedRecords checks the record rules of §5 on an
+// established connection: inner plaintext padding and types, sizes,
+// fragmentation and key-change boundaries, unprotected records.
+func TestNegativeProtectedRecords(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	pad := func(b []byte, typ uint8, zeros int) []byte {
+		return append(append(append([]byte(nil), b...), typ), make([]byte, zeros)...)
+	}
+	cases := []struct {
+		name string
+		send func(t *testing.T, s *Conn)
+		want Alert
+	}{
+		{"all-zero inner plaintext", func(t *testing.T, s *Conn) { verSendInner(t, s, make([]byte, 10)) }, AlertUnexpectedMessage},
+		{"inner plaintext of 2^14+1 bytes", func(t *testing.T, s *Conn) {
+			verSendInner(t, s, pad(make([]byte, 1<<14+1), recordTypeApplicationData, 0))
+		}, AlertRecordOverflow},
+		{"protected record of 2^14+257 bytes", func(t *testing.T, s *Conn) {
+			verSendInner(t, s, pad(make([]byte, 1<<14), recordTypeApplicationData, 256-16))
+		}, AlertRecordOverflow},
+		{"empty protected handshake record", func(t *testing.T, s *Conn) { verSendInner(t, s, []byte{recordTypeHandshake}) }, AlertUnexpectedMessage},
+		{"empty protected alert record", func(t *testing.T, s *Conn) { verSendInner(t, s, []byte{recordTypeAlert}) }, AlertUnexpectedMessage},
+		{"protected ChangeCipherSpec", func(t *testing.T, s *Conn) { verSendInner(t, s, []byte{1, recordTypeChangeCipherSpec}) }, AlertUnexpectedMessage},
+		{"inner type 99", func(t *testing.T, s *Conn) { verSendInner(t, s, []byte{1, 99}) }, AlertUnexpectedMessage},
+		{"alert of three bytes", func(t *testing.T, s *Conn) { verSendInner(t, s, []byte{1, 240, 0, recordTypeAlert}) }, AlertDecodeError},
+		{"alert inside a fragmented handshake message", func(t *testing.T, s *Conn) {
+			verSendInner(t, s, []byte{typeNewSessionTicket, 0, 0, recordTypeHandshake})
+			verSendInner(t, s, []byte{1, 90, recordTypeAlert}) // user_canceled, otherwise harmless
+		}, AlertUnexpectedMessage},
+		{"application data inside a fragmented handshake message", func(t *testing.T, s *Conn) {
+			verSendInner(t, s, []byte{typeNewSessionTicket, 0, 0, 20, 0, recordTypeHandshake})
+			verSendInner(t, s, []byte{'x', recordTypeApplicationData})
+		}, AlertUnexpectedMessage},
+		{"KeyUpdate not at the end of its record", func(t *testing.T, s *Conn) {
+			verSendInner(t, s, []byte{typeKeyUpdate, 0, 0, 1, 0, typeNewSessionTicket, 0, recordTypeHandshake})
+		}, AlertUnexpectedMessage},
+		{"unprotected handshake record after the handshake", func(t *testing.T, s *Conn) {
+			verSendRaw(t, s, verRecord(verRecordHandshake, []byte{typeKeyUpdate, 0, 0, 1, 0}))
+		}, AlertUnexpectedMessage},
+		{"unprotected alert after the handshake", func(t *testing.T, s *Conn) {
+			verSendRaw(t, s, verRecord(verRecordAlert, []byte{1, 0}))
+		}, AlertUnexpectedMessage},
+		{"ChangeCipherSpec after the handshake", func(t *testing.T, s *Conn) {
+			verSendRaw(t, s, verRecord(verRecordCCS, []byte{1}))
+		}, AlertUnexpectedMessage},
+		{"record with a bad tag", func(t *testing.T, s *Conn) {
+			verSendRaw(t, s, verRecord(verRecordAppData, make([]byte, 40)))
+		}, AlertBadRecordMAC},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			scfg := verTLS13ServerConfig(t, p)
+			scfg.TicketsPerHandshake = -1
+			pr := verTLS13Pair(t, verTLS13ClientConfig(p), scfg)
+			tc.send(t, pr.server)
+			_, err := pr.client.Read(make([]byte, 64))
+			verWantAlert(t, "client read", err, tc.want, false)
+		})
+	}
+	t.Run("padding and empty application data are accepted", func(t *testing.T) {
+		scfg := verTLS13ServerConfig(t, p)
+		scfg.TicketsPerHandshake = -1
+		pr := verTLS13Pair(t, verTLS13ClientConfig(p), scfg)
+		go func() {
+			verSendInner(t, pr.server, pad(nil, recordTypeApplicationData, 0))                   // empty
+			verSendInner(t, pr.server, pad([]byte("padded "), recordTypeApplicationData, 1000))  // padding
+			verSendInner(t, pr.server, pad(make([]byte, 0), recordTypeApplicationData, 1<<14-1)) // padding only, at the limit
+			verSendInner(t, pr.server, pad([]byte("max\n"), recordTypeApplicationData, 0))
+		}()
+		line, err := bufio.NewReader(pr.client).ReadString('\n')
+		if err != nil || line != "padded max\n" {
+			t.Fatalf("read %q, %v", line, err)
+		}
+	})
+	t.Run("data after close_notify is ignored", func(t *testing.T) {
+		scfg := verTLS13ServerConfig(t, p)
+		scfg.TicketsPerHandshake = -1
+		pr := verTLS13Pair(t, verTLS13ClientConfig(p), scfg)
+		go func() {
+			verSendInner(t, pr.server, []byte{1, 0, recordTypeAlert})
+			verSendInner(t, pr.server, []byte{'l', 'a', 't', 'e', recordTypeApplicationData})
+		}()
+		b, err := io.ReadAll(pr.client)
+		if err != nil || len(b) != 0 {
+			t.Fatalf("after close_notify: read %q, %v; want nothing and EOF", b, err)
+		}
+	})
+}
