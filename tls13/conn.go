@@ -289,7 +289,10 @@ func (c *Conn) sendAlertLocked(a Alert, level uint8) error {
 
 // ---- record reading ----
 
-const rawBufSize = 2 * (recordHeaderLen + maxCiphertext)
+// rawBufSize holds one maximal record plus read-ahead. A whole server
+// flight (tickets included) must fit, so that on an unbuffered transport
+// such as net.Pipe the client drains it before writing its own flight.
+const rawBufSize = recordHeaderLen + maxCiphertext + 4096
 
 // fill makes at least n bytes available in raw[rawStart:rawEnd].
 func (c *Conn) fill(n int) error {
@@ -527,7 +530,12 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 func (c *Conn) writeOneRecordLocked(typ uint8, frag []byte) error {
 	need := recordHeaderLen + len(frag) + 1 + 16
 	if cap(c.outBuf) < need {
-		c.outBuf = make([]byte, 0, recordHeaderLen+maxPlaintext+1+16)
+		// Small until bulk data needs a full record; then full once.
+		n := 2048
+		if need > n {
+			n = recordHeaderLen + maxPlaintext + 1 + 16
+		}
+		c.outBuf = make([]byte, 0, n)
 	}
 	rec := c.outBuf[:recordHeaderLen]
 	if c.out.aead == nil {
