@@ -161,9 +161,12 @@ type flowState struct {
 	key      parser.FlowKey
 	payloads int // client segments with payload
 	segments int // of those, the ones fed to the reassembler
-	decided  bool
-	verdict  parser.Verdict
-	hello    helloSummary
+	// supportSegment is the segment (1-based) after which the scanner
+	// first saw migration_support, 0 if it never did.
+	supportSegment int
+	decided        bool
+	verdict        parser.Verdict
+	hello          helloSummary
 }
 
 // helloSummary copies the fields of a parser.ClientHello that the report
@@ -197,13 +200,17 @@ type inspectReport struct {
 	MigrationToken   bool   `json:"migration_token"`
 	SNI              string `json:"sni"`
 	Legacy           bool   `json:"legacy"`
-	Verdict          string `json:"verdict"`
-	Reason           string `json:"reason"`
-	HelloBytes       int    `json:"hello_bytes"`
-	TLS13            bool   `json:"tls13"`
-	PSK              bool   `json:"psk"`
-	ECH              bool   `json:"ech"`
-	GREASE           bool   `json:"grease"`
+	// SupportSegment is the TCP segment of the ClientHello that carried
+	// migration_support (1 = the first), 0 if none: above 1 only the
+	// reassembler can see it.
+	SupportSegment int    `json:"migration_support_segment"`
+	Verdict        string `json:"verdict"`
+	Reason         string `json:"reason"`
+	HelloBytes     int    `json:"hello_bytes"`
+	TLS13          bool   `json:"tls13"`
+	PSK            bool   `json:"psk"`
+	ECH            bool   `json:"ech"`
+	GREASE         bool   `json:"grease"`
 }
 
 func (fl *flowState) verdictName() string {
@@ -252,6 +259,7 @@ func (fl *flowState) report() inspectReport {
 		MigrationToken:   h.token,
 		SNI:              h.sni,
 		Legacy:           legacy,
+		SupportSegment:   fl.supportSegment,
 		Verdict:          fl.verdictName(),
 		Reason:           reason,
 		HelloBytes:       h.length,
@@ -292,8 +300,12 @@ func writeInspectTable(w io.Writer, flows []*flowState) {
 		if len(offers) == 0 {
 			offers = append(offers, "-")
 		}
+		support := yes(r.MigrationSupport)
+		if r.MigrationSupport && r.Segments > 1 {
+			support = fmt.Sprintf("yes (seg %d)", r.SupportSegment)
+		}
 		rows = append(rows, []string{r.Flow, r.Verdict, fmt.Sprint(r.Segments), fmt.Sprint(r.HelloBytes),
-			yes(r.MigrationSupport), yes(r.MigrationToken), sni, strings.Join(offers, ","), decision, r.Reason})
+			support, yes(r.MigrationToken), sni, strings.Join(offers, ","), decision, r.Reason})
 	}
 	widths := make([]int, len(rows[0]))
 	for _, row := range rows {
@@ -619,6 +631,9 @@ func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*f
 		}
 		fl.segments++
 		v := reasm.Feed(&pkt.Flow, pkt.Seq, pkt.Payload, ci.Timestamp.UnixNano(), &opts.hello, &hello)
+		if hello.MigrationSupport && fl.supportSegment == 0 && v != parser.VerdictUnknown {
+			fl.supportSegment = fl.segments
+		}
 		switch v {
 		case parser.VerdictPending:
 			fl.hello = summarize(&hello)

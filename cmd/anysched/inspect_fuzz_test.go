@@ -41,6 +41,9 @@ func FuzzInspectCapture(f *testing.F) {
 			if r.Segments < 0 || r.Segments > fl.payloads {
 				t.Fatalf("segments %d of %d payloads", r.Segments, fl.payloads)
 			}
+			if r.Complete && r.MigrationSupport && (r.SupportSegment < 1 || r.SupportSegment > r.Segments) {
+				t.Fatalf("migration_support in segment %d of %d", r.SupportSegment, r.Segments)
+			}
 			if r.Flow == "" || r.Reason == "" {
 				t.Fatalf("empty flow or reason: %+v", r)
 			}
