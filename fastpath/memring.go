@@ -3,12 +3,14 @@ package fastpath
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // replayHeaderBytes is how much of a replayed frame MemRing restores on
-// every Receive: the Ethernet, VLAN and IP headers that the pipeline
-// rewrites (MACs, TTL, checksum). The payload is written once.
-const replayHeaderBytes = 96
+// every Receive: it covers every byte the pipeline rewrites (MACs, and the
+// TTL / hop limit and IPv4 checksum behind up to two VLAN tags and IPv4
+// options up to the TTL). The rest of the frame is written once.
+const replayHeaderBytes = 64
 
 // ErrFrameTooLarge is returned by MemRing.Inject for a frame that does not
 // fit in one frame slot.
@@ -31,9 +33,10 @@ var ErrRingFull = errors.New("fastpath: no free frame in the ring")
 // free slots last, restoring the rewritten header bytes of each, so a
 // benchmark can run the pipeline forever without allocation.
 type MemRing struct {
-	umem      []byte
-	frameSize int
-	frames    int
+	umem       []byte
+	frameSize  int
+	frameShift uint // frameSize == 1 << frameShift
+	frames     int
 
 	// free is a FIFO of free slot addresses.
 	free                 []uint64
@@ -43,7 +46,8 @@ type MemRing struct {
 	completed            []Desc // transmitted, not yet reclaimed
 	state                []slotState
 
-	templates []replayTemplate
+	templates    []replayTemplate
+	slotTemplate []int32 // replay mode: the template each slot holds
 
 	// OnTransmit, when set, sees every transmitted frame before the ring
 	// takes it back. The slice is only valid during the call.
@@ -72,19 +76,21 @@ const (
 	slotTransmitted
 )
 
-// NewMemRing returns a MemRing of frames slots of frameSize bytes each.
+// NewMemRing returns a MemRing of frames slots of frameSize bytes each;
+// frameSize is a power of two of at least 64, as AF_XDP frame sizes are.
 func NewMemRing(frames, frameSize int) *MemRing {
-	if frames <= 0 || frameSize < 64 {
-		panic(fmt.Sprintf("fastpath: NewMemRing(%d, %d): need frames > 0 and frameSize >= 64", frames, frameSize))
+	if frames <= 0 || frameSize < 64 || frameSize&(frameSize-1) != 0 {
+		panic(fmt.Sprintf("fastpath: NewMemRing(%d, %d): need frames > 0 and a power-of-two frameSize >= 64", frames, frameSize))
 	}
 	r := &MemRing{
-		umem:      make([]byte, frames*frameSize),
-		frameSize: frameSize,
-		frames:    frames,
-		free:      make([]uint64, frames),
-		pending:   make([]Desc, frames),
-		completed: make([]Desc, 0, frames),
-		state:     make([]slotState, frames),
+		umem:       make([]byte, frames*frameSize),
+		frameSize:  frameSize,
+		frameShift: uint(bits.TrailingZeros(uint(frameSize))),
+		frames:     frames,
+		free:       make([]uint64, frames),
+		pending:    make([]Desc, frames),
+		completed:  make([]Desc, 0, frames),
+		state:      make([]slotState, frames),
 	}
 	for i := range frames {
 		r.free[i] = uint64(i * frameSize)
@@ -140,11 +146,11 @@ func (r *MemRing) pushFree(addr uint64) {
 // slot validates a descriptor handed back by the caller and returns its
 // slot index, or -1.
 func (r *MemRing) slot(d Desc, want slotState) int {
-	if d.Addr%uint64(r.frameSize) != 0 || d.Addr >= uint64(len(r.umem)) {
+	if d.Addr&uint64(r.frameSize-1) != 0 || d.Addr >= uint64(len(r.umem)) {
 		r.fail("descriptor address %d is not a frame slot", d.Addr)
 		return -1
 	}
-	i := int(d.Addr / uint64(r.frameSize))
+	i := int(d.Addr >> r.frameShift)
 	if r.state[i] != want {
 		r.fail("descriptor %d in state %d, expected %d", d.Addr, r.state[i], want)
 		return -1
@@ -170,7 +176,7 @@ func (r *MemRing) Inject(frame []byte) error {
 		return ErrRingFull
 	}
 	copy(r.umem[addr:], frame)
-	r.state[addr/uint64(r.frameSize)] = slotPending
+	r.state[addr>>r.frameShift] = slotPending
 	i := r.pendingHead + r.pendLen
 	if i >= r.frames {
 		i -= r.frames
@@ -200,9 +206,10 @@ func (r *MemRing) Replay(templates [][]byte) error {
 			length: uint32(len(tpl)),
 		}
 	}
+	r.slotTemplate = make([]int32, r.frames)
 	for s := range r.frames {
-		tpl := templates[s%len(templates)]
-		copy(r.umem[s*r.frameSize:], tpl)
+		r.slotTemplate[s] = int32(s % len(templates))
+		copy(r.umem[s*r.frameSize:], templates[s%len(templates)])
 	}
 	return nil
 }
@@ -216,8 +223,8 @@ func (r *MemRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 			if !ok {
 				break
 			}
-			s := int(addr / uint64(r.frameSize))
-			tpl := &r.templates[s%len(r.templates)]
+			s := int(addr >> r.frameShift)
+			tpl := &r.templates[r.slotTemplate[s]]
 			copy(r.umem[addr:], tpl.header)
 			r.state[s] = slotWithCaller
 			batch[n] = Desc{Addr: addr, Len: tpl.length}
@@ -231,7 +238,7 @@ func (r *MemRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 				r.pendingHead = 0
 			}
 			r.pendLen--
-			r.state[d.Addr/uint64(r.frameSize)] = slotWithCaller
+			r.state[d.Addr>>r.frameShift] = slotWithCaller
 			batch[n] = d
 			n++
 		}
@@ -277,7 +284,7 @@ func (r *MemRing) Release(batch []Desc) {
 // Reclaim implements Ring.
 func (r *MemRing) Reclaim() error {
 	for _, d := range r.completed {
-		r.state[d.Addr/uint64(r.frameSize)] = slotFree
+		r.state[d.Addr>>r.frameShift] = slotFree
 		r.pushFree(d.Addr)
 	}
 	r.Reclaimed += uint64(len(r.completed))
