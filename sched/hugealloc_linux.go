@@ -10,8 +10,8 @@ import (
 // Tables larger than a few huge pages are mapped directly and advised to
 // use transparent huge pages: random lookups over tens of megabytes
 // otherwise spend most of their time in TLB misses (and, in a VM, in
-// two-dimensional page walks). The mapping is released when owner is
-// garbage collected.
+// two-dimensional page walks). Every page is faulted in before it returns.
+// The mapping is released when owner is garbage collected.
 func allocTable[T, O any](owner *O, n int) []T {
 	var zero T
 	size := int(unsafe.Sizeof(zero)) * n
@@ -25,6 +25,12 @@ func allocTable[T, O any](owner *O, n int) []T {
 		return make([]T, n)
 	}
 	_ = syscall.Madvise(mem, syscall.MADV_HUGEPAGE)
+	// Fault every page in now, while the table is being made: a first
+	// touch later, on the packet path, would stall on zeroing (and
+	// possibly compacting) a huge page.
+	for i := 0; i < len(mem); i += 4096 {
+		mem[i] = 0
+	}
 	runtime.AddCleanup(owner, func(m []byte) { _ = syscall.Munmap(m) }, mem)
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(mem))), n)
 }
