@@ -411,6 +411,10 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 
 // runDaemon serves an interface until SIGINT/SIGTERM.
 func runDaemon(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Logger, stdout io.Writer) int {
+	if _, err := net.InterfaceByName(o.iface); err != nil {
+		log.Error("bad --iface", "iface", o.iface, "err", err)
+		return exitUsage
+	}
 	s, err := sched.New(cfg, sched.WithLogger(func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }))
 	if err != nil {
 		log.Error("scheduler", "err", err)

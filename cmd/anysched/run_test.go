@@ -62,6 +62,7 @@ func TestRunFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--config", cfg, "--pcap-out", "x.pcap"}, "--pcap-out"},
 		{[]string{"--config", cfg, "--iface", "eth0", "--no-such-flag"}, "no-such-flag"},
 		{[]string{"--config", writeFile(t, "bad.yaml", "vips: 3\n"), "--iface", "eth0"}, "vips"},
+		{[]string{"--config", cfg, "--iface", "nonexistent0"}, "--iface"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := dispatch(append([]string{"run"}, c.args...), &stdout, &stderr)
