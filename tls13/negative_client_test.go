@@ -7,11 +7,19 @@ package tls13
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"net"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -69,8 +77,10 @@ func (s *verSH) remove(typ uint16) *verSH {
 
 // verSeenHello is what the scripted server read of a ClientHello.
 type verSeenHello struct {
+	raw       []byte // the handshake message, for the transcript
 	sessionID []byte
 	shares    []uint16
+	x25519    []byte // the client's X25519 share, if any
 }
 
 // readClientHello reads one ClientHello handshake message (it may span
@@ -101,7 +111,7 @@ func (r *verRecReader) readClientHello() (*verSeenHello, error) {
 		!s.ReadUint16LengthPrefixed(&suites) || !s.ReadUint8LengthPrefixed(&comp) || !s.ReadUint16LengthPrefixed(&exts) {
 		return nil, errors.New("malformed ClientHello")
 	}
-	h := &verSeenHello{sessionID: sid}
+	h := &verSeenHello{raw: msg, sessionID: sid}
 	for !exts.Empty() {
 		var et uint16
 		var ed cryptobyte.String
@@ -118,6 +128,9 @@ func (r *verRecReader) readClientHello() (*verSeenHello, error) {
 					return nil, errors.New("malformed key_share")
 				}
 				h.shares = append(h.shares, g)
+				if g == verGroupX25519 {
+					h.x25519 = kx
+				}
 			}
 		}
 	}
@@ -364,6 +377,282 @@ func TestNegativeClientHelloRetryRequest(t *testing.T) {
 			verWantAlert(t, "client handshake", cerr, tc.want, false)
 			if werr != nil || desc != uint8(tc.want) {
 				t.Errorf("alert on the wire: %d, %v; want %d", desc, werr, tc.want)
+			}
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// A scripted TLS 1.3 server with its own key schedule (RFC 8446 §7), so a
+// test can break exactly one rule of the encrypted flight and watch the
+// tls13 client's answer, which it decrypts with the client handshake key.
+
+// verFlight is the server's encrypted flight, message by message; tests
+// edit it before it is sealed.
+type verFlight struct {
+	ee, cert, cv, fin []byte
+	// extra goes right after the ServerHello, inside its plaintext record
+	// (to break the record-boundary rule).
+	extra []byte
+	// after, if set, runs with the application keys once the client's
+	// Finished arrived (for post-handshake messages).
+	after func(t *testing.T, send func(inner []byte))
+}
+
+// verMsg frames a handshake message.
+func verMsg(typ uint8, body []byte) []byte {
+	return append([]byte{typ, byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
+}
+
+// verSealer protects records with one traffic secret.
+type verSealer struct {
+	aead cipher.AEAD
+	iv   []byte
+	seq  uint64
+}
+
+func verNewSealer(secret []byte) *verSealer {
+	key := verExpandLabel(sha256.New, secret, "key", 16)
+	b, _ := aes.NewCipher(key)
+	aead, _ := cipher.NewGCM(b)
+	return &verSealer{aead: aead, iv: verExpandLabel(sha256.New, secret, "iv", 12)}
+}
+
+func (s *verSealer) nonce() []byte {
+	n := append([]byte(nil), s.iv...)
+	for i := 0; i < 8; i++ {
+		n[11-i] ^= byte(s.seq >> (8 * i))
+	}
+	s.seq++
+	return n
+}
+
+func (s *verSealer) seal(inner []byte) []byte {
+	n := len(inner) + 16
+	hdr := []byte{verRecordAppData, 3, 3, byte(n >> 8), byte(n)}
+	return s.aead.Seal(hdr, s.nonce(), inner, hdr)
+}
+
+func (s *verSealer) open(rec []byte) ([]byte, error) {
+	return s.aead.Open(nil, s.nonce(), rec[5:], rec[:5])
+}
+
+// verRunScriptedTLS13 serves one tls13 client with a correct TLS 1.3
+// flight (ECDSA P-256 certificate, X25519, AES-128-GCM) that edit may
+// break. It returns the client's handshake error (after a Read when the
+// handshake itself passed) and the alert the client sent, decrypted.
+func verRunScriptedTLS13(t *testing.T, edit func(t *testing.T, f *verFlight, ch *verSeenHello)) (clientErr error, wireAlert int) {
+	t.Helper()
+	p := verGetPKI(t, verECDSA)
+	ln := verListen(t)
+	alertCh := make(chan int, 1)
+	go func() {
+		alert := -1
+		defer func() { alertCh <- alert }()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		rr := &verRecReader{c: c}
+		ch, err := rr.readClientHello()
+		if err != nil || ch.x25519 == nil {
+			return
+		}
+		priv, _ := ecdh.X25519().GenerateKey(rand.Reader)
+		peer, err := ecdh.X25519().NewPublicKey(ch.x25519)
+		if err != nil {
+			return
+		}
+		shared, _ := priv.ECDH(peer)
+		sh := verGoodSH(t, ch)
+		sh.set(verExtKeyShare, verServerShareExt(verGroupX25519, priv.PublicKey().Bytes()))
+		shRec := sh.record()
+		shMsg := shRec[5:]
+
+		th := func(msgs ...[]byte) []byte {
+			h := sha256.New()
+			for _, m := range msgs {
+				h.Write(m)
+			}
+			return h.Sum(nil)
+		}
+		zeros := make([]byte, 32)
+		early, _ := hkdf.Extract(sha256.New, zeros, nil)
+		derived := verExpandLabelCtx(sha256.New, early, "derived", th(), 32)
+		hsSecret, _ := hkdf.Extract(sha256.New, shared, derived)
+		chsh := th(ch.raw, shMsg)
+		cHS := verExpandLabelCtx(sha256.New, hsSecret, "c hs traffic", chsh, 32)
+		sHS := verExpandLabelCtx(sha256.New, hsSecret, "s hs traffic", chsh, 32)
+
+		f := &verFlight{ee: verMsg(8, []byte{0, 0})}
+		var certBody cryptobyte.Builder
+		certBody.AddUint8(0)
+		certBody.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) {
+			b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(p.leaf.Certificate[0]) })
+			b.AddUint16(0)
+		})
+		f.cert = verMsg(11, certBody.BytesOrPanic())
+		signed := append(bytes.Repeat([]byte{0x20}, 64), []byte("TLS 1.3, server CertificateVerify\x00")...)
+		signed = append(signed, th(ch.raw, shMsg, f.ee, f.cert)...)
+		digest := sha256.Sum256(signed)
+		sig, err := p.leaf.PrivateKey.(crypto.Signer).Sign(rand.Reader, digest[:], crypto.SHA256)
+		if err != nil {
+			return
+		}
+		f.cv = verMsg(15, append([]byte{0x04, 0x03, byte(len(sig) >> 8), byte(len(sig))}, sig...))
+		finishedKey := verExpandLabel(sha256.New, sHS, "finished", 32)
+		mac := hmac.New(sha256.New, finishedKey)
+		mac.Write(th(ch.raw, shMsg, f.ee, f.cert, f.cv))
+		f.fin = verMsg(20, mac.Sum(nil))
+		edit(t, f, ch)
+
+		if f.extra != nil {
+			shRec = verRecord(verRecordHandshake, append(append([]byte(nil), shMsg...), f.extra...))
+		}
+		out := append(shRec, verRecord(verRecordCCS, []byte{1})...)
+		sealer := verNewSealer(sHS)
+		flight := append(append(append(append([]byte(nil), f.ee...), f.cert...), f.cv...), f.fin...)
+		out = append(out, sealer.seal(append(flight, verRecordHandshake))...)
+		if _, err := c.Write(out); err != nil {
+			return
+		}
+		// Read the client's answer with the client handshake key: its
+		// Finished, or an alert.
+		opener := verNewSealer(cHS)
+		for {
+			rec, err := rr.next()
+			if err != nil {
+				return
+			}
+			if rec[0] == verRecordAlert && len(rec) == 7 {
+				alert = int(rec[6]) // an unprotected alert (before keys)
+				return
+			}
+			if rec[0] != verRecordAppData {
+				continue
+			}
+			inner, err := opener.open(rec)
+			if err != nil || len(inner) == 0 {
+				return
+			}
+			i := len(inner) - 1
+			for i > 0 && inner[i] == 0 {
+				i--
+			}
+			switch inner[i] {
+			case verRecordAlert:
+				if i == 2 {
+					alert = int(inner[1])
+				}
+				return
+			case verRecordHandshake:
+				if inner[0] != 20 || f.after == nil {
+					continue
+				}
+				// Client Finished: on to application keys.
+				derived2 := verExpandLabelCtx(sha256.New, hsSecret, "derived", th(), 32)
+				master, _ := hkdf.Extract(sha256.New, zeros, derived2)
+				full := th(ch.raw, shMsg, f.ee, f.cert, f.cv, f.fin)
+				sAP := verNewSealer(verExpandLabelCtx(sha256.New, master, "s ap traffic", full, 32))
+				opener = verNewSealer(verExpandLabelCtx(sha256.New, master, "c ap traffic", full, 32))
+				f.after(t, func(inner []byte) { c.Write(sAP.seal(inner)) })
+			}
+		}
+	}()
+	cfg := verTLS13ClientConfig(p)
+	cfg.CurvePreferences = []tls.CurveID{tls.X25519}
+	cfg.CipherSuites = []uint16{TLS_AES_128_GCM_SHA256}
+	cfg.OnNewSessionTicket = func(*Conn, *ClientSession) {}
+	c := Client(verDial(t, ln.Addr().String()), cfg)
+	clientErr = c.Handshake()
+	if clientErr == nil {
+		_, clientErr = c.Read(make([]byte, 1))
+	}
+	c.Close()
+	select {
+	case wireAlert = <-alertCh:
+	case <-time.After(verWait):
+		t.Fatal("scripted server did not finish")
+	}
+	return clientErr, wireAlert
+}
+
+func TestNegativeClientEncryptedFlight(t *testing.T) {
+	t.Run("control: the scripted server is correct", func(t *testing.T) {
+		err, alert := verRunScriptedTLS13(t, func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.after = func(t *testing.T, send func([]byte)) {
+				send([]byte("ok\x17"))
+			}
+		})
+		// The client read "ok", then closed with close_notify (0).
+		if err != nil || alert != int(AlertCloseNotify) {
+			t.Fatalf("client against a correct scripted server: %v (alert %d)", err, alert)
+		}
+	})
+	cases := []struct {
+		name string
+		edit func(t *testing.T, f *verFlight, ch *verSeenHello)
+		want Alert
+	}{
+		{"CertificateVerify signature altered", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.cv[len(f.cv)-5] ^= 0x10
+		}, AlertDecryptError},
+		{"CertificateVerify claims rsa_pkcs1_sha256", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.cv[4], f.cv[5] = 0x04, 0x01
+		}, AlertIllegalParameter},
+		{"CertificateVerify scheme not offered (ecdsa_secp521r1_sha512)", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.cv[4], f.cv[5] = 0x06, 0x03
+		}, AlertIllegalParameter},
+		{"Finished altered", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.fin[len(f.fin)-1] ^= 1
+		}, AlertDecryptError},
+		{"Finished of 31 bytes", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.fin = verMsg(20, f.fin[4:35])
+		}, AlertDecodeError},
+		{"empty Certificate", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.cert = verMsg(11, []byte{0, 0, 0, 0})
+		}, AlertDecodeError},
+		{"Certificate with a request context", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			body := append([]byte{1, 7}, f.cert[5:]...)
+			f.cert = verMsg(11, body)
+		}, AlertIllegalParameter},
+		{"Certificate that is not DER", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.cert = verMsg(11, []byte{0, 0, 0, 9, 0, 0, 4, 1, 2, 3, 4, 0, 0})
+		}, AlertBadCertificate},
+		{"EncryptedExtensions with an unsolicited extension", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.ee = verMsg(8, []byte{0, 4, 0x77, 0x77, 0, 0})
+		}, AlertUnsupportedExtension},
+		{"EncryptedExtensions with ALPN not offered", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.ee = verMsg(8, []byte{0, 9, 0, 16, 0, 5, 0, 3, 2, 'h', '2'})
+		}, AlertUnsupportedExtension},
+		{"EncryptedExtensions with key_share (not allowed there)", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.ee = verMsg(8, []byte{0, 6, 0, 51, 0, 2, 0, 0x1d})
+		}, AlertIllegalParameter},
+		{"CertificateVerify missing", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.cv = nil
+		}, AlertUnexpectedMessage},
+		{"handshake bytes after ServerHello in its record", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.extra = []byte{8, 0, 0, 2}
+		}, AlertUnexpectedMessage},
+		{"NewSessionTicket lifetime over 7 days", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.after = func(t *testing.T, send func([]byte)) {
+				nst := verMsg(4, []byte{0, 0x09, 0x3a, 0x81, 1, 2, 3, 4, 0, 0, 1, 'x', 0, 0}) // 604801 s
+				send(append(nst, verRecordHandshake))
+			}
+		}, AlertIllegalParameter},
+		{"NewSessionTicket with an empty ticket", func(t *testing.T, f *verFlight, ch *verSeenHello) {
+			f.after = func(t *testing.T, send func([]byte)) {
+				send(append(verMsg(4, []byte{0, 0, 0, 60, 1, 2, 3, 4, 0, 0, 0, 0, 0}), verRecordHandshake))
+			}
+		}, AlertDecodeError},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err, alert := verRunScriptedTLS13(t, tc.edit)
+			verWantAlert(t, "client", err, tc.want, false)
+			if alert != int(tc.want) {
+				t.Errorf("alert on the wire %d, want %d (%v)", alert, tc.want, tc.want)
 			}
 		})
 	}
