@@ -849,6 +849,7 @@ func verReadServerHello(c net.Conn) (isServerHello, isHRR bool, sessionEcho []by
 type verKeyLog struct {
 	mu      sync.Mutex
 	secrets map[string][]byte
+	randoms map[string]bool // client_random fields seen, hex
 }
 
 func (k *verKeyLog) Write(p []byte) (int, error) {
@@ -867,6 +868,10 @@ func (k *verKeyLog) Write(p []byte) (int, error) {
 			continue
 		}
 		k.secrets[f[0]] = sec
+		if k.randoms == nil {
+			k.randoms = map[string]bool{}
+		}
+		k.randoms[f[1]] = true
 	}
 	return len(p), nil
 }

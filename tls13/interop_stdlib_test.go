@@ -7,6 +7,7 @@ package tls13
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -685,4 +686,71 @@ func TestInteropHandshakeContextCancel(t *testing.T) {
 	if err := verWaitErr(t, errc, "cancelled handshake"); !errors.Is(err, context.Canceled) {
 		t.Errorf("HandshakeContext after cancel: %v, want context.Canceled", err)
 	}
+}
+
+func TestInteropKeyLogWriter(t *testing.T) {
+	// Wireshark-style decryption of a capture with the tls13 end's key log
+	// (NSS format) must work, for the server's log and the client's.
+	p := verGetPKI(t, verECDSA)
+	check := func(t *testing.T, w *verWireConn, kl *verKeyLog) {
+		t.Helper()
+		c2s, s2c, _, _, err := verDecryptConn(w, kl)
+		if err != nil {
+			t.Fatalf("decrypting with the key log: %v", err)
+		}
+		var up, down []byte
+		for _, r := range c2s {
+			if r.typ == verRecordAppData {
+				up = append(up, r.payload...)
+			}
+		}
+		for _, r := range s2c {
+			if r.typ == verRecordAppData {
+				down = append(down, r.payload...)
+			}
+		}
+		if string(up) != "secret\n" || string(down) != "secret\n" {
+			t.Errorf("decrypted application data: up %q down %q", up, down)
+		}
+		recs, _ := verSplitRecords(w.wroteBytes())
+		random := hex.EncodeToString(recs[0][5+4+2 : 5+4+2+32])
+		kl.mu.Lock()
+		defer kl.mu.Unlock()
+		if len(kl.randoms) != 1 || !kl.randoms[random] {
+			t.Errorf("key log client_random fields %v, want only the ClientHello's %s", kl.randoms, random)
+		}
+		for _, label := range []string{"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"} {
+			if kl.secrets[label] == nil {
+				t.Errorf("key log lacks %s", label)
+			}
+		}
+	}
+	t.Run("tls13-server", func(t *testing.T) {
+		kl := &verKeyLog{}
+		scfg := verTLS13ServerConfig(t, p)
+		scfg.KeyLogWriter = kl
+		ln := verListen(t)
+		done := verAcceptOne(ln, func(c net.Conn) error { return verEchoLine(Server(c, scfg)) })
+		w := &verWireConn{Conn: verDial(t, ln.Addr().String())}
+		c := tls.Client(w, verStdlibClientConfig(p))
+		if err := verPingPong(c, "secret"); err != nil {
+			t.Fatal(err)
+		}
+		verWaitErr(t, done, "server")
+		check(t, w, kl)
+	})
+	t.Run("tls13-client", func(t *testing.T) {
+		kl := &verKeyLog{}
+		ln := verListen(t)
+		done := verAcceptOne(ln, func(c net.Conn) error { return verEchoLine(tls.Server(c, verStdlibServerConfig(p))) })
+		w := &verWireConn{Conn: verDial(t, ln.Addr().String())}
+		ccfg := verTLS13ClientConfig(p)
+		ccfg.KeyLogWriter = kl
+		c := Client(w, ccfg)
+		if err := verPingPong(c, "secret"); err != nil {
+			t.Fatal(err)
+		}
+		verWaitErr(t, done, "server")
+		check(t, w, kl)
+	})
 }
