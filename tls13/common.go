@@ -418,18 +418,44 @@ func (c *Config) ticketLifetime() time.Duration {
 	return c.TicketLifetime
 }
 
+// cipherSuites returns the configured TLS 1.3 suites this package
+// implements (others are dropped).
 func (c *Config) cipherSuites() []uint16 {
-	if len(c.CipherSuites) > 0 {
-		return c.CipherSuites
+	if len(c.CipherSuites) == 0 {
+		return defaultCipherSuites
 	}
-	return defaultCipherSuites
+	out := make([]uint16, 0, len(c.CipherSuites))
+	for _, id := range c.CipherSuites {
+		if suiteByID(id) != nil {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
+// curvePreferences returns the configured groups this package implements.
 func (c *Config) curvePreferences() []tls.CurveID {
-	if len(c.CurvePreferences) > 0 {
-		return c.CurvePreferences
+	if len(c.CurvePreferences) == 0 {
+		return defaultCurves
 	}
-	return defaultCurves
+	out := make([]tls.CurveID, 0, len(c.CurvePreferences))
+	for _, g := range c.CurvePreferences {
+		if isSupportedGroup(g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// check reports a Config that cannot work, naming the field.
+func (c *Config) check() error {
+	if len(c.cipherSuites()) == 0 {
+		return errors.New("tls13: Config.CipherSuites has no TLS 1.3 suite this package supports")
+	}
+	if len(c.curvePreferences()) == 0 {
+		return errors.New("tls13: Config.CurvePreferences has no group this package supports")
+	}
+	return nil
 }
 
 func (c *Config) isNotification(desc uint8) bool {

@@ -193,6 +193,10 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		c.handshakeErr = errors.New("tls13: nil Config")
 		return c.handshakeErr
 	}
+	if err := c.config.check(); err != nil {
+		c.handshakeErr = err
+		return err
+	}
 	if done := ctx.Done(); done != nil {
 		stop := make(chan struct{})
 		finished := make(chan struct{})
