@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -142,7 +141,7 @@ func BenchmarkPipeline(b *testing.B) {
 			if ring.Err() != nil {
 				b.Fatal(ring.Err())
 			}
-			c, _ := w.Stats(time.Second)
+			c, _ := w.Counters()
 			if c.TxPackets != c.RxPackets {
 				b.Fatalf("rx %d tx %d: dropped %v parse %v", c.RxPackets, c.TxPackets, c.Dropped, c.ParseStatus)
 			}

@@ -12,6 +12,7 @@ import (
 func TestCollectorExportsCounters(t *testing.T) {
 	h := newHarness(t)
 	h.send(buildFrame(t, flow(1, parser.TCPFlagSYN, nil)), buildFrame(t, flow(1, parser.TCPFlagACK|parser.TCPFlagPSH, clientHello(false, 0))), []byte{9})
+	h.w.Finish()
 	c := NewCollector(h.s, h.w)
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(c); err != nil {

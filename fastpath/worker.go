@@ -140,7 +140,6 @@ type Worker struct {
 	c        Counters
 	xch      *counterExchange
 	stopping atomic.Bool
-	running  atomic.Bool
 }
 
 type vipEntry struct {
@@ -474,22 +473,25 @@ func (w *Worker) extra() ExtraStats {
 // Stats returns a consistent copy of the worker's counters taken at a
 // batch boundary, waiting at most wait for the worker to reach one; if it
 // does not (it is blocked in Receive), the previous copy is returned. A
-// stopped worker returns its final counters. While Run drives the worker
-// it is safe from any goroutine; a worker driven by calling Step directly
-// must be asked from the goroutine that calls Step.
+// stopped worker (Run returned, or Finish was called) returns its final
+// counters at once. Safe from any goroutine.
 func (w *Worker) Stats(wait time.Duration) (Counters, ExtraStats) {
-	if !w.running.Load() && !w.xch.stopped.Load() {
-		return w.c, w.extra()
-	}
 	return w.xch.fetch(wait)
 }
+
+// Counters returns the counters directly; only the goroutine that drives
+// the worker (calls Step) may call it.
+func (w *Worker) Counters() (Counters, ExtraStats) { return w.c, w.extra() }
+
+// Finish publishes the final counters of a worker driven by Step, so Stats
+// returns them without waiting. The worker must not be stepped again.
+func (w *Worker) Finish() { w.xch.final(&w.c, w.extra()) }
 
 // Run drives the worker until ctx ends or the Ring fails: it locks its
 // goroutine to an OS thread (pinned to Config.CPU if PinCPU) and runs Step
 // in a loop. On return the counters are final.
 func (w *Worker) Run(ctx context.Context) (err error) {
-	defer func() { w.xch.final(&w.c, w.extra()) }()
-	w.running.Store(true)
+	defer w.Finish()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if w.cfg.PinCPU {

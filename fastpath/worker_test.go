@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -80,7 +81,7 @@ func (h *harness) nodeOf(f []byte) string {
 }
 
 func (h *harness) counters() Counters {
-	c, _ := h.w.Stats(time.Second)
+	c, _ := h.w.Counters()
 	return c
 }
 
@@ -333,7 +334,7 @@ table: {size: 211, seed: "6a1c5e0f3b9d47a2c8e1f05d7b3a9c64"}
 	book.Set(0, MAC{2, 0, 0, 0, 0, 0x77})
 	ring.Inject(syn)
 	w.Step(0)
-	c, _ := w.Stats(time.Second)
+	c, _ := w.Counters()
 	if sent != 1 || c.Dropped[DropNoMAC] != 1 {
 		t.Fatalf("sent %d, no-MAC drops %d", sent, c.Dropped[DropNoMAC])
 	}
@@ -364,8 +365,38 @@ func TestBatchDoesNotAllocate(t *testing.T) {
 	if ring.Err() != nil {
 		t.Fatal(ring.Err())
 	}
-	c, _ := w.Stats(time.Second)
+	c, _ := w.Counters()
 	if c.TxPackets == 0 || c.TxPackets != c.RxPackets {
 		t.Fatalf("rx %d tx %d: the mix should all be forwarded", c.RxPackets, c.TxPackets)
+	}
+}
+
+// TestStatsWhileRunning reads the counters of a running worker from
+// another goroutine (run with -race) and gets its final counters after
+// it stops.
+func TestStatsWhileRunning(t *testing.T) {
+	_, w := benchSetup(t, mixTemplates(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var last uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for last < 10*DefaultBatch {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker forwarded only %d frames", last)
+		}
+		c, _ := w.Stats(time.Second)
+		if c.RxPackets < last {
+			t.Fatalf("counter went back from %d to %d", last, c.RxPackets)
+		}
+		last = c.RxPackets
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c, ex := w.Stats(0)
+	if c.RxPackets < last || c.TxPackets != c.RxPackets || ex.Generation != 1 {
+		t.Fatalf("final rx %d (last seen %d) tx %d generation %d", c.RxPackets, last, c.TxPackets, ex.Generation)
 	}
 }

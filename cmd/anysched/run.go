@@ -400,7 +400,7 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 			return exitFailure
 		}
 	}
-	c, _ := w.Stats(0)
+	c, _ := w.Counters()
 	st := w.Decider().Stats()
 	log.Info("capture forwarded", "read", ring.Read, "written", ring.Written, "oversize", ring.Oversize,
 		"forwarded", c.TxPackets, "dropped", c.RxPackets-c.TxPackets,
