@@ -469,3 +469,21 @@ func TestCloseWriteHalfClose(t *testing.T) {
 		t.Fatalf("server read: %v, want EOF", err)
 	}
 }
+
+func TestConfigWithoutUsableSuitesOrGroups(t *testing.T) {
+	for _, tc := range []struct {
+		cfg   *Config
+		field string
+	}{
+		{&Config{ServerName: "x", CipherSuites: []uint16{0xc02f}}, "CipherSuites"},
+		{&Config{ServerName: "x", CurvePreferences: []tls.CurveID{tls.CurveP384}}, "CurvePreferences"},
+	} {
+		c1, c2 := net.Pipe()
+		err := Client(c1, tc.cfg).Handshake()
+		c1.Close()
+		c2.Close()
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("error %v does not name %s", err, tc.field)
+		}
+	}
+}
