@@ -201,13 +201,8 @@ func (w *Worker) useSnapshot(s *sched.Snapshot) {
 	w.snap = s
 	w.vips = w.vips[:0]
 	for _, v := range s.VIPs {
+		// As16 gives IPv4 in its v4-mapped form, as FlowKey stores it.
 		w.vips = append(w.vips, vipEntry{addr: v.Addr.Unmap().As16(), port: v.Port, tls: v.TLS})
-		if v.Addr.Is4() {
-			// FlowKey stores IPv4 in its v4-mapped form.
-			a := v.Addr.As4()
-			e := &w.vips[len(w.vips)-1]
-			e.addr = [16]byte{10: 0xff, 11: 0xff, 12: a[0], 13: a[1], 14: a[2], 15: a[3]}
-		}
 	}
 }
 
