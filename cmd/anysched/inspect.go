@@ -617,6 +617,12 @@ func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*f
 			continue // the server's side, or traffic to other addresses and ports
 		}
 		fl := byKey[pkt.Flow]
+		if fl != nil && fl.payloads > 0 && pkt.TCPFlags&(parser.TCPFlagSYN|parser.TCPFlagACK) == parser.TCPFlagSYN {
+			// A new connection reusing the 5-tuple (a long capture, a
+			// client that recycles ports): report it as a flow of its own.
+			reasm.Forget(&pkt.Flow)
+			fl = nil
+		}
 		if fl == nil {
 			fl = &flowState{key: pkt.Flow}
 			byKey[pkt.Flow] = fl

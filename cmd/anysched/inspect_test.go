@@ -335,6 +335,29 @@ func setPcapLinkType(t *testing.T, path string, lt uint32) {
 	}
 }
 
+// A second connection on the same 5-tuple (the capture recorded twice in
+// a row, an hour apart) is a flow of its own, not more segments of the first.
+func TestInspectPortReuse(t *testing.T) {
+	lt, frames, infos := readPackets(t, "utls-support-second.pcap")
+	_, once, _ := runInspectCmd(t, "--json", "--pcap", filepath.Join(testdataDir, "utls-support-second.pcap"))
+	all := append([][]byte{}, frames...)
+	allInfos := append([]gopacket.CaptureInfo{}, infos...)
+	for i := range frames {
+		all = append(all, frames[i])
+		ci := infos[i]
+		ci.Timestamp = ci.Timestamp.Add(time.Hour)
+		allInfos = append(allInfos, ci)
+	}
+	path := writePcap(t, lt, all, allInfos)
+	code, out, errb := runInspectCmd(t, "--json", "--pcap", path)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, errb)
+	}
+	if out != once+once {
+		t.Errorf("got\n%s\nwant the single-connection report twice:\n%s", out, once)
+	}
+}
+
 func TestInspectExit2(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {
