@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"errors"
+	"io"
 )
 
 const (
@@ -76,7 +77,7 @@ func pickScheme(cert *tls.Certificate, peer []uint16) uint16 {
 }
 
 // sign produces a CertificateVerify signature.
-func sign(cert *tls.Certificate, scheme uint16, rand interface{ Read([]byte) (int, error) }, content []byte) ([]byte, error) {
+func sign(cert *tls.Certificate, scheme uint16, rand io.Reader, content []byte) ([]byte, error) {
 	signer, ok := cert.PrivateKey.(crypto.Signer)
 	if !ok {
 		return nil, errors.New("tls13: certificate key is not a crypto.Signer")
@@ -138,7 +139,8 @@ func verifySignature(pub crypto.PublicKey, scheme uint16, content, sig []byte) A
 	default:
 		return AlertIllegalParameter
 	}
-	return 255 // no alert
+	return alertNone
 }
 
+// alertNone means "verified" in verifySignature's result.
 const alertNone Alert = 255
