@@ -672,10 +672,14 @@ func TestInteropAutomaticKeyUpdate(t *testing.T) {
 func TestInteropHandshakeContextCancel(t *testing.T) {
 	p := verGetPKI(t, verECDSA)
 	ln := verListen(t)
+	accepted := make(chan net.Conn, 1)
 	go func() { // a server that never answers
-		c, err := ln.Accept()
-		if err == nil {
-			t.Cleanup(func() { c.Close() })
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	defer func() {
+		if c := <-accepted; c != nil {
+			c.Close()
 		}
 	}()
 	ctx, cancel := context.WithCancel(context.Background())

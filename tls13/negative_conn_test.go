@@ -760,17 +760,24 @@ func TestNegativeCloseNotify(t *testing.T) {
 // sends it as one record, bypassing the engine's framing.
 func verSendInner(t *testing.T, s *Conn, inner []byte) {
 	t.Helper()
+	if err := verTrySendInner(s, inner); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// verTrySendInner is verSendInner for goroutines: it reports instead of
+// failing the test.
+func verTrySendInner(s *Conn, inner []byte) error {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
 	nonce, err := s.out.nextNonce()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	n := len(inner) + s.out.aead.Overhead()
 	hdr := []byte{recordTypeApplicationData, 3, 3, byte(n >> 8), byte(n)}
-	if _, err := s.conn.Write(s.out.aead.Seal(hdr, nonce, inner, hdr)); err != nil {
-		t.Fatal(err)
-	}
+	_, err = s.conn.Write(s.out.aead.Seal(hdr, nonce, inner, hdr))
+	return err
 }
 
 // verSendRaw writes bytes to s's socket as they are.
@@ -861,10 +868,9 @@ func TestNegativeProtectedRecords(t *testing.T) {
 		scfg := verTLS13ServerConfig(t, p)
 		scfg.TicketsPerHandshake = -1
 		pr := verTLS13Pair(t, verTLS13ClientConfig(p), scfg)
-		go func() {
-			verSendInner(t, pr.server, []byte{1, 0, recordTypeAlert})
-			verSendInner(t, pr.server, []byte{'l', 'a', 't', 'e', recordTypeApplicationData})
-		}()
+		// Both records fit the socket buffer: send them before reading.
+		verSendInner(t, pr.server, []byte{1, 0, recordTypeAlert})
+		verSendInner(t, pr.server, []byte{'l', 'a', 't', 'e', recordTypeApplicationData})
 		b, err := io.ReadAll(pr.client)
 		if err != nil || len(b) != 0 {
 			t.Fatalf("after close_notify: read %q, %v; want nothing and EOF", b, err)
