@@ -34,6 +34,7 @@ describe() {
 
 total=0
 pinned=0
+migrating=0
 for capture in "${captures[@]}"; do
 	name=$(basename "$capture")
 	echo "=== $name"
@@ -49,6 +50,8 @@ for capture in "${captures[@]}"; do
 		total=$((total + 1))
 		if [[ $line == *'"legacy":true'* ]]; then
 			pinned=$((pinned + 1))
+		elif [[ $line == *'"migration_support":true'* ]]; then
+			migrating=$((migrating + 1))
 		fi
 	done < <("$anysched" inspect --json --pcap "$capture")
 done
@@ -56,4 +59,5 @@ done
 echo "=== summary"
 echo "    ${#captures[@]} captures, $total client flows to port 443"
 echo "    $pinned pinned as legacy (the router keeps a pin-table entry for each)"
-echo "    $((total - pinned)) migration-capable (the router stores nothing for them)"
+echo "    $migrating migration-capable (the router stores nothing for them)"
+echo "    $((total - pinned - migrating)) without a ClientHello to act on (they follow the table)"

@@ -101,7 +101,8 @@ func parseInspectFlags(args []string, stdout, stderr io.Writer) (opts inspectOpt
 		fmt.Fprintln(fs.Output(), "Feeds every client-to-server TCP flow of the capture through the router's own")
 		fmt.Fprintln(fs.Output(), "packet parser and ClientHello reassembler and prints, per flow in order of first")
 		fmt.Fprintln(fs.Output(), "appearance, what the ClientHello carried and whether the fast path would pin the")
-		fmt.Fprintln(fs.Output(), "flow as legacy (no migration_support, or no complete ClientHello).")
+		fmt.Fprintln(fs.Output(), "flow (\"legacy\": a ClientHello without migration_support, malformed, or never")
+		fmt.Fprintln(fs.Output(), "completed) or store nothing (migration_support; or no ClientHello to act on).")
 		fmt.Fprintln(fs.Output())
 		fmt.Fprintln(fs.Output(), "flags:")
 		fs.PrintDefaults()
@@ -190,7 +191,8 @@ func summarize(h *parser.ClientHello) helloSummary {
 }
 
 // inspectReport is one JSON line. The first eight keys are the contract
-// (issue 2); the rest explain the decision.
+// (issue 2); the rest explain the decision. Legacy is true when the fast
+// path would pin the flow (see decision).
 type inspectReport struct {
 	Flow             string `json:"flow"`
 	ClientHello      bool   `json:"client_hello"`
@@ -223,33 +225,36 @@ func (fl *flowState) verdictName() string {
 	return fl.verdict.String()
 }
 
-// legacyReason says why the fast path pins the flow, "" when it does not.
-func (fl *flowState) legacyReason() string {
+// decision says whether the fast path pins the flow and why. It follows
+// fastpath.Worker (clientHello in fastpath/worker.go) for a TLS VIP: a
+// pending, complete-without-migration_support, malformed or unknown
+// ClientHello pins the flow; a complete one with migration_support unpins
+// it; a payload that is not a ClientHello is not acted on, because the
+// router cannot tell a first payload from a later one without state.
+func (fl *flowState) decision() (pinned bool, reason string) {
 	h := &fl.hello
 	switch {
 	case fl.payloads == 0:
-		return "no payload, so no ClientHello and no migration_support"
+		return false, "no payload: nothing to inspect, the flow follows the table"
 	case !fl.decided:
-		return "ClientHello incomplete when the capture ended"
+		return true, "ClientHello incomplete when the capture ended: pinned until it completes"
 	case fl.verdict == parser.VerdictNotHello:
-		return "first payload is not a TLS ClientHello"
+		return false, "first payload is not a TLS ClientHello: not acted on (the router cannot tell it from a later payload), the flow follows the table"
 	case fl.verdict == parser.VerdictMalformed:
-		return "malformed ClientHello: " + h.malformed.String()
+		return true, "malformed ClientHello (" + h.malformed.String() + "): pinned"
 	case fl.verdict == parser.VerdictUnknown:
-		return "reassembler gave up (out of order, too large, timed out or no free slot)"
+		return true, "reassembler gave up (out of order, too large, timed out or no free slot): pinned"
 	case !h.support:
-		return "no migration_support"
+		return true, "no migration_support: pinned as a legacy flow"
+	case fl.segments > 1:
+		return false, "migration_support: pinned while the ClientHello was incomplete, unpinned when it completed; nothing stored"
 	}
-	return ""
+	return false, "migration_support: the client will move to a unicast node; nothing stored"
 }
 
 func (fl *flowState) report() inspectReport {
 	h := &fl.hello
-	reason := fl.legacyReason()
-	legacy := reason != ""
-	if !legacy {
-		reason = "migration_support: the client will move to a unicast node; nothing stored"
-	}
+	legacy, reason := fl.decision()
 	return inspectReport{
 		Flow:             fl.key.String(),
 		ClientHello:      h.isHello,
@@ -644,9 +649,10 @@ func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*f
 		case parser.VerdictPending:
 			fl.hello = summarize(&hello)
 		case parser.VerdictUnknown:
-			// The reassembler reset hello; keep what earlier segments showed.
+			// The reassembler reset hello; keep what earlier segments
+			// showed. Unknown always means the bytes began a ClientHello.
 			fl.decided, fl.verdict = true, v
-			fl.hello.complete = false
+			fl.hello.isHello, fl.hello.complete = true, false
 		default:
 			fl.decided, fl.verdict = true, v
 			fl.hello = summarize(&hello)

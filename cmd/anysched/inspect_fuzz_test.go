@@ -32,8 +32,11 @@ func FuzzInspectCapture(f *testing.F) {
 		}
 		for _, fl := range flows {
 			r := fl.report()
-			if r.Legacy == (r.Complete && r.MigrationSupport) {
-				t.Fatalf("legacy %v with complete %v and migration_support %v", r.Legacy, r.Complete, r.MigrationSupport)
+			// Pinned: every ClientHello except a complete one with
+			// migration_support; nothing else is acted on.
+			if r.Legacy != (r.ClientHello && !(r.Complete && r.MigrationSupport)) {
+				t.Fatalf("legacy %v with client_hello %v, complete %v, migration_support %v",
+					r.Legacy, r.ClientHello, r.Complete, r.MigrationSupport)
 			}
 			if r.Complete && !r.ClientHello {
 				t.Fatalf("complete without client_hello: %+v", r)

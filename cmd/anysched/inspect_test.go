@@ -31,36 +31,36 @@ var wantInspectJSON = []struct {
 	want string
 }{
 	{"chromium.pcap", `
-{"flow":"198.51.100.7:50872>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support","hello_bytes":1920,"tls13":true,"psk":false,"ech":true,"grease":true}
-{"flow":"198.51.100.7:50878>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support","hello_bytes":1920,"tls13":true,"psk":false,"ech":true,"grease":true}
+{"flow":"198.51.100.7:50872>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support: pinned as a legacy flow","hello_bytes":1920,"tls13":true,"psk":false,"ech":true,"grease":true}
+{"flow":"198.51.100.7:50878>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support: pinned as a legacy flow","hello_bytes":1920,"tls13":true,"psk":false,"ech":true,"grease":true}
 `},
 	{"curl-any-sll2.pcap", `
-{"flow":"198.51.100.7:38478>203.0.113.10:443","client_hello":true,"complete":true,"segments":1,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support","hello_bytes":512,"tls13":true,"psk":false,"ech":false,"grease":false}
+{"flow":"198.51.100.7:38478>203.0.113.10:443","client_hello":true,"complete":true,"segments":1,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support: pinned as a legacy flow","hello_bytes":512,"tls13":true,"psk":false,"ech":false,"grease":false}
 `},
 	{"curl.pcap", `
-{"flow":"198.51.100.7:60136>203.0.113.10:443","client_hello":true,"complete":true,"segments":1,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support","hello_bytes":512,"tls13":true,"psk":false,"ech":false,"grease":false}
+{"flow":"198.51.100.7:60136>203.0.113.10:443","client_hello":true,"complete":true,"segments":1,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support: pinned as a legacy flow","hello_bytes":512,"tls13":true,"psk":false,"ech":false,"grease":false}
 `},
 	{"go-crypto-tls.pcap", `
-{"flow":"198.51.100.7:60158>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support","hello_bytes":1504,"tls13":true,"psk":false,"ech":false,"grease":false}
+{"flow":"198.51.100.7:60158>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support: pinned as a legacy flow","hello_bytes":1504,"tls13":true,"psk":false,"ech":false,"grease":false}
 `},
 	{"ipv6-mtu1280-go.pcapng", `
-{"flow":"[2001:db8:c::7]:42080>[2001:db8:5::10]:443","client_hello":true,"complete":true,"segments":2,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support","hello_bytes":1504,"tls13":true,"psk":false,"ech":false,"grease":false}
+{"flow":"[2001:db8:c::7]:42080>[2001:db8:5::10]:443","client_hello":true,"complete":true,"segments":2,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support: pinned as a legacy flow","hello_bytes":1504,"tls13":true,"psk":false,"ech":false,"grease":false}
 `},
 	{"no-clienthello.pcap", `
-{"flow":"198.51.100.7:50912>203.0.113.10:443","client_hello":false,"complete":false,"segments":0,"migration_support":false,"migration_token":false,"sni":"","legacy":true,"migration_support_segment":0,"verdict":"no_payload","reason":"no payload, so no ClientHello and no migration_support","hello_bytes":0,"tls13":false,"psk":false,"ech":false,"grease":false}
-{"flow":"198.51.100.7:50926>203.0.113.10:443","client_hello":false,"complete":false,"segments":0,"migration_support":false,"migration_token":false,"sni":"","legacy":true,"migration_support_segment":0,"verdict":"not_hello","reason":"first payload is not a TLS ClientHello","hello_bytes":0,"tls13":false,"psk":false,"ech":false,"grease":false}
+{"flow":"198.51.100.7:50912>203.0.113.10:443","client_hello":false,"complete":false,"segments":0,"migration_support":false,"migration_token":false,"sni":"","legacy":false,"migration_support_segment":0,"verdict":"no_payload","reason":"no payload: nothing to inspect, the flow follows the table","hello_bytes":0,"tls13":false,"psk":false,"ech":false,"grease":false}
+{"flow":"198.51.100.7:50926>203.0.113.10:443","client_hello":false,"complete":false,"segments":0,"migration_support":false,"migration_token":false,"sni":"","legacy":false,"migration_support_segment":0,"verdict":"not_hello","reason":"first payload is not a TLS ClientHello: not acted on (the router cannot tell it from a later payload), the flow follows the table","hello_bytes":0,"tls13":false,"psk":false,"ech":false,"grease":false}
 `},
 	{"openssl-s_client.pcap", `
-{"flow":"198.51.100.7:60146>203.0.113.10:443","client_hello":true,"complete":true,"segments":1,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support","hello_bytes":318,"tls13":true,"psk":false,"ech":false,"grease":false}
+{"flow":"198.51.100.7:60146>203.0.113.10:443","client_hello":true,"complete":true,"segments":1,"migration_support":false,"migration_token":false,"sni":"vip.anysched.test","legacy":true,"migration_support_segment":0,"verdict":"complete","reason":"no migration_support: pinned as a legacy flow","hello_bytes":318,"tls13":true,"psk":false,"ech":false,"grease":false}
 `},
 	{"utls-record-split.pcap", `
-{"flow":"198.51.100.7:48628>203.0.113.10:443","client_hello":true,"complete":true,"segments":3,"migration_support":true,"migration_token":false,"sni":"vip.anysched.test","legacy":false,"migration_support_segment":3,"verdict":"complete","reason":"migration_support: the client will move to a unicast node; nothing stored","hello_bytes":3018,"tls13":true,"psk":false,"ech":false,"grease":false}
+{"flow":"198.51.100.7:48628>203.0.113.10:443","client_hello":true,"complete":true,"segments":3,"migration_support":true,"migration_token":false,"sni":"vip.anysched.test","legacy":false,"migration_support_segment":3,"verdict":"complete","reason":"migration_support: pinned while the ClientHello was incomplete, unpinned when it completed; nothing stored","hello_bytes":3018,"tls13":true,"psk":false,"ech":false,"grease":false}
 `},
 	{"utls-support-first.pcap", `
-{"flow":"198.51.100.7:50894>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":true,"migration_token":false,"sni":"vip.anysched.test","legacy":false,"migration_support_segment":1,"verdict":"complete","reason":"migration_support: the client will move to a unicast node; nothing stored","hello_bytes":1514,"tls13":true,"psk":false,"ech":false,"grease":false}
+{"flow":"198.51.100.7:50894>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":true,"migration_token":false,"sni":"vip.anysched.test","legacy":false,"migration_support_segment":1,"verdict":"complete","reason":"migration_support: pinned while the ClientHello was incomplete, unpinned when it completed; nothing stored","hello_bytes":1514,"tls13":true,"psk":false,"ech":false,"grease":false}
 `},
 	{"utls-support-second.pcap", `
-{"flow":"198.51.100.7:50896>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":true,"migration_token":false,"sni":"vip.anysched.test","legacy":false,"migration_support_segment":2,"verdict":"complete","reason":"migration_support: the client will move to a unicast node; nothing stored","hello_bytes":1514,"tls13":true,"psk":false,"ech":false,"grease":false}
+{"flow":"198.51.100.7:50896>203.0.113.10:443","client_hello":true,"complete":true,"segments":2,"migration_support":true,"migration_token":false,"sni":"vip.anysched.test","legacy":false,"migration_support_segment":2,"verdict":"complete","reason":"migration_support: pinned while the ClientHello was incomplete, unpinned when it completed; nothing stored","hello_bytes":1514,"tls13":true,"psk":false,"ech":false,"grease":false}
 `},
 	{"utls-support-token.pcap", `
 {"flow":"198.51.100.7:50910>203.0.113.10:443","client_hello":true,"complete":true,"segments":1,"migration_support":true,"migration_token":true,"sni":"vip.anysched.test","legacy":false,"migration_support_segment":1,"verdict":"complete","reason":"migration_support: the client will move to a unicast node; nothing stored","hello_bytes":325,"tls13":true,"psk":false,"ech":false,"grease":false}
