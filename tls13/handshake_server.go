@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -371,9 +372,21 @@ func (hs *serverHandshakeState) pickCertificate() error {
 		hs.cert = cert
 		hs.sigScheme = pickScheme(cert, ch.sigAlgs)
 	} else {
+		// The first certificate whose key fits, preferring one whose
+		// leaf matches the SNI when there are several.
 		for i := range c.config.Certificates {
 			cert := &c.config.Certificates[i]
-			if s := pickScheme(cert, ch.sigAlgs); s != 0 {
+			s := pickScheme(cert, ch.sigAlgs)
+			if s == 0 {
+				continue
+			}
+			if hs.cert == nil {
+				hs.cert, hs.sigScheme = cert, s
+			}
+			if len(c.config.Certificates) == 1 || ch.serverName == "" {
+				break
+			}
+			if leafMatches(cert, ch.serverName) {
 				hs.cert, hs.sigScheme = cert, s
 				break
 			}
@@ -607,4 +620,19 @@ func (c *Conn) SendSessionTicket() error {
 		return c.writeErr
 	}
 	return c.writeRecordLocked(recordTypeHandshake, msg)
+}
+
+// leafMatches reports whether cert's leaf is valid for name.
+func leafMatches(cert *tls.Certificate, name string) bool {
+	leaf := cert.Leaf
+	if leaf == nil {
+		if len(cert.Certificate) == 0 {
+			return false
+		}
+		var err error
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return false
+		}
+	}
+	return leaf.VerifyHostname(name) == nil
 }

@@ -19,10 +19,12 @@ import (
 
 // testPKI is a CA and leaf certificates for "example.test" of each key type.
 type testPKI struct {
-	pool  *x509.CertPool
-	ecdsa tls.Certificate
-	ed    tls.Certificate
-	rsa   tls.Certificate
+	caCert *x509.Certificate
+	caKey  crypto.Signer
+	pool   *x509.CertPool
+	ecdsa  tls.Certificate
+	ed     tls.Certificate
+	rsa    tls.Certificate
 }
 
 var (
@@ -48,7 +50,7 @@ func getPKI(t testing.TB) *testPKI {
 			panic(err)
 		}
 		ca, _ := x509.ParseCertificate(caDER)
-		p := &testPKI{pool: x509.NewCertPool()}
+		p := &testPKI{pool: x509.NewCertPool(), caCert: ca, caKey: caKey}
 		p.pool.AddCert(ca)
 		leaf := func(key crypto.Signer, serial int64) tls.Certificate {
 			tmpl := &x509.Certificate{
@@ -99,4 +101,24 @@ func handshakePair(t testing.TB, client, server interface{ Handshake() error }) 
 	cerr = client.Handshake()
 	serr = <-done
 	return
+}
+
+// leafFor issues an ECDSA leaf for name from the test CA.
+func (p *testPKI) leafFor(t testing.TB, name string) tls.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, key.Public(), p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

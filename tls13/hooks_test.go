@@ -487,3 +487,26 @@ func TestConfigWithoutUsableSuitesOrGroups(t *testing.T) {
 		}
 	}
 }
+
+func TestCertificateChosenBySNI(t *testing.T) {
+	p := getPKI(t)
+	other := p.leafFor(t, "other.test")
+	scfg := testServerConfig(t)
+	scfg.Certificates = []tls.Certificate{other, p.ecdsa}
+	s := runSession(t, testClientConfig(t), scfg) // SNI example.test
+	if s.cerr != nil || s.serr != nil {
+		t.Fatalf("client %v server %v", s.cerr, s.serr)
+	}
+	if got := s.client.ConnectionState().PeerCertificates[0].Raw; !bytes.Equal(got, p.ecdsa.Certificate[0]) {
+		t.Fatal("the certificate matching the SNI was not chosen")
+	}
+	ccfg := testClientConfig(t)
+	ccfg.ServerName = "other.test"
+	s = runSession(t, ccfg, scfg)
+	if s.cerr != nil || s.serr != nil {
+		t.Fatalf("client %v server %v", s.cerr, s.serr)
+	}
+	if got := s.client.ConnectionState().PeerCertificates[0].Raw; !bytes.Equal(got, other.Certificate[0]) {
+		t.Fatal("the certificate for other.test was not chosen")
+	}
+}
