@@ -6,12 +6,6 @@ import (
 	"math/bits"
 )
 
-// replayHeaderBytes is how much of a replayed frame MemRing restores on
-// every Receive: it covers every byte the pipeline rewrites (MACs, and the
-// TTL / hop limit and IPv4 checksum behind up to two VLAN tags and IPv4
-// options up to the TTL). The rest of the frame is written once.
-const replayHeaderBytes = 64
-
 // ErrFrameTooLarge is returned by MemRing.Inject for a frame that does not
 // fit in one frame slot.
 var ErrFrameTooLarge = errors.New("fastpath: frame larger than the ring's frame size")
@@ -28,10 +22,9 @@ var ErrRingFull = errors.New("fastpath: no free frame in the ring")
 //
 // It runs in one of two modes. Queue mode (the default): Inject copies a
 // frame in, Receive hands it out, Transmit passes each sent frame to the
-// OnTransmit hook. Replay mode (Replay): every slot holds a template frame
-// permanently and Receive hands out as many as the caller asks for while
-// free slots last, restoring the rewritten header bytes of each, so a
-// benchmark can run the pipeline forever without allocation.
+// OnTransmit hook. Replay mode (Replay): Receive writes the next of a set
+// of template frames into each free slot, so a benchmark can run the
+// pipeline forever without allocation.
 type MemRing struct {
 	umem       []byte
 	frameSize  int
@@ -46,8 +39,10 @@ type MemRing struct {
 	completed            []Desc // transmitted, not yet reclaimed
 	state                []slotState
 
+	// Replay mode: the frames to hand out in turn, stored back to back.
 	templates    []replayTemplate
-	slotTemplate []int32 // replay mode: the template each slot holds
+	templateData []byte
+	nextTemplate int
 
 	// OnTransmit, when set, sees every transmitted frame before the ring
 	// takes it back. The slice is only valid during the call.
@@ -63,8 +58,7 @@ type MemRing struct {
 }
 
 type replayTemplate struct {
-	header []byte
-	length uint32
+	off, length uint32
 }
 
 type slotState uint8
@@ -186,9 +180,11 @@ func (r *MemRing) Inject(frame []byte) error {
 	return nil
 }
 
-// Replay switches the ring to replay mode: slot i holds templates[i %
-// len(templates)] for the life of the ring. Every template must fit in a
-// frame slot.
+// Replay switches the ring to replay mode: Receive hands out as many
+// frames as asked while free slots last, each a fresh copy of the next
+// template in turn (as a NIC writes each packet), so a benchmark can run
+// the pipeline forever, over as many flows as there are templates, without
+// allocation. Every template must fit in a frame slot.
 func (r *MemRing) Replay(templates [][]byte) error {
 	if len(templates) == 0 {
 		return errors.New("fastpath: MemRing.Replay with no templates")
@@ -197,19 +193,13 @@ func (r *MemRing) Replay(templates [][]byte) error {
 		return errors.New("fastpath: MemRing.Replay on a ring in use")
 	}
 	r.templates = make([]replayTemplate, len(templates))
+	r.templateData = nil
 	for i, tpl := range templates {
 		if len(tpl) > r.frameSize {
 			return ErrFrameTooLarge
 		}
-		r.templates[i] = replayTemplate{
-			header: append([]byte(nil), tpl[:min(len(tpl), replayHeaderBytes)]...),
-			length: uint32(len(tpl)),
-		}
-	}
-	r.slotTemplate = make([]int32, r.frames)
-	for s := range r.frames {
-		r.slotTemplate[s] = int32(s % len(templates))
-		copy(r.umem[s*r.frameSize:], templates[s%len(templates)])
+		r.templates[i] = replayTemplate{off: uint32(len(r.templateData)), length: uint32(len(tpl))}
+		r.templateData = append(r.templateData, tpl...)
 	}
 	return nil
 }
@@ -223,10 +213,12 @@ func (r *MemRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 			if !ok {
 				break
 			}
-			s := int(addr >> r.frameShift)
-			tpl := &r.templates[r.slotTemplate[s]]
-			copy(r.umem[addr:], tpl.header)
-			r.state[s] = slotWithCaller
+			tpl := r.templates[r.nextTemplate]
+			if r.nextTemplate++; r.nextTemplate == len(r.templates) {
+				r.nextTemplate = 0
+			}
+			copy(r.umem[addr:addr+uint64(tpl.length)], r.templateData[tpl.off:tpl.off+tpl.length])
+			r.state[addr>>r.frameShift] = slotWithCaller
 			batch[n] = Desc{Addr: addr, Len: tpl.length}
 			n++
 		}
