@@ -34,6 +34,10 @@
 //   - HandshakeMessageTypes + OnHandshakeMessage, Conn.SendHandshakeMessage:
 //     extra post-handshake message types (draft-03 migrate_request 0xFD).
 //
+// Conn also offers SendKeyUpdate (rekey, optionally asking the peer to
+// rekey too; the writer also rekeys on its own every 2^24 records) and
+// CloseWrite (close_notify; the peer answers with its own, RFC 8446 §6.1).
+//
 // Wire decoders (each `unmarshal([]byte) bool` takes a whole handshake
 // message including its 4-byte header, checks every length and rejects
 // trailing bytes; marshal() []byte is its inverse):
