@@ -95,7 +95,13 @@ func parseInspectFlags(args []string, stdout, stderr io.Writer) (opts inspectOpt
 	asJSON := fs.Bool("json", false, "print one JSON object per flow and line instead of a table")
 	supportID := fs.Uint16("migration-support-ext", parser.DefaultMigrationSupport, "code point of the migration_support extension")
 	tokenID := fs.Uint16("migration-token-ext", parser.DefaultMigrationToken, "code point of the migration_token extension")
-	fs.Usage = func() {
+	// Code points read better in hex, as the draft writes them.
+	fs.Lookup("migration-support-ext").DefValue = fmt.Sprintf("0x%04X", parser.DefaultMigrationSupport)
+	fs.Lookup("migration-token-ext").DefValue = fmt.Sprintf("0x%04X", parser.DefaultMigrationToken)
+	// pflag calls Usage itself on --help, on its output (stderr); help
+	// goes to stdout, printed below, once.
+	fs.Usage = func() {}
+	usage := func() {
 		fmt.Fprintln(fs.Output(), "usage: anysched inspect --pcap FILE [--vip ADDR]... [--port N]... [--json]")
 		fmt.Fprintln(fs.Output())
 		fmt.Fprintln(fs.Output(), "Feeds every client-to-server TCP flow of the capture through the router's own")
@@ -103,6 +109,7 @@ func parseInspectFlags(args []string, stdout, stderr io.Writer) (opts inspectOpt
 		fmt.Fprintln(fs.Output(), "appearance, what the ClientHello carried and whether the fast path would pin the")
 		fmt.Fprintln(fs.Output(), "flow (\"legacy\": a ClientHello without migration_support, malformed, or never")
 		fmt.Fprintln(fs.Output(), "completed) or store nothing (migration_support; or no ClientHello to act on).")
+		fmt.Fprintln(fs.Output(), "Every VIP is taken to be a TLS VIP (a non-TLS VIP pins all its flows at the SYN).")
 		fmt.Fprintln(fs.Output())
 		fmt.Fprintln(fs.Output(), "flags:")
 		fs.PrintDefaults()
@@ -112,7 +119,7 @@ func parseInspectFlags(args []string, stdout, stderr io.Writer) (opts inspectOpt
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			fs.SetOutput(stdout)
-			fs.Usage()
+			usage()
 			return opts, exitOK, false
 		}
 		fmt.Fprintf(stderr, "anysched inspect: %v\n", err)

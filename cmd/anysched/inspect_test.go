@@ -421,9 +421,12 @@ func TestInspectExit2(t *testing.T) {
 }
 
 func TestInspectHelp(t *testing.T) {
-	code, out, _ := runInspectCmd(t, "--help")
+	code, out, errb := runInspectCmd(t, "--help")
 	if code != exitOK {
 		t.Fatalf("--help: exit %d", code)
+	}
+	if errb != "" {
+		t.Errorf("--help wrote to stderr: %q", errb)
 	}
 	for _, flag := range []string{"--pcap", "--vip", "--port", "--json", "--migration-support-ext", "--migration-token-ext"} {
 		if !strings.Contains(out, flag) {
