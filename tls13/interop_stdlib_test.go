@@ -5,6 +5,7 @@ package tls13
 // resumption, KeyUpdate and net/http.
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/hex"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var verSuites = []struct {
@@ -757,4 +759,69 @@ func TestInteropKeyLogWriter(t *testing.T) {
 		verWaitErr(t, done, "server")
 		check(t, w, kl)
 	})
+}
+
+func TestInteropVerificationSettings(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	other := verGetPKI(t, verEd25519)
+	dialStdlib := func(t *testing.T, cfg *Config) error {
+		ln := verListen(t)
+		done := verAcceptOne(ln, func(c net.Conn) error { return tls.Server(c, verStdlibServerConfig(p)).Handshake() })
+		raw := verDial(t, ln.Addr().String())
+		err := Client(raw, cfg).Handshake()
+		raw.Close() // a client that refused early leaves the server waiting
+		verWaitErr(t, done, "server")
+		return err
+	}
+	t.Run("no ServerName and no InsecureSkipVerify fails closed", func(t *testing.T) {
+		if err := dialStdlib(t, &Config{RootCAs: p.roots}); err == nil {
+			t.Fatal("handshake without a name to verify succeeded")
+		}
+	})
+	t.Run("InsecureSkipVerify accepts an untrusted chain", func(t *testing.T) {
+		if err := dialStdlib(t, &Config{RootCAs: other.roots, InsecureSkipVerify: true}); err != nil {
+			t.Fatalf("InsecureSkipVerify: %v", err)
+		}
+	})
+	t.Run("IP address as ServerName verifies the IP SAN", func(t *testing.T) {
+		if err := dialStdlib(t, &Config{RootCAs: p.roots, ServerName: "127.0.0.1"}); err != nil {
+			t.Fatalf("IP SAN: %v", err)
+		}
+	})
+}
+
+func TestInteropReadDeadlineIsRetryable(t *testing.T) {
+	// net/http aborts a background read with a deadline in the past and
+	// then reads again: a timeout must not poison the connection.
+	p := verGetPKI(t, verECDSA)
+	ln := verListen(t)
+	release := make(chan struct{})
+	done := verAcceptOne(ln, func(c net.Conn) error {
+		s := tls.Server(c, verStdlibServerConfig(p))
+		if err := s.Handshake(); err != nil {
+			return err
+		}
+		<-release
+		_, err := io.WriteString(s, "late\n")
+		return err
+	})
+	c := Client(verDial(t, ln.Addr().String()), verTLS13ClientConfig(p))
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	_, err := c.Read(make([]byte, 8))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past the deadline: %v, want a timeout", err)
+	}
+	c.SetReadDeadline(time.Now().Add(verWait))
+	close(release)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "late\n" {
+		t.Fatalf("read after a timeout: %q, %v", line, err)
+	}
+	if err := verWaitErr(t, done, "server"); err != nil {
+		t.Fatal(err)
+	}
 }
