@@ -244,12 +244,19 @@ func (m *metricsClient) value(t *testing.T, series string) float64 {
 	return v
 }
 
-func writeRouterConfig(t *testing.T, path string, b *testbed.Bed, grace time.Duration, weight1 int) {
+// writeRouterConfig writes the bed's router config: VIPs 443 on IPv4 and
+// IPv6 (plus extraPort on IPv4 when not 0), node1 with its MAC (and weight
+// weight1 when >= 0), node2 without one.
+func writeRouterConfig(t *testing.T, path string, b *testbed.Bed, grace time.Duration, weight1 int, extraPort uint16) {
 	t.Helper()
 	n1, n2 := b.Nodes[0], b.Nodes[1]
 	w := ""
 	if weight1 >= 0 {
 		w = fmt.Sprintf("        weight: %d\n", weight1)
+	}
+	extra := ""
+	if extraPort != 0 {
+		extra = fmt.Sprintf("  - address: %s\n    port: %d\n", b.VIP4, extraPort)
 	}
 	y := fmt.Sprintf(`vips:
   - address: %s
@@ -258,7 +265,7 @@ func writeRouterConfig(t *testing.T, path string, b *testbed.Bed, grace time.Dur
   - address: %s
     port: 443
     tls: true
-pools:
+%spools:
   - name: p
     nodes:
       - name: node1
@@ -273,7 +280,7 @@ grace_period: %s
 pins:
   capacity: 1024
   idle_timeout: 5m
-`, b.VIP4, b.VIP6, n1.Addr4, net.HardwareAddr(n1.MAC[:]), w, n2.Addr4, grace)
+`, b.VIP4, b.VIP6, extra, n1.Addr4, net.HardwareAddr(n1.MAC[:]), w, n2.Addr4, grace)
 	// node2 has no MAC: the router resolves it from its neighbour table.
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
@@ -336,7 +343,7 @@ func TestRunForwardsOnTheVethBed(t *testing.T) {
 	// on a loaded CI machine.
 	const grace = 8 * time.Second
 	cfgPath := filepath.Join(t.TempDir(), "router.yaml")
-	writeRouterConfig(t, cfgPath, b, grace, -1)
+	writeRouterConfig(t, cfgPath, b, grace, -1, 0)
 
 	vip := netip.AddrPortFrom(b.VIP4, 443)
 	cert := selfSigned(t)
@@ -424,7 +431,7 @@ func TestRunForwardsOnTheVethBed(t *testing.T) {
 
 	// Table change: node1 leaves the table (weight 0), by SIGHUP.
 	gen := m.value(t, "anysched_table_generation")
-	writeRouterConfig(t, cfgPath, b, grace, 0)
+	writeRouterConfig(t, cfgPath, b, grace, 0, 8443)
 	changed := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -452,6 +459,15 @@ func TestRunForwardsOnTheVethBed(t *testing.T) {
 		if got, err := cc.ask(); err != nil || got != "node2" || !servers["node2"].served(p) {
 			t.Fatalf("new connection from port %d after the change: %q, %v", p, got, err)
 		}
+	}
+	// The reload also added VIP port 8443: the XDP program's VIP map
+	// follows, and its flows go to node2, the only node left.
+	vip8443 := netip.AddrPortFrom(b.VIP4, 8443)
+	srv8443 := startNodeServer(t, b.Nodes[1], "node2", vip8443, cert)
+	startNodeServer(t, b.Nodes[0], "node1", vip8443, cert)
+	cc := dialVIP(t, b, vip8443, 41000, plainTCP)
+	if got, err := cc.ask(); err != nil || got != "node2" || !srv8443.served(41000) {
+		t.Fatalf("VIP port added by the reload: answered by %q, %v", got, err)
 	}
 	// After the grace period the pinned legacy flow still reaches node1.
 	// Waiting out the grace period is the behaviour under test.
@@ -591,7 +607,7 @@ func TestRunRateOnTheVethBed(t *testing.T) {
 		// for a while after the packet generator's AF_XDP socket closes.
 		b := testbed.New(t, testbed.Options{Nodes: 2})
 		cfgPath := filepath.Join(t.TempDir(), "router.yaml")
-		writeRouterConfig(t, cfgPath, b, 3*time.Second, -1)
+		writeRouterConfig(t, cfgPath, b, 3*time.Second, -1, 0)
 		vip := netip.AddrPortFrom(b.VIP4, 443)
 		startNodeServer(t, b.Nodes[0], "node1", vip, cert)
 		startNodeServer(t, b.Nodes[1], "node2", vip, cert)
