@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,11 +74,24 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Total returns the sum of the workers' counters.
 func (c *Collector) Total() (Counters, ExtraStats) {
+	// Ask every worker at once: an idle one answers only after its
+	// Receive times out, and those waits should overlap, not add up.
+	copies := make([]Counters, len(c.workers))
+	extras := make([]ExtraStats, len(c.workers))
+	var wg sync.WaitGroup
+	for i, w := range c.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			copies[i], extras[i] = w.Stats(c.wait)
+		}()
+	}
+	wg.Wait()
 	var sum Counters
 	var ex ExtraStats
-	for _, w := range c.workers {
-		wc, wx := w.Stats(c.wait)
-		sum.add(&wc)
+	for i, w := range c.workers {
+		wc, wx := &copies[i], extras[i]
+		sum.add(wc)
 		ex.Reassembling += wx.Reassembling
 		ex.Generation = max(ex.Generation, wx.Generation)
 		st := w.Decider().Stats()
