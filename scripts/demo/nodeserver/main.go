@@ -50,6 +50,7 @@ func run(args []string) int {
 		if err == pflag.ErrHelp {
 			return 0
 		}
+		fmt.Fprintf(os.Stderr, "nodeserver: %v\n", err)
 		return 2
 	}
 	if *name == "" {
@@ -59,6 +60,12 @@ func run(args []string) int {
 	if len(*listen) == 0 {
 		fmt.Fprintln(os.Stderr, "nodeserver: --listen is required")
 		return 2
+	}
+	for _, addr := range *listen {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			fmt.Fprintf(os.Stderr, "nodeserver: --listen %q: want HOST:PORT\n", addr)
+			return 2
+		}
 	}
 	logger := log.New(os.Stdout, *name+": ", log.Ltime|log.Lmicroseconds)
 	cert, err := selfSigned(*dnsName)
