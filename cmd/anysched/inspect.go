@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/google/gopacket"
@@ -299,6 +300,9 @@ func writeInspectTable(w io.Writer, flows []*flowState) {
 		sni := r.SNI
 		if sni == "" {
 			sni = "-"
+		} else if strings.IndexFunc(sni, func(c rune) bool { return c < 0x21 || c > 0x7e }) >= 0 {
+			// The name comes off the wire: no control bytes to the terminal.
+			sni = strconv.QuoteToASCII(sni)
 		}
 		var offers []string
 		for _, o := range []struct {

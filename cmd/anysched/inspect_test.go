@@ -358,6 +358,35 @@ func TestInspectPortReuse(t *testing.T) {
 	}
 }
 
+// A host name with control bytes (a terminal escape) is quoted in the
+// table, never written raw; JSON escapes it by itself.
+func TestInspectTableQuotesSNI(t *testing.T) {
+	lt, frames, infos := readPackets(t, "curl.pcap")
+	changed := 0
+	for i, fr := range frames {
+		if j := bytes.Index(fr, []byte("vip.anysched.test")); j >= 0 {
+			fr = bytes.Clone(fr)
+			copy(fr[j+4:], "\x1b[31m") // same length as "anysc"
+			frames[i] = fr
+			changed++
+		}
+	}
+	if changed == 0 {
+		t.Fatal("no SNI found in curl.pcap")
+	}
+	path := writePcap(t, lt, frames, infos)
+	code, out, errb := runInspectCmd(t, "--pcap", path)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, errb)
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("raw escape byte in the table:\n%q", out)
+	}
+	if !strings.Contains(out, `"vip.\x1b[31mhed.test"`) {
+		t.Errorf("quoted SNI missing:\n%s", out)
+	}
+}
+
 func TestInspectExit2(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {
