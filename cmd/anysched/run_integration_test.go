@@ -691,3 +691,38 @@ func TestRunRateOnTheVethBed(t *testing.T) {
 	t.Logf("veth bed, one run: router forwards %.0f pps, reflector %.0f pps (ratio %.2f)",
 		rates["forward"], rates["reflect"], rates["forward"]/rates["reflect"])
 }
+
+// TestRunTwoQueues runs one worker per RX queue, pinned to CPUs 0 and 1,
+// on a two-queue veth: connections still land where the table says. (It
+// does not check how the veth spreads flows over its queues.)
+func TestRunTwoQueues(t *testing.T) {
+	testbed.RequireRoot(t)
+	b := testbed.New(t, testbed.Options{Nodes: 2, RouterQueues: 2})
+	bin := buildRouter(t)
+	cfgPath := filepath.Join(t.TempDir(), "router.yaml")
+	writeRouterConfig(t, cfgPath, b, 3*time.Second, -1, 0)
+	vip := netip.AddrPortFrom(b.VIP4, 443)
+	cert := selfSigned(t)
+	servers := map[string]*nodeServer{
+		"node1": startNodeServer(t, b.Nodes[0], "node1", vip, cert),
+		"node2": startNodeServer(t, b.Nodes[1], "node2", vip, cert),
+	}
+	r := startRouter(t, b, bin, "--config", cfgPath, "--cpus", "0-1")
+	if !strings.Contains(r.logs.String(), "queues=2") {
+		t.Fatalf("router does not serve two queues:\n%s", r.logs.String())
+	}
+	for _, node := range []string{"node1", "node2"} {
+		for _, p := range portsOn(t, cfgPath, b, node, 8, 22000) {
+			cc := dialVIP(t, b, vip, p, plainTCP)
+			if got, err := cc.ask(); err != nil || got != node || !servers[node].served(p) {
+				t.Fatalf("port %d answered by %q (%v), table says %s", p, got, err, node)
+			}
+			cc.c.Close()
+		}
+	}
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	r.wait(t)
+	if xdpOn(t, b.Router) {
+		t.Fatal("XDP program still attached after the router exited")
+	}
+}
