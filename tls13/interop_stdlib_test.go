@@ -7,11 +7,17 @@ package tls13
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -358,10 +364,10 @@ func TestInteropStdlibKeyUpdate(t *testing.T) {
 			}
 		}
 		// A bulk transfer after the updates: 256 KiB each way.
-		big := strings.Repeat("x", 256<<10) + "\n"
+		bulk := strings.Repeat("x", 256<<10) + "\n"
 		errc := make(chan error, 1)
 		go func() { errc <- verEchoLine(peer) }()
-		if err := verPingPong(tc, big[:len(big)-1]); err != nil {
+		if err := verPingPong(tc, bulk[:len(bulk)-1]); err != nil {
 			t.Fatalf("bulk after KeyUpdate: %v", err)
 		}
 		if err := verWaitErr(t, errc, "peer echo"); err != nil {
@@ -823,5 +829,140 @@ func TestInteropReadDeadlineIsRetryable(t *testing.T) {
 	}
 	if err := verWaitErr(t, done, "server"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestInteropLargeCertificateChain(t *testing.T) {
+	// A leaf with ~24 KiB of subjectAltNames: the Certificate message
+	// spans several records in both directions (§5.1).
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{verServerName}
+	for i := 0; len(names) < 800; i++ {
+		names = append(names, fmt.Sprintf("host-%04d.a-rather-long-name.test", i))
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: verServerName}, DNSNames: names,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	caPriv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(78), Subject: pkix.Name{CommonName: "big chain CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caPriv.PublicKey, caPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	leafDER, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leafDER) < 20000 {
+		t.Fatalf("leaf is only %d bytes", len(leafDER))
+	}
+	bigPKI := &verPKI{kind: verECDSA, caCert: ca, roots: x509.NewCertPool(),
+		leaf: tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: key}}
+	bigPKI.roots.AddCert(ca)
+	bigPKI.leaf.Leaf, _ = x509.ParseCertificate(leafDER)
+	t.Run("tls13-client", func(t *testing.T) {
+		r := verTLS13ClientToStdlib(t, verTLS13ClientConfig(bigPKI), verStdlibServerConfig(bigPKI))
+		if len(r.tls13.PeerCertificates) != 2 || len(r.tls13.PeerCertificates[0].DNSNames) != len(names) {
+			t.Errorf("peer chain not received whole")
+		}
+	})
+	t.Run("tls13-server", func(t *testing.T) {
+		r := verStdlibClientToTLS13(t, verStdlibClientConfig(bigPKI), verTLS13ServerConfig(t, bigPKI))
+		if len(r.stdlib.PeerCertificates) != 2 {
+			t.Errorf("crypto/tls got %d certificates", len(r.stdlib.PeerCertificates))
+		}
+	})
+}
+
+func TestInteropConcurrentTraffic(t *testing.T) {
+	// Both directions at once, with KeyUpdates from the tls13 side while
+	// data flows; the race detector watches the engine's locking.
+	p := verGetPKI(t, verECDSA)
+	const total = 1 << 20
+	for _, side := range []string{"tls13-client", "tls13-server"} {
+		t.Run(side, func(t *testing.T) {
+			ln := verListen(t)
+			peerCh := make(chan io.ReadWriteCloser, 1)
+			var scfg *Config
+			if side == "tls13-server" {
+				scfg = verTLS13ServerConfig(t, p)
+			}
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					peerCh <- nil
+					return
+				}
+				c.SetDeadline(time.Now().Add(verWait))
+				if scfg != nil {
+					peerCh <- Server(c, scfg)
+				} else {
+					peerCh <- tls.Server(c, verStdlibServerConfig(p))
+				}
+			}()
+			raw := verDial(t, ln.Addr().String())
+			var local io.ReadWriteCloser
+			var tc *Conn
+			if side == "tls13-client" {
+				tc = Client(raw, verTLS13ClientConfig(p))
+				local = tc
+			} else {
+				local = tls.Client(raw, verStdlibClientConfig(p))
+			}
+			peer := <-peerCh
+			if peer == nil {
+				t.Fatal("accept failed")
+			}
+			if side == "tls13-server" {
+				tc = peer.(*Conn)
+			}
+			pump := func(w io.Writer, r io.Reader) <-chan error {
+				errc := make(chan error, 2)
+				go func() {
+					buf := make([]byte, 3000)
+					for sent := 0; sent < total; sent += len(buf) {
+						if _, err := w.Write(buf); err != nil {
+							errc <- err
+							return
+						}
+					}
+					errc <- nil
+				}()
+				go func() {
+					_, err := io.CopyN(io.Discard, r, int64((total+2999)/3000*3000))
+					errc <- err
+				}()
+				return errc
+			}
+			a := pump(local, peer)
+			b := pump(peer, local)
+			for i := 0; i < 10; i++ {
+				if err := tc.SendKeyUpdate(i%2 == 0); err != nil {
+					t.Fatalf("SendKeyUpdate %d: %v", i, err)
+				}
+			}
+			for i := 0; i < 2; i++ {
+				if err := verWaitErr(t, a, "pump a"); err != nil {
+					t.Fatal(err)
+				}
+				if err := verWaitErr(t, b, "pump b"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			peer.Close()
+		})
 	}
 }
