@@ -317,6 +317,11 @@ func (c *Conn) fill(n int) error {
 	if c.rawEnd-c.rawStart >= n {
 		return nil
 	}
+	if c.rawStart == c.rawEnd {
+		// Nothing buffered: start over, so one Read can take a whole
+		// record (earlier records' plaintext has been consumed).
+		c.rawStart, c.rawEnd = 0, 0
+	}
 	if c.rawStart+n > len(c.raw) {
 		copy(c.raw, c.raw[c.rawStart:c.rawEnd])
 		c.rawEnd -= c.rawStart
