@@ -205,3 +205,31 @@ func clientHello(migration bool, pad int) []byte {
 	rec := []byte{0x16, 0x03, 0x01, byte(len(hs) >> 8), byte(len(hs))}
 	return append(rec, hs...)
 }
+
+// buildICMPv6TooBig builds an ICMPv6 "packet too big" from a router on the
+// path, quoting the node's reply of the flow client:sport → vip:dport.
+func buildICMPv6TooBig(t testing.TB, client, vip netip.Addr, sport, dport uint16, mtu uint32) []byte {
+	t.Helper()
+	quoted := &layers.IPv6{Version: 6, HopLimit: 63, NextHeader: layers.IPProtocolTCP,
+		SrcIP: vip.AsSlice(), DstIP: client.AsSlice(), Length: 1400}
+	qb := gopacket.NewSerializeBuffer()
+	if err := quoted.SerializeTo(qb, gopacket.SerializeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	body := binary.BigEndian.AppendUint32(nil, mtu)
+	body = append(body, qb.Bytes()...)
+	body = binary.BigEndian.AppendUint16(body, dport)
+	body = binary.BigEndian.AppendUint16(body, sport)
+	body = binary.BigEndian.AppendUint32(body, 12345)
+	eth := &layers.Ethernet{SrcMAC: clientMAC, DstMAC: net.HardwareAddr(routerMAC[:]), EthernetType: layers.EthernetTypeIPv6}
+	ip := &layers.IPv6{Version: 6, HopLimit: 60, NextHeader: layers.IPProtocolICMPv6,
+		SrcIP: netip.MustParseAddr("2001:db8:ffff::1").AsSlice(), DstIP: vip.AsSlice()}
+	icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypePacketTooBig, 0)}
+	icmp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		eth, ip, icmp, gopacket.Payload(body)); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), buf.Bytes()...)
+}

@@ -282,7 +282,30 @@ func TestICMPErrorFollowsTheQuotedFlow(t *testing.T) {
 			t.Fatalf("ICMP error about a flow of %s went to %s", name, n)
 		}
 	}
-	if c := h.counters(); c.Routed[RouteICMP] != 2 {
+	// ICMPv6 packet too big, quoting an IPv6 flow.
+	client6 := netip.MustParseAddr("2001:db8::7")
+	snap := h.s.Current()
+	for _, name := range []string{"a", "b"} {
+		var port uint16
+		for p := uint16(30000); port == 0; p++ {
+			k := parser.FlowKey{SrcPort: p, DstPort: 443, Proto: 6}
+			k.SetIPv6(client6.AsSlice(), vip6.AsSlice())
+			if snap.Nodes[snap.LookupNew(&k)].Name == name {
+				port = p
+			}
+		}
+		out := h.send(buildICMPv6TooBig(t, client6, vip6, port, 443, 1280))
+		if len(out) != 1 {
+			t.Fatalf("ICMPv6 packet too big: %d frames out", len(out))
+		}
+		if n := h.nodeOf(out[0]); n != name {
+			t.Fatalf("ICMPv6 error about a flow of %s went to %s", name, n)
+		}
+		if out[0][14+7] != 59 {
+			t.Fatalf("hop limit %d after forwarding, want 59", out[0][14+7])
+		}
+	}
+	if c := h.counters(); c.Routed[RouteICMP] != 4 {
 		t.Fatalf("icmp routed %d", c.Routed[RouteICMP])
 	}
 }
