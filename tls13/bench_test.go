@@ -15,8 +15,9 @@ import (
 	"testing"
 )
 
-// verBenchPing makes the client read once, so the server's
-// NewSessionTicket is processed inside the timed handshake for both stacks.
+// verBenchServe and verBenchClient exchange one byte after the handshake,
+// so the server's NewSessionTicket is sent and processed inside the timed
+// handshake, for both stacks alike.
 func verBenchServe(s io.ReadWriter) error {
 	var b [1]byte
 	if _, err := io.ReadFull(s, b[:]); err != nil {
