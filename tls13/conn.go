@@ -296,10 +296,15 @@ func (c *Conn) setReadErr(err error) {
 
 // sendAlertLocked writes an alert record; outMu must be held.
 func (c *Conn) sendAlertLocked(a Alert, level uint8) error {
-	// Drop any half-built flight: an alert ends it.
-	c.buffering = false
-	c.sendBuf = c.sendBuf[:0]
-	return c.writeRecordLocked(recordTypeAlert, []byte{level, byte(a)})
+	// A half-built flight goes out first: the peer needs its ServerHello
+	// to read an alert protected under the handshake keys.
+	if err := c.writeRecordLocked(recordTypeAlert, []byte{level, byte(a)}); err != nil {
+		return err
+	}
+	if c.buffering {
+		return c.flushLocked()
+	}
+	return nil
 }
 
 // ---- record reading ----
