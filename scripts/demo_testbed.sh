@@ -16,7 +16,7 @@
 # Usage: scripts/demo_testbed.sh            (as root)
 # Environment: ANYSCHED (the router binary; default bin/anysched from
 # `make build`, built here if missing), GO (default go), GRACE (grace
-# period in seconds, default 3).
+# period in seconds, default 5).
 # Exit codes: 0 everything worked, 1 something did not (the message says
 # what), 2 not root or bad environment. The bed is torn down on every exit.
 set -euo pipefail
@@ -24,7 +24,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-go}
 ANYSCHED=${ANYSCHED:-$repo/bin/anysched}
-GRACE=${GRACE:-3}
+GRACE=${GRACE:-5}
 METRICS=127.0.0.1:9300
 VIP4=10.200.0.1
 VIP6=fd00:200::1
@@ -83,6 +83,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 section() { printf '\n== %s\n' "$*"; }
 indent() { sed 's/^/    /'; }
 inns() { local ns=$PREFIX-$1; shift; ip netns exec "$ns" "$@"; }
@@ -128,7 +129,7 @@ write_config() {
 			if ((i == 1)); then echo "  - name: pool-a"; echo "    nodes:"; fi
 			if ((i == NODES / 2 + 1)); then echo "  - name: pool-b"; echo "    nodes:"; fi
 			echo "      - name: node$i"
-			echo "        address: 10.99.0.$((10 + i))   # MAC from the neighbour table"
+			echo "        address: 10.99.0.$((10 + i))"
 			if [[ node$i == "$drained" ]]; then echo "        drain: true"; fi
 		done
 		cat <<-EOF
@@ -165,10 +166,13 @@ ip netns exec "$PREFIX-router" "$work/anysched" run --config "$cfg" --iface eth0
 router_pid=$!
 wait_for 20 "the router's /ready on $METRICS" inns router "$work/democlient" --get "http://$METRICS/ready"
 for i in $(seq 1 "$NODES"); do
-	wait_for 10 "the router to learn node$i's MAC" grep -q "neighbour table\" node=node$i " "$work/router.log"
+	wait_for 10 "the router to learn node$i's MAC" grep -q " node=node$i mac=" "$work/router.log"
 done
-grep -E 'interface open|node MAC' "$work/router.log" | sed 's/^time=[^ ]* //' | indent
-"$work/anysched" table --config "$cfg" | indent
+grep -E 'interface open| mac=' "$work/router.log" | sed 's/^time=[^ ]* //' | indent || true
+echo "    config (node MACs omitted: the router resolves them from its neighbour table):"
+grep -v '^ *#' "$cfg" | sed 's/\(seed: \).*/\1"<random>"/' | indent
+echo "    its table (anysched table):"
+"$work/anysched" table --config "$cfg" | sed -n '/digest/,$p' | indent
 
 section "4. node servers on the VIP (direct server return)"
 for i in $(seq 1 "$NODES"); do
@@ -190,7 +194,7 @@ clients() {
 	echo "$out" | tee -a "$clients_out" | indent
 }
 
-section "5. clients: 4 legacy (crypto/tls) and 4 migration-capable (uTLS + migration_support), IPv4 and IPv6"
+section "5. clients: legacy (crypto/tls) and migration-capable (uTLS + migration_support), 4+4 over IPv4, 2+2 over IPv6"
 clients --vip "$VIP4:443" --kind legacy,migrating --count 4
 clients --vip "[$VIP6]:443" --kind legacy,migrating --count 2
 
@@ -226,20 +230,20 @@ mv "$cfg.new" "$cfg"
 echo "    after (node1 drain: true):"
 "$work/anysched" table --config "$cfg" | sed -n '/digest/p;/^POOL  *NODE/,/^$/p' | indent
 gen_before=$(generation)
+hup_ms=$(now_ms) # the table changes after this: the grace period ends no earlier than hup_ms + GRACE
 kill -HUP "$router_pid"
 wait_for 10 "the router to publish a new table after SIGHUP" generation_above "$gen_before"
-reloaded=$SECONDS
 echo "    router: table generation $gen_before -> $(generation)"
 
 section "8. within the grace period (${GRACE}s): established connections stay on node1"
 echo ask >&"$hold_in"
 hold_round
-((SECONDS - reloaded < GRACE)) || die "the grace period ran out before the held connections were asked (machine too slow; raise GRACE)"
+(($(now_ms) - hup_ms < GRACE * 1000)) || die "the grace period ran out before the held connections were asked (machine too slow; raise GRACE)"
 [[ $(held_node legacy) == node1 ]] || die "the held legacy connection left node1 after the reload"
 [[ $(held_node migrating) == node1 ]] || die "the held migration-capable connection left node1 within the grace period"
 metrics=$(scrape)
 pins_held=$(metric anysched_pins)
-echo "    router: $pins_held pinned flow(s) now (the held legacy connection; closed legacy connections were unpinned by their RST)"
+echo "    router: $pins_held pinned flow(s) now: the held legacy connection (closed legacy connections were unpinned by their RST)"
 
 section "9. new connections follow the new table (node1 is drained)"
 new_out=$(clients --vip "$VIP4:443" --kind legacy,migrating --count 4)
@@ -249,8 +253,8 @@ if grep -q -- '-> node1$' <<<"$new_out"; then die "a new connection went to the 
 section "10. after the grace period: the pin keeps the legacy flow on node1; the router holds nothing for the other"
 # Deliberate: the transition rule expires GRACE seconds after the change;
 # this waits for that protocol timer, not for anything to get ready.
-left=$((GRACE - (SECONDS - reloaded) + 1))
-if ((left > 0)); then sleep "$left"; fi
+left_ms=$((hup_ms + GRACE * 1000 + 500 - $(now_ms)))
+if ((left_ms > 0)); then sleep "$((left_ms / 1000)).$(printf %03d $((left_ms % 1000)))"; fi
 echo ask >&"$hold_in"
 hold_round
 exec {hold_in}>&-
@@ -258,12 +262,11 @@ wait "$HOLD_PID" || true
 HOLD_PID=
 [[ $(held_node legacy) == node1 ]] || die "the pinned legacy connection left node1 after the grace period"
 migrating_after=$(held_node migrating)
-echo "    migration-capable held connection after the grace period: $migrating_after"
 if [[ $migrating_after == node1 ]]; then
 	die "the migration-capable connection is still on node1 after the grace period: the router kept state for it"
 fi
-echo "    (expected: a migration-capable client moves to the node's unicast address within the grace"
-echo "     period — anynode/anyclient do that; this demo client stays, so its slot's new owner resets it)"
+echo "    (expected: a migration-capable client moves to its node's unicast address with the migration_token"
+echo "     within the grace period; this demo client stays on the VIP, so its slot's new owner resets it)"
 
 section "11. what happened"
 metrics=$(scrape)
@@ -271,7 +274,7 @@ legacy_conns=$(grep -cE '^legacy +(#[0-9]+|try|held)' "$clients_out" || true)
 migrating_conns=$(grep -cE '^migrating +(#[0-9]+|try|held)' "$clients_out" || true)
 legacy_conns=$((legacy_conns - 2))       # the held connection printed "held" three times
 migrating_conns=$((migrating_conns - 2))
-echo "    connections served, by node (every request of every connection; held ones once per round):"
+echo "    answers by node (one per request; the held connections answered once per round):"
 grep -oE -- '-> (node[0-9]+|error)' "$clients_out" | sort | uniq -c | sed 's/-> //' | indent
 echo "    router counters (/metrics):"
 row() { printf '      %-46s %s\n' "$1" "$2"; }
