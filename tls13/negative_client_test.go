@@ -81,6 +81,7 @@ type verSeenHello struct {
 	sessionID []byte
 	shares    []uint16
 	x25519    []byte // the client's X25519 share, if any
+	cookie    []byte // the echoed HelloRetryRequest cookie, if any
 }
 
 // readClientHello reads one ClientHello handshake message (it may span
@@ -117,6 +118,11 @@ func (r *verRecReader) readClientHello() (*verSeenHello, error) {
 		var ed cryptobyte.String
 		if !exts.ReadUint16(&et) || !exts.ReadUint16LengthPrefixed(&ed) {
 			return nil, errors.New("malformed extensions")
+		}
+		if et == verExtCookie {
+			var ck cryptobyte.String
+			ed.ReadUint16LengthPrefixed(&ck)
+			h.cookie = ck
 		}
 		if et == verExtKeyShare {
 			var list cryptobyte.String
@@ -339,6 +345,23 @@ func TestNegativeClientHelloRetryRequest(t *testing.T) {
 			_, err = c.Write(verHRRMsg(ch2, verGroupP256).set(verExtCookie, verCookieExt([]byte("again"))).record())
 			return err
 		}, AlertUnexpectedMessage},
+		{"HRR cookie is echoed, then a ServerHello with another suite", func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
+			if _, err := c.Write(verHRRMsg(ch, verGroupP256).set(verExtCookie, verCookieExt([]byte("opaque cookie"))).record()); err != nil {
+				return err
+			}
+			ch2, err := rr.readClientHello()
+			if err != nil {
+				return err
+			}
+			if string(ch2.cookie) != "opaque cookie" {
+				return errors.New("second ClientHello does not echo the cookie")
+			}
+			sh := verGoodSH(t, ch2)
+			sh.suite = verSuiteAES256GCM
+			sh.set(verExtKeyShare, verServerShareExt(verGroupP256, verP256Point(t)))
+			_, err = c.Write(sh.record())
+			return err
+		}, AlertIllegalParameter},
 		{"ServerHello after HRR with another suite", func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
 			if _, err := c.Write(verHRRMsg(ch, verGroupP256).record()); err != nil {
 				return err
