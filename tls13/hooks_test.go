@@ -2,6 +2,7 @@ package tls13
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -508,5 +509,30 @@ func TestCertificateChosenBySNI(t *testing.T) {
 	}
 	if got := s.client.ConnectionState().PeerCertificates[0].Raw; !bytes.Equal(got, other.Certificate[0]) {
 		t.Fatal("the certificate for other.test was not chosen")
+	}
+}
+
+// failingSigner has a valid public key but cannot sign.
+type failingSigner struct{ crypto.Signer }
+
+func (f failingSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("HSM unavailable")
+}
+
+// TestAlertAfterPartialFlight: a failure after ServerHello was buffered
+// still reaches the client as a readable alert (the flight goes first).
+func TestAlertAfterPartialFlight(t *testing.T) {
+	p := getPKI(t)
+	cert := p.ecdsa
+	cert.PrivateKey = failingSigner{p.ecdsa.PrivateKey.(crypto.Signer)}
+	scfg := testServerConfig(t)
+	scfg.Certificates = []tls.Certificate{cert}
+	s := runSession(t, testClientConfig(t), scfg)
+	var ae *AlertError
+	if !errors.As(s.cerr, &ae) || !ae.Received || ae.Alert != AlertInternalError {
+		t.Fatalf("client error %v, want a received internal_error", s.cerr)
+	}
+	if !errors.Is(s.serr, AlertInternalError) {
+		t.Fatalf("server error %v", s.serr)
 	}
 }
