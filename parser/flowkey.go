@@ -32,14 +32,15 @@ func (k *FlowKey) SetIPv4(src, dst []byte) {
 	k.Family = FamilyIPv4
 }
 
-// setIPv4Words fills the addresses from IPv4 addresses as big-endian
-// words: two 8-byte stores per address instead of byte copies.
-func (k *FlowKey) setIPv4Words(src, dst uint32) {
-	const mapped = 0xffff << 32
-	binary.BigEndian.PutUint64(k.Src[0:8], 0)
-	binary.BigEndian.PutUint64(k.Src[8:16], mapped|uint64(src))
-	binary.BigEndian.PutUint64(k.Dst[0:8], 0)
-	binary.BigEndian.PutUint64(k.Dst[8:16], mapped|uint64(dst))
+// setIPv4LE fills the addresses from IPv4 addresses loaded as
+// little-endian words (the frame's bytes in memory order): one 8-byte store
+// per half address instead of byte copies.
+func (k *FlowKey) setIPv4LE(src, dst uint32) {
+	const mapped = 0xffff << 16 // bytes 10 and 11 of ::ffff:a.b.c.d
+	binary.LittleEndian.PutUint64(k.Src[0:8], 0)
+	binary.LittleEndian.PutUint64(k.Src[8:16], mapped|uint64(src)<<32)
+	binary.LittleEndian.PutUint64(k.Dst[0:8], 0)
+	binary.LittleEndian.PutUint64(k.Dst[8:16], mapped|uint64(dst)<<32)
 	k.Family = FamilyIPv4
 }
 

@@ -1,9 +1,6 @@
 package parser
 
-import (
-	"encoding/binary"
-	"math/bits"
-)
+import "encoding/binary"
 
 // Limits of ParseFrame.
 const (
@@ -16,6 +13,10 @@ const (
 	// upper-layer header, so a crafted chain cannot cost more than that.
 	MaxIPv6ExtHeaders = 8
 )
+
+// The fast paths clear tags 0 and 1 by index; this fails to compile if
+// MaxVLANTags changes without them.
+const _ = uint(MaxVLANTags-2) + uint(2-MaxVLANTags)
 
 // EtherTypes ParseFrame knows.
 const (
@@ -153,11 +154,11 @@ func ParseFrame(frame []byte, p *Packet) Status {
 				p.Payload = t[doff:]
 				p.L3Off, p.L3End, p.L4Off, p.PayloadOff = ethernetHeaderLen, uint16(end), l4, uint16(l4+doff)
 				p.TTLOff, p.IPv4ChecksumOff = ethernetHeaderLen+8, ethernetHeaderLen+10
-				p.VLANOff, p.VLANTCI, p.VLANCount = [MaxVLANTags]uint16{}, [MaxVLANTags]uint16{}, 0
+				p.VLANOff[0], p.VLANOff[1], p.VLANTCI[0], p.VLANTCI[1], p.VLANCount = 0, 0, 0, 0, 0
 				p.EtherType, p.IPVersion, p.Flags = EtherTypeIPv4, 4, 0
 				p.TCPFlags, p.Seq, p.Ack = t[13], be32(t[4:8]), be32(t[8:12])
 				p.ICMPError, p.ICMPType, p.ICMPCode, p.ICMPMTU = false, 0, 0, 0
-				p.Flow.setIPv4Words(uint32(bits.ReverseBytes64(b)), bits.ReverseBytes32(c))
+				p.Flow.setIPv4LE(uint32(b>>32), c)
 				p.Flow.SrcPort = be16(t[0:2])
 				p.Flow.DstPort = be16(t[2:4])
 				p.Flow.Proto = ProtoTCP
@@ -193,7 +194,7 @@ func parseIPv6TCP(frame []byte, p *Packet) bool {
 	p.Payload = t[doff:]
 	p.L3Off, p.L3End, p.L4Off, p.PayloadOff = l3, uint16(end), l4, uint16(l4+doff)
 	p.TTLOff, p.IPv4ChecksumOff = l3+7, 0
-	p.VLANOff, p.VLANTCI, p.VLANCount = [MaxVLANTags]uint16{}, [MaxVLANTags]uint16{}, 0
+	p.VLANOff[0], p.VLANOff[1], p.VLANTCI[0], p.VLANTCI[1], p.VLANCount = 0, 0, 0, 0, 0
 	p.EtherType, p.IPVersion, p.Flags = EtherTypeIPv6, 6, 0
 	p.TCPFlags, p.Seq, p.Ack = t[13], be32(t[4:8]), be32(t[8:12])
 	p.ICMPError, p.ICMPType, p.ICMPCode, p.ICMPMTU = false, 0, 0, 0
