@@ -324,7 +324,8 @@ func verFuzzEstablished(isClient bool, r []byte, cfg *Config) *Conn {
 	return c
 }
 
-// FuzzRecord drives the protected record layer of an established client:
+// FuzzRecord drives the protected record layer of an established client
+// and of an established server:
 // padding, inner types, fragmentation of post-handshake messages,
 // NewSessionTicket, KeyUpdate, alerts, notifications and registered
 // messages. Reading must end in an error, never a panic or a hang, and a
@@ -353,23 +354,25 @@ func FuzzRecord(f *testing.F) {
 			OnHandshakeMessage:    func(*Conn, uint8, []byte) error { return nil },
 			OnNewSessionTicket:    func(*Conn, *ClientSession) {},
 		}
-		c := verFuzzEstablished(true, stream, cfg)
-		var got []byte
-		buf := make([]byte, 1000)
-		var err error
-		for i := 0; i < 10000; i++ {
-			var n int
-			n, err = c.Read(buf)
-			got = append(got, buf[:n]...)
-			if err != nil {
-				break
+		for _, isClient := range []bool{true, false} {
+			c := verFuzzEstablished(isClient, stream, cfg)
+			var got []byte
+			buf := make([]byte, 1000)
+			var err error
+			for i := 0; i < 10000; i++ {
+				var n int
+				n, err = c.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					break
+				}
 			}
-		}
-		if err == nil {
-			t.Fatalf("reading a finite stream never ended")
-		}
-		if wellFormed && (!bytes.Equal(got, want) || err != io.EOF) {
-			t.Fatalf("well-formed application data: got %d bytes and %v, want %d bytes and EOF", len(got), err, len(want))
+			if err == nil {
+				t.Fatalf("client=%v: reading a finite stream never ended", isClient)
+			}
+			if wellFormed && (!bytes.Equal(got, want) || err != io.EOF) {
+				t.Fatalf("client=%v: well-formed application data: got %d bytes and %v, want %d bytes and EOF", isClient, len(got), err, len(want))
+			}
 		}
 	})
 }
