@@ -293,7 +293,9 @@ func portsOn(t *testing.T, cfgPath string, b *testbed.Bed, node string, n int, f
 	return portsOnVIP(t, cfgPath, b, netip.AddrPortFrom(b.VIP4, 443), node, n, from)
 }
 
-// portsOnVIP is portsOn for any VIP, IPv4 or IPv6.
+// portsOnVIP is portsOn for any VIP, IPv4 or IPv6. Ports stay below the
+// kernel's ephemeral range (32768..) so they never collide with a
+// connection the test opens without choosing its port.
 func portsOnVIP(t *testing.T, cfgPath string, b *testbed.Bed, vip netip.AddrPort, node string, n int, from uint16) []uint16 {
 	t.Helper()
 	cfg, err := sched.LoadConfig(cfgPath)
@@ -306,7 +308,7 @@ func portsOnVIP(t *testing.T, cfgPath string, b *testbed.Bed, vip netip.AddrPort
 	}
 	snap := s.Current()
 	var out []uint16
-	for p := from; len(out) < n && p < 60000; p++ {
+	for p := from; len(out) < n && p < 32768; p++ {
 		k := parser.FlowKey{SrcPort: p, DstPort: vip.Port(), Proto: 6}
 		if vip.Addr().Is6() {
 			k.SetIPv6(b.Client.Addr6.AsSlice(), vip.Addr().AsSlice())
@@ -454,7 +456,7 @@ func TestRunForwardsOnTheVethBed(t *testing.T) {
 		t.Fatalf("the grace-period checks took %v, longer than the grace period %v", time.Since(changed), grace)
 	}
 	// New connections go to node2.
-	for _, p := range portsOn(t, cfgPath, b, "node2", 2, 40000) {
+	for _, p := range portsOn(t, cfgPath, b, "node2", 2, 24000) {
 		cc := dialVIP(t, b, vip, p, plainTCP)
 		if got, err := cc.ask(); err != nil || got != "node2" || !servers["node2"].served(p) {
 			t.Fatalf("new connection from port %d after the change: %q, %v", p, got, err)
@@ -465,8 +467,8 @@ func TestRunForwardsOnTheVethBed(t *testing.T) {
 	vip8443 := netip.AddrPortFrom(b.VIP4, 8443)
 	srv8443 := startNodeServer(t, b.Nodes[1], "node2", vip8443, cert)
 	startNodeServer(t, b.Nodes[0], "node1", vip8443, cert)
-	cc := dialVIP(t, b, vip8443, 41000, plainTCP)
-	if got, err := cc.ask(); err != nil || got != "node2" || !srv8443.served(41000) {
+	cc := dialVIP(t, b, vip8443, 26000, plainTCP)
+	if got, err := cc.ask(); err != nil || got != "node2" || !srv8443.served(26000) {
 		t.Fatalf("VIP port added by the reload: answered by %q, %v", got, err)
 	}
 	// After the grace period the pinned legacy flow still reaches node1.
@@ -616,7 +618,7 @@ func TestRunRateOnTheVethBed(t *testing.T) {
 			// node2's MAC comes from the neighbour table: make sure the
 			// router forwards to it before measuring.
 			if err := testbed.WaitFor(time.Now().Add(15*time.Second), func() error {
-				cc := dialVIP(t, b, vip, portsOn(t, cfgPath, b, "node2", 1, 50000)[0], plainTCP)
+				cc := dialVIP(t, b, vip, portsOn(t, cfgPath, b, "node2", 1, 28000)[0], plainTCP)
 				cc.c.Close()
 				return nil
 			}); err != nil {
