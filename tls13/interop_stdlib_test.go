@@ -966,3 +966,82 @@ func TestInteropConcurrentTraffic(t *testing.T) {
 		})
 	}
 }
+
+func TestInteropStdlibAutomaticKeyUpdate(t *testing.T) {
+	// The same automatic rekey as TestInteropAutomaticKeyUpdate, with
+	// crypto/tls as the peer that must follow it: the writer's record
+	// limit is lowered to 3 through the engine's test knob.
+	p := verGetPKI(t, verECDSA)
+	for _, side := range []string{"tls13-client", "tls13-server"} {
+		t.Run(side, func(t *testing.T) {
+			ln := verListen(t)
+			scfg := verTLS13ServerConfig(t, p)
+			peerCh := make(chan net.Conn, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					peerCh <- nil
+					return
+				}
+				c.SetDeadline(time.Now().Add(verWait))
+				if side == "tls13-server" {
+					peerCh <- Server(c, scfg)
+				} else {
+					peerCh <- tls.Server(c, verStdlibServerConfig(p))
+				}
+			}()
+			raw := verDial(t, ln.Addr().String())
+			var local net.Conn
+			if side == "tls13-client" {
+				local = Client(raw, verTLS13ClientConfig(p))
+			} else {
+				local = tls.Client(raw, verStdlibClientConfig(p))
+			}
+			peer := <-peerCh
+			if peer == nil {
+				t.Fatal("accept failed")
+			}
+			defer peer.Close()
+			tc, other := local, peer
+			if side == "tls13-server" {
+				tc, other = peer, local
+			}
+			hs := make(chan error, 1)
+			go func() { hs <- other.(interface{ Handshake() error }).Handshake() }()
+			c := tc.(*Conn)
+			if err := c.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			if err := verWaitErr(t, hs, "crypto/tls handshake"); err != nil {
+				t.Fatal(err)
+			}
+			c.outMu.Lock()
+			c.rekeyAfter = 3
+			c.outMu.Unlock()
+			errc := make(chan error, 1)
+			go func() {
+				for i := 0; i < 10; i++ {
+					if err := verEchoLine(other); err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}()
+			for i := 0; i < 10; i++ {
+				if err := verPingPong(c, "rekey round "+strconv.Itoa(i)); err != nil {
+					t.Fatalf("round %d: %v", i, err)
+				}
+			}
+			if err := verWaitErr(t, errc, "crypto/tls echo"); err != nil {
+				t.Fatal(err)
+			}
+			c.outMu.Lock()
+			seq := c.out.seq
+			c.outMu.Unlock()
+			if seq >= 3 {
+				t.Errorf("write sequence %d after 10 records: no automatic KeyUpdate at 3", seq)
+			}
+		})
+	}
+}
