@@ -598,3 +598,23 @@ func TestNegativeRawPSKModes(t *testing.T) {
 		verExpectAlert(t, scfg, verAlertDecryptError, build([]byte{1, 1}, true))
 	})
 }
+
+// TestNegativeRawHugeHandshakeLength announces a 16 MiB ClientHello: the
+// server must refuse at the header instead of buffering (memory
+// exhaustion, checklist "limit ... their size").
+func TestNegativeRawHugeHandshakeLength(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	c, done := verRawServer(t, verTLS13ServerConfig(t, p))
+	body := make([]byte, 1000)
+	body[0], body[1], body[2], body[3] = 1, 0xff, 0xff, 0xff
+	c.Write(verRecord(verRecordHandshake, body))
+	level, desc, err := verReadAlert(c)
+	if err != nil || level != 2 {
+		t.Fatalf("want a fatal alert at the header: level %d desc %d, %v", level, desc, err)
+	}
+	t.Logf("alert %v", Alert(desc))
+	c.Close()
+	if verWaitErr(t, done, "server") == nil {
+		t.Fatal("server handshake succeeded")
+	}
+}
