@@ -82,7 +82,7 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	fs.StringVar(&o.config, "config", "", "router configuration file (YAML: VIPs, pools, nodes, table); required")
 	fs.StringVar(&o.iface, "iface", "", "network interface to serve with AF_XDP (required unless --pcap-in)")
 	fs.StringVar(&queues, "queues", "", "RX queues to serve, e.g. \"0-3\" or \"0,2\" (default: all queues of the interface); one worker per queue")
-	fs.IntVar(&o.batch, "batch", fastpath.DefaultBatch, fmt.Sprintf("frames received and processed per batch (1..%d)", fastpath.MaxBatch))
+	fs.IntVar(&o.batch, "batch", fastpath.DefaultBatch, fmt.Sprintf("frames received and processed per batch (1..%d); offline (--pcap-in) frames go one at a time, each on its capture time", fastpath.MaxBatch))
 	fs.IntVar(&o.frames, "umem-frames", afxdp.DefaultNumFrames, "UMEM frames per queue (64..1048576)")
 	fs.IntVar(&o.frameSize, "frame-size", afxdp.DefaultFrameSize, "UMEM frame size in bytes, a power of two from 2048 to the page size")
 	fs.IntVar(&o.rxRing, "rx-ring", afxdp.DefaultRingSize, "AF_XDP RX ring entries (power of two, 64..65536)")
@@ -336,7 +336,9 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 	if out != nil {
 		outW = out
 	}
-	ring, err := fastpath.NewPcapRing(in, outW, 2*o.batch, 1<<16)
+	// Offline, frames go through one at a time so each is decided at its
+	// own capture time (the worker reads its clock once per batch).
+	ring, err := fastpath.NewPcapRing(in, outW, 2, 1<<16)
 	if err != nil {
 		log.Error("reading capture", "file", o.pcapIn, "err", err)
 		return exitFailure
@@ -347,8 +349,14 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 	var first time.Time
 	clock := func() int64 {
 		t := ring.Now()
+		if t.IsZero() {
+			return start // nothing read yet
+		}
 		if first.IsZero() {
 			first = t
+		}
+		if t.Before(first) {
+			return start // out-of-order capture: do not run time backwards past the start
 		}
 		return start + int64(t.Sub(first))
 	}
@@ -359,7 +367,7 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 	}
 	book := fastpath.NewMACBook()
 	wcfg := fastpath.Config{
-		Batch:   o.batch,
+		Batch:   1,
 		MACs:    book,
 		Decider: sched.DeciderConfigFrom(cfg),
 		Clock:   clock,

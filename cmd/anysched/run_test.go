@@ -119,9 +119,11 @@ func TestRunForwardsACaptureOffline(t *testing.T) {
 	w.WriteFileHeader(65535, layers.LinkTypeEthernet)
 	start := time.Unix(1700000000, 0)
 	hello := []byte{0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00} // truncated ClientHello: malformed
-	frames := [][]byte{tcpFrame(t, 40000, true, nil), tcpFrame(t, 40000, false, hello), {1, 2, 3}, tcpFrame(t, 40001, true, nil)}
+	frames := [][]byte{tcpFrame(t, 40000, true, nil), tcpFrame(t, 40000, false, hello), {1, 2, 3}, tcpFrame(t, 40001, true, nil),
+		tcpFrame(t, 40000, false, nil), tcpFrame(t, 40000, false, nil)}
+	at := []time.Duration{0, time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond, time.Minute, 10 * time.Minute}
 	for i, fr := range frames {
-		w.WritePacket(gopacket.CaptureInfo{Timestamp: start.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(fr), Length: len(fr)}, fr)
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: start.Add(at[i]), CaptureLength: len(fr), Length: len(fr)}, fr)
 	}
 	f.Close()
 	cfg := writeFile(t, "r.yaml", offlineConfig)
@@ -130,10 +132,12 @@ func TestRunForwardsACaptureOffline(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	if len(lines) != 4 {
+	if len(lines) != 6 {
 		t.Fatalf("want one explanation per frame, got:\n%s", stdout.String())
 	}
-	for i, want := range []string{"route=syn", "clienthello=", "drop parse=truncated_ethernet", "route=syn"} {
+	// The pin made by the ClientHello holds a minute later and has expired
+	// (idle timeout 5m) ten minutes later: capture time drives the clock.
+	for i, want := range []string{"route=syn", "clienthello=", "drop parse=truncated_ethernet", "route=syn", "route=pin", "route=table"} {
 		if !strings.Contains(lines[i], want) {
 			t.Errorf("line %d %q does not say %q", i, lines[i], want)
 		}
@@ -141,6 +145,7 @@ func TestRunForwardsACaptureOffline(t *testing.T) {
 	if !strings.Contains(lines[1], "pinned") {
 		t.Errorf("a malformed ClientHello should pin the flow: %q", lines[1])
 	}
+
 	rf, err := os.Open(out)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +169,7 @@ func TestRunForwardsACaptureOffline(t *testing.T) {
 			t.Errorf("written frame %d has source MAC %x", n, data[6:12])
 		}
 	}
-	if n != 3 {
-		t.Fatalf("%d frames written, want 3", n)
+	if n != 5 {
+		t.Fatalf("%d frames written, want 5", n)
 	}
 }
