@@ -301,6 +301,11 @@ type ConnectionState struct {
 	// SessionAppData, on the server of a resumed connection, is the data
 	// sealed into the resumed ticket (ServerTicket.AppData).
 	SessionAppData []byte
+	// PeerExtensions are the peer's hello extensions in wire order: on a
+	// server, the (final) ClientHello's; on a client, EncryptedExtensions'.
+	// E.g. a server sends a notification only to clients that announced
+	// support for it.
+	PeerExtensions []Extension
 }
 
 // Config configures a client or a server.

@@ -40,6 +40,7 @@ type Conn struct {
 	alpn             string
 	serverName       string
 	sessionAppData   []byte
+	peerExts         []Extension
 	resMaster        []byte        // resumption_master_secret
 	ticketNonce      atomic.Uint64 // server: nonce counter for NewSessionTicket
 	peerTakesTickets bool          // server: the client offered psk_dhe_ke
@@ -259,6 +260,7 @@ func (c *Conn) ConnectionState() ConnectionState {
 	st.NegotiatedProtocol = c.alpn
 	st.ServerName = c.serverName
 	st.SessionAppData = c.sessionAppData
+	st.PeerExtensions = c.peerExts
 	return st
 }
 

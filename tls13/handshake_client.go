@@ -398,6 +398,7 @@ func (hs *clientHandshakeState) readEncryptedExtensions() error {
 		}
 		c.alpn = ee.alpnProtocol
 	}
+	c.peerExts = ee.extensions
 	hs.ts.add(msg)
 	if c.didResume {
 		return hs.readServerFinished()

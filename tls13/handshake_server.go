@@ -441,6 +441,7 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 		c.sessionAppData = hs.ticket.appData
 	}
 	c.suite, c.group, c.serverName = s, hs.group, ch.serverName
+	c.peerExts = ch.extensions
 
 	hs.ts = newTranscript(s)
 	hs.ts.add(hs.hrrPrefix, ch.marshal(), sh.marshal())

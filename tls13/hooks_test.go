@@ -104,6 +104,9 @@ func TestResumptionWithHooks(t *testing.T) {
 	if !cst.DidResume || !sst.DidResume {
 		t.Fatalf("DidResume client %v server %v", cst.DidResume, sst.DidResume)
 	}
+	if pe := sst.PeerExtensions; len(pe) < 3 || pe[len(pe)-3].Type != extMigrationSupport {
+		t.Fatalf("server PeerExtensions lack migration_support: %+v", pe)
+	}
 	if string(sst.SessionAppData) != "sealed-session-id" {
 		t.Fatalf("SessionAppData %q", sst.SessionAppData)
 	}
