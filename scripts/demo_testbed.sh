@@ -65,7 +65,7 @@ cleanup() {
 	set +e
 	if [[ -n ${HOLD_PID:-} ]]; then kill "$HOLD_PID" 2>/dev/null; wait "$HOLD_PID" 2>/dev/null; fi
 	for pid in $router_pid "${node_pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-	for pid in $router_pid "${node_pids[@]}"; do wait "$pid" 2>/dev/null; done
+	for pid in $router_pid "${node_pids[@]}"; do stopped "$pid" 10 || kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
 	# Anything else still running inside the bed's namespaces was started
 	# by this script too: stop it, or the namespaces outlive `down`.
 	for ns in $(ip netns list 2>/dev/null | awk -v p="$PREFIX-" 'index($1, p) == 1 { print $1 }'); do
@@ -78,6 +78,17 @@ cleanup() {
 	fi
 	rm -rf "$work"
 	exit "$rc"
+}
+# stopped PID SECONDS: poll until our child PID has exited (or is a zombie
+# waiting for `wait`); false if it is still running after SECONDS.
+stopped() {
+	local deadline=$((SECONDS + $2)) state
+	while :; do
+		state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 0
+		[[ -z $state || $state == Z ]] && return 0
+		((SECONDS < deadline)) || return 1
+		sleep 0.1
+	done
 }
 trap cleanup EXIT
 trap 'exit 130' INT
