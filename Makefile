@@ -30,8 +30,10 @@ bench:
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
+# The captures' verdicts offline, then the live veth test bed (needs root).
 demo: build
 	./scripts/demo.sh
+	./scripts/demo_testbed.sh
 
 clean:
 	rm -rf $(BIN)
