@@ -49,7 +49,8 @@ type Conn struct {
 	// read side, guarded by inMu
 	inMu        sync.Mutex
 	in          halfConn
-	raw         []byte // buffered bytes from conn: raw[rawStart:rawEnd]
+	raw         []byte  // buffered bytes from conn: raw[rawStart:rawEnd]
+	rawp        *[]byte // raw's pool handle
 	rawStart    int
 	rawEnd      int
 	input       []byte // decrypted application data not yet returned
@@ -240,6 +241,9 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		c.handshakeErr = err
 		return err
 	}
+	c.inMu.Lock()
+	c.releaseRaw()
+	c.inMu.Unlock()
 	c.stateReady.Store(true)
 	c.handshakeDone.Store(true)
 	return nil
@@ -316,10 +320,29 @@ func (c *Conn) sendAlertLocked(a Alert, level uint8) error {
 // such as net.Pipe the client drains it before writing its own flight.
 const rawBufSize = recordHeaderLen + maxCiphertext + 4096
 
+// rawPool recycles read buffers: a connection holds one only while a
+// record is buffered or being read, so idle connections cost no buffer
+// and new connections reuse old ones.
+var rawPool = sync.Pool{New: func() any { b := make([]byte, rawBufSize); return &b }}
+
+// releaseRaw returns the read buffer to the pool when nothing in it is
+// still referenced (no buffered bytes, no unread plaintext). inMu or the
+// handshake must be held.
+func (c *Conn) releaseRaw() {
+	if c.raw == nil || c.rawStart != c.rawEnd || len(c.input) != 0 {
+		return
+	}
+	p := c.rawp
+	c.raw, c.rawp, c.rawStart, c.rawEnd, c.input = nil, nil, 0, 0, nil
+	rawPool.Put(p)
+}
+
 // fill makes at least n bytes available in raw[rawStart:rawEnd].
 func (c *Conn) fill(n int) error {
 	if c.raw == nil {
-		c.raw = make([]byte, rawBufSize)
+		c.rawp = rawPool.Get().(*[]byte)
+		c.raw = *c.rawp
+		c.rawStart, c.rawEnd = 0, 0
 	}
 	if c.rawEnd-c.rawStart >= n {
 		return nil
@@ -693,6 +716,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 	n := copy(b, c.input)
 	c.input = c.input[n:]
+	c.releaseRaw()
 	return n, nil
 }
 

@@ -539,3 +539,20 @@ func TestAlertAfterPartialFlight(t *testing.T) {
 		t.Fatalf("server error %v", s.serr)
 	}
 }
+
+// TestIdleConnHoldsNoReadBuffer: once everything buffered was consumed,
+// the read buffer goes back to the pool.
+func TestIdleConnHoldsNoReadBuffer(t *testing.T) {
+	s := runSessionPlain(t) // the client read "ok" and nothing else is pending
+	s.client.inMu.Lock()
+	held := s.client.raw != nil
+	s.client.inMu.Unlock()
+	if held {
+		t.Fatal("idle client still holds its read buffer")
+	}
+	go s.server.Write([]byte("more"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(s.client, buf); err != nil || string(buf) != "more" {
+		t.Fatalf("read after release: %q %v", buf, err)
+	}
+}
