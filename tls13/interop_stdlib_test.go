@@ -1045,3 +1045,87 @@ func TestInteropStdlibAutomaticKeyUpdate(t *testing.T) {
 		})
 	}
 }
+
+// verHelloExtTypes returns the extension types of the first ClientHello in
+// the client's recorded bytes, in wire order.
+func verHelloExtTypes(t *testing.T, c2s []byte) []uint16 {
+	t.Helper()
+	recs, _ := verSplitRecords(c2s)
+	var msg []byte
+	for _, r := range recs {
+		if r[0] != verRecordHandshake {
+			break
+		}
+		msg = append(msg, r[5:]...)
+		if len(msg) >= 4 && len(msg) >= 4+(int(msg[1])<<16|int(msg[2])<<8|int(msg[3])) {
+			break
+		}
+	}
+	var m clientHelloMsg
+	if !m.unmarshal(msg) {
+		t.Fatalf("recorded ClientHello does not parse")
+	}
+	var types []uint16
+	for _, e := range m.extensions {
+		types = append(types, e.Type)
+	}
+	return types
+}
+
+func TestInteropStdlibClientHelloExtensionsUnderBinder(t *testing.T) {
+	// The migration layer's ClientHello extensions (migration_support,
+	// migration_token) must sit before pre_shared_key and be covered by the
+	// binder: crypto/tls verifies the binder over them, so resumption
+	// succeeds only if the engine computed it over the final ClientHello.
+	p := verGetPKI(t, verECDSA)
+	ccfg := verTLS13ClientConfig(p)
+	ccfg.ClientHelloExtensions = func(_ *Conn, s *ClientSession) []Extension {
+		exts := []Extension{{Type: 0xFE4D}}
+		if s != nil {
+			exts = append(exts, Extension{Type: 0xFE4F, Data: []byte("a migration token of some length")})
+		}
+		return exts
+	}
+	scfg := verStdlibServerConfig(p)
+	first := verTLS13ClientToStdlib(t, ccfg, scfg)
+	sess := first.sessions.last()
+	if sess == nil {
+		t.Fatal("no ticket")
+	}
+	ln := verListen(t)
+	done := verAcceptOne(ln, func(c net.Conn) error {
+		s := tls.Server(c, scfg)
+		if err := verEchoLine(s); err != nil {
+			return err
+		}
+		if !s.ConnectionState().DidResume {
+			return errors.New("crypto/tls did not resume")
+		}
+		return nil
+	})
+	w := &verWireConn{Conn: verDial(t, ln.Addr().String())}
+	ccfg2 := *ccfg
+	ccfg2.Session = sess
+	c := Client(w, &ccfg2)
+	if err := verPingPong(c, "resumed with extensions"); err != nil {
+		t.Fatal(err)
+	}
+	if err := verWaitErr(t, done, "crypto/tls server"); err != nil {
+		t.Fatal(err)
+	}
+	if !c.ConnectionState().DidResume {
+		t.Fatal("tls13 client did not resume")
+	}
+	types := verHelloExtTypes(t, w.wroteBytes())
+	if len(types) == 0 || types[len(types)-1] != verExtPreSharedKey {
+		t.Fatalf("extension order %x: pre_shared_key must be last", types)
+	}
+	var sawSupport, sawToken bool
+	for _, ty := range types {
+		sawSupport = sawSupport || ty == 0xFE4D
+		sawToken = sawToken || ty == 0xFE4F
+	}
+	if !sawSupport || !sawToken {
+		t.Errorf("extension order %x lacks 0xfe4d or 0xfe4f", types)
+	}
+}
