@@ -877,3 +877,59 @@ func TestNegativeProtectedRecords(t *testing.T) {
 		}
 	})
 }
+
+func TestNegativeTicketLifetimes(t *testing.T) {
+	p := verGetPKI(t, verECDSA)
+	t.Run("server caps the lifetime at 7 days", func(t *testing.T) {
+		scfg := verTLS13ServerConfig(t, p)
+		scfg.TicketLifetime = 30 * 24 * time.Hour
+		sess := verResumeCatch(t, verTLS13ClientConfig(p), scfg)
+		if sess.Lifetime <= 0 || sess.Lifetime > 7*24*time.Hour {
+			t.Fatalf("ticket lifetime %v, want (0, 7 days]", sess.Lifetime)
+		}
+	})
+	t.Run("client does not offer an expired ticket", func(t *testing.T) {
+		scfg := verTLS13ServerConfig(t, p)
+		scfg.TicketLifetime = time.Hour
+		sess := verResumeCatch(t, verTLS13ClientConfig(p), scfg)
+		ccfg := verTLS13ClientConfig(p)
+		ccfg.Session = sess
+		ccfg.Time = func() time.Time { return sess.ReceivedAt.Add(2 * time.Hour) }
+		ln := verListen(t)
+		done := verAcceptOne(ln, func(c net.Conn) error { return Server(c, scfg).Handshake() })
+		w := &verWireConn{Conn: verDial(t, ln.Addr().String())}
+		c := Client(w, ccfg)
+		if err := c.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		verWaitErr(t, done, "server")
+		if c.ConnectionState().DidResume {
+			t.Fatal("resumed with an expired ticket")
+		}
+		for _, ty := range verHelloExtTypes(t, w.wroteBytes()) {
+			if ty == verExtPreSharedKey {
+				t.Fatal("expired ticket offered in pre_shared_key")
+			}
+		}
+	})
+	t.Run("OnClientHello error is handshake_failure", func(t *testing.T) {
+		scfg := verTLS13ServerConfig(t, p)
+		var sawVersions bool
+		scfg.OnClientHello = func(info *ClientHelloInfo) error {
+			for _, e := range info.Extensions {
+				sawVersions = sawVersions || e.Type == verExtSupportedVersions
+			}
+			return errors.New("refused by policy")
+		}
+		ln := verListen(t)
+		done := verAcceptOne(ln, func(c net.Conn) error { return Server(c, scfg).Handshake() })
+		err := tls.Client(verDial(t, ln.Addr().String()), verStdlibClientConfig(p)).Handshake()
+		if err == nil || !strings.Contains(err.Error(), "handshake failure") {
+			t.Errorf("crypto/tls client: %v, want remote handshake_failure", err)
+		}
+		verWantAlert(t, "tls13 server", verWaitErr(t, done, "server"), AlertHandshakeFailure, false)
+		if !sawVersions {
+			t.Errorf("OnClientHello did not see the supported_versions extension")
+		}
+	})
+}
