@@ -1129,3 +1129,44 @@ func TestInteropStdlibClientHelloExtensionsUnderBinder(t *testing.T) {
 		t.Errorf("extension order %x lacks 0xfe4d or 0xfe4f", types)
 	}
 }
+
+func TestInteropStdlibResumptionWithHelloRetryRequest(t *testing.T) {
+	// The binder of the second ClientHello covers the transcript with the
+	// HelloRetryRequest in it (§4.2.11.2); both stacks must agree.
+	p := verGetPKI(t, verECDSA)
+	t.Run("tls13-client", func(t *testing.T) {
+		scfg := verStdlibServerConfig(p)
+		scfg.CurvePreferences = []tls.CurveID{tls.CurveP256}
+		ccfg := verTLS13ClientConfig(p)
+		ccfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+		first := verTLS13ClientToStdlib(t, ccfg, scfg)
+		sess := first.sessions.last()
+		if sess == nil {
+			t.Fatal("no ticket")
+		}
+		ccfg2 := *ccfg
+		ccfg2.Session = sess
+		r := verTLS13ClientToStdlib(t, &ccfg2, scfg)
+		if !r.sawHRR {
+			t.Errorf("no HelloRetryRequest on the wire")
+		}
+		if !r.tls13.DidResume || !r.stdlib.DidResume {
+			t.Fatalf("resumption after HRR: tls13 %v, crypto/tls %v", r.tls13.DidResume, r.stdlib.DidResume)
+		}
+	})
+	t.Run("tls13-server", func(t *testing.T) {
+		scfg := verTLS13ServerConfig(t, p)
+		scfg.CurvePreferences = []tls.CurveID{tls.CurveP256}
+		ccfg := verStdlibClientConfig(p)
+		ccfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+		ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(2)
+		verStdlibClientToTLS13(t, ccfg, scfg)
+		r := verStdlibClientToTLS13(t, ccfg, scfg)
+		if !r.sawHRR {
+			t.Errorf("no HelloRetryRequest on the wire")
+		}
+		if !r.tls13.DidResume || !r.stdlib.DidResume {
+			t.Fatalf("resumption after HRR: tls13 %v, crypto/tls %v", r.tls13.DidResume, r.stdlib.DidResume)
+		}
+	})
+}
