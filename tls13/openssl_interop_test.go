@@ -424,3 +424,49 @@ func TestOpenSSLKeyUpdate(t *testing.T) {
 		c.Close()
 	})
 }
+
+func TestOpenSSLUnknownNotificationIsFatal(t *testing.T) {
+	// Why migrate_notify goes only to clients that announced support: a
+	// stock stack (OpenSSL here, crypto/tls in negative_conn_test.go)
+	// treats the unknown warning alert as fatal (RFC 8446 §6).
+	verOpenSSL(t)
+	p := verGetPKI(t, verECDSA)
+	caFile, _, _ := p.writePEM(t)
+	cfg := verTLS13ServerConfig(t, p)
+	cfg.NotificationAlerts = []uint8{240}
+	ln := verListen(t)
+	served := make(chan error, 1)
+	go func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer raw.Close()
+		raw.SetDeadline(time.Now().Add(verWait))
+		c := Server(raw, cfg)
+		if _, err := io.WriteString(c, "hello from tls13\n"); err != nil {
+			served <- err
+			return
+		}
+		if err := c.SendNotification(240); err != nil {
+			served <- err
+			return
+		}
+		_, err = c.Read(make([]byte, 64))
+		served <- err
+	}()
+	cli := verStartOpenSSLClient(t, ln.Addr().String(), "-tls1_3", "-servername", verServerName, "-CAfile", caFile)
+	cli.waitOutput(t, "hello from tls13")
+	select {
+	case <-cli.exited:
+	case <-time.After(verWait):
+		t.Fatalf("s_client kept the connection after an unknown alert:\n%s", cli.out.String())
+	}
+	if out := cli.out.String(); !strings.Contains(out, "alert number 240") {
+		t.Errorf("s_client output does not name alert 240:\n%s", out)
+	}
+	if err := verWaitErr(t, served, "tls13 server"); err == nil {
+		t.Errorf("tls13 server read succeeded after s_client gave up")
+	}
+}
