@@ -320,9 +320,10 @@ func (c *Conn) sendAlertLocked(a Alert, level uint8) error {
 // such as net.Pipe the client drains it before writing its own flight.
 const rawBufSize = recordHeaderLen + maxCiphertext + 4096
 
-// rawPool recycles read buffers: a connection holds one only while a
-// record is buffered or being read, so idle connections cost no buffer
-// and new connections reuse old ones.
+// rawPool recycles read buffers between handshakes: a connection whose
+// handshake left nothing buffered gives its buffer back and takes one
+// again on its first application read. During data transfer it keeps it
+// (a Get/Put per record would cost more than it saves).
 var rawPool = sync.Pool{New: func() any { b := make([]byte, rawBufSize); return &b }}
 
 // releaseRaw returns the read buffer to the pool when nothing in it is
@@ -716,7 +717,6 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 	n := copy(b, c.input)
 	c.input = c.input[n:]
-	c.releaseRaw()
 	return n, nil
 }
 
@@ -761,7 +761,16 @@ func (c *Conn) Close() error {
 		}
 		c.outMu.Unlock()
 	}
-	return c.conn.Close()
+	err := c.conn.Close()
+	// Give the read buffer back unless a Read is still running (it will
+	// fail on the closed connection; the GC takes the buffer then).
+	if c.inMu.TryLock() {
+		c.input = nil
+		c.rawStart = c.rawEnd
+		c.releaseRaw()
+		c.inMu.Unlock()
+	}
+	return err
 }
 
 // CloseWrite sends close_notify; the peer sees EOF and the connection can

@@ -540,19 +540,19 @@ func TestAlertAfterPartialFlight(t *testing.T) {
 	}
 }
 
-// TestIdleConnHoldsNoReadBuffer: once everything buffered was consumed,
-// the read buffer goes back to the pool.
-func TestIdleConnHoldsNoReadBuffer(t *testing.T) {
-	s := runSessionPlain(t) // the client read "ok" and nothing else is pending
-	s.client.inMu.Lock()
-	held := s.client.raw != nil
-	s.client.inMu.Unlock()
+// TestHandshakeReturnsReadBuffer: a server whose handshake left nothing
+// buffered gives its read buffer back to the pool, and reads on later.
+func TestHandshakeReturnsReadBuffer(t *testing.T) {
+	s := runSessionPlain(t) // the server's handshake ended on the client Finished
+	s.server.inMu.Lock()
+	held := s.server.raw != nil
+	s.server.inMu.Unlock()
 	if held {
-		t.Fatal("idle client still holds its read buffer")
+		t.Fatal("server still holds its read buffer after the handshake")
 	}
-	go s.server.Write([]byte("more"))
+	go s.client.Write([]byte("more"))
 	buf := make([]byte, 4)
-	if _, err := io.ReadFull(s.client, buf); err != nil || string(buf) != "more" {
+	if _, err := io.ReadFull(s.server, buf); err != nil || string(buf) != "more" {
 		t.Fatalf("read after release: %q %v", buf, err)
 	}
 }
