@@ -138,22 +138,25 @@ func (r *MemRing) pushFree(addr uint64) {
 }
 
 // slot validates a descriptor handed back by the caller and returns its
-// slot index, or -1.
+// slot index, or -1; badSlot says what was wrong.
 func (r *MemRing) slot(d Desc, want slotState) int {
-	if d.Addr&uint64(r.frameSize-1) != 0 || d.Addr >= uint64(len(r.umem)) {
+	i := d.Addr >> r.frameShift
+	if d.Addr&uint64(r.frameSize-1) != 0 || i >= uint64(len(r.state)) || r.state[i] != want || d.Len > uint32(r.frameSize) {
+		r.badSlot(d, want)
+		return -1
+	}
+	return int(i)
+}
+
+func (r *MemRing) badSlot(d Desc, want slotState) {
+	switch i := d.Addr >> r.frameShift; {
+	case d.Addr&uint64(r.frameSize-1) != 0 || d.Addr >= uint64(len(r.umem)):
 		r.fail("descriptor address %d is not a frame slot", d.Addr)
-		return -1
-	}
-	i := int(d.Addr >> r.frameShift)
-	if r.state[i] != want {
+	case r.state[i] != want:
 		r.fail("descriptor %d in state %d, expected %d", d.Addr, r.state[i], want)
-		return -1
-	}
-	if d.Len > uint32(r.frameSize) {
+	default:
 		r.fail("descriptor %d length %d exceeds the frame size", d.Addr, d.Len)
-		return -1
 	}
-	return i
 }
 
 // Inject copies frame into a free slot and queues it for Receive. It is
@@ -208,20 +211,23 @@ func (r *MemRing) Replay(templates [][]byte) error {
 func (r *MemRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 	n := 0
 	if r.templates != nil {
-		for n < len(batch) {
-			addr, ok := r.popFree()
-			if !ok {
-				break
+		// The FIFO and template cursors live in registers for the batch.
+		head, next := r.freeHead, r.nextTemplate
+		n = min(len(batch), r.freeLen)
+		for i := range batch[:n] {
+			addr := r.free[head]
+			if head++; head == r.frames {
+				head = 0
 			}
-			tpl := r.templates[r.nextTemplate]
-			if r.nextTemplate++; r.nextTemplate == len(r.templates) {
-				r.nextTemplate = 0
+			tpl := r.templates[next]
+			if next++; next == len(r.templates) {
+				next = 0
 			}
 			copy(r.umem[addr:addr+uint64(tpl.length)], r.templateData[tpl.off:tpl.off+tpl.length])
 			r.state[addr>>r.frameShift] = slotWithCaller
-			batch[n] = Desc{Addr: addr, Len: tpl.length}
-			n++
+			batch[i] = Desc{Addr: addr, Len: tpl.length}
 		}
+		r.freeHead, r.freeLen, r.nextTemplate = head, r.freeLen-n, next
 	} else {
 		for n < len(batch) && r.pendLen > 0 {
 			d := r.pending[r.pendingHead]
@@ -245,17 +251,24 @@ func (r *MemRing) Transmit(batch []Desc) (int, error) {
 	if r.TxLimit > 0 && n > r.TxLimit {
 		n = r.TxLimit
 	}
+	// completed has room for every frame and a frame is in it at most
+	// once (its state says so), so append never grows it.
+	completed := r.completed
+	align, frameSize, state := uint64(r.frameSize-1), uint32(r.frameSize), r.state
 	for _, d := range batch[:n] {
-		s := r.slot(d, slotWithCaller)
-		if s < 0 {
+		// slot's checks, written out: the call does not inline.
+		s := d.Addr >> r.frameShift
+		if d.Addr&align != 0 || s >= uint64(len(state)) || state[s] != slotWithCaller || d.Len > frameSize {
+			r.badSlot(d, slotWithCaller)
 			continue
 		}
 		if r.OnTransmit != nil {
 			r.OnTransmit(r.umem[d.Addr : d.Addr+uint64(d.Len)])
 		}
 		r.state[s] = slotTransmitted
-		r.completed = append(r.completed, d)
+		completed = append(completed, d)
 	}
+	r.completed = completed
 	r.Transmitted += uint64(n)
 	return n, nil
 }
@@ -275,10 +288,16 @@ func (r *MemRing) Release(batch []Desc) {
 
 // Reclaim implements Ring.
 func (r *MemRing) Reclaim() error {
+	tail := r.freeHead + r.freeLen
 	for _, d := range r.completed {
 		r.state[d.Addr>>r.frameShift] = slotFree
-		r.pushFree(d.Addr)
+		if tail >= r.frames {
+			tail -= r.frames
+		}
+		r.free[tail] = d.Addr
+		tail++
 	}
+	r.freeLen += len(r.completed)
 	r.Reclaimed += uint64(len(r.completed))
 	r.completed = r.completed[:0]
 	return nil
