@@ -92,7 +92,10 @@
 // indirection table (ethtool -X) moves flows between workers and loses
 // their pins; the capacity is per worker. Both tables are fixed-capacity,
 // preallocated, set-associative open addressing: a key hashes to a bucket
-// of 8 entries whose tags share one cache line. Insert reuses an empty or
+// of 8 entries whose tags share one cache line, and a bitmap with one bit
+// per bucket (small enough to stay in L1) lets a probe of an empty bucket
+// skip that line: a pin table is sized for the peak, so most lookups are
+// misses in mostly empty buckets. Insert reuses an empty or
 // expired entry of the bucket and otherwise evicts the bucket's oldest
 // entry (smallest deadline), which keeps every operation O(1) and
 // allocation free. Expiry is lazy on lookup and insert, plus Sweep, which

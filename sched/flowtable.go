@@ -26,6 +26,11 @@ type flowTable struct {
 	mask    uint64 // bucket count - 1
 	tags    []uint32
 	entries []flowEntry
+	// occupied has one bit per bucket, set while the bucket holds an
+	// entry. A probe of an empty bucket reads this bitmap (1 bit per 8
+	// entries, so it stays in the L1 cache) instead of the bucket's tag
+	// line: most lookups are misses in a table sized for the peak.
+	occupied []uint64
 	// idle > 0 makes a hit extend the deadline to now+idle (pins); 0
 	// keeps fixed deadlines (transition records).
 	idle   int64
@@ -55,6 +60,7 @@ func newFlowTable(capacity int, idle int64) *flowTable {
 	t := &flowTable{mask: uint64(buckets - 1), idle: idle}
 	t.tags = allocTable[uint32](t, n)
 	t.entries = allocTable[flowEntry](t, n)
+	t.occupied = make([]uint64, (buckets+63)/64)
 	return t
 }
 
@@ -66,9 +72,18 @@ func tagOf(h uint64) uint32 { return uint32(h>>32) | 1 }
 
 func (t *flowTable) bucketOf(h uint64) int { return int(h&t.mask) * bucketSize }
 
+// mayHold reports whether the bucket of h holds any entry.
+func (t *flowTable) mayHold(h uint64) bool {
+	b := h & t.mask
+	return t.occupied[b/64]&(1<<(b%64)) != 0
+}
+
 // lookup returns the node stored for key and whether it was there and
 // live; an expired entry is removed.
 func (t *flowTable) lookup(key *parser.FlowKey, h uint64, now int64) (uint16, bool) {
+	if !t.mayHold(h) {
+		return NoNode, false
+	}
 	b := t.bucketOf(h)
 	tag := tagOf(h)
 	tags := t.tags[b : b+bucketSize : b+bucketSize]
@@ -135,6 +150,8 @@ func (t *flowTable) insert(key *parser.FlowKey, h uint64, node uint16, deadline,
 	}
 	t.tags[i] = tag
 	t.entries[i] = flowEntry{key: *key, node: node, deadline: deadline}
+	bucket := h & t.mask
+	t.occupied[bucket/64] |= 1 << (bucket % 64)
 	t.count++
 	t.size.Store(uint64(t.count))
 	t.inserts.add(1)
@@ -142,6 +159,9 @@ func (t *flowTable) insert(key *parser.FlowKey, h uint64, node uint16, deadline,
 
 // remove deletes key's entry and reports whether it was there.
 func (t *flowTable) remove(key *parser.FlowKey, h uint64) bool {
+	if !t.mayHold(h) {
+		return false
+	}
 	b := t.bucketOf(h)
 	tag := tagOf(h)
 	for i := b; i < b+bucketSize; i++ {
@@ -157,12 +177,23 @@ func (t *flowTable) clear(e int) {
 	t.tags[e] = 0
 	t.count--
 	t.size.Store(uint64(t.count))
+	b := e / bucketSize
+	for _, tg := range t.tags[b*bucketSize : b*bucketSize+bucketSize] {
+		if tg != 0 {
+			return
+		}
+	}
+	t.occupied[b/64] &^= 1 << (b % 64)
 }
 
 // sweep examines up to budget entries, round robin, and removes the
 // expired ones. It returns how many it removed.
 func (t *flowTable) sweep(now int64, budget int) int {
 	removed := 0
+	if t.count == 0 {
+		// Nothing can expire; the cursor resumes where it was.
+		return 0
+	}
 	n := len(t.tags)
 	for ; budget > 0; budget-- {
 		e := t.sweepc
