@@ -20,26 +20,20 @@ func setMACs(frame []byte, dst, src *MAC) bool {
 
 // decrementTTL4 lowers the TTL of the IPv4 header at ip[0:] by one and
 // patches the header checksum incrementally (RFC 1624, eqn. 3), so a
-// forwarded packet costs a handful of instructions instead of a checksum
+// forwarded packet costs three additions instead of a checksum
 // over the whole header. It returns false, changing nothing, when the
 // header is too short or the TTL would reach zero: such a packet belongs to
 // the kernel, which answers with ICMP time exceeded.
 func decrementTTL4(ip []byte) bool {
-	if len(ip) < 20 {
+	if len(ip) < 20 || ip[8] <= 1 {
 		return false
 	}
-	ttl := ip[8]
-	if ttl <= 1 {
-		return false
-	}
-	// The TTL shares a 16-bit word with the protocol field.
-	oldWord := uint32(ttl)<<8 | uint32(ip[9])
-	newWord := oldWord - 0x0100
-	ip[8] = ttl - 1
-	oldSum := uint32(binary.BigEndian.Uint16(ip[10:12]))
-	// HC' = ~(~HC + ~m + m')
-	sum := (^oldSum & 0xffff) + (^oldWord & 0xffff) + newWord
-	sum = (sum & 0xffff) + (sum >> 16)
+	ip[8]--
+	// The TTL is the high byte of the word it shares with the protocol,
+	// so the word m becomes m' = m - 0x100 and ~m + m' is the constant
+	// 0xfeff whatever the TTL and protocol: HC' = ~(~HC + 0xfeff). The
+	// sum is at most 0x1fefe, so one fold leaves no carry.
+	sum := uint32(^binary.BigEndian.Uint16(ip[10:12])) + 0xfeff
 	sum = (sum & 0xffff) + (sum >> 16)
 	binary.BigEndian.PutUint16(ip[10:12], ^uint16(sum))
 	return true
