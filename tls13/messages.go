@@ -54,6 +54,20 @@ type extensionSet struct {
 	many map[uint16]struct{}
 }
 
+// addUint16ListExtension writes extension typ whose data is a vector of
+// 16-bit values with a 2-byte length (supported_groups,
+// signature_algorithms, signature_algorithms_cert).
+func addUint16ListExtension[T ~uint16](b *cryptobyte.Builder, typ uint16, list []T) {
+	b.AddUint16(typ)
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+			for _, v := range list {
+				b.AddUint16(uint16(v))
+			}
+		})
+	})
+}
+
 func (e *extensionSet) add(t uint16) bool {
 	if e.many != nil {
 		if _, dup := e.many[t]; dup {
@@ -150,34 +164,13 @@ func (m *clientHelloMsg) marshal() []byte {
 				})
 			}
 			if len(m.supportedGroups) > 0 {
-				b.AddUint16(extSupportedGroups)
-				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-					b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-						for _, g := range m.supportedGroups {
-							b.AddUint16(uint16(g))
-						}
-					})
-				})
+				addUint16ListExtension(b, extSupportedGroups, m.supportedGroups)
 			}
 			if len(m.sigAlgs) > 0 {
-				b.AddUint16(extSignatureAlgorithms)
-				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-					b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-						for _, s := range m.sigAlgs {
-							b.AddUint16(s)
-						}
-					})
-				})
+				addUint16ListExtension(b, extSignatureAlgorithms, m.sigAlgs)
 			}
 			if len(m.sigAlgsCert) > 0 {
-				b.AddUint16(extSigAlgsCert)
-				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-					b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-						for _, s := range m.sigAlgsCert {
-							b.AddUint16(s)
-						}
-					})
-				})
+				addUint16ListExtension(b, extSigAlgsCert, m.sigAlgsCert)
 			}
 			if len(m.alpnProtocols) > 0 {
 				b.AddUint16(extALPN)
@@ -740,14 +733,7 @@ func (m *certificateRequestMsg) marshal() []byte {
 	m.raw = marshalHandshake(typeCertificateRequest, func(b *cryptobyte.Builder) {
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(m.context) })
 		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			b.AddUint16(extSignatureAlgorithms)
-			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-					for _, s := range m.sigAlgs {
-						b.AddUint16(s)
-					}
-				})
-			})
+			addUint16ListExtension(b, extSignatureAlgorithms, m.sigAlgs)
 		})
 	})
 	return m.raw
