@@ -54,20 +54,6 @@ type extensionSet struct {
 	many map[uint16]struct{}
 }
 
-// addUint16ListExtension writes extension typ whose data is a vector of
-// 16-bit values with a 2-byte length (supported_groups,
-// signature_algorithms, signature_algorithms_cert).
-func addUint16ListExtension[T ~uint16](b *cryptobyte.Builder, typ uint16, list []T) {
-	b.AddUint16(typ)
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			for _, v := range list {
-				b.AddUint16(uint16(v))
-			}
-		})
-	})
-}
-
 func (e *extensionSet) add(t uint16) bool {
 	if e.many != nil {
 		if _, dup := e.many[t]; dup {
@@ -127,6 +113,20 @@ type clientHelloMsg struct {
 	// answers with illegal_parameter.
 	duplicateExtension bool
 	pskNotLast         bool
+}
+
+// addUint16ListExtension writes extension typ whose data is a vector of
+// 16-bit values with a 2-byte length (supported_groups,
+// signature_algorithms, signature_algorithms_cert).
+func addUint16ListExtension[T ~uint16](b *cryptobyte.Builder, typ uint16, list []T) {
+	b.AddUint16(typ)
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+			for _, v := range list {
+				b.AddUint16(uint16(v))
+			}
+		})
+	})
 }
 
 func (m *clientHelloMsg) marshal() []byte {
