@@ -89,7 +89,7 @@ func FuzzPcapRing(f *testing.F) {
 	f.Add(append([]byte(nil), buf.Bytes()...))
 	f.Add(writeCapture(f, [][]byte{buildFrame(f, flow(1, parser.TCPFlagSYN, nil))}, fuzzStart))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := NewPcapRing(bytes.NewReader(data), io.Discard, 4, 256)
+		r, err := NewPcapRing(bytes.NewReader(data), int64(len(data)), io.Discard, 4, 256)
 		if err != nil {
 			return
 		}

@@ -10,15 +10,19 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/anysched/anysched/internal/capture"
 )
 
 // PcapRing is a Ring over capture files, so the pipeline can forward a
-// capture offline: Receive reads the next frames of a pcap file (Ethernet
-// link type only; tcpdump's default format), Transmit writes what the router would send to
-// a pcap file, with each frame's original timestamp. Frames the pipeline
-// drops are simply not written. It is for tools and tests, not for speed.
+// capture offline: Receive reads the next frames of a pcap or pcapng file
+// (Ethernet, Linux cooked SLL/SLL2 or raw IP, read by package capture and
+// turned into Ethernet frames), Transmit writes what the router would send
+// to an Ethernet pcap file, with each frame's original timestamp. Frames
+// the pipeline drops are simply not written. It is for tools and tests,
+// not for speed.
 type PcapRing struct {
-	in        *pcapgo.Reader
+	in        *capture.Reader
 	out       *pcapgo.Writer
 	flush     *bufio.Writer
 	umem      []byte
@@ -30,41 +34,29 @@ type PcapRing struct {
 	last      time.Time
 
 	// Read, Written and Oversize count frames read, frames written, and
-	// frames skipped because they exceed the frame size.
-	Read, Written, Oversize uint64
+	// frames skipped because they exceed the frame size. Unconvertible
+	// counts packets skipped because they could not be made into an
+	// Ethernet frame (a cooked or raw-IP packet too short or not IP).
+	Read, Written, Oversize, Unconvertible uint64
 }
 
-// maxCaptureFrame caps the frame length read from a capture: the parser
-// takes at most 64 KiB, and a hostile file header must not make the
-// reader allocate more.
+// maxCaptureFrame caps the frame size: the parser takes at most 64 KiB,
+// and larger slots would only hold frames the parser refuses.
 const maxCaptureFrame = 1 << 16
 
-// NewPcapRing reads frames from in (pcap) and writes transmitted
-// frames to out as pcap (out may be nil to discard them). frames and
-// frameSize size the UMEM; frames larger than a slot are skipped and
+// NewPcapRing reads frames from the capture of the given size in in (pcap
+// or pcapng, see package capture) and writes transmitted frames to out as
+// Ethernet pcap (out may be nil to discard them). frames and frameSize
+// (64..64 KiB) size the UMEM; frames larger than a slot are skipped and
 // counted.
-func NewPcapRing(in io.Reader, out io.Writer, frames, frameSize int) (*PcapRing, error) {
-	if frames <= 0 || frameSize < 64 {
-		return nil, fmt.Errorf("fastpath: NewPcapRing: need frames > 0 and frameSize >= 64, got %d, %d", frames, frameSize)
+func NewPcapRing(in io.ReaderAt, size int64, out io.Writer, frames, frameSize int) (*PcapRing, error) {
+	if frames <= 0 || frameSize < 64 || frameSize > maxCaptureFrame {
+		return nil, fmt.Errorf("fastpath: NewPcapRing: need frames > 0 and 64 <= frameSize <= %d, got %d, %d", maxCaptureFrame, frames, frameSize)
 	}
-	br := bufio.NewReader(in)
-	magic, err := br.Peek(4)
+	src, err := capture.Open(in, size)
 	if err != nil {
-		return nil, fmt.Errorf("fastpath: reading capture header: %w", err)
+		return nil, fmt.Errorf("fastpath: reading capture: %w", err)
 	}
-	if magic[0] == 0x0a && magic[1] == 0x0d && magic[2] == 0x0d && magic[3] == 0x0a {
-		// gopacket's pcapng reader allocates what a block claims before
-		// checking it, so a crafted file could ask for gigabytes.
-		return nil, errors.New("fastpath: pcapng is not supported; convert with: editcap -F pcap IN OUT")
-	}
-	src, err := pcapgo.NewReader(br)
-	if err != nil {
-		return nil, fmt.Errorf("fastpath: reading capture header: %w", err)
-	}
-	if lt := src.LinkType(); lt != layers.LinkTypeEthernet {
-		return nil, fmt.Errorf("fastpath: capture link type %v, only Ethernet is supported", lt)
-	}
-	src.SetSnaplen(min(src.Snaplen(), maxCaptureFrame))
 	r := &PcapRing{
 		in:        src,
 		umem:      make([]byte, frames*frameSize),
@@ -108,12 +100,19 @@ func (r *PcapRing) FrameTime(addr uint64) time.Time {
 func (r *PcapRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 	n := 0
 	for n < len(batch) && len(r.free) > 0 && !r.eof {
-		data, ci, err := r.in.ZeroCopyReadPacketData()
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		data, ts, err := r.in.Next()
+		if errors.Is(err, io.EOF) {
 			r.eof = true
 			break
 		}
+		if errors.Is(err, capture.ErrUnconvertible) {
+			r.Unconvertible++
+			continue
+		}
 		if err != nil {
+			// A corrupt record ends the input: nothing after it can be
+			// trusted to be where the file says.
+			r.eof = true
 			return n, fmt.Errorf("fastpath: reading capture: %w", err)
 		}
 		r.Read++
@@ -125,9 +124,9 @@ func (r *PcapRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 		r.free = r.free[:len(r.free)-1]
 		copy(r.umem[addr:], data)
 		s := addr / uint64(r.frameSize)
-		r.stamp[s] = ci.Timestamp
-		r.origLen[s] = ci.Length
-		r.last = ci.Timestamp
+		r.stamp[s] = ts
+		r.origLen[s] = r.in.WireLength()
+		r.last = ts
 		batch[n] = Desc{Addr: addr, Len: uint32(len(data))}
 		n++
 	}

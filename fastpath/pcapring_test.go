@@ -2,7 +2,9 @@ package fastpath
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +40,8 @@ func TestPcapRingRoundTrip(t *testing.T) {
 		bytes.Repeat([]byte{4}, 64),
 	}
 	var out bytes.Buffer
-	r, err := NewPcapRing(bytes.NewReader(writeCapture(t, frames, start)), &out, 2, 128)
+	in := writeCapture(t, frames, start)
+	r, err := NewPcapRing(bytes.NewReader(in), int64(len(in)), &out, 2, 128)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,13 +98,86 @@ func TestPcapRingRoundTrip(t *testing.T) {
 }
 
 func TestPcapRingRejectsBadInput(t *testing.T) {
-	if _, err := NewPcapRing(bytes.NewReader([]byte("not a capture file")), nil, 4, 128); err == nil {
+	garbage := []byte("not a capture file")
+	if _, err := NewPcapRing(bytes.NewReader(garbage), int64(len(garbage)), nil, 4, 128); err == nil {
 		t.Fatal("garbage accepted")
 	}
+	good := writeCapture(t, [][]byte{bytes.Repeat([]byte{1}, 60)}, fuzzStart)
+	for _, size := range []int{63, 1<<16 + 1} {
+		if _, err := NewPcapRing(bytes.NewReader(good), int64(len(good)), nil, 4, size); err == nil {
+			t.Errorf("frame size %d accepted", size)
+		}
+	}
+	// A link type the reader cannot convert fails at the first frame,
+	// with an error naming it.
 	var buf bytes.Buffer
 	w := pcapgo.NewWriter(&buf)
-	w.WriteFileHeader(65535, layers.LinkTypeRaw)
-	if _, err := NewPcapRing(&buf, nil, 4, 128); err == nil {
-		t.Fatal("raw IP link type accepted")
+	w.WriteFileHeader(65535, layers.LinkTypeIEEE80211Radio)
+	w.WritePacket(gopacket.CaptureInfo{Timestamp: fuzzStart, CaptureLength: 60, Length: 60}, make([]byte, 60))
+	r, err := NewPcapRing(bytes.NewReader(buf.Bytes()), int64(buf.Len()), nil, 4, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Receive(make([]Desc, 4), 0); err == nil || !strings.Contains(err.Error(), "link type 127") {
+		t.Fatalf("802.11 frame: err %v, want one naming link type 127", err)
+	}
+}
+
+// Raw-IP and Linux cooked (SLL2) captures come out as Ethernet frames with
+// the same network layer, and the output capture says Ethernet.
+func TestPcapRingConvertsLinkTypes(t *testing.T) {
+	ipPacket := append([]byte{0x45, 0, 0, 20}, make([]byte, 16)...)
+	sll2 := append(make([]byte, 20), ipPacket...)
+	binary.BigEndian.PutUint16(sll2, 0x0800)
+	for _, tc := range []struct {
+		name string
+		lt   layers.LinkType
+		data []byte
+	}{{"raw", layers.LinkTypeRaw, ipPacket}, {"sll2", 0, sll2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var in bytes.Buffer
+			w := pcapgo.NewWriter(&in)
+			w.WriteFileHeader(65535, tc.lt)
+			w.WritePacket(gopacket.CaptureInfo{Timestamp: fuzzStart, CaptureLength: len(tc.data), Length: len(tc.data) + 100}, tc.data)
+			w.WritePacket(gopacket.CaptureInfo{Timestamp: fuzzStart, CaptureLength: 1, Length: 1}, []byte{0x10}) // not IP
+			b := in.Bytes()
+			if tc.name == "sll2" {
+				binary.LittleEndian.PutUint32(b[20:], 276) // gopacket cannot write a 16-bit link type
+			}
+			var out bytes.Buffer
+			r, err := NewPcapRing(bytes.NewReader(b), int64(len(b)), &out, 4, 128)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch := make([]Desc, 4)
+			n, err := r.Receive(batch, 0)
+			if err != nil || n != 1 {
+				t.Fatalf("received %d, %v; want 1 frame", n, err)
+			}
+			frame := r.UMEM()[batch[0].Addr : batch[0].Addr+uint64(batch[0].Len)]
+			if binary.BigEndian.Uint16(frame[12:]) != 0x0800 || !bytes.Equal(frame[14:], ipPacket) {
+				t.Fatalf("frame %x, want an IPv4 Ethernet frame around %x", frame, ipPacket)
+			}
+			if _, err := r.Transmit(batch[:1]); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := r.Receive(batch, 0); n != 0 || err != io.EOF || r.Unconvertible != 1 {
+				t.Fatalf("after the last frame: %d, %v, unconvertible %d", n, err, r.Unconvertible)
+			}
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			rd, err := pcapgo.NewReader(&out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rd.LinkType() != layers.LinkTypeEthernet {
+				t.Fatalf("output link type %v", rd.LinkType())
+			}
+			data, ci, err := rd.ReadPacketData()
+			if err != nil || !bytes.Equal(data, frame) || ci.Length != len(frame)+100 {
+				t.Fatalf("written %x (wire length %d), %v", data, ci.Length, err)
+			}
+		})
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,11 +11,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 	"github.com/spf13/pflag"
 
+	"github.com/anysched/anysched/internal/capture"
 	"github.com/anysched/anysched/parser"
 )
 
@@ -343,259 +340,14 @@ func writeInspectTable(w io.Writer, flows []*flowState) {
 	}
 }
 
-// linkType is a capture's LINKTYPE_ value. gopacket v1.1.19 keeps link
-// types in a uint8 (layers.LinkType), which turns LINKTYPE_LINUX_SLL2 (276,
-// what tcpdump -i any writes nowadays) into 20; inspect reads the real
-// value from the file headers itself.
-type linkType uint16
-
-// The link types inspect reads.
-const (
-	linkEthernet linkType = 1
-	linkRaw      linkType = 101
-	linkSLL      linkType = 113
-	linkIPv4     linkType = 228
-	linkIPv6     linkType = 229
-	linkSLL2     linkType = 276
-)
-
-// packetReader is what pcapgo's pcap and pcapng readers have in common,
-// with the link type looked up per packet (pcapng has one per interface).
-type packetReader struct {
-	read     func() ([]byte, gopacket.CaptureInfo, error)
-	linkType func(ci *gopacket.CaptureInfo) (linkType, error)
-}
-
-// openCapture detects pcap or pcapng by the magic number and opens the
-// matching pcapgo reader. idbLinkTypes are the link types of the pcapng
-// interface description blocks, from checkPcapngBlocks.
-func openCapture(r io.Reader, idbLinkTypes []linkType) (*packetReader, error) {
-	br := bufio.NewReader(r)
-	magic, err := br.Peek(4)
-	if err != nil {
-		return nil, errors.New("too short for a pcap or pcapng header")
-	}
-	switch m := binary.LittleEndian.Uint32(magic); m {
-	case pcapngSectionHeader: // the same in both byte orders
-		// Without WantMixedLinkType pcapgo silently drops packets of
-		// interfaces whose link type differs from the first one's.
-		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
-		if err != nil {
-			return nil, fmt.Errorf("corrupt pcapng: %w", err)
-		}
-		return &packetReader{
-			read: ng.ReadPacketData,
-			linkType: func(ci *gopacket.CaptureInfo) (linkType, error) {
-				intf, err := ng.Interface(ci.InterfaceIndex)
-				if err != nil {
-					return 0, fmt.Errorf("packet on interface %d: %w", ci.InterfaceIndex, err)
-				}
-				return widenLinkType(intf.LinkType, idbLinkTypes), nil
-			},
-		}, nil
-	case 0xA1B2C3D4, 0xD4C3B2A1, 0xA1B23C4D, 0x4D3CB2A1:
-		hdr, err := br.Peek(24)
-		if err != nil {
-			return nil, errors.New("corrupt pcap: file header cut short")
-		}
-		var order binary.ByteOrder = binary.LittleEndian
-		if m == 0xD4C3B2A1 || m == 0x4D3CB2A1 {
-			order = binary.BigEndian
-		}
-		// The low 16 bits are the link type; the high ones may carry the
-		// FCS length.
-		lt := linkType(order.Uint32(hdr[20:24]))
-		pr, err := pcapgo.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("corrupt pcap: %w", err)
-		}
-		// pcapgo allocates each record's captured length (checked only
-		// against the header's snap length) before reading it; a corrupt
-		// header must not make it ask for gigabytes.
-		pr.SetSnaplen(min(pr.Snaplen(), maxSnaplen))
-		return &packetReader{
-			read:     pr.ReadPacketData,
-			linkType: func(*gopacket.CaptureInfo) (linkType, error) { return lt, nil },
-		}, nil
-	}
-	return nil, fmt.Errorf("not a pcap or pcapng file (magic %x)", magic)
-}
-
-// widenLinkType undoes gopacket's uint8 truncation of a pcapng interface's
-// link type, using the 16-bit values the interface blocks really hold.
-func widenLinkType(truncated layers.LinkType, idbLinkTypes []linkType) linkType {
-	for _, lt := range idbLinkTypes {
-		if uint8(lt) == uint8(truncated) {
-			return lt
-		}
-	}
-	return linkType(truncated)
-}
-
-const (
-	pcapngSectionHeader        = 0x0A0D0D0A
-	pcapngInterfaceDescription = 1
-	// maxSnaplen is libpcap's MAXIMUM_SNAPLEN, the largest snap length
-	// tcpdump writes.
-	maxSnaplen = 262144
-)
-
-// checkPcapngBlocks walks the block structure of a pcapng file of the given
-// size (type, length, body, repeated length), reports a block that is cut
-// short or whose lengths disagree, and returns the link types of the
-// interface description blocks. pcapgo's NgReader reports a file that
-// ends inside a block as a clean end of file, which would hide a corrupt
-// capture. For anything else it does nothing (pcapgo reports a cut classic
-// pcap record itself).
-func checkPcapngBlocks(f io.ReaderAt, size int64) (idbLinkTypes []linkType, err error) {
-	var hdr [12]byte
-	if n, _ := f.ReadAt(hdr[:4], 0); n < 4 || binary.LittleEndian.Uint32(hdr[:4]) != pcapngSectionHeader {
-		return nil, nil
-	}
-	var order binary.ByteOrder = binary.LittleEndian
-	for off := int64(0); off < size; {
-		if _, err := f.ReadAt(hdr[:8], off); err != nil {
-			return nil, fmt.Errorf("corrupt pcapng: block header at offset %d cut short", off)
-		}
-		if binary.LittleEndian.Uint32(hdr[:4]) == pcapngSectionHeader {
-			if _, err := f.ReadAt(hdr[8:12], off+8); err != nil {
-				return nil, fmt.Errorf("corrupt pcapng: section header at offset %d cut short", off)
-			}
-			switch {
-			case binary.LittleEndian.Uint32(hdr[8:12]) == 0x1A2B3C4D:
-				order = binary.LittleEndian
-			case binary.BigEndian.Uint32(hdr[8:12]) == 0x1A2B3C4D:
-				order = binary.BigEndian
-			default:
-				return nil, fmt.Errorf("corrupt pcapng: bad byte-order magic at offset %d", off)
-			}
-		}
-		length := int64(order.Uint32(hdr[4:8]))
-		if length < 12 || length%4 != 0 || off+length > size {
-			return nil, fmt.Errorf("corrupt pcapng: block at offset %d has length %d (file size %d)", off, length, size)
-		}
-		var trailer [4]byte
-		if _, err := f.ReadAt(trailer[:], off+length-4); err != nil || int64(order.Uint32(trailer[:])) != length {
-			return nil, fmt.Errorf("corrupt pcapng: block at offset %d: trailing length does not match %d", off, length)
-		}
-		// pcapgo allocates a packet's captured length before reading it:
-		// check it against the block so a lying field cannot ask for GBs.
-		if lenOff, overhead, ok := pcapngCaptureLengthField(order.Uint32(hdr[:4])); ok {
-			var field [4]byte
-			if length < overhead {
-				return nil, fmt.Errorf("corrupt pcapng: packet block at offset %d is %d bytes, shorter than its header", off, length)
-			}
-			if _, err := f.ReadAt(field[:], off+lenOff); err != nil || int64(order.Uint32(field[:])) > length-overhead {
-				return nil, fmt.Errorf("corrupt pcapng: packet block at offset %d claims more packet bytes than its length %d", off, length)
-			}
-		}
-		if order.Uint32(hdr[:4]) == pcapngInterfaceDescription {
-			var lt [2]byte
-			if length < 20 {
-				return nil, fmt.Errorf("corrupt pcapng: interface block at offset %d is %d bytes", off, length)
-			}
-			if _, err := f.ReadAt(lt[:], off+8); err != nil {
-				return nil, fmt.Errorf("corrupt pcapng: interface block at offset %d cut short", off)
-			}
-			idbLinkTypes = append(idbLinkTypes, linkType(order.Uint16(lt[:])))
-		}
-		off += length
-	}
-	return idbLinkTypes, nil
-}
-
-// pcapngCaptureLengthField returns, for a block type that carries packet
-// data, the offset of the field pcapgo takes as the captured length and the
-// bytes of the block that are not packet data. A simple packet block's
-// field is the original length (pcapgo caps it by the snap length only
-// when one is set), so a simple packet block cut by a snap length is
-// rejected too; tcpdump and dumpcap write enhanced packet blocks.
-func pcapngCaptureLengthField(blockType uint32) (off, overhead int64, ok bool) {
-	switch blockType {
-	case 6: // enhanced packet block
-		return 20, 32, true
-	case 2: // obsolete packet block
-		return 20, 32, true
-	case 3: // simple packet block
-		return 8, 16, true
-	}
-	return 0, 0, false
-}
-
-// The Linux cooked capture (SLL, SLL2) header lengths and the offsets of
-// their protocol (EtherType) field.
-const (
-	sllHeaderLen   = 16
-	sllProtoOff    = 14
-	sll2HeaderLen  = 20
-	sll2ProtoOff   = 0
-	ethernetHdrLen = 14
-)
-
-// toEthernet returns the packet as an Ethernet frame for parser.ParseFrame,
-// rewriting the link-layer header of cooked and raw-IP captures into
-// scratch. ok is false for frames it cannot convert.
-func toEthernet(lt linkType, data, scratch []byte) (frame []byte, ok bool) {
-	var proto uint16
-	var l3 []byte
-	switch lt {
-	case linkEthernet:
-		return data, true
-	case linkSLL:
-		if len(data) < sllHeaderLen {
-			return nil, false
-		}
-		proto, l3 = binary.BigEndian.Uint16(data[sllProtoOff:]), data[sllHeaderLen:]
-	case linkSLL2:
-		if len(data) < sll2HeaderLen {
-			return nil, false
-		}
-		proto, l3 = binary.BigEndian.Uint16(data[sll2ProtoOff:]), data[sll2HeaderLen:]
-	case linkRaw, linkIPv4, linkIPv6:
-		if len(data) == 0 {
-			return nil, false
-		}
-		l3 = data
-		switch data[0] >> 4 {
-		case 4:
-			proto = parser.EtherTypeIPv4
-		case 6:
-			proto = parser.EtherTypeIPv6
-		default:
-			return nil, false
-		}
-	default:
-		return nil, false
-	}
-	if ethernetHdrLen+len(l3) > len(scratch) {
-		return nil, false
-	}
-	clear(scratch[:12])
-	binary.BigEndian.PutUint16(scratch[12:], proto)
-	n := copy(scratch[ethernetHdrLen:], l3)
-	return scratch[:ethernetHdrLen+n], true
-}
-
-func supportedLinkType(lt linkType) bool {
-	switch lt {
-	case linkEthernet, linkSLL, linkSLL2, linkRaw, linkIPv4, linkIPv6:
-		return true
-	}
-	return false
-}
-
-// inspectCapture checks and reads every packet of a capture of the given
-// size and feeds the client-to-server TCP
+// inspectCapture reads every packet of a capture of the given size (see
+// package capture) and feeds the client-to-server TCP
 // flows through parser.ParseFrame and one parser.Reassembler with the fast
 // path's defaults, in capture order, with the capture's timestamps as the
 // reassembler's clock. It returns the flows in order of first appearance
 // and how many frames it skipped.
 func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*flowState, skipped int, err error) {
-	idbLinkTypes, err := checkPcapngBlocks(r, size)
-	if err != nil {
-		return nil, 0, err
-	}
-	pr, err := openCapture(io.NewSectionReader(r, 0, size), idbLinkTypes)
+	pr, err := capture.Open(r, size)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -604,28 +356,23 @@ func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*f
 		return nil, 0, err
 	}
 	byKey := make(map[parser.FlowKey]*flowState)
-	scratch := make([]byte, parser.MaxFrameLen)
 	var (
 		pkt   parser.Packet
 		hello parser.ClientHello
 	)
-	for n := 1; ; n++ {
-		data, ci, err := pr.read()
+	for {
+		frame, ts, err := pr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("corrupt capture at packet %d: %w", n, err)
+		if errors.Is(err, capture.ErrUnconvertible) {
+			skipped++
+			continue
 		}
-		lt, err := pr.linkType(&ci)
 		if err != nil {
 			return nil, 0, err
 		}
-		if !supportedLinkType(lt) {
-			return nil, 0, fmt.Errorf("packet %d: link type %d is not supported (Ethernet, Linux SLL/SLL2 and raw IP are); capture on an Ethernet interface", n, lt)
-		}
-		frame, ok := toEthernet(lt, data, scratch)
-		if !ok || parser.ParseFrame(frame, &pkt) != parser.StatusOK || pkt.Flow.Proto != parser.ProtoTCP {
+		if parser.ParseFrame(frame, &pkt) != parser.StatusOK || pkt.Flow.Proto != parser.ProtoTCP {
 			skipped++
 			continue
 		}
@@ -652,7 +399,7 @@ func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*f
 			continue
 		}
 		fl.segments++
-		v := reasm.Feed(&pkt.Flow, pkt.Seq, pkt.Payload, ci.Timestamp.UnixNano(), &opts.hello, &hello)
+		v := reasm.Feed(&pkt.Flow, pkt.Seq, pkt.Payload, ts.UnixNano(), &opts.hello, &hello)
 		if hello.MigrationSupport && fl.supportSegment == 0 && v != parser.VerdictUnknown {
 			fl.supportSegment = fl.segments
 		}

@@ -94,8 +94,8 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	fs.StringVar(&cpus, "cpus", "", "CPUs to pin the queue workers to, e.g. \"2-5\" (worker i gets the i-th CPU, round robin); default: no pinning")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9300); empty: no metrics server")
 	fs.StringVar(&mode, "mode", "forward", "forward: schedule and forward VIP traffic; reflect: send every redirected frame back with MACs swapped and no parsing (the I/O ceiling of the bed)")
-	fs.StringVar(&o.pcapIn, "pcap-in", "", "forward this capture (pcap, Ethernet; convert pcapng with editcap -F pcap) offline instead of an interface; every decision is logged")
-	fs.StringVar(&o.pcapOut, "pcap-out", "", "with --pcap-in: write the frames the router would send to this pcap file")
+	fs.StringVar(&o.pcapIn, "pcap-in", "", "forward this capture (pcap or pcapng; link types Ethernet, Linux cooked SLL/SLL2 as from tcpdump -i any, and raw IP, all forwarded as Ethernet) offline instead of an interface; every decision is logged")
+	fs.StringVar(&o.pcapOut, "pcap-out", "", "with --pcap-in: write the frames the router would send to this pcap file (Ethernet, nanosecond timestamps)")
 	fs.BoolVar(&o.explain, "explain", false, "print one line per frame saying what was decided and why (always on with --pcap-in unless --log-level is above info)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error (debug also explains every frame)")
 	fs.IntVar(&o.pollMs, "poll-ms", fastpath.DefaultPollMs, "how long a worker waits for frames before it checks for shutdown (milliseconds)")
@@ -325,6 +325,15 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 		return exitUsage
 	}
 	defer in.Close()
+	inStat, err := in.Stat()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "anysched run: --pcap-in: %v\n", err)
+		return exitUsage
+	}
+	if inStat.IsDir() {
+		fmt.Fprintf(os.Stderr, "anysched run: --pcap-in %s is a directory\n", o.pcapIn)
+		return exitUsage
+	}
 	var out *os.File
 	if o.pcapOut != "" {
 		if out, err = os.Create(o.pcapOut); err != nil {
@@ -338,9 +347,9 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 	}
 	// Offline, frames go through one at a time so each is decided at its
 	// own capture time (the worker reads its clock once per batch).
-	ring, err := fastpath.NewPcapRing(in, outW, 2, 1<<16)
+	ring, err := fastpath.NewPcapRing(in, inStat.Size(), outW, 2, 1<<16)
 	if err != nil {
-		log.Error("reading capture", "file", o.pcapIn, "err", err)
+		log.Error("reading capture (pcap or pcapng; Ethernet, Linux SLL/SLL2 or raw IP)", "file", o.pcapIn, "err", err)
 		return exitFailure
 	}
 	// The clock follows the capture: pins, grace periods and reassembly
@@ -410,7 +419,7 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 	}
 	c, _ := w.Counters()
 	st := w.Decider().Stats()
-	log.Info("capture forwarded", "read", ring.Read, "written", ring.Written, "oversize", ring.Oversize,
+	log.Info("capture forwarded", "read", ring.Read, "written", ring.Written, "oversize", ring.Oversize, "unconvertible", ring.Unconvertible,
 		"forwarded", c.TxPackets, "dropped", c.RxPackets-c.TxPackets,
 		"clienthellos", c.ClientHellos, "migration_support", c.ClientHelloMigrationSupport,
 		"pins", st.PinSize, "transitions", st.TransSize)

@@ -173,3 +173,107 @@ func TestRunForwardsACaptureOffline(t *testing.T) {
 		t.Fatalf("%d frames written, want 5", n)
 	}
 }
+
+// captureConfig has the VIPs of the committed captures (parser/testdata).
+const captureConfig = `vips:
+  - address: 203.0.113.10
+    port: 443
+  - address: 2001:db8:5::10
+    port: 443
+pools:
+  - name: p
+    nodes:
+      - name: a
+        address: 10.201.0.11
+        mac: "02:00:00:00:00:0a"
+      - name: b
+        address: 10.201.0.12
+        mac: "02:00:00:00:00:0b"
+table:
+  size: 1009
+  seed: "6a1c5e0f3b9d47a2c8e1f05d7b3a9c64"
+`
+
+// run --pcap-in reads what inspect reads: a pcapng capture and a Linux
+// cooked (SLL2, tcpdump -i any) one are forwarded like an Ethernet pcap,
+// and what the router sends comes out as Ethernet frames carrying the
+// same network-layer packets, one hop further on.
+func TestRunForwardsPcapngAndSLL2Captures(t *testing.T) {
+	for _, tc := range []struct {
+		file          string
+		frames, toVIP int
+		v6            bool
+	}{
+		// Go's two-segment ClientHello (ML-KEM key share) over IPv6.
+		{file: "ipv6-mtu1280-go.pcapng", frames: 20, toVIP: 10, v6: true},
+		{file: "curl-any-sll2.pcap", frames: 19, toVIP: 10},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			in := filepath.Join(testdataDir, tc.file)
+			out := filepath.Join(t.TempDir(), "out.pcap")
+			cfg := writeFile(t, "r.yaml", captureConfig)
+			var stdout, stderr bytes.Buffer
+			if code := dispatch([]string{"run", "--config", cfg, "--pcap-in", in, "--pcap-out", out}, &stdout, &stderr); code != exitOK {
+				t.Fatalf("exit %d\n%s", code, stderr.String())
+			}
+			lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+			if len(lines) != tc.frames {
+				t.Fatalf("want %d explanations, got:\n%s", tc.frames, stdout.String())
+			}
+			forwarded := 0
+			for _, l := range lines {
+				if strings.Contains(l, " -> ") {
+					forwarded++
+				}
+			}
+			if forwarded != tc.toVIP {
+				t.Errorf("%d frames forwarded, want the %d to the VIP:\n%s", forwarded, tc.toVIP, stdout.String())
+			}
+			if !strings.Contains(stdout.String(), `clienthello=complete migration_support=false migration_token=false sni="vip.anysched.test"`) {
+				t.Errorf("no complete ClientHello for vip.anysched.test explained:\n%s", stdout.String())
+			}
+
+			rf, err := os.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rf.Close()
+			r, err := pcapgo.NewReader(rf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.LinkType() != layers.LinkTypeEthernet {
+				t.Fatalf("output link type %v, want Ethernet", r.LinkType())
+			}
+			n := 0
+			for {
+				data, _, err := r.ReadPacketData()
+				if err != nil {
+					break
+				}
+				n++
+				pkt := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Default)
+				if tc.v6 {
+					ip, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+					if !ok || ip.DstIP.String() != "2001:db8:5::10" || ip.HopLimit != 63 {
+						t.Errorf("written frame %d is not IPv6 to the VIP with hop limit 63: %v", n, pkt)
+					}
+				} else {
+					ip, ok := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+					if !ok || ip.DstIP.String() != "203.0.113.10" || ip.TTL != 63 {
+						t.Errorf("written frame %d is not IPv4 to the VIP with TTL 63: %v", n, pkt)
+					}
+				}
+				if pkt.Layer(layers.LayerTypeTCP) == nil || pkt.ErrorLayer() != nil {
+					t.Errorf("written frame %d does not decode as TCP: %v", n, pkt)
+				}
+				if net.HardwareAddr(data[6:12]).String() != "02:00:00:00:00:01" {
+					t.Errorf("written frame %d has source MAC %x", n, data[6:12])
+				}
+			}
+			if n != tc.toVIP {
+				t.Fatalf("%d frames written, want %d", n, tc.toVIP)
+			}
+		})
+	}
+}
