@@ -57,11 +57,14 @@ var ErrUnconvertible = errors.New("packet cannot be converted to an Ethernet fra
 
 // Reader reads the packets of one capture as Ethernet frames.
 type Reader struct {
-	read     func() ([]byte, gopacket.CaptureInfo, error)
-	linkType func(ci *gopacket.CaptureInfo) (LinkType, error)
-	scratch  []byte
-	packets  int // read so far, for error messages
-	wireLen  int
+	// One of pcap and ng is set.
+	pcap         *pcapgo.Reader
+	pcapLinkType LinkType
+	ng           *pcapgo.NgReader
+	idbLinkTypes []LinkType // from checkPcapngBlocks
+	scratch      []byte
+	packets      int // read so far, for error messages
+	wireLen      int
 }
 
 // Open checks the capture of the given size held by r (for pcapng, every
@@ -81,7 +84,19 @@ func Open(r io.ReaderAt, size int64) (*Reader, error) {
 // ErrUnconvertible and the Reader goes on with the next one; every other
 // error (a corrupt record, a link type it does not convert) is final.
 func (r *Reader) Next() (frame []byte, ts time.Time, err error) {
-	data, ci, err := r.read()
+	var (
+		data []byte
+		ci   gopacket.CaptureInfo
+	)
+	if r.pcap != nil {
+		// The zero-copy read reuses one buffer of the (capped) snap
+		// length: no allocation per packet.
+		data, ci, err = r.pcap.ZeroCopyReadPacketData()
+	} else {
+		// Not the zero-copy read: that one allocates the interface's snap
+		// length, which the file may set to 4 GiB.
+		data, ci, err = r.ng.ReadPacketData()
+	}
 	if errors.Is(err, io.EOF) {
 		return nil, time.Time{}, io.EOF
 	}
@@ -90,9 +105,13 @@ func (r *Reader) Next() (frame []byte, ts time.Time, err error) {
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("corrupt capture at packet %d: %w", n, err)
 	}
-	lt, err := r.linkType(&ci)
-	if err != nil {
-		return nil, time.Time{}, err
+	lt := r.pcapLinkType
+	if r.ng != nil {
+		intf, err := r.ng.Interface(ci.InterfaceIndex)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("packet on interface %d: %w", ci.InterfaceIndex, err)
+		}
+		lt = widenLinkType(intf.LinkType, r.idbLinkTypes)
 	}
 	if !lt.Supported() {
 		return nil, time.Time{}, fmt.Errorf("packet %d: link type %d is not supported (Ethernet, Linux SLL/SLL2 and raw IP are); capture on an Ethernet interface", n, lt)
@@ -128,19 +147,7 @@ func openCapture(r io.Reader, idbLinkTypes []LinkType) (*Reader, error) {
 		if err != nil {
 			return nil, fmt.Errorf("corrupt pcapng: %w", err)
 		}
-		// ReadPacketData, not the zero-copy read: that one allocates the
-		// interface's snap length, which the file may set to 4 GiB.
-		return &Reader{
-			read: ng.ReadPacketData,
-			linkType: func(ci *gopacket.CaptureInfo) (LinkType, error) {
-				intf, err := ng.Interface(ci.InterfaceIndex)
-				if err != nil {
-					return 0, fmt.Errorf("packet on interface %d: %w", ci.InterfaceIndex, err)
-				}
-				return widenLinkType(intf.LinkType, idbLinkTypes), nil
-			},
-			scratch: scratch,
-		}, nil
+		return &Reader{ng: ng, idbLinkTypes: idbLinkTypes, scratch: scratch}, nil
 	case 0xA1B2C3D4, 0xD4C3B2A1, 0xA1B23C4D, 0x4D3CB2A1:
 		hdr, err := br.Peek(24)
 		if err != nil {
@@ -161,11 +168,7 @@ func openCapture(r io.Reader, idbLinkTypes []LinkType) (*Reader, error) {
 		// against the header's snap length) before reading it; a corrupt
 		// header must not make it ask for gigabytes.
 		pr.SetSnaplen(min(pr.Snaplen(), maxSnaplen))
-		return &Reader{
-			read:     pr.ReadPacketData,
-			linkType: func(*gopacket.CaptureInfo) (LinkType, error) { return lt, nil },
-			scratch:  scratch,
-		}, nil
+		return &Reader{pcap: pr, pcapLinkType: lt, scratch: scratch}, nil
 	}
 	return nil, fmt.Errorf("not a pcap or pcapng file (magic %x)", magic)
 }

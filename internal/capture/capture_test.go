@@ -404,3 +404,49 @@ func TestBigEndianNanosecondPcap(t *testing.T) {
 		}
 	}
 }
+
+func benchmarkNext(b *testing.B, name string) {
+	data := readFile(b, name)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		r, err := Open(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, _, err := r.Next(); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// Reading a whole capture, Open included (one 64 KiB conversion buffer and
+// pcapgo's reader per Open).
+func BenchmarkNextPcap(b *testing.B)   { benchmarkNext(b, "chromium.pcap") }
+func BenchmarkNextSLL2(b *testing.B)   { benchmarkNext(b, "curl-any-sll2.pcap") }
+func BenchmarkNextPcapng(b *testing.B) { benchmarkNext(b, "ipv6-mtu1280-go.pcapng") }
+
+// A classic pcap costs no allocation per packet once open.
+func TestNextPcapAllocatesNothingPerPacket(t *testing.T) {
+	data := readFile(t, "chromium.pcap")
+	r, err := Open(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Next(); err != nil { // the first read sizes pcapgo's buffer
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(5, func() {
+		if _, _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per packet", allocs)
+	}
+}
