@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +12,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 
+	"github.com/anysched/anysched/internal/capture/capturetest"
 	"github.com/anysched/anysched/parser"
 )
 
@@ -173,52 +171,17 @@ func TestInspectFilters(t *testing.T) {
 	}
 }
 
-// readPackets returns the packets of a committed classic pcap file.
-func readPackets(t *testing.T, name string) (layers.LinkType, [][]byte, []gopacket.CaptureInfo) {
+// readPackets returns the frames of a committed Ethernet capture.
+func readPackets(t *testing.T, name string) ([][]byte, []gopacket.CaptureInfo) {
 	t.Helper()
-	f, err := os.Open(filepath.Join(testdataDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var frames [][]byte
-	var infos []gopacket.CaptureInfo
-	for {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return r.LinkType(), frames, infos
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames = append(frames, data)
-		infos = append(infos, ci)
-	}
+	return capturetest.EthernetPackets(t, filepath.Join(testdataDir, name))
 }
 
-func writePcap(t *testing.T, lt layers.LinkType, frames [][]byte, infos []gopacket.CaptureInfo) string {
+// writePcap writes a classic pcap of link type lt to a temporary file.
+func writePcap(t *testing.T, lt uint32, frames [][]byte, infos []gopacket.CaptureInfo) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "capture.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65535, lt); err != nil {
-		t.Fatal(err)
-	}
-	for i, data := range frames {
-		ci := infos[i]
-		ci.CaptureLength, ci.Length = len(data), len(data)
-		if err := w.WritePacket(ci, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.Close(); err != nil {
+	if err := os.WriteFile(path, capturetest.Pcap(t, lt, frames, infos), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -227,43 +190,19 @@ func writePcap(t *testing.T, lt layers.LinkType, frames [][]byte, infos []gopack
 // A capture made with tcpdump -i any (Linux cooked, SLL or SLL2) or on a
 // raw IP link gives the same report as the Ethernet original.
 func TestInspectOtherLinkTypes(t *testing.T) {
-	lt, frames, infos := readPackets(t, "go-crypto-tls.pcap")
-	if lt != layers.LinkTypeEthernet {
-		t.Fatalf("go-crypto-tls.pcap: link type %v, want Ethernet", lt)
-	}
+	frames, infos := readPackets(t, "go-crypto-tls.pcap")
 	_, want, _ := runInspectCmd(t, "--json", "--pcap", filepath.Join(testdataDir, "go-crypto-tls.pcap"))
-	var sll, sll2, raw [][]byte
-	for _, fr := range frames {
-		hdr2 := make([]byte, 20)
-		copy(hdr2[0:], fr[12:14])               // protocol type
-		binary.BigEndian.PutUint32(hdr2[4:], 2) // interface index
-		binary.BigEndian.PutUint16(hdr2[8:], 1) // ARPHRD_ETHER
-		hdr2[11] = 6
-		copy(hdr2[12:], fr[6:12])
-		sll2 = append(sll2, append(hdr2, fr[14:]...))
-		hdr := make([]byte, 16)
-		binary.BigEndian.PutUint16(hdr[0:], 0) // packet to us
-		binary.BigEndian.PutUint16(hdr[2:], 1) // ARPHRD_ETHER
-		binary.BigEndian.PutUint16(hdr[4:], 6)
-		copy(hdr[6:], fr[6:12])
-		copy(hdr[14:], fr[12:14])
-		sll = append(sll, append(hdr, fr[14:]...))
-		raw = append(raw, fr[14:])
-	}
 	for _, tc := range []struct {
 		name   string
-		lt     layers.LinkType
+		lt     uint32
 		frames [][]byte
 	}{
-		{"sll", layers.LinkTypeLinuxSLL, sll},
-		{"raw", layers.LinkTypeRaw, raw},
-		{"sll2", 0, sll2}, // 276 does not fit gopacket's LinkType: patched below
+		{"sll", uint32(layers.LinkTypeLinuxSLL), capturetest.Map(frames, capturetest.SLL)},
+		{"raw", uint32(layers.LinkTypeRaw), capturetest.Map(frames, capturetest.RawIP)},
+		{"sll2", capturetest.LinkSLL2, capturetest.Map(frames, capturetest.SLL2)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writePcap(t, tc.lt, tc.frames, infos)
-			if tc.name == "sll2" {
-				setPcapLinkType(t, path, 276)
-			}
 			code, got, errb := runInspectCmd(t, "--json", "--pcap", path)
 			if code != exitOK || got != want {
 				t.Errorf("exit %d (stderr %q), output\n%s\nwant\n%s", code, errb, got, want)
@@ -274,46 +213,10 @@ func TestInspectOtherLinkTypes(t *testing.T) {
 
 // The same for pcapng: an interface block of link type LINUX_SLL2.
 func TestInspectPcapngSLL2(t *testing.T) {
-	_, frames, infos := readPackets(t, "utls-support-second.pcap")
+	frames, infos := readPackets(t, "utls-support-second.pcap")
 	_, want, _ := runInspectCmd(t, "--json", "--pcap", filepath.Join(testdataDir, "utls-support-second.pcap"))
 	path := filepath.Join(t.TempDir(), "sll2.pcapng")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := pcapgo.NewNgWriterInterface(f, pcapgo.NgInterface{LinkType: 0, SnapLength: 65535}, pcapgo.NgWriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, fr := range frames {
-		hdr2 := make([]byte, 20)
-		copy(hdr2[0:], fr[12:14])
-		data := append(hdr2, fr[14:]...)
-		ci := infos[i]
-		ci.CaptureLength, ci.Length = len(data), len(data)
-		if err := w.WritePacket(ci, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patched := false
-	for off := 0; off+12 <= len(b); off += int(binary.LittleEndian.Uint32(b[off+4:])) {
-		if binary.LittleEndian.Uint32(b[off:]) == 1 { // interface description block
-			binary.LittleEndian.PutUint16(b[off+8:], 276)
-			patched = true
-		}
-	}
-	if !patched {
-		t.Fatal("no interface description block written")
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := os.WriteFile(path, capturetest.PcapngSLL2(t, frames, infos), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	code, got, errb := runInspectCmd(t, "--json", "--pcap", path)
@@ -322,23 +225,10 @@ func TestInspectPcapngSLL2(t *testing.T) {
 	}
 }
 
-// setPcapLinkType rewrites the link type of a little-endian classic pcap.
-func setPcapLinkType(t *testing.T, path string, lt uint32) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	binary.LittleEndian.PutUint32(b[20:], lt)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A second connection on the same 5-tuple (the capture recorded twice in
 // a row, an hour apart) is a flow of its own, not more segments of the first.
 func TestInspectPortReuse(t *testing.T) {
-	lt, frames, infos := readPackets(t, "utls-support-second.pcap")
+	frames, infos := readPackets(t, "utls-support-second.pcap")
 	_, once, _ := runInspectCmd(t, "--json", "--pcap", filepath.Join(testdataDir, "utls-support-second.pcap"))
 	all := append([][]byte{}, frames...)
 	allInfos := append([]gopacket.CaptureInfo{}, infos...)
@@ -348,7 +238,7 @@ func TestInspectPortReuse(t *testing.T) {
 		ci.Timestamp = ci.Timestamp.Add(time.Hour)
 		allInfos = append(allInfos, ci)
 	}
-	path := writePcap(t, lt, all, allInfos)
+	path := writePcap(t, uint32(layers.LinkTypeEthernet), all, allInfos)
 	code, out, errb := runInspectCmd(t, "--json", "--pcap", path)
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q", code, errb)
@@ -361,7 +251,7 @@ func TestInspectPortReuse(t *testing.T) {
 // A host name with control bytes (a terminal escape) is quoted in the
 // table, never written raw; JSON escapes it by itself.
 func TestInspectTableQuotesSNI(t *testing.T) {
-	lt, frames, infos := readPackets(t, "curl.pcap")
+	frames, infos := readPackets(t, "curl.pcap")
 	changed := 0
 	for i, fr := range frames {
 		if j := bytes.Index(fr, []byte("vip.anysched.test")); j >= 0 {
@@ -374,7 +264,7 @@ func TestInspectTableQuotesSNI(t *testing.T) {
 	if changed == 0 {
 		t.Fatal("no SNI found in curl.pcap")
 	}
-	path := writePcap(t, lt, frames, infos)
+	path := writePcap(t, uint32(layers.LinkTypeEthernet), frames, infos)
 	code, out, errb := runInspectCmd(t, "--pcap", path)
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q", code, errb)
@@ -404,9 +294,8 @@ func TestInspectExit2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lt, frames, infos := readPackets(t, "curl.pcap")
-	_ = lt
-	wifi := writePcap(t, layers.LinkTypeIEEE80211Radio, frames[:1], infos[:1])
+	frames, infos := readPackets(t, "curl.pcap")
+	wifi := writePcap(t, uint32(layers.LinkTypeIEEE80211Radio), frames[:1], infos[:1])
 	curl := filepath.Join(testdataDir, "curl.pcap")
 
 	for _, tc := range []struct {
@@ -424,7 +313,7 @@ func TestInspectExit2(t *testing.T) {
 		{"truncated pcapng", []string{"--pcap", write("cut.pcapng", goodNg[:len(goodNg)-9])}, "corrupt pcapng"},
 		{"pcapng block length lies", []string{"--pcap", write("lie.pcapng", lyingBlock(goodNg))}, "corrupt pcapng"},
 		{"unsupported link type", []string{"--pcap", wifi}, "link type"},
-		{"pcap record claims 1 GiB", []string{"--pcap", write("huge.pcap", hugeRecord(good))}, "corrupt capture at packet 1"},
+		{"pcap record claims 1 GiB", []string{"--pcap", write("huge.pcap", capturetest.HugeRecord(good))}, "corrupt capture at packet 1"},
 		{"pcapng packet claims 1 GiB", []string{"--pcap", write("huge.pcapng", hugeEPB(goodNg))}, "claims more packet bytes"},
 		{"bad vip", []string{"--pcap", curl, "--vip", "vip.example"}, "--vip"},
 		{"port zero", []string{"--pcap", curl, "--port", "0"}, "--port 0"},
@@ -482,7 +371,7 @@ func TestCaptureSegmentPlacement(t *testing.T) {
 		{"go-crypto-tls.pcap", 2, 0},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			_, frames, _ := readPackets(t, tc.file)
+			frames, _ := readPackets(t, tc.file)
 			var payloads [][]byte
 			var pkt parser.Packet
 			for _, fr := range frames {
@@ -530,7 +419,7 @@ func TestCaptureSegmentPlacement(t *testing.T) {
 // The reassembler's timeout runs on capture time: a flow whose second
 // segment comes more than the timeout after its first is given up on.
 func TestInspectReassemblyTimeout(t *testing.T) {
-	_, frames, infos := readPackets(t, "go-crypto-tls.pcap")
+	frames, infos := readPackets(t, "go-crypto-tls.pcap")
 	var pkt parser.Packet
 	late := false
 	for i, fr := range frames {
@@ -541,7 +430,7 @@ func TestInspectReassemblyTimeout(t *testing.T) {
 			infos[i].Timestamp = infos[i].Timestamp.Add(time.Minute)
 		}
 	}
-	path := writePcap(t, layers.LinkTypeEthernet, frames, infos)
+	path := writePcap(t, uint32(layers.LinkTypeEthernet), frames, infos)
 	code, out, errb := runInspectCmd(t, "--json", "--pcap", path)
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q", code, errb)
@@ -561,17 +450,6 @@ func lyingBlock(ng []byte) []byte {
 	b := bytes.Clone(ng)
 	shb := binary.LittleEndian.Uint32(b[4:8])
 	binary.LittleEndian.PutUint32(b[shb+4:], uint32(len(b))+64)
-	return b
-}
-
-// hugeRecord returns a little-endian classic pcap whose snap length is
-// 0xFFFFFFFF and whose first record claims 1 GiB: inspect must refuse it
-// without allocating that much.
-func hugeRecord(pcap []byte) []byte {
-	b := bytes.Clone(pcap)
-	binary.LittleEndian.PutUint32(b[16:], 0xFFFFFFFF)
-	binary.LittleEndian.PutUint32(b[24+8:], 1<<30)
-	binary.LittleEndian.PutUint32(b[24+12:], 1<<30)
 	return b
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/anysched/anysched/internal/capture/capturetest"
 )
 
 const testdataDir = "../../parser/testdata"
@@ -58,48 +60,13 @@ func readFile(t testing.TB, name string) []byte {
 // must return for it and for its conversions to other link types.
 func ethernetPackets(t testing.TB, name string) ([][]byte, []gopacket.CaptureInfo) {
 	t.Helper()
-	r, err := pcapgo.NewReader(bytes.NewReader(readFile(t, name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.LinkType() != layers.LinkTypeEthernet {
-		t.Fatalf("%s: link type %v, want Ethernet", name, r.LinkType())
-	}
-	var frames [][]byte
-	var infos []gopacket.CaptureInfo
-	for {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return frames, infos
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames = append(frames, data)
-		infos = append(infos, ci)
-	}
+	return capturetest.EthernetPackets(t, filepath.Join(testdataDir, name))
 }
 
-// writePcap writes a little-endian classic pcap of link type lt (a 16-bit
-// value: gopacket's writer cannot hold 276, so the header is patched).
+// writePcap writes a little-endian classic pcap of link type lt.
 func writePcap(t testing.TB, lt LinkType, frames [][]byte, infos []gopacket.CaptureInfo) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w := pcapgo.NewWriter(&buf)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	for i, data := range frames {
-		ci := infos[i]
-		ci.CaptureLength = len(data)
-		ci.Length = max(ci.Length, len(data))
-		if err := w.WritePacket(ci, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b := buf.Bytes()
-	binary.LittleEndian.PutUint32(b[20:], uint32(lt))
-	return b
+	return capturetest.Pcap(t, uint32(lt), frames, infos)
 }
 
 // Every committed capture reads to the end; the Ethernet ones give exactly
@@ -145,23 +112,9 @@ func TestOpenCommittedCaptures(t *testing.T) {
 // length adjusted to the Ethernet header.
 func TestLinkTypesBecomeEthernet(t *testing.T) {
 	frames, infos := ethernetPackets(t, "go-crypto-tls.pcap")
-	var sll, sll2, raw [][]byte
-	for _, fr := range frames {
-		hdr2 := make([]byte, 20)
-		copy(hdr2[0:], fr[12:14])               // protocol type
-		binary.BigEndian.PutUint32(hdr2[4:], 2) // interface index
-		binary.BigEndian.PutUint16(hdr2[8:], 1) // ARPHRD_ETHER
-		hdr2[11] = 6
-		copy(hdr2[12:], fr[6:12])
-		sll2 = append(sll2, append(hdr2, fr[14:]...))
-		hdr := make([]byte, 16)
-		binary.BigEndian.PutUint16(hdr[2:], 1) // ARPHRD_ETHER
-		binary.BigEndian.PutUint16(hdr[4:], 6)
-		copy(hdr[6:], fr[6:12])
-		copy(hdr[14:], fr[12:14])
-		sll = append(sll, append(hdr, fr[14:]...))
-		raw = append(raw, fr[14:])
-	}
+	sll := capturetest.Map(frames, capturetest.SLL)
+	sll2 := capturetest.Map(frames, capturetest.SLL2)
+	raw := capturetest.Map(frames, capturetest.RawIP)
 	for _, tc := range []struct {
 		name   string
 		lt     LinkType
@@ -201,34 +154,7 @@ func TestLinkTypesBecomeEthernet(t *testing.T) {
 // interface (276) must still read as SLL2, not as link type 20.
 func TestPcapngSLL2Interface(t *testing.T) {
 	frames, infos := ethernetPackets(t, "utls-support-second.pcap")
-	var buf bytes.Buffer
-	w, err := pcapgo.NewNgWriterInterface(&buf, pcapgo.NgInterface{LinkType: 0, SnapLength: 65535}, pcapgo.NgWriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, fr := range frames {
-		data := append(append(make([]byte, 0, len(fr)+6), fr[12:14]...), make([]byte, 18)...)
-		data = append(data, fr[14:]...)
-		ci := infos[i]
-		ci.CaptureLength, ci.Length = len(data), len(data)
-		if err := w.WritePacket(ci, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
-	patched := false
-	for off := 0; off+12 <= len(b); off += int(binary.LittleEndian.Uint32(b[off+4:])) {
-		if binary.LittleEndian.Uint32(b[off:]) == pcapngInterfaceDescription {
-			binary.LittleEndian.PutUint16(b[off+8:], uint16(LinkSLL2))
-			patched = true
-		}
-	}
-	if !patched {
-		t.Fatal("no interface description block written")
-	}
+	b := capturetest.PcapngSLL2(t, frames, infos)
 	pkts, err := readAll(t, b)
 	if err != nil {
 		t.Fatal(err)
@@ -267,16 +193,6 @@ func TestUnconvertibleAndUnsupported(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "packet 1: link type 127 is not supported") {
 		t.Fatalf("802.11 capture: %v", err)
 	}
-}
-
-// hugeRecord returns a classic pcap whose snap length is 0xFFFFFFFF and
-// whose first record claims 1 GiB.
-func hugeRecord(pcap []byte) []byte {
-	b := bytes.Clone(pcap)
-	binary.LittleEndian.PutUint32(b[16:], 0xFFFFFFFF)
-	binary.LittleEndian.PutUint32(b[24+8:], 1<<30)
-	binary.LittleEndian.PutUint32(b[24+12:], 1<<30)
-	return b
 }
 
 // pcapngBlock returns the offset of the first block of type typ.
@@ -321,7 +237,7 @@ func corruptCaptures(t testing.TB) []struct {
 		{"text", "not a pcap or pcapng file", []byte("hello, this is not a capture file\n")},
 		{"pcap header cut", "corrupt pcap: file header cut short", good[:20]},
 		{"pcap record cut", "corrupt capture at packet 19", good[:len(good)-7]},
-		{"pcap record claims 1 GiB", "corrupt capture at packet 1", hugeRecord(good)},
+		{"pcap record claims 1 GiB", "corrupt capture at packet 1", capturetest.HugeRecord(good)},
 		{"pcapng cut", "corrupt pcapng: block at offset", ng[:len(ng)-9]},
 		{"pcapng block length lies", "corrupt pcapng: block at offset", lying},
 		{"pcapng packet claims 1 GiB", "claims more packet bytes", hugeEPB},
@@ -350,7 +266,7 @@ func TestLyingLengthsAllocateLittle(t *testing.T) {
 	hugeSnapIDB := bytes.Clone(ng)
 	binary.LittleEndian.PutUint32(hugeSnapIDB[pcapngBlock(t, ng, pcapngInterfaceDescription)+12:], 0xFFFFFFFF)
 	for name, data := range map[string][]byte{
-		"pcap record": hugeRecord(good),
+		"pcap record": capturetest.HugeRecord(good),
 		"pcapng snap": hugeSnapIDB,
 	} {
 		var before, after runtime.MemStats
