@@ -45,25 +45,33 @@ func verHTTPGetOver(c net.Conn) (string, error) {
 	return string(page), err
 }
 
-func TestOpenSSLServer(t *testing.T) {
-	verOpenSSL(t)
-	type run struct {
-		name    string
-		kind    verCertKind
-		suite   uint16
-		group   string
-		groupID tls.CurveID
-	}
-	var runs []run
+// verOpenSSLRun is one OpenSSL interop case: a certificate type, a suite
+// and a group OpenSSL 3.0 has.
+type verOpenSSLRun struct {
+	name    string
+	kind    verCertKind
+	suite   uint16
+	group   string
+	groupID tls.CurveID
+}
+
+// verOpenSSLRuns is the OpenSSL matrix, the same in both directions: every
+// suite × group with ECDSA, plus Ed25519 and RSA-PSS once each.
+func verOpenSSLRuns() []verOpenSSLRun {
+	var runs []verOpenSSLRun
 	for _, s := range verSuites {
 		for _, g := range verOpenSSLGroups {
-			runs = append(runs, run{fmt.Sprintf("%s/%s/%s", verECDSA, s.name, g.display), verECDSA, s.id, g.name, g.id})
+			runs = append(runs, verOpenSSLRun{fmt.Sprintf("%s/%s/%s", verECDSA, s.name, g.display), verECDSA, s.id, g.name, g.id})
 		}
 	}
-	runs = append(runs,
-		run{string(verEd25519) + "/AES128GCM/X25519", verEd25519, TLS_AES_128_GCM_SHA256, "X25519", tls.X25519},
-		run{string(verRSAPSS) + "/AES128GCM/X25519", verRSAPSS, TLS_AES_128_GCM_SHA256, "X25519", tls.X25519})
-	for _, r := range runs {
+	return append(runs,
+		verOpenSSLRun{string(verEd25519) + "/AES128GCM/X25519", verEd25519, TLS_AES_128_GCM_SHA256, "X25519", tls.X25519},
+		verOpenSSLRun{string(verRSAPSS) + "/AES128GCM/X25519", verRSAPSS, TLS_AES_128_GCM_SHA256, "X25519", tls.X25519})
+}
+
+func TestOpenSSLServer(t *testing.T) {
+	verOpenSSL(t)
+	for _, r := range verOpenSSLRuns() {
 		t.Run(r.name, func(t *testing.T) {
 			p := verGetPKI(t, r.kind)
 			_, certFile, keyFile := p.writePEM(t)
@@ -175,23 +183,7 @@ func verServeForOpenSSL(t *testing.T, ln net.Listener, cfg *Config) <-chan verSe
 
 func TestOpenSSLClient(t *testing.T) {
 	verOpenSSL(t)
-	type run struct {
-		name    string
-		kind    verCertKind
-		suite   uint16
-		group   string
-		groupID tls.CurveID
-	}
-	var runs []run
-	for _, s := range verSuites {
-		for _, g := range verOpenSSLGroups {
-			runs = append(runs, run{fmt.Sprintf("%s/%s/%s", verECDSA, s.name, g.display), verECDSA, s.id, g.name, g.id})
-		}
-	}
-	runs = append(runs,
-		run{string(verEd25519) + "/AES128GCM/X25519", verEd25519, TLS_AES_128_GCM_SHA256, "X25519", tls.X25519},
-		run{string(verRSAPSS) + "/AES128GCM/X25519", verRSAPSS, TLS_AES_128_GCM_SHA256, "X25519", tls.X25519})
-	for _, r := range runs {
+	for _, r := range verOpenSSLRuns() {
 		t.Run(r.name, func(t *testing.T) {
 			p := verGetPKI(t, r.kind)
 			caFile, _, _ := p.writePEM(t)
