@@ -1,11 +1,16 @@
 package parser
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
 
-// Default code points of the draft's extensions (DESIGN.md §7).
+	"github.com/anysched/anysched/codepoint"
+)
+
+// Default code points of the draft's extensions; the numbers live in
+// package codepoint, shared with the TLS side.
 const (
-	DefaultMigrationSupport uint16 = 0xFE4D
-	DefaultMigrationToken   uint16 = 0xFE4F
+	DefaultMigrationSupport = codepoint.MigrationSupport
+	DefaultMigrationToken   = codepoint.MigrationToken
 )
 
 // TLS code points the scanner reads.

@@ -17,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/anysched/anysched/codepoint"
 	utls "github.com/refraction-networking/utls"
 	"github.com/spf13/pflag"
 )
@@ -32,8 +33,8 @@ func run(args []string) int {
 	position := fs.String("support-at", "first", "where migration_support goes in the extension list: first, last or none")
 	mlkem := fs.Bool("mlkem", true, "offer X25519MLKEM768 (about 1.2 KB), X25519 and P-256 key shares, not only X25519")
 	token := fs.Bool("token", false, "also send a migration_token extension carrying a well-formed (unsigned) MigrationToken")
-	supportID := fs.Uint16("support-id", 0xFE4D, "code point of migration_support")
-	tokenID := fs.Uint16("token-id", 0xFE4F, "code point of migration_token")
+	supportID := fs.Uint16("support-id", codepoint.MigrationSupport, "code point of migration_support")
+	tokenID := fs.Uint16("token-id", codepoint.MigrationToken, "code point of migration_token")
 	pad := fs.Int("pad", 0, "add a padding extension (21) of this many zero bytes before migration_support when it goes last")
 	recordSize := fs.Int("record-size", 0, "if > 0, send the ClientHello by hand split into TLS records of at most this many bytes, wait for the server's first record and close (no full handshake)")
 	fs.Usage = func() {
