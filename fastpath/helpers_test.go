@@ -70,7 +70,7 @@ func itoa(n int) string {
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(n)).String()[len("0.0.0.0:"):]
 }
 
-// fakeClock is a settable sched.Now-scale clock.
+// fakeClock is a settable lookup.Now-scale clock.
 type fakeClock struct{ t atomic.Int64 }
 
 func (c *fakeClock) now() int64 { return c.t.Load() }

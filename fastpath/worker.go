@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/parser"
-	"github.com/anysched/anysched/sched"
 )
 
 // Defaults of Config.
@@ -28,7 +28,7 @@ const (
 // SnapshotSource gives the scheduling state; the worker calls Current once
 // per batch. *sched.Scheduler is one.
 type SnapshotSource interface {
-	Current() *sched.Snapshot
+	Current() *lookup.Snapshot
 }
 
 // Config configures a Worker.
@@ -47,8 +47,8 @@ type Config struct {
 	// Reassembly sizes the ClientHello reassembler.
 	Reassembly parser.ReassemblerConfig
 	// Decider sizes the pin table and the transition set.
-	Decider sched.DeciderConfig
-	// Clock returns the time on sched.Now's scale; nil means sched.Now.
+	Decider lookup.DeciderConfig
+	// Clock returns the time on lookup.Now's scale; nil means lookup.Now.
 	// It is read once per batch.
 	Clock func() int64
 	// PollMs is how long Run waits in Receive for frames before it looks
@@ -74,8 +74,8 @@ type Explanation struct {
 	Forwarded bool
 	Drop      DropReason
 	Route     Route
-	Via       sched.Via
-	Node      *sched.Node
+	Via       lookup.Via
+	Node      *lookup.Node
 	// Hello is the ClientHello verdict for frames with client payload;
 	// HelloInfo is valid when it is not VerdictNotHello.
 	Hello     parser.Verdict
@@ -124,7 +124,7 @@ type Worker struct {
 	src    SnapshotSource
 	cfg    Config
 	clock  func() int64
-	dec    *sched.Decider
+	dec    *lookup.Decider
 	reasm  *parser.Reassembler
 	hello  parser.HelloConfig
 	srcMAC MAC
@@ -132,7 +132,7 @@ type Worker struct {
 	rx, tx, drop []Desc
 	pkt          parser.Packet
 	ch           parser.ClientHello
-	snap         *sched.Snapshot
+	snap         *lookup.Snapshot
 	vips         []vipEntry
 	frames       uint64
 	expl         Explanation
@@ -172,7 +172,7 @@ func NewWorker(ring Ring, src SnapshotSource, cfg Config) (*Worker, error) {
 		src:    src,
 		cfg:    cfg,
 		clock:  cfg.Clock,
-		dec:    sched.NewDecider(cfg.Decider),
+		dec:    lookup.NewDecider(cfg.Decider),
 		reasm:  reasm,
 		hello:  cfg.Hello,
 		srcMAC: cfg.SourceMAC,
@@ -182,7 +182,7 @@ func NewWorker(ring Ring, src SnapshotSource, cfg Config) (*Worker, error) {
 		xch:    newCounterExchange(),
 	}
 	if w.clock == nil {
-		w.clock = sched.Now
+		w.clock = lookup.Now
 	}
 	if w.hello == (parser.HelloConfig{}) {
 		w.hello = parser.DefaultHelloConfig()
@@ -193,11 +193,11 @@ func NewWorker(ring Ring, src SnapshotSource, cfg Config) (*Worker, error) {
 
 // Decider returns the worker's decider; its Stats may be read from any
 // goroutine.
-func (w *Worker) Decider() *sched.Decider { return w.dec }
+func (w *Worker) Decider() *lookup.Decider { return w.dec }
 
 // useSnapshot switches to a new snapshot: the VIP list is copied into a
 // flat array the per-packet check scans without building netip values.
-func (w *Worker) useSnapshot(s *sched.Snapshot) {
+func (w *Worker) useSnapshot(s *lookup.Snapshot) {
 	w.snap = s
 	w.vips = w.vips[:0]
 	for _, v := range s.VIPs {
@@ -335,7 +335,7 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 	snap := w.snap
 	syn := !p.ICMPError && p.TCPFlags&(parser.TCPFlagSYN|parser.TCPFlagACK) == parser.TCPFlagSYN
 	d := w.dec.Decide(snap, &p.Flow, syn, now)
-	if d.Node == sched.NoNode || int(d.Node) >= len(snap.Nodes) {
+	if d.Node == lookup.NoNode || int(d.Node) >= len(snap.Nodes) {
 		return w.explainDrop(DropNoNode)
 	}
 	node := &snap.Nodes[d.Node]
@@ -365,15 +365,15 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 		}
 	default:
 		switch d.Via {
-		case sched.ViaPin:
+		case lookup.ViaPin:
 			route = RoutePin
-		case sched.ViaTransitionOld, sched.ViaTransitionNew:
+		case lookup.ViaTransitionOld, lookup.ViaTransitionNew:
 			route = RouteTransition
 		}
 		if len(p.Payload) > 0 && vip.tls && (w.reasm.InUse() > 0 || p.Payload[0] == tlsHandshakeRecordType) {
 			hello, pinned, unpinned = w.clientHello(p, &d, now)
 		}
-		if p.TCPFlags&parser.TCPFlagRST != 0 && d.Via == sched.ViaPin {
+		if p.TCPFlags&parser.TCPFlagRST != 0 && d.Via == lookup.ViaPin {
 			// The client aborted the connection: nothing more will follow
 			// on this 5-tuple, so its pin would only hold a table entry.
 			// A FIN keeps the pin (the client still ACKs the node's FIN)
@@ -411,7 +411,7 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 
 // clientHello runs the client's payload through the reassembler and pins
 // or unpins the flow by what its ClientHello says (DESIGN.md §4).
-func (w *Worker) clientHello(p *parser.Packet, d *sched.Decision, now int64) (v parser.Verdict, pinned, unpinned bool) {
+func (w *Worker) clientHello(p *parser.Packet, d *lookup.Decision, now int64) (v parser.Verdict, pinned, unpinned bool) {
 	v = w.reasm.Feed(&p.Flow, p.Seq, p.Payload, now, &w.hello, &w.ch)
 	idle := w.snap.PinIdle
 	switch v {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/parser"
 	"github.com/anysched/anysched/sched"
 )
@@ -97,7 +98,7 @@ func (h *harness) portFor(name string, dport uint16, from uint16) uint16 {
 	for p := from; p != 0; p++ {
 		k := parser.FlowKey{SrcPort: p, DstPort: dport, Proto: 6}
 		k.SetIPv4(client4.AsSlice(), vip4.AsSlice())
-		if id := snap.LookupNew(&k); id != sched.NoNode && snap.Nodes[id].Name == name {
+		if id := snap.LookupNew(&k); id != lookup.NoNode && snap.Nodes[id].Name == name {
 			return p
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/anysched/anysched/lookup"
+
 	"go.yaml.in/yaml/v3"
 )
 
@@ -64,11 +66,11 @@ type Config struct {
 	// Path is the file the config was read from ("" when parsed from
 	// memory); errors and logs name it.
 	Path        string
-	VIPs        []VIP
+	VIPs        []lookup.VIP
 	Pools       []Pool
 	Policy      Policy
 	TableSize   uint32
-	Seed        Seed
+	Seed        lookup.Seed
 	GracePeriod time.Duration
 	Hysteresis  Hysteresis
 	Probe       ProbeConfig
@@ -82,15 +84,6 @@ type Config struct {
 	// Warnings are valid but questionable settings (e.g. a table too
 	// small for the ~1% disruption bound), for the operator's log.
 	Warnings []string
-}
-
-// VIP is an anycast service address the router schedules.
-type VIP struct {
-	Addr netip.Addr
-	Port uint16
-	// TLS false declares a non-TLS service: all its flows are legacy and
-	// pinned at the SYN.
-	TLS bool
 }
 
 // Pool is a named group of nodes.
@@ -306,7 +299,7 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 						return
 					}
 					copy(cfg.Seed[:], b)
-					if cfg.Seed == (Seed{}) {
+					if cfg.Seed == (lookup.Seed{}) {
 						p.fail(v, f, "the all-zero seed is not a secret")
 					}
 				},
@@ -626,12 +619,12 @@ func (p *cfgParser) list(n *yaml.Node, field string) []*yaml.Node {
 	return n.Content
 }
 
-func (p *cfgParser) vips(n *yaml.Node, field string) []VIP {
-	var out []VIP
+func (p *cfgParser) vips(n *yaml.Node, field string) []lookup.VIP {
+	var out []lookup.VIP
 	for i, item := range p.list(n, field) {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		p.seen[f] = item
-		v := VIP{Port: DefaultVIPPort, TLS: true}
+		v := lookup.VIP{Port: DefaultVIPPort, TLS: true}
 		hasAddr := false
 		p.mapping(item, f, map[string]func(k, v *yaml.Node, f string){
 			"address": func(_, n *yaml.Node, f string) { v.Addr = p.addr(n, f); hasAddr = true },
@@ -778,3 +771,9 @@ func sortStrings(s []string) {
 var errNoConfig = errors.New("sched: nil config")
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+):`)
+
+// DeciderConfigFrom takes the pin and transition table sizes from a
+// router config.
+func DeciderConfigFrom(c *Config) lookup.DeciderConfig {
+	return lookup.DeciderConfig{PinCapacity: c.Pins.Capacity, TransitionCapacity: c.Transitions.Capacity}
+}

@@ -7,104 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anysched/anysched/internal/packettest"
+	"github.com/anysched/anysched/lookup"
+
 	"github.com/anysched/anysched/parser"
 )
-
-func keyN(i int) parser.FlowKey {
-	var k parser.FlowKey
-	k.SetIPv4([]byte{192, 0, 2, byte(i >> 16)}, []byte{10, 200, 0, 1})
-	k.SrcPort, k.DstPort, k.Proto = uint16(i), 443, 6
-	return k
-}
-
-func TestFlowTableBasics(t *testing.T) {
-	ft := newFlowTable(64, 100)
-	k1, k2 := keyN(1), keyN(2)
-	h1, h2 := HashFlow(refKey(), &k1), HashFlow(refKey(), &k2)
-	if _, ok := ft.lookup(&k1, h1, 0); ok {
-		t.Fatal("hit in an empty table")
-	}
-	ft.insert(&k1, h1, 7, 100, 0)
-	if n, ok := ft.lookup(&k1, h1, 50); !ok || n != 7 {
-		t.Fatalf("lookup = %d, %v", n, ok)
-	}
-	// The hit at 50 extended the idle deadline to 150.
-	if n, ok := ft.lookup(&k1, h1, 149); !ok || n != 7 {
-		t.Fatalf("entry expired before its idle timeout: %d, %v", n, ok)
-	}
-	if _, ok := ft.lookup(&k2, h2, 149); ok {
-		t.Fatal("hit for a key never inserted")
-	}
-	if _, ok := ft.lookup(&k1, h1, 249); ok {
-		t.Fatal("entry outlived its idle timeout")
-	}
-	if ft.count != 0 || ft.expirations.Load() != 1 || ft.inserts.Load() != 1 {
-		t.Fatalf("count %d expirations %d inserts %d", ft.count, ft.expirations.Load(), ft.inserts.Load())
-	}
-	ft.insert(&k2, h2, 3, 1000, 300)
-	ft.insert(&k2, h2, 4, 1000, 300) // replaces
-	if ft.count != 1 {
-		t.Fatalf("count %d after re-insert", ft.count)
-	}
-	if !ft.remove(&k2, h2) || ft.remove(&k2, h2) || ft.count != 0 {
-		t.Fatal("remove")
-	}
-}
-
-// A full table evicts the oldest entry of the bucket.
-func TestFlowTableEvictsOldest(t *testing.T) {
-	ft := newFlowTable(8, 1000) // one bucket
-	if ft.capacity() != 8 {
-		t.Fatalf("capacity %d", ft.capacity())
-	}
-	for i := range 8 {
-		k := keyN(i)
-		ft.insert(&k, HashFlow(refKey(), &k), uint16(i), int64(1000+i), int64(i))
-	}
-	// Touch key 0 so key 1 is now the oldest.
-	k0 := keyN(0)
-	ft.lookup(&k0, HashFlow(refKey(), &k0), 500)
-	k8 := keyN(8)
-	ft.insert(&k8, HashFlow(refKey(), &k8), 8, 1600, 600)
-	if ft.evictions.Load() != 1 || ft.count != 8 {
-		t.Fatalf("evictions %d count %d", ft.evictions.Load(), ft.count)
-	}
-	k1 := keyN(1)
-	if _, ok := ft.lookup(&k1, HashFlow(refKey(), &k1), 600); ok {
-		t.Fatal("the oldest entry was not the one evicted")
-	}
-	for _, i := range []int{0, 2, 7, 8} {
-		k := keyN(i)
-		if n, ok := ft.lookup(&k, HashFlow(refKey(), &k), 600); !ok || n != uint16(i) {
-			t.Fatalf("key %d lost", i)
-		}
-	}
-	// An expired entry is reused before anything is evicted.
-	k9 := keyN(9)
-	ft.insert(&k9, HashFlow(refKey(), &k9), 9, 5000, 1005)
-	if ft.evictions.Load() != 1 || ft.expirations.Load() == 0 {
-		t.Fatalf("evictions %d expirations %d", ft.evictions.Load(), ft.expirations.Load())
-	}
-}
-
-func TestFlowTableSweep(t *testing.T) {
-	ft := newFlowTable(1024, 10)
-	for i := range 500 {
-		k := keyN(i)
-		ft.insert(&k, HashFlow(refKey(), &k), 1, 10, 0)
-	}
-	stored := 500 - int(ft.evictions.Load())
-	if ft.count != stored || stored < 490 {
-		t.Fatalf("count %d, %d evictions", ft.count, ft.evictions.Load())
-	}
-	removed := 0
-	for range ft.capacity() / 64 {
-		removed += ft.sweep(11, 64)
-	}
-	if removed != stored || ft.count != 0 || ft.size.Load() != 0 {
-		t.Fatalf("swept %d, count %d", removed, ft.count)
-	}
-}
 
 // testScheduler builds a scheduler over n equal nodes in one pool with a
 // fake clock.
@@ -147,9 +54,9 @@ func reloadWith(t testing.TB, s *Scheduler, n int, m uint32, grace time.Duration
 }
 
 // findFlow returns a key whose slot is owned by the given node in snap.
-func findFlow(snap *Snapshot, start int, pred func(slot Slot) bool) (parser.FlowKey, int) {
+func findFlow(snap *lookup.Snapshot, start int, pred func(slot lookup.Slot) bool) (parser.FlowKey, int) {
 	for i := start; ; i++ {
-		k := keyN(i)
+		k := packettest.FlowKeyN(i)
 		if pred(snap.Slots[snap.SlotOf(snap.Hash(&k))]) {
 			return k, i
 		}
@@ -161,12 +68,12 @@ func TestTransitionRule(t *testing.T) {
 	const grace = 5 * time.Second
 	var now int64 = int64(time.Hour)
 	s := testScheduler(t, 4, 1009, grace, &now)
-	d := NewDecider(DeciderConfig{PinCapacity: 64, TransitionCapacity: 64})
+	d := lookup.NewDecider(lookup.DeciderConfig{PinCapacity: 64, TransitionCapacity: 64})
 	before := s.Current()
 
 	// A flow on a slot of n2 starts before n2 is drained.
-	old, i := findFlow(before, 0, func(sl Slot) bool { return before.Nodes[sl.Owner].Name == "n2" })
-	if dec := d.Decide(before, &old, true, now); before.Nodes[dec.Node].Name != "n2" || dec.Via != ViaTable {
+	old, i := findFlow(before, 0, func(sl lookup.Slot) bool { return before.Nodes[sl.Owner].Name == "n2" })
+	if dec := d.Decide(before, &old, true, now); before.Nodes[dec.Node].Name != "n2" || dec.Via != lookup.ViaTable {
 		t.Fatalf("SYN before the change: %+v", dec)
 	}
 	now += int64(time.Second)
@@ -185,13 +92,13 @@ func TestTransitionRule(t *testing.T) {
 
 	// Through the grace period the old flow stays on n2.
 	for _, at := range []int64{t0, t0 + int64(grace)/2, t0 + int64(grace) - 1} {
-		if dec := d.Decide(after, &old, false, at); dec.Node != st.Prev || dec.Via != ViaTransitionOld {
+		if dec := d.Decide(after, &old, false, at); dec.Node != st.Prev || dec.Via != lookup.ViaTransitionOld {
 			t.Fatalf("old flow at t0+%v: %+v", time.Duration(at-t0), dec)
 		}
 	}
 	// A flow on the same slot that starts after the change goes to the
 	// new owner, SYN and every later packet.
-	fresh, _ := findFlow(after, i+1, func(sl Slot) bool { return sl == st })
+	fresh, _ := findFlow(after, i+1, func(sl lookup.Slot) bool { return sl == st })
 	if dec := d.Decide(after, &fresh, true, t0+1); dec.Node != newOwner {
 		t.Fatalf("new flow SYN: %+v", dec)
 	}
@@ -204,7 +111,7 @@ func TestTransitionRule(t *testing.T) {
 		t.Fatalf("stats %+v", got)
 	}
 	// After G the slot belongs to the new owner for everyone.
-	if dec := d.Decide(after, &old, false, t0+int64(grace)); dec.Node != newOwner || dec.Via != ViaTable {
+	if dec := d.Decide(after, &old, false, t0+int64(grace)); dec.Node != newOwner || dec.Via != lookup.ViaTable {
 		t.Fatalf("old flow after G: %+v", dec)
 	}
 }
@@ -266,7 +173,7 @@ func TestTransitionProperty(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 99))
 		var now int64 = int64(time.Hour)
 		s := testScheduler(t, nodes, m, grace, &now)
-		d := NewDecider(DeciderConfig{PinCapacity: 1 << 12, TransitionCapacity: 1 << 14})
+		d := lookup.NewDecider(lookup.DeciderConfig{PinCapacity: 1 << 12, TransitionCapacity: 1 << 14})
 		var flows []*flow
 		lastMove := make([]int64, m)
 		owners := s.Current().Owners()
@@ -317,10 +224,10 @@ func TestTransitionProperty(t *testing.T) {
 			snap := s.Current()
 			// New flows.
 			for range 5 {
-				k := keyN(next)
+				k := packettest.FlowKeyN(next)
 				next++
 				dec := d.Decide(snap, &k, true, now)
-				if dec.Node == NoNode {
+				if dec.Node == lookup.NoNode {
 					continue
 				}
 				flows = append(flows, &flow{key: k, node: dec.Node, slot: dec.Slot, owner: snap.Slots[dec.Slot].Owner})
@@ -353,10 +260,10 @@ func TestDecideAllocs(t *testing.T) {
 	s := testScheduler(t, 4, 1009, time.Second, &now)
 	reloadWith(t, s, 4, 1009, time.Second, map[int]string{1: "drain: true"})
 	snap := s.Current()
-	d := NewDecider(DeciderConfig{PinCapacity: 1024, TransitionCapacity: 1024})
-	k := keyN(1)
-	k2 := keyN(2)
-	h2 := HashFlow(snap.Key, &k2)
+	d := lookup.NewDecider(lookup.DeciderConfig{PinCapacity: 1024, TransitionCapacity: 1024})
+	k := packettest.FlowKeyN(1)
+	k2 := packettest.FlowKeyN(2)
+	h2 := lookup.HashFlow(snap.Key, &k2)
 	d.Pin(&k2, h2, 0, int64(time.Minute), now)
 	var sink uint16
 	for name, f := range map[string]func(){
@@ -381,23 +288,23 @@ func TestPinning(t *testing.T) {
 	var now int64 = int64(time.Hour)
 	s := testScheduler(t, 4, 1009, time.Second, &now)
 	snap := s.Current()
-	d := NewDecider(DeciderConfig{PinCapacity: 64, TransitionCapacity: 64})
-	k := keyN(5)
+	d := lookup.NewDecider(lookup.DeciderConfig{PinCapacity: 64, TransitionCapacity: 64})
+	k := packettest.FlowKeyN(5)
 	dec := d.Decide(snap, &k, true, now)
 	other := (dec.Node + 1) % 4
 	d.Pin(&k, dec.Hash, other, snap.PinIdle, now)
-	if got := d.Decide(snap, &k, false, now+1); got.Node != other || got.Via != ViaPin {
+	if got := d.Decide(snap, &k, false, now+1); got.Node != other || got.Via != lookup.ViaPin {
 		t.Fatalf("pinned flow: %+v", got)
 	}
 	if !d.Unpin(&k, dec.Hash) {
 		t.Fatal("Unpin found nothing")
 	}
-	if got := d.Decide(snap, &k, false, now+2); got.Node != dec.Node || got.Via != ViaTable {
+	if got := d.Decide(snap, &k, false, now+2); got.Node != dec.Node || got.Via != lookup.ViaTable {
 		t.Fatalf("unpinned flow: %+v", got)
 	}
 	d.Pin(&k, dec.Hash, other, snap.PinIdle, now)
 	d.Decide(snap, &k, true, now+3)
-	if got := d.Decide(snap, &k, false, now+4); got.Via == ViaPin {
+	if got := d.Decide(snap, &k, false, now+4); got.Via == lookup.ViaPin {
 		t.Fatal("a new SYN kept the old connection's pin")
 	}
 	// Pin to a node that a reload removes.
@@ -413,7 +320,7 @@ func TestPinning(t *testing.T) {
 	if !snap.Nodes[3].Removed {
 		t.Fatal("node 3 not marked removed")
 	}
-	if got := d.Decide(snap, &k, false, now+5); got.Via == ViaPin || got.Node == 3 {
+	if got := d.Decide(snap, &k, false, now+5); got.Via == lookup.ViaPin || got.Node == 3 {
 		t.Fatalf("pin to a removed node used: %+v", got)
 	}
 	if st := d.Stats(); st.PinsStale != 1 || st.PinHits != 1 {
@@ -427,11 +334,11 @@ func BenchmarkLookup(b *testing.B) {
 	// A weight change puts some slots in transition, as in production.
 	reloadWith(b, s, 100, 65537, 5*time.Second, map[int]string{7: "drain: true"})
 	snap := s.Current()
-	d := NewDecider(DeciderConfig{PinCapacity: 1 << 16, TransitionCapacity: 1 << 14})
+	d := lookup.NewDecider(lookup.DeciderConfig{PinCapacity: 1 << 16, TransitionCapacity: 1 << 14})
 	r := rand.New(rand.NewPCG(1, 2))
 	keys := make([]parser.FlowKey, 4096)
 	for i := range keys {
-		keys[i] = randomKey(r, i%4 == 0)
+		keys[i] = packettest.RandomFlowKey(r, i%4 == 0)
 		// A tenth of the flows are legacy and pinned.
 		if i%10 == 0 {
 			dec := d.Decide(snap, &keys[i], true, now)
@@ -448,77 +355,23 @@ func BenchmarkLookup(b *testing.B) {
 	_ = sink
 }
 
-func BenchmarkPinTable(b *testing.B) {
-	const capacity = 1 << 18
-	r := rand.New(rand.NewPCG(3, 4))
-	keys := make([]parser.FlowKey, 1<<16)
-	hashes := make([]uint64, len(keys))
-	for i := range keys {
-		keys[i] = randomKey(r, i%4 == 0)
-		hashes[i] = HashFlow(refKey(), &keys[i])
-	}
-	const idle = int64(time.Minute)
-	b.Run("insert", func(b *testing.B) {
-		// Every insert is a new flow: time advances one tick per insert
-		// and a key comes back only after its entry expired, as new
-		// legacy flows do in steady state.
-		const ttl = 1 << 15
-		ft := newFlowTable(capacity, ttl)
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			j := i & (len(keys) - 1)
-			ft.insert(&keys[j], hashes[j], 1, int64(i)+ttl, int64(i))
-			i++
-		}
-	})
-	ft := newFlowTable(capacity, idle)
-	for i := range keys {
-		ft.insert(&keys[i], hashes[i], 1, idle, 0)
-	}
-	b.Run("lookup_hit", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		var sink uint16
-		for b.Loop() {
-			j := i & (len(keys) - 1)
-			n, _ := ft.lookup(&keys[j], hashes[j], 1)
-			sink += n
-			i++
-		}
-		_ = sink
-	})
-	b.Run("lookup_miss", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		var sink uint16
-		for b.Loop() {
-			j := i & (len(keys) - 1)
-			n, _ := ft.lookup(&keys[j], ^hashes[j], 1)
-			sink += n
-			i++
-		}
-		_ = sink
-	})
-}
-
 // Stats may be read while the owner decides (run with -race).
 func TestDeciderStatsConcurrent(t *testing.T) {
 	var now int64 = int64(time.Hour)
 	s := testScheduler(t, 4, 1009, time.Second, &now)
 	snap := s.Current()
-	d := NewDecider(DeciderConfig{PinCapacity: 64, TransitionCapacity: 64})
+	d := lookup.NewDecider(lookup.DeciderConfig{PinCapacity: 64, TransitionCapacity: 64})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := range 20000 {
-			k := keyN(i)
+			k := packettest.FlowKeyN(i)
 			dec := d.Decide(snap, &k, true, now)
 			d.Pin(&k, dec.Hash, dec.Node, int64(time.Millisecond), now+int64(i))
 			d.Sweep(now+int64(i), 8)
 		}
 	}()
-	var last DeciderStats
+	var last lookup.DeciderStats
 	for {
 		select {
 		case <-done:

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/anysched/anysched/lookup"
 )
 
 // Scheduler is the control plane: it keeps the config and every node's
@@ -17,7 +19,7 @@ import (
 // as Snapshots. Current is safe from any goroutine and never blocks; the
 // other methods may block briefly on the control plane's mutex.
 type Scheduler struct {
-	cur    atomic.Pointer[Snapshot]
+	cur    atomic.Pointer[lookup.Snapshot]
 	now    func() int64
 	logf   func(format string, args ...any)
 	client *http.Client
@@ -89,7 +91,7 @@ func New(cfg *Config, opts ...Option) (*Scheduler, error) {
 		return nil, errNoConfig
 	}
 	s := &Scheduler{
-		now:     Now,
+		now:     lookup.Now,
 		logf:    func(string, ...any) {},
 		client:  &http.Client{},
 		ids:     map[string]uint16{},
@@ -110,7 +112,7 @@ func New(cfg *Config, opts ...Option) (*Scheduler, error) {
 
 // Current returns the published snapshot: one atomic load, no lock, no
 // allocation.
-func (s *Scheduler) Current() *Snapshot { return s.cur.Load() }
+func (s *Scheduler) Current() *lookup.Snapshot { return s.cur.Load() }
 
 // Config returns the config in use.
 func (s *Scheduler) Config() *Config {
@@ -170,8 +172,8 @@ func (s *Scheduler) applyConfig(cfg *Config) error {
 			}
 		}
 	}
-	if len(s.nodes)+newIDs >= int(NoNode) {
-		return fmt.Errorf("sched: more than %d distinct node names over this process's life; restart to renumber", NoNode-1)
+	if len(s.nodes)+newIDs >= int(lookup.NoNode) {
+		return fmt.Errorf("sched: more than %d distinct node names over this process's life; restart to renumber", lookup.NoNode-1)
 	}
 	for pi := range cfg.Pools {
 		for _, nc := range cfg.Pools[pi].Nodes {
@@ -307,41 +309,41 @@ func (s *Scheduler) scoreOf(st *nodeState, now int64) float64 {
 func (s *Scheduler) build(weights []uint32, now int64) {
 	cfg := s.cfg
 	m := cfg.TableSize
-	in := make([]MaglevNode, 0, len(s.nodes))
+	in := make([]lookup.MaglevNode, 0, len(s.nodes))
 	for _, st := range s.nodes {
 		if !st.removed && weights[st.id] > 0 {
-			in = append(in, MaglevNode{ID: st.id, Name: st.cfg.Name, Weight: weights[st.id]})
+			in = append(in, lookup.MaglevNode{ID: st.id, Name: st.cfg.Name, Weight: weights[st.id]})
 		}
 	}
-	owners := BuildMaglev(cfg.Seed.Key(), m, in)
+	owners := lookup.BuildMaglev(cfg.Seed.Key(), m, in)
 	prev := s.cur.Load()
 	grace := int64(cfg.GracePeriod)
-	slots := make([]Slot, m)
+	slots := make([]lookup.Slot, m)
 	held := 0
 	var nextRelease int64
 	for i, want := range owners {
 		if prev == nil || len(prev.Slots) != len(owners) {
-			slots[i] = Slot{Owner: want, Prev: want}
+			slots[i] = lookup.Slot{Owner: want, Prev: want}
 			continue
 		}
 		old := prev.Slots[i]
 		switch {
 		case want == old.Owner:
 			slots[i] = old
-		case old.Owner == NoNode || s.nodes[old.Owner].removed:
+		case old.Owner == lookup.NoNode || s.nodes[old.Owner].removed:
 			// Nothing to protect on the owner: no flow was sent here,
 			// or its node is gone. A running transition still
 			// protects the previous owner's flows.
-			slots[i] = Slot{Owner: want, Prev: want}
-			if now < old.Until && old.Prev != NoNode && !s.nodes[old.Prev].removed {
-				slots[i] = Slot{Owner: want, Prev: old.Prev, Until: old.Until}
+			slots[i] = lookup.Slot{Owner: want, Prev: want}
+			if now < old.Until && old.Prev != lookup.NoNode && !s.nodes[old.Prev].removed {
+				slots[i] = lookup.Slot{Owner: want, Prev: old.Prev, Until: old.Until}
 			}
 		case now < old.Until && !s.nodes[old.Owner].up:
 			// The owner died within the dwell time: new flows must
 			// not wait for it. The previous owner's flows stay
 			// protected until the running grace period ends.
-			slots[i] = Slot{Owner: want, Prev: old.Prev, Until: old.Until}
-			if old.Prev == NoNode || s.nodes[old.Prev].removed {
+			slots[i] = lookup.Slot{Owner: want, Prev: old.Prev, Until: old.Until}
+			if old.Prev == lookup.NoNode || s.nodes[old.Prev].removed {
 				slots[i].Prev = want
 			}
 		case now < old.Until:
@@ -353,28 +355,28 @@ func (s *Scheduler) build(weights []uint32, now int64) {
 				nextRelease = old.Until
 			}
 		default:
-			slots[i] = Slot{Owner: want, Prev: old.Owner, Until: now + grace}
+			slots[i] = lookup.Slot{Owner: want, Prev: old.Owner, Until: now + grace}
 		}
 		owners[i] = slots[i].Owner
 	}
-	nodes := make([]Node, len(s.nodes))
+	nodes := make([]lookup.Node, len(s.nodes))
 	for _, st := range s.nodes {
-		nodes[st.id] = Node{
+		nodes[st.id] = lookup.Node{
 			ID: st.id, Name: st.cfg.Name, Pool: st.cfg.Pool, Unicast: st.cfg.Unicast,
 			MAC: st.cfg.MAC, HasMAC: st.cfg.HasMAC, Weight: weights[st.id],
 			Up: st.up, Draining: st.cfg.Drain || s.reportDraining(st, now), Removed: st.removed, Score: st.score,
 		}
 	}
 	for _, o := range owners {
-		if o != NoNode {
+		if o != lookup.NoNode {
 			nodes[o].Slots++
 		}
 	}
 	s.gen++
-	snap := &Snapshot{
+	snap := &lookup.Snapshot{
 		Generation: s.gen, BuiltAt: now, VIPs: cfg.VIPs, Nodes: nodes, Slots: slots,
 		Grace: grace, PinIdle: int64(cfg.Pins.IdleTimeout), Held: held,
-		Digest: tableDigest(owners, nodes), Key: cfg.Seed.Key(), m: m,
+		Digest: lookup.TableDigest(owners, nodes), Key: cfg.Seed.Key(),
 	}
 	s.weights = weights
 	s.lastBuild = now

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anysched/anysched/lookup"
 )
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -37,7 +39,7 @@ func statusOf(s *Scheduler, name string) NodeStatus {
 	return NodeStatus{}
 }
 
-func nodeOf(snap *Snapshot, name string) *Node {
+func nodeOf(snap *lookup.Snapshot, name string) *lookup.Node {
 	for i := range snap.Nodes {
 		if snap.Nodes[i].Name == name {
 			return &snap.Nodes[i]

@@ -24,6 +24,7 @@ import (
 
 	"github.com/anysched/anysched/afxdp"
 	"github.com/anysched/anysched/fastpath"
+	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/parser"
 	"github.com/anysched/anysched/sched"
 )
@@ -354,7 +355,7 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 	}
 	// The clock follows the capture: pins, grace periods and reassembly
 	// timeouts behave as they would have when the capture was taken.
-	start := sched.Now()
+	start := lookup.Now()
 	var first time.Time
 	clock := func() int64 {
 		t := ring.Now()
@@ -570,7 +571,7 @@ func runDaemon(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.
 	return code
 }
 
-func vipPorts(s *sched.Snapshot) []netip.AddrPort {
+func vipPorts(s *lookup.Snapshot) []netip.AddrPort {
 	out := make([]netip.AddrPort, 0, len(s.VIPs))
 	for _, v := range s.VIPs {
 		out = append(out, netip.AddrPortFrom(v.Addr, v.Port))
@@ -611,8 +612,8 @@ func reloadOnHUP(ctx context.Context, path string, s *sched.Scheduler, port *afx
 // the config, from the interface's neighbour table; unknown ones are
 // solicited. It follows neighbour changes and config reloads.
 func resolveMACs(ctx context.Context, iface string, s *sched.Scheduler, book *fastpath.MACBook, log *slog.Logger) (func(), error) {
-	need := func() []sched.Node {
-		var out []sched.Node
+	need := func() []lookup.Node {
+		var out []lookup.Node
 		for _, n := range s.Current().Nodes {
 			if !n.HasMAC && !n.Removed {
 				out = append(out, n)

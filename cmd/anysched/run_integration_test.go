@@ -30,6 +30,7 @@ import (
 	utls "github.com/refraction-networking/utls"
 
 	"github.com/anysched/anysched/internal/testbed"
+	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/parser"
 	"github.com/anysched/anysched/sched"
 )
@@ -315,7 +316,7 @@ func portsOnVIP(t *testing.T, cfgPath string, b *testbed.Bed, vip netip.AddrPort
 		} else {
 			k.SetIPv4(b.Client.Addr4.AsSlice(), vip.Addr().AsSlice())
 		}
-		if id := snap.LookupNew(&k); id != sched.NoNode && snap.Nodes[id].Name == node {
+		if id := snap.LookupNew(&k); id != lookup.NoNode && snap.Nodes[id].Name == node {
 			out = append(out, p)
 		}
 	}

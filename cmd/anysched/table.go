@@ -8,6 +8,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/sched"
 	"github.com/spf13/pflag"
 )
@@ -147,11 +148,11 @@ func runTable(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func nodeByName(snap *sched.Snapshot, name string) *sched.Node {
+func nodeByName(snap *lookup.Snapshot, name string) *lookup.Node {
 	for i := range snap.Nodes {
 		if snap.Nodes[i].Name == name {
 			return &snap.Nodes[i]
 		}
 	}
-	return &sched.Node{Name: name}
+	return &lookup.Node{Name: name}
 }

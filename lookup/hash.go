@@ -1,4 +1,4 @@
-package sched
+package lookup
 
 import (
 	"encoding/binary"

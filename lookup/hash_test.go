@@ -1,9 +1,10 @@
-package sched
+package lookup
 
 import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/anysched/anysched/internal/packettest"
 	"github.com/anysched/anysched/parser"
 )
 
@@ -39,20 +40,7 @@ func TestSipHash24Vectors(t *testing.T) {
 	}
 }
 
-func randomKey(r *rand.Rand, v6 bool) parser.FlowKey {
-	var k parser.FlowKey
-	var src, dst [16]byte
-	for i := range src {
-		src[i], dst[i] = byte(r.Uint32()), byte(r.Uint32())
-	}
-	if v6 {
-		k.SetIPv6(src[:], dst[:])
-	} else {
-		k.SetIPv4(src[:4], dst[:4])
-	}
-	k.SrcPort, k.DstPort, k.Proto = uint16(r.Uint32()), uint16(r.Uint32()), 6
-	return k
-}
+var randomKey = packettest.RandomFlowKey
 
 // HashFlow is the generic SipHash-1-3 of flowMessage, specialised.
 func TestHashFlowMatchesGeneric(t *testing.T) {

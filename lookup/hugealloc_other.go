@@ -1,5 +1,5 @@
 //go:build !linux
 
-package sched
+package lookup
 
 func allocTable[T, O any](owner *O, n int) []T { return make([]T, n) }

@@ -1,4 +1,4 @@
-package sched
+package lookup
 
 import (
 	"crypto/sha256"
@@ -13,6 +13,15 @@ import (
 // NoNode is the node ID of an empty slot (no node has weight) and of "no
 // decision".
 const NoNode uint16 = 0xFFFF
+
+// VIP is an anycast service address the router schedules.
+type VIP struct {
+	Addr netip.Addr
+	Port uint16
+	// TLS false declares a non-TLS service: all its flows are legacy and
+	// pinned at the SYN.
+	TLS bool
+}
 
 // Node is one node as a Snapshot sees it. Its ID is its index in
 // Snapshot.Nodes and is stable for the life of the Scheduler.
@@ -74,22 +83,21 @@ type Snapshot struct {
 	// with the same digest send every flow to the same node name.
 	Digest [32]byte
 	Key    HashKey
-	m      uint32
 }
 
 // M returns the table size.
-func (s *Snapshot) M() uint32 { return s.m }
+func (s *Snapshot) M() uint32 { return uint32(len(s.Slots)) }
 
 // Hash returns the keyed flow hash of key.
 func (s *Snapshot) Hash(key *parser.FlowKey) uint64 { return HashFlow(s.Key, key) }
 
 // SlotOf returns the slot index of a flow hash.
-func (s *Snapshot) SlotOf(h uint64) uint32 { return reduce(h, s.m) }
+func (s *Snapshot) SlotOf(h uint64) uint32 { return reduce(h, s.M()) }
 
 // LookupNew returns the node a new flow (a SYN) with this key goes to,
 // ignoring pins and transitions: the table owner of its slot.
 func (s *Snapshot) LookupNew(key *parser.FlowKey) uint16 {
-	return s.Slots[reduce(HashFlow(s.Key, key), s.m)].Owner
+	return s.Slots[reduce(HashFlow(s.Key, key), s.M())].Owner
 }
 
 // Node returns the node with the given ID, or nil for NoNode or an ID out
@@ -128,9 +136,9 @@ func Now() int64 { return int64(time.Since(clockBase)) }
 
 var clockBase = time.Now()
 
-// tableDigest hashes the table as "slot → node name": node names sorted,
+// TableDigest hashes the table as "slot → node name": node names sorted,
 // then each slot's owner as the uint16 rank of its name (0xFFFF empty).
-func tableDigest(owners []uint16, nodes []Node) [32]byte {
+func TableDigest(owners []uint16, nodes []Node) [32]byte {
 	names := make([]string, 0, len(nodes))
 	for _, n := range nodes {
 		if n.Slots > 0 {

@@ -1,4 +1,4 @@
-package sched
+package lookup
 
 import (
 	"math/rand/v2"

@@ -1,4 +1,4 @@
-package sched
+package lookup
 
 import (
 	"github.com/anysched/anysched/parser"
@@ -59,11 +59,6 @@ type DeciderConfig struct {
 	TransitionCapacity int
 }
 
-// DeciderConfigFrom takes the sizes from a router config.
-func DeciderConfigFrom(c *Config) DeciderConfig {
-	return DeciderConfig{PinCapacity: c.Pins.Capacity, TransitionCapacity: c.Transitions.Capacity}
-}
-
 // Decider decides the node of each packet of one fast-path worker: its pin
 // table first, then the transition rule, then the table. It owns its pin
 // table and transition set (see the package doc for why per worker), so it
@@ -106,7 +101,7 @@ func NewDecider(c DeciderConfig) *Decider {
 // owner, else to the owner.
 func (d *Decider) Decide(s *Snapshot, key *parser.FlowKey, syn bool, now int64) Decision {
 	h := HashFlow(s.Key, key)
-	slot := reduce(h, s.m)
+	slot := reduce(h, s.M())
 	st := &s.Slots[slot]
 	if syn {
 		if d.pins.count > 0 {

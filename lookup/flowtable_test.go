@@ -1,0 +1,180 @@
+package lookup
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/anysched/anysched/internal/packettest"
+	"github.com/anysched/anysched/parser"
+)
+
+var keyN = packettest.FlowKeyN
+
+func TestFlowTableBasics(t *testing.T) {
+	ft := newFlowTable(64, 100)
+	k1, k2 := keyN(1), keyN(2)
+	h1, h2 := HashFlow(refKey(), &k1), HashFlow(refKey(), &k2)
+	if _, ok := ft.lookup(&k1, h1, 0); ok {
+		t.Fatal("hit in an empty table")
+	}
+	ft.insert(&k1, h1, 7, 100, 0)
+	if n, ok := ft.lookup(&k1, h1, 50); !ok || n != 7 {
+		t.Fatalf("lookup = %d, %v", n, ok)
+	}
+	// The hit at 50 extended the idle deadline to 150.
+	if n, ok := ft.lookup(&k1, h1, 149); !ok || n != 7 {
+		t.Fatalf("entry expired before its idle timeout: %d, %v", n, ok)
+	}
+	if _, ok := ft.lookup(&k2, h2, 149); ok {
+		t.Fatal("hit for a key never inserted")
+	}
+	if _, ok := ft.lookup(&k1, h1, 249); ok {
+		t.Fatal("entry outlived its idle timeout")
+	}
+	if ft.count != 0 || ft.expirations.Load() != 1 || ft.inserts.Load() != 1 {
+		t.Fatalf("count %d expirations %d inserts %d", ft.count, ft.expirations.Load(), ft.inserts.Load())
+	}
+	ft.insert(&k2, h2, 3, 1000, 300)
+	ft.insert(&k2, h2, 4, 1000, 300) // replaces
+	if ft.count != 1 {
+		t.Fatalf("count %d after re-insert", ft.count)
+	}
+	if !ft.remove(&k2, h2) || ft.remove(&k2, h2) || ft.count != 0 {
+		t.Fatal("remove")
+	}
+}
+
+// A full table evicts the oldest entry of the bucket.
+func TestFlowTableEvictsOldest(t *testing.T) {
+	ft := newFlowTable(8, 1000) // one bucket
+	if ft.capacity() != 8 {
+		t.Fatalf("capacity %d", ft.capacity())
+	}
+	for i := range 8 {
+		k := keyN(i)
+		ft.insert(&k, HashFlow(refKey(), &k), uint16(i), int64(1000+i), int64(i))
+	}
+	// Touch key 0 so key 1 is now the oldest.
+	k0 := keyN(0)
+	ft.lookup(&k0, HashFlow(refKey(), &k0), 500)
+	k8 := keyN(8)
+	ft.insert(&k8, HashFlow(refKey(), &k8), 8, 1600, 600)
+	if ft.evictions.Load() != 1 || ft.count != 8 {
+		t.Fatalf("evictions %d count %d", ft.evictions.Load(), ft.count)
+	}
+	k1 := keyN(1)
+	if _, ok := ft.lookup(&k1, HashFlow(refKey(), &k1), 600); ok {
+		t.Fatal("the oldest entry was not the one evicted")
+	}
+	for _, i := range []int{0, 2, 7, 8} {
+		k := keyN(i)
+		if n, ok := ft.lookup(&k, HashFlow(refKey(), &k), 600); !ok || n != uint16(i) {
+			t.Fatalf("key %d lost", i)
+		}
+	}
+	// An expired entry is reused before anything is evicted.
+	k9 := keyN(9)
+	ft.insert(&k9, HashFlow(refKey(), &k9), 9, 5000, 1005)
+	if ft.evictions.Load() != 1 || ft.expirations.Load() == 0 {
+		t.Fatalf("evictions %d expirations %d", ft.evictions.Load(), ft.expirations.Load())
+	}
+}
+
+func TestFlowTableSweep(t *testing.T) {
+	ft := newFlowTable(1024, 10)
+	for i := range 500 {
+		k := keyN(i)
+		ft.insert(&k, HashFlow(refKey(), &k), 1, 10, 0)
+	}
+	stored := 500 - int(ft.evictions.Load())
+	if ft.count != stored || stored < 490 {
+		t.Fatalf("count %d, %d evictions", ft.count, ft.evictions.Load())
+	}
+	removed := 0
+	for range ft.capacity() / 64 {
+		removed += ft.sweep(11, 64)
+	}
+	if removed != stored || ft.count != 0 || ft.size.Load() != 0 {
+		t.Fatalf("swept %d, count %d", removed, ft.count)
+	}
+}
+
+// A table big enough to be mapped on huge pages works like a small one
+// and is released with its owner.
+func TestLargeFlowTable(t *testing.T) {
+	ft := newFlowTable(1<<18, 10)
+	if ft.capacity() != 1<<18 {
+		t.Fatalf("capacity %d", ft.capacity())
+	}
+	for i := range 50000 {
+		k := keyN(i)
+		ft.insert(&k, HashFlow(refKey(), &k), uint16(i), 1000, 0)
+	}
+	for i := range 50000 {
+		k := keyN(i)
+		if n, ok := ft.lookup(&k, HashFlow(refKey(), &k), 1); ok && n != uint16(i) {
+			t.Fatalf("key %d maps to %d", i, n)
+		}
+	}
+	if got := ft.count + int(ft.evictions.Load()); got != 50000 {
+		t.Fatalf("count %d + evictions %d", ft.count, ft.evictions.Load())
+	}
+	ft = nil
+	runtime.GC()
+}
+
+func BenchmarkPinTable(b *testing.B) {
+	const capacity = 1 << 18
+	r := rand.New(rand.NewPCG(3, 4))
+	keys := make([]parser.FlowKey, 1<<16)
+	hashes := make([]uint64, len(keys))
+	for i := range keys {
+		keys[i] = randomKey(r, i%4 == 0)
+		hashes[i] = HashFlow(refKey(), &keys[i])
+	}
+	const idle = int64(time.Minute)
+	b.Run("insert", func(b *testing.B) {
+		// Every insert is a new flow: time advances one tick per insert
+		// and a key comes back only after its entry expired, as new
+		// legacy flows do in steady state.
+		const ttl = 1 << 15
+		ft := newFlowTable(capacity, ttl)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			j := i & (len(keys) - 1)
+			ft.insert(&keys[j], hashes[j], 1, int64(i)+ttl, int64(i))
+			i++
+		}
+	})
+	ft := newFlowTable(capacity, idle)
+	for i := range keys {
+		ft.insert(&keys[i], hashes[i], 1, idle, 0)
+	}
+	b.Run("lookup_hit", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		var sink uint16
+		for b.Loop() {
+			j := i & (len(keys) - 1)
+			n, _ := ft.lookup(&keys[j], hashes[j], 1)
+			sink += n
+			i++
+		}
+		_ = sink
+	})
+	b.Run("lookup_miss", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		var sink uint16
+		for b.Loop() {
+			j := i & (len(keys) - 1)
+			n, _ := ft.lookup(&keys[j], ^hashes[j], 1)
+			sink += n
+			i++
+		}
+		_ = sink
+	})
+}
