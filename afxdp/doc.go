@@ -1,7 +1,7 @@
 // Package afxdp owns the router's packet I/O on Linux: the XDP program that
 // steers VIP traffic into AF_XDP sockets (everything else goes on to the
 // kernel with XDP_PASS), attaching it with a bpf_link, one AF_XDP socket per
-// RX queue (github.com/asavie/xdp), a fastpath.Ring over each socket, the
+// RX queue (github.com/asavie/xdp), a ring.Ring over each socket, the
 // MAC-swapping reflector that measures the I/O ceiling, and node MAC
 // addresses from the kernel's neighbour table.
 //
@@ -36,7 +36,7 @@
 //
 //	port, err := afxdp.Open(afxdp.Config{Interface: "eth0", VIPs: vips})
 //	defer port.Close()                // detach, close sockets
-//	for _, r := range port.Rings { … } // one fastpath.Ring per RX queue
+//	for _, r := range port.Rings { … } // one ring.Ring per RX queue
 //	port.SetVIPs(newVIPs)             // on reload
 //	port.Counters()                   // the program's verdict counters
 //	afxdp.Reflect(ctx, ring, &stats)  // the I/O ceiling

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/anysched/anysched/afxdp"
-	"github.com/anysched/anysched/fastpath"
 	"github.com/anysched/anysched/internal/testbed"
+	"github.com/anysched/anysched/ring"
 	"golang.org/x/sys/unix"
 )
 
@@ -91,7 +91,7 @@ func drain(ctx context.Context, p *afxdp.Port, seen *seenFrames) *sync.WaitGroup
 		wg.Add(1)
 		go func(r *afxdp.Ring) {
 			defer wg.Done()
-			batch := make([]fastpath.Desc, 64)
+			batch := make([]ring.Desc, 64)
 			for ctx.Err() == nil {
 				n, err := r.Receive(batch, 20)
 				if err != nil {
@@ -410,7 +410,7 @@ func TestRingAllocatesNothingPerBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := p.Rings[0]
-	batch := make([]fastpath.Desc, 16)
+	batch := make([]ring.Desc, 16)
 	var got, runs int
 	allocs := testing.AllocsPerRun(50, func() {
 		n, err := r.Receive(batch, 0)
@@ -447,7 +447,7 @@ func TestRingAllocatesNothingPerBatch(t *testing.T) {
 		t.Fatalf("Receive = %d, %v", own, err)
 	}
 	r.Release(batch[:1])
-	bad := []fastpath.Desc{
+	bad := []ring.Desc{
 		{Addr: uint64(len(r.UMEM())), Len: 60},                      // outside the UMEM
 		{Addr: batch[1].Addr - batch[1].Addr%fs + fs - 10, Len: 60}, // crosses its frame's end
 		{Addr: batch[2].Addr, Len: 0},                               // empty
@@ -639,7 +639,7 @@ func TestDSRThroughAFXDP(t *testing.T) {
 		wg.Add(1)
 		go func() { // a two-line "fast path": every VIP frame goes to node
 			defer wg.Done()
-			batch := make([]fastpath.Desc, 64)
+			batch := make([]ring.Desc, 64)
 			for ctx.Err() == nil {
 				n, err := r.Receive(batch, 20)
 				if err != nil {

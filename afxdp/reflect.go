@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 
-	"github.com/anysched/anysched/fastpath"
+	"github.com/anysched/anysched/ring"
 )
 
 // ReflectStats counts a reflector's work; it may be read while Reflect runs.
@@ -25,12 +25,12 @@ const reflectPollMs = 50
 // and destination MAC swapped, parsing nothing else: the I/O ceiling of a
 // test bed. It runs until ctx is done (returning nil) or the ring fails.
 // stats may be nil. It allocates nothing per batch.
-func Reflect(ctx context.Context, ring fastpath.Ring, stats *ReflectStats) error {
+func Reflect(ctx context.Context, q ring.Ring, stats *ReflectStats) error {
 	if stats == nil {
 		stats = new(ReflectStats)
 	}
-	var batch [ReflectBatch]fastpath.Desc
-	umem := ring.UMEM()
+	var batch [ReflectBatch]ring.Desc
+	umem := q.UMEM()
 	done := ctx.Done()
 	for {
 		select {
@@ -38,20 +38,20 @@ func Reflect(ctx context.Context, ring fastpath.Ring, stats *ReflectStats) error
 			return nil
 		default:
 		}
-		n, err := ring.Receive(batch[:], reflectPollMs)
+		n, err := q.Receive(batch[:], reflectPollMs)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
-			if err := ring.Reclaim(); err != nil {
+			if err := q.Reclaim(); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := reflectBatch(ring, umem, batch[:n], stats); err != nil {
+		if err := reflectBatch(q, umem, batch[:n], stats); err != nil {
 			return err
 		}
-		if err := ring.Reclaim(); err != nil {
+		if err := q.Reclaim(); err != nil {
 			return err
 		}
 	}
@@ -59,7 +59,7 @@ func Reflect(ctx context.Context, ring fastpath.Ring, stats *ReflectStats) error
 
 // reflectBatch swaps the MACs of a received batch and sends it back; short
 // frames and frames the TX ring has no room for are released.
-func reflectBatch(ring fastpath.Ring, umem []byte, batch []fastpath.Desc, stats *ReflectStats) error {
+func reflectBatch(q ring.Ring, umem []byte, batch []ring.Desc, stats *ReflectStats) error {
 	n := len(batch)
 	stats.Batches.Add(1)
 	stats.Received.Add(uint64(n))
@@ -76,14 +76,14 @@ func reflectBatch(ring fastpath.Ring, umem []byte, batch []fastpath.Desc, stats 
 		i++
 	}
 	if keep < n {
-		ring.Release(batch[keep:n])
+		q.Release(batch[keep:n])
 		stats.Released.Add(uint64(n - keep))
 	}
-	sent, err := ring.Transmit(batch[:keep])
+	sent, err := q.Transmit(batch[:keep])
 	stats.Reflected.Add(uint64(sent))
 	if sent < keep {
 		// The TX ring is full: drop the rest rather than stall reception.
-		ring.Release(batch[sent:keep])
+		q.Release(batch[sent:keep])
 		stats.Released.Add(uint64(keep - sent))
 	}
 	return err

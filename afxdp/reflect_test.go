@@ -4,14 +4,14 @@ import (
 	"context"
 	"testing"
 
-	"github.com/anysched/anysched/fastpath"
+	"github.com/anysched/anysched/ring"
 )
 
 // fakeRing hands out the same frames again and again and takes at most
 // txRoom frames per Transmit.
 type fakeRing struct {
 	umem               []byte
-	frames             []fastpath.Desc
+	frames             []ring.Desc
 	txRoom             int
 	sent, released     int
 	receives, maxCalls int
@@ -20,27 +20,27 @@ type fakeRing struct {
 
 func (f *fakeRing) UMEM() []byte   { return f.umem }
 func (f *fakeRing) FrameSize() int { return 2048 }
-func (f *fakeRing) Receive(b []fastpath.Desc, _ int) (int, error) {
+func (f *fakeRing) Receive(b []ring.Desc, _ int) (int, error) {
 	f.receives++
 	if f.maxCalls > 0 && f.receives >= f.maxCalls && f.cancel != nil {
 		f.cancel()
 	}
 	return copy(b, f.frames), nil
 }
-func (f *fakeRing) Transmit(b []fastpath.Desc) (int, error) {
+func (f *fakeRing) Transmit(b []ring.Desc) (int, error) {
 	n := min(len(b), f.txRoom)
 	f.sent += n
 	return n, nil
 }
-func (f *fakeRing) Release(b []fastpath.Desc) { f.released += len(b) }
-func (f *fakeRing) Reclaim() error            { return nil }
+func (f *fakeRing) Release(b []ring.Desc) { f.released += len(b) }
+func (f *fakeRing) Reclaim() error        { return nil }
 
 func newFakeRing(n int) *fakeRing {
 	f := &fakeRing{umem: make([]byte, n*2048), txRoom: 1 << 30}
 	for i := 0; i < n; i++ {
 		a := uint64(i * 2048)
 		copy(f.umem[a:], []byte{1, 1, 1, 1, 1, byte(i), 2, 2, 2, 2, 2, byte(i)})
-		f.frames = append(f.frames, fastpath.Desc{Addr: a, Len: 60})
+		f.frames = append(f.frames, ring.Desc{Addr: a, Len: 60})
 	}
 	return f
 }
@@ -50,7 +50,7 @@ func TestReflectBatchSwapsAndReleases(t *testing.T) {
 	f.frames[2].Len = 11                       // too short for two MACs
 	f.frames[3].Addr = uint64(len(f.umem)) - 8 // runs past the UMEM
 	var st ReflectStats
-	batch := append([]fastpath.Desc(nil), f.frames...)
+	batch := append([]ring.Desc(nil), f.frames...)
 	if err := reflectBatch(f, f.umem, batch, &st); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestReflectBatchSwapsAndReleases(t *testing.T) {
 	f = newFakeRing(8)
 	f.txRoom = 3
 	st = ReflectStats{}
-	if err := reflectBatch(f, f.umem, append([]fastpath.Desc(nil), f.frames...), &st); err != nil {
+	if err := reflectBatch(f, f.umem, append([]ring.Desc(nil), f.frames...), &st); err != nil {
 		t.Fatal(err)
 	}
 	if f.sent != 3 || f.released != 5 {
@@ -93,7 +93,7 @@ func TestReflectStopsOnCancel(t *testing.T) {
 func TestReflectBatchAllocatesNothing(t *testing.T) {
 	f := newFakeRing(ReflectBatch)
 	var st ReflectStats
-	batch := make([]fastpath.Desc, ReflectBatch)
+	batch := make([]ring.Desc, ReflectBatch)
 	allocs := testing.AllocsPerRun(200, func() {
 		copy(batch, f.frames)
 		reflectBatch(f, f.umem, batch, &st)
@@ -106,7 +106,7 @@ func TestReflectBatchAllocatesNothing(t *testing.T) {
 func BenchmarkReflectBatch(b *testing.B) {
 	f := newFakeRing(ReflectBatch)
 	var st ReflectStats
-	batch := make([]fastpath.Desc, ReflectBatch)
+	batch := make([]ring.Desc, ReflectBatch)
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(batch, f.frames)

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/anysched/anysched/fastpath"
+	"github.com/anysched/anysched/ring"
 	"github.com/asavie/xdp"
 	"golang.org/x/sys/unix"
 )
@@ -72,7 +72,7 @@ func (o *RingOptions) applyDefaults() error {
 	return nil
 }
 
-// Ring is a fastpath.Ring over one AF_XDP socket (one RX queue).
+// Ring is a ring.Ring over one AF_XDP socket (one RX queue).
 //
 // Frame ownership: every UMEM frame is in exactly one place — the free
 // stack, the fill ring, the RX ring, the caller's hands, the TX ring or the
@@ -104,7 +104,7 @@ type Ring struct {
 	rxFrames, txFrames, kicks, kickErrors, badRelease, badTransmit atomic.Uint64
 }
 
-var _ fastpath.Ring = (*Ring)(nil)
+var _ ring.Ring = (*Ring)(nil)
 
 // The library reads its bind flags from a package variable.
 var socketFlagsMu sync.Mutex
@@ -242,7 +242,7 @@ func (r *Ring) topUpFill() {
 
 // Receive takes up to len(batch) received frames, waiting at most
 // timeoutMs (0: not at all, -1: forever) when none is ready.
-func (r *Ring) Receive(batch []fastpath.Desc, timeoutMs int) (int, error) {
+func (r *Ring) Receive(batch []ring.Desc, timeoutMs int) (int, error) {
 	r.topUpFill()
 	if len(batch) == 0 {
 		return 0, nil
@@ -266,7 +266,7 @@ func (r *Ring) Receive(batch []fastpath.Desc, timeoutMs int) (int, error) {
 	}
 	descs := r.sock.Receive(len(batch))
 	for i, d := range descs {
-		batch[i] = fastpath.Desc{Addr: d.Addr, Len: d.Len}
+		batch[i] = ring.Desc{Addr: d.Addr, Len: d.Len}
 	}
 	r.rxFrames.Add(uint64(len(descs)))
 	r.topUpFill()
@@ -284,7 +284,7 @@ const maxKicksPerTransmit = 256
 // descriptor the kernel would refuse (outside the UMEM, or crossing its
 // frame's end) is taken, not sent: its frame goes back to the fill ring
 // and BadTransmits counts it, so no frame is ever lost.
-func (r *Ring) Transmit(batch []fastpath.Desc) (int, error) {
+func (r *Ring) Transmit(batch []ring.Desc) (int, error) {
 	if len(batch) == 0 && r.sock.NumFreeTxSlots() == r.opts.TxRingSize {
 		r.reclaim()
 		return 0, nil // nothing to send and nothing pending: no system call
@@ -352,7 +352,7 @@ func (r *Ring) submit(buf []xdp.Desc) (n int, err error) {
 }
 
 // Release returns frames that will not be sent to the fill ring.
-func (r *Ring) Release(batch []fastpath.Desc) {
+func (r *Ring) Release(batch []ring.Desc) {
 	for _, d := range batch {
 		if len(r.free) == cap(r.free) || d.Addr >= uint64(len(r.umem)) {
 			r.badRelease.Add(1) // released twice, or not a frame of this ring

@@ -7,22 +7,25 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/anysched/anysched/internal/packettest"
 	"github.com/anysched/anysched/parser"
+	"github.com/anysched/anysched/ring"
+	"github.com/anysched/anysched/ring/offline"
 	"github.com/anysched/anysched/sched"
 )
 
 const benchFlows = 1024
 
-func benchFlow(i int, flags uint8, payload []byte) frameSpec {
+func benchFlow(i int, flags uint8, payload []byte) packettest.TCP {
 	// Clients spread over a /16 and ports, as real traffic is.
 	src := netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)})
-	return frameSpec{src: src, dst: vip4, sport: uint16(20000 + i), dport: 443, flags: flags, seq: 1000, payload: payload}
+	return packettest.TCP{Src: src, Dst: vip4, SrcPort: uint16(20000 + i), DstPort: 443, Flags: flags, Seq: 1000, Payload: payload}
 }
 
 func synTemplates(t testing.TB) [][]byte {
 	var out [][]byte
 	for i := range benchFlows {
-		out = append(out, buildFrame(t, benchFlow(i, parser.TCPFlagSYN, nil)))
+		out = append(out, packettest.Frame(t, benchFlow(i, parser.TCPFlagSYN, nil)))
 	}
 	return out
 }
@@ -39,20 +42,20 @@ func midFlowTemplates(t testing.TB) [][]byte {
 		if i%2 == 0 {
 			payload = appData
 		}
-		out = append(out, buildFrame(t, benchFlow(i, parser.TCPFlagACK, payload)))
+		out = append(out, packettest.Frame(t, benchFlow(i, parser.TCPFlagACK, payload)))
 	}
 	return out
 }
 
 func helloTemplates(t testing.TB) [][]byte {
-	legacy, modern := clientHello(false, 0), clientHello(true, 0)
+	legacy, modern := packettest.ClientHello(false, 0), packettest.ClientHello(true, 0)
 	var out [][]byte
 	for i := range benchFlows {
 		ch := legacy
 		if i%2 == 0 {
 			ch = modern
 		}
-		out = append(out, buildFrame(t, benchFlow(i, parser.TCPFlagACK|parser.TCPFlagPSH, ch)))
+		out = append(out, packettest.Frame(t, benchFlow(i, parser.TCPFlagACK|parser.TCPFlagPSH, ch)))
 	}
 	return out
 }
@@ -61,10 +64,10 @@ func helloTemplates(t testing.TB) [][]byte {
 // ACKs, half application data), 1 legacy and 1 migration_support
 // ClientHello.
 func mixTemplates(t testing.TB) [][]byte {
-	legacy, modern := clientHello(false, 0), clientHello(true, 0)
+	legacy, modern := packettest.ClientHello(false, 0), packettest.ClientHello(true, 0)
 	var out [][]byte
 	for i := range benchFlows {
-		var s frameSpec
+		var s packettest.TCP
 		switch i % 20 {
 		case 0, 10:
 			s = benchFlow(i, parser.TCPFlagSYN, nil)
@@ -79,12 +82,12 @@ func mixTemplates(t testing.TB) [][]byte {
 			}
 			s = benchFlow(i, parser.TCPFlagACK, payload)
 		}
-		out = append(out, buildFrame(t, s))
+		out = append(out, packettest.Frame(t, s))
 	}
 	return out
 }
 
-func benchSetup(t testing.TB, templates [][]byte) (*MemRing, *Worker) {
+func benchSetup(t testing.TB, templates [][]byte) (*offline.MemRing, *Worker) {
 	t.Helper()
 	cfg := testConfig(t, -1)
 	s, err := sched.New(cfg)
@@ -93,7 +96,7 @@ func benchSetup(t testing.TB, templates [][]byte) (*MemRing, *Worker) {
 	}
 	// Few slots, many flows: frame data stays in cache as it would after
 	// the NIC's DMA (DDIO); the flows' table entries do not.
-	ring := NewMemRing(4*DefaultBatch, 2048)
+	ring := offline.NewMemRing(4*DefaultBatch, 2048)
 	if err := ring.Replay(templates); err != nil {
 		t.Fatal(err)
 	}
@@ -165,19 +168,19 @@ func threadCPU(tb testing.TB) int64 {
 // BenchmarkPipeline: Reclaim, Receive (restoring headers) and Transmit of
 // 64-frame batches with no processing. One op is one batch.
 func BenchmarkMemRingReplay(b *testing.B) {
-	ring := NewMemRing(4*DefaultBatch, 2048)
-	if err := ring.Replay(mixTemplates(b)); err != nil {
+	mr := offline.NewMemRing(4*DefaultBatch, 2048)
+	if err := mr.Replay(mixTemplates(b)); err != nil {
 		b.Fatal(err)
 	}
-	batch := make([]Desc, DefaultBatch)
+	batch := make([]ring.Desc, DefaultBatch)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	b.ReportAllocs()
 	cpu0 := threadCPU(b)
 	for b.Loop() {
-		ring.Reclaim()
-		n, _ := ring.Receive(batch, 0)
-		ring.Transmit(batch[:n])
+		mr.Reclaim()
+		n, _ := mr.Receive(batch, 0)
+		mr.Transmit(batch[:n])
 	}
 	cpu := threadCPU(b) - cpu0
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*DefaultBatch), "ns/pkt")

@@ -93,7 +93,7 @@ const batchBuckets = 12
 
 // Counters are the plain per-worker counters of the hot loop. Only the
 // worker's goroutine writes them; a collector gets a consistent copy taken
-// at a batch boundary (see Worker.Snapshot).
+// at a batch boundary (see Worker.Stats).
 type Counters struct {
 	RxPackets, TxPackets uint64
 	RxBytes, TxBytes     uint64
@@ -146,15 +146,15 @@ type counterExchange struct {
 	done    chan struct{}
 	stopped atomic.Bool
 	copy    Counters
-	extra   ExtraStats
+	extra   Gauges
 	last    Counters
-	lastX   ExtraStats
+	lastX   Gauges
 }
 
-// ExtraStats are gauges a worker reports along with its counters.
-type ExtraStats struct {
-	// Decider state: pin table size, evictions, transition entries.
-	Pins, PinEvictions, Transitions uint64
+// Gauges are the worker's state values, copied with its counters at the
+// same batch boundary. (Its Decider's tables report their own sizes,
+// safely from any goroutine, through Worker.Decider().Stats.)
+type Gauges struct {
 	// Table generation of the snapshot the worker last used.
 	Generation uint64
 	// Reassembly buffers in use.
@@ -166,7 +166,7 @@ func newCounterExchange() *counterExchange {
 }
 
 // serve is called by the worker at batch boundaries.
-func (x *counterExchange) serve(c *Counters, extra func() ExtraStats) {
+func (x *counterExchange) serve(c *Counters, extra func() Gauges) {
 	if !x.request.Load() {
 		return
 	}
@@ -180,7 +180,7 @@ func (x *counterExchange) serve(c *Counters, extra func() ExtraStats) {
 }
 
 // final is called by the worker when it stops.
-func (x *counterExchange) final(c *Counters, extra ExtraStats) {
+func (x *counterExchange) final(c *Counters, extra Gauges) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.copy = *c
@@ -193,7 +193,7 @@ func (x *counterExchange) final(c *Counters, extra ExtraStats) {
 }
 
 // fetch returns the freshest consistent copy it can get within wait.
-func (x *counterExchange) fetch(wait time.Duration) (Counters, ExtraStats) {
+func (x *counterExchange) fetch(wait time.Duration) (Counters, Gauges) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.stopped.Load() {
@@ -214,4 +214,39 @@ func (x *counterExchange) fetch(wait time.Duration) (Counters, ExtraStats) {
 		// previous copy. The request stays raised and is served later.
 	}
 	return x.last, x.lastX
+}
+
+// Add adds o to s, field by field (to total several workers).
+func (s *Counters) Add(o *Counters) {
+	s.RxPackets += o.RxPackets
+	s.TxPackets += o.TxPackets
+	s.RxBytes += o.RxBytes
+	s.TxBytes += o.TxBytes
+	s.Batches += o.Batches
+	for i := range s.BatchSizes {
+		s.BatchSizes[i] += o.BatchSizes[i]
+	}
+	s.TxPartial += o.TxPartial
+	s.TxRetries += o.TxRetries
+	for i := range s.ParseStatus {
+		s.ParseStatus[i] += o.ParseStatus[i]
+	}
+	for i := range s.Dropped {
+		s.Dropped[i] += o.Dropped[i]
+	}
+	for i := range s.Routed {
+		s.Routed[i] += o.Routed[i]
+	}
+	s.ClientHellos += o.ClientHellos
+	s.ClientHelloMigrationSupport += o.ClientHelloMigrationSupport
+	s.ClientHelloMigrationToken += o.ClientHelloMigrationToken
+	s.ClientHelloPartial += o.ClientHelloPartial
+	s.ClientHelloMalformed += o.ClientHelloMalformed
+	s.ClientHelloPins += o.ClientHelloPins
+	s.ClientHelloUnpins += o.ClientHelloUnpins
+	s.FinRstUnpins += o.FinRstUnpins
+	for i := range s.NodeForwarded {
+		s.NodeForwarded[i] += o.NodeForwarded[i]
+		s.NodeNewFlows[i] += o.NodeNewFlows[i]
+	}
 }

@@ -3,14 +3,12 @@ package fastpath
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"net/netip"
 	"testing"
 
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
-
+	"github.com/anysched/anysched/internal/packettest"
 	"github.com/anysched/anysched/parser"
+	"github.com/anysched/anysched/ring/offline"
 )
 
 // FuzzPipeline feeds arbitrary frames (and pairs of frames on one flow,
@@ -19,16 +17,16 @@ import (
 // source MAC, a node's destination MAC and the TTL / hop limit one lower
 // with a valid IPv4 header checksum.
 func FuzzPipeline(f *testing.F) {
-	f.Add(buildFrame(f, flow(1, parser.TCPFlagSYN, nil)))
-	f.Add(buildFrame(f, flow(2, parser.TCPFlagACK|parser.TCPFlagPSH, clientHello(false, 0))))
-	f.Add(buildFrame(f, flow(3, parser.TCPFlagACK|parser.TCPFlagPSH, clientHello(true, 600)[:300])))
-	f.Add(buildFrame(f, frameSpec{src: netip.MustParseAddr("2001:db8::1"), dst: vip6, sport: 4, dport: 443, flags: parser.TCPFlagSYN}))
-	f.Add(buildICMPFragNeeded(f, client4, vip4, 5, 443))
-	f.Add(buildFrame(f, frameSpec{src: client4, dst: vip4, sport: 6, dport: 80, flags: parser.TCPFlagSYN, vlan: 7}))
+	f.Add(packettest.Frame(f, flow(1, parser.TCPFlagSYN, nil)))
+	f.Add(packettest.Frame(f, flow(2, parser.TCPFlagACK|parser.TCPFlagPSH, packettest.ClientHello(false, 0))))
+	f.Add(packettest.Frame(f, flow(3, parser.TCPFlagACK|parser.TCPFlagPSH, packettest.ClientHello(true, 600)[:300])))
+	f.Add(packettest.Frame(f, packettest.TCP{Src: netip.MustParseAddr("2001:db8::1"), Dst: vip6, SrcPort: 4, DstPort: 443, Flags: parser.TCPFlagSYN}))
+	f.Add(packettest.ICMPFragNeeded(f, client4, vip4, 5, 443))
+	f.Add(packettest.Frame(f, packettest.TCP{Src: client4, Dst: vip4, SrcPort: 6, DstPort: 80, Flags: parser.TCPFlagSYN, VLAN: 7}))
 	f.Add([]byte{})
 	clk := &fakeClock{}
 	s := newTestScheduler(f, clk)
-	ring := NewMemRing(64, 2048)
+	ring := offline.NewMemRing(64, 2048)
 	var out []byte
 	ring.OnTransmit = func(fr []byte) { out = append(out[:0], fr...) }
 	w, err := NewWorker(ring, s, Config{SourceMAC: routerMAC, Clock: clk.now})
@@ -76,32 +74,6 @@ func FuzzPipeline(f *testing.F) {
 		}
 		if !bytes.Equal(out[12:p.TTLOff], in[12:p.TTLOff]) {
 			t.Fatal("bytes between the MACs and the TTL changed")
-		}
-	})
-}
-
-// FuzzPcapRing reads arbitrary bytes as a capture file: every outcome is
-// an error or frames, never a panic.
-func FuzzPcapRing(f *testing.F) {
-	var buf bytes.Buffer
-	w := pcapgo.NewWriter(&buf)
-	w.WriteFileHeader(65535, layers.LinkTypeEthernet)
-	f.Add(append([]byte(nil), buf.Bytes()...))
-	f.Add(writeCapture(f, [][]byte{buildFrame(f, flow(1, parser.TCPFlagSYN, nil))}, fuzzStart))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := NewPcapRing(bytes.NewReader(data), int64(len(data)), io.Discard, 4, 256)
-		if err != nil {
-			return
-		}
-		batch := make([]Desc, 4)
-		for range 1000 {
-			n, err := r.Receive(batch, 0)
-			if err != nil {
-				return
-			}
-			if _, err := r.Transmit(batch[:n]); err != nil {
-				t.Fatal(err)
-			}
 		}
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/parser"
+	"github.com/anysched/anysched/ring"
 )
 
 // Defaults of Config.
@@ -119,7 +120,7 @@ type Explanation struct {
 // "Pass to the kernel" exists only in the XDP program; in user space a
 // frame is either sent or dropped, and every drop is counted by reason.
 type Worker struct {
-	ring   Ring
+	queue  ring.Ring
 	umem   []byte
 	src    SnapshotSource
 	cfg    Config
@@ -129,7 +130,7 @@ type Worker struct {
 	hello  parser.HelloConfig
 	srcMAC MAC
 
-	rx, tx, drop []Desc
+	rx, tx, drop []ring.Desc
 	pkt          parser.Packet
 	ch           parser.ClientHello
 	snap         *lookup.Snapshot
@@ -149,7 +150,7 @@ type vipEntry struct {
 }
 
 // NewWorker makes a worker over ring. src must already have a snapshot.
-func NewWorker(ring Ring, src SnapshotSource, cfg Config) (*Worker, error) {
+func NewWorker(queue ring.Ring, src SnapshotSource, cfg Config) (*Worker, error) {
 	if cfg.Batch == 0 {
 		cfg.Batch = DefaultBatch
 	}
@@ -167,8 +168,8 @@ func NewWorker(ring Ring, src SnapshotSource, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("fastpath: %w", err)
 	}
 	w := &Worker{
-		ring:   ring,
-		umem:   ring.UMEM(),
+		queue:  queue,
+		umem:   queue.UMEM(),
 		src:    src,
 		cfg:    cfg,
 		clock:  cfg.Clock,
@@ -176,9 +177,9 @@ func NewWorker(ring Ring, src SnapshotSource, cfg Config) (*Worker, error) {
 		reasm:  reasm,
 		hello:  cfg.Hello,
 		srcMAC: cfg.SourceMAC,
-		rx:     make([]Desc, cfg.Batch),
-		tx:     make([]Desc, 0, cfg.Batch),
-		drop:   make([]Desc, 0, cfg.Batch),
+		rx:     make([]ring.Desc, cfg.Batch),
+		tx:     make([]ring.Desc, 0, cfg.Batch),
+		drop:   make([]ring.Desc, 0, cfg.Batch),
 		xch:    newCounterExchange(),
 	}
 	if w.clock == nil {
@@ -220,10 +221,10 @@ func (w *Worker) vipOf(k *parser.FlowKey) *vipEntry {
 // many it received. A Ring error is returned after the batch is finished.
 func (w *Worker) Step(timeoutMs int) (int, error) {
 	w.xch.serve(&w.c, w.extra)
-	if err := w.ring.Reclaim(); err != nil {
+	if err := w.queue.Reclaim(); err != nil {
 		return 0, fmt.Errorf("fastpath: reclaim: %w", err)
 	}
-	n, rerr := w.ring.Receive(w.rx, timeoutMs)
+	n, rerr := w.queue.Receive(w.rx, timeoutMs)
 	if n <= 0 {
 		return 0, rerr
 	}
@@ -258,7 +259,7 @@ func (w *Worker) Step(timeoutMs int) (int, error) {
 		}
 	}
 	if len(drop) > 0 {
-		w.ring.Release(drop)
+		w.queue.Release(drop)
 	}
 	err := w.transmit(tx)
 	w.dec.Sweep(now, sweepBudget)
@@ -271,10 +272,10 @@ func (w *Worker) Step(timeoutMs int) (int, error) {
 // transmit hands tx to the Ring, retrying what it did not take after
 // reclaiming completions, so no frame is lost; only a stop request or a
 // Ring error releases the rest.
-func (w *Worker) transmit(tx []Desc) error {
+func (w *Worker) transmit(tx []ring.Desc) error {
 	first := true
 	for len(tx) > 0 {
-		k, err := w.ring.Transmit(tx)
+		k, err := w.queue.Transmit(tx)
 		if k < 0 || k > len(tx) {
 			k = 0
 		}
@@ -283,7 +284,7 @@ func (w *Worker) transmit(tx []Desc) error {
 		if err != nil {
 			w.c.Dropped[DropTxError] += uint64(len(tx))
 			if len(tx) > 0 {
-				w.ring.Release(tx)
+				w.queue.Release(tx)
 			}
 			return fmt.Errorf("fastpath: transmit: %w", err)
 		}
@@ -297,12 +298,12 @@ func (w *Worker) transmit(tx []Desc) error {
 		w.c.TxRetries++
 		if w.stopping.Load() {
 			w.c.Dropped[DropShutdown] += uint64(len(tx))
-			w.ring.Release(tx)
+			w.queue.Release(tx)
 			return nil
 		}
-		if err := w.ring.Reclaim(); err != nil {
+		if err := w.queue.Reclaim(); err != nil {
 			w.c.Dropped[DropTxError] += uint64(len(tx))
-			w.ring.Release(tx)
+			w.queue.Release(tx)
 			return fmt.Errorf("fastpath: reclaim: %w", err)
 		}
 		if w.c.TxRetries%64 == 0 {
@@ -461,8 +462,8 @@ func (w *Worker) explainDrop(r DropReason) bool {
 	return false
 }
 
-func (w *Worker) extra() ExtraStats {
-	return ExtraStats{Generation: w.snap.Generation, Reassembling: uint64(w.reasm.InUse())}
+func (w *Worker) extra() Gauges {
+	return Gauges{Generation: w.snap.Generation, Reassembling: uint64(w.reasm.InUse())}
 }
 
 // Stats returns a consistent copy of the worker's counters taken at a
@@ -470,13 +471,13 @@ func (w *Worker) extra() ExtraStats {
 // does not (it is blocked in Receive), the previous copy is returned. A
 // stopped worker (Run returned, or Finish was called) returns its final
 // counters at once. Safe from any goroutine.
-func (w *Worker) Stats(wait time.Duration) (Counters, ExtraStats) {
+func (w *Worker) Stats(wait time.Duration) (Counters, Gauges) {
 	return w.xch.fetch(wait)
 }
 
 // Counters returns the counters directly; only the goroutine that drives
 // the worker (calls Step) may call it.
-func (w *Worker) Counters() (Counters, ExtraStats) { return w.c, w.extra() }
+func (w *Worker) Counters() (Counters, Gauges) { return w.c, w.extra() }
 
 // Finish publishes the final counters of a worker driven by Step, so Stats
 // returns them without waiting. The worker must not be stepped again.

@@ -11,8 +11,10 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/anysched/anysched/internal/packettest"
 	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/parser"
+	"github.com/anysched/anysched/ring/offline"
 	"github.com/anysched/anysched/sched"
 )
 
@@ -20,7 +22,7 @@ type harness struct {
 	t    *testing.T
 	clk  *fakeClock
 	s    *sched.Scheduler
-	ring *MemRing
+	ring *offline.MemRing
 	w    *Worker
 	sent [][]byte
 }
@@ -29,7 +31,7 @@ func newHarness(t *testing.T) *harness {
 	h := &harness{t: t, clk: &fakeClock{}}
 	h.clk.t.Store(int64(time.Hour))
 	h.s = newTestScheduler(t, h.clk)
-	h.ring = NewMemRing(256, 2048)
+	h.ring = offline.NewMemRing(256, 2048)
 	h.ring.OnTransmit = func(f []byte) { h.sent = append(h.sent, append([]byte(nil), f...)) }
 	w, err := NewWorker(h.ring, h.s, Config{SourceMAC: routerMAC, Clock: h.clk.now,
 		Decider: sched.DeciderConfigFrom(h.s.Config())})
@@ -49,7 +51,7 @@ func (h *harness) send(frames ...[]byte) [][]byte {
 			h.t.Fatal(err)
 		}
 	}
-	for h.ring.pendLen > 0 {
+	for h.ring.Pending() > 0 {
 		if _, err := h.w.Step(0); err != nil {
 			h.t.Fatal(err)
 		}
@@ -60,8 +62,8 @@ func (h *harness) send(frames ...[]byte) [][]byte {
 	if err := h.ring.Reclaim(); err != nil {
 		h.t.Fatal(err)
 	}
-	if h.ring.Free() != h.ring.frames {
-		h.t.Fatalf("%d of %d frames free after a batch: frames lost", h.ring.Free(), h.ring.frames)
+	if h.ring.Free() != h.ring.Frames() {
+		h.t.Fatalf("%d of %d frames free after a batch: frames lost", h.ring.Free(), h.ring.Frames())
 	}
 	return h.sent
 }
@@ -88,8 +90,8 @@ func (h *harness) counters() Counters {
 
 var client4 = netip.MustParseAddr("198.51.100.7")
 
-func flow(sport uint16, flags uint8, payload []byte) frameSpec {
-	return frameSpec{src: client4, dst: vip4, sport: sport, dport: 443, flags: flags, seq: 1000, payload: payload}
+func flow(sport uint16, flags uint8, payload []byte) packettest.TCP {
+	return packettest.TCP{Src: client4, Dst: vip4, SrcPort: sport, DstPort: 443, Flags: flags, Seq: 1000, Payload: payload}
 }
 
 // portFor finds a client port whose flow the table gives to node name.
@@ -108,32 +110,32 @@ func (h *harness) portFor(name string, dport uint16, from uint16) uint16 {
 
 func TestForwardRewritesLikeARouter(t *testing.T) {
 	h := newHarness(t)
-	for _, spec := range []frameSpec{
+	for _, spec := range []packettest.TCP{
 		flow(40000, parser.TCPFlagSYN, nil),
-		{src: netip.MustParseAddr("2001:db8::7"), dst: vip6, sport: 40001, dport: 443, flags: parser.TCPFlagSYN},
-		{src: client4, dst: vip4, sport: 40002, dport: 443, flags: parser.TCPFlagACK, vlan: 42},
+		{Src: netip.MustParseAddr("2001:db8::7"), Dst: vip6, SrcPort: 40001, DstPort: 443, Flags: parser.TCPFlagSYN},
+		{Src: client4, Dst: vip4, SrcPort: 40002, DstPort: 443, Flags: parser.TCPFlagACK, VLAN: 42},
 	} {
-		in := buildFrame(t, spec)
+		in := packettest.Frame(t, spec)
 		out := h.send(in)
 		if len(out) != 1 {
 			t.Fatalf("%v: %d frames out", spec, len(out))
 		}
 		f := out[0]
 		var k parser.FlowKey
-		if spec.src.Is4() {
-			k.SetIPv4(spec.src.AsSlice(), spec.dst.AsSlice())
+		if spec.Src.Is4() {
+			k.SetIPv4(spec.Src.AsSlice(), spec.Dst.AsSlice())
 		} else {
-			k.SetIPv6(spec.src.AsSlice(), spec.dst.AsSlice())
+			k.SetIPv6(spec.Src.AsSlice(), spec.Dst.AsSlice())
 		}
-		k.SrcPort, k.DstPort, k.Proto = spec.sport, spec.dport, 6
+		k.SrcPort, k.DstPort, k.Proto = spec.SrcPort, spec.DstPort, 6
 		want := h.s.Current().Nodes[h.s.Current().LookupNew(&k)].Name
 		if got := h.nodeOf(f); got != want {
 			t.Fatalf("%v went to %s, table says %s", spec, got, want)
 		}
 		pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
-		if spec.vlan != 0 {
+		if spec.VLAN != 0 {
 			d, ok := pkt.Layer(layers.LayerTypeDot1Q).(*layers.Dot1Q)
-			if !ok || d.VLANIdentifier != spec.vlan {
+			if !ok || d.VLANIdentifier != spec.VLAN {
 				t.Fatalf("VLAN tag lost: %v", pkt)
 			}
 		}
@@ -142,7 +144,7 @@ func TestForwardRewritesLikeARouter(t *testing.T) {
 				t.Fatalf("TTL %d", ip.TTL)
 			}
 			l3 := 14
-			if spec.vlan != 0 {
+			if spec.VLAN != 0 {
 				l3 = 18
 			}
 			hdr := f[l3:]
@@ -170,12 +172,12 @@ func TestDropsAreCountedByReason(t *testing.T) {
 	h := newHarness(t)
 	other := netip.MustParseAddr("10.200.0.2")
 	arp := make([]byte, 60)
-	copy(arp, buildFrame(t, flow(1, parser.TCPFlagSYN, nil))[:12])
+	copy(arp, packettest.Frame(t, flow(1, parser.TCPFlagSYN, nil))[:12])
 	arp[12], arp[13] = 0x08, 0x06
 	out := h.send(
-		buildFrame(t, frameSpec{src: client4, dst: other, sport: 1, dport: 443, flags: parser.TCPFlagSYN}), // not a VIP
-		buildFrame(t, frameSpec{src: client4, dst: vip4, sport: 1, dport: 444, flags: parser.TCPFlagSYN}),  // VIP address, other port
-		buildFrame(t, frameSpec{src: client4, dst: vip4, sport: 2, dport: 443, flags: parser.TCPFlagSYN, ttl: 1}),
+		packettest.Frame(t, packettest.TCP{Src: client4, Dst: other, SrcPort: 1, DstPort: 443, Flags: parser.TCPFlagSYN}), // not a VIP
+		packettest.Frame(t, packettest.TCP{Src: client4, Dst: vip4, SrcPort: 1, DstPort: 444, Flags: parser.TCPFlagSYN}),  // VIP address, other port
+		packettest.Frame(t, packettest.TCP{Src: client4, Dst: vip4, SrcPort: 2, DstPort: 443, Flags: parser.TCPFlagSYN, TTL: 1}),
 		arp,
 		[]byte{1, 2, 3},
 	)
@@ -195,10 +197,10 @@ func TestLegacyFlowIsPinnedAcrossATableChange(t *testing.T) {
 	modern := h.portFor("a", 443, legacy+1)
 	plain := h.portFor("a", 443, modern+1)
 	for _, p := range []uint16{legacy, modern, plain} {
-		h.send(buildFrame(t, flow(p, parser.TCPFlagSYN, nil)))
+		h.send(packettest.Frame(t, flow(p, parser.TCPFlagSYN, nil)))
 	}
-	h.send(buildFrame(t, flow(legacy, parser.TCPFlagACK|parser.TCPFlagPSH, clientHello(false, 0))))
-	h.send(buildFrame(t, flow(modern, parser.TCPFlagACK|parser.TCPFlagPSH, clientHello(true, 0))))
+	h.send(packettest.Frame(t, flow(legacy, parser.TCPFlagACK|parser.TCPFlagPSH, packettest.ClientHello(false, 0))))
+	h.send(packettest.Frame(t, flow(modern, parser.TCPFlagACK|parser.TCPFlagPSH, packettest.ClientHello(true, 0))))
 	st := h.w.Decider().Stats()
 	if st.PinSize != 1 {
 		t.Fatalf("%d pins after one legacy and one migrating ClientHello", st.PinSize)
@@ -209,7 +211,7 @@ func TestLegacyFlowIsPinnedAcrossATableChange(t *testing.T) {
 	}
 	h.clk.t.Add(int64(2 * time.Second))
 	ack := func(p uint16) string {
-		out := h.send(buildFrame(t, flow(p, parser.TCPFlagACK, nil)))
+		out := h.send(packettest.Frame(t, flow(p, parser.TCPFlagACK, nil)))
 		if len(out) != 1 {
 			t.Fatalf("port %d: %d frames out", p, len(out))
 		}
@@ -229,7 +231,7 @@ func TestLegacyFlowIsPinnedAcrossATableChange(t *testing.T) {
 		t.Fatalf("hellos %d support %d pins %d pin-routed %d", c.ClientHellos, c.ClientHelloMigrationSupport, c.ClientHelloPins, c.Routed[RoutePin])
 	}
 	// A client RST ends the pin.
-	h.send(buildFrame(t, flow(legacy, parser.TCPFlagRST|parser.TCPFlagACK, nil)))
+	h.send(packettest.Frame(t, flow(legacy, parser.TCPFlagRST|parser.TCPFlagACK, nil)))
 	if st := h.w.Decider().Stats(); st.PinSize != 0 {
 		t.Fatalf("%d pins after RST", st.PinSize)
 	}
@@ -242,13 +244,13 @@ func TestSplitClientHelloPinnedUntilMigrationSupportShows(t *testing.T) {
 		if !migration {
 			port = 20001
 		}
-		ch := clientHello(migration, 1500)
-		h.send(buildFrame(t, flow(port, parser.TCPFlagSYN, nil)))
-		h.send(buildFrame(t, frameSpec{src: client4, dst: vip4, sport: port, dport: 443, flags: parser.TCPFlagACK, seq: 1000, payload: ch[:1000]}))
+		ch := packettest.ClientHello(migration, 1500)
+		h.send(packettest.Frame(t, flow(port, parser.TCPFlagSYN, nil)))
+		h.send(packettest.Frame(t, packettest.TCP{Src: client4, Dst: vip4, SrcPort: port, DstPort: 443, Flags: parser.TCPFlagACK, Seq: 1000, Payload: ch[:1000]}))
 		if st := h.w.Decider().Stats(); st.PinSize == 0 {
 			t.Fatalf("migration %v: not pinned while the ClientHello is pending", migration)
 		}
-		h.send(buildFrame(t, frameSpec{src: client4, dst: vip4, sport: port, dport: 443, flags: parser.TCPFlagACK, seq: 2000, payload: ch[1000:]}))
+		h.send(packettest.Frame(t, packettest.TCP{Src: client4, Dst: vip4, SrcPort: port, DstPort: 443, Flags: parser.TCPFlagACK, Seq: 2000, Payload: ch[1000:]}))
 		st := h.w.Decider().Stats()
 		if migration && st.PinSize != 0 {
 			t.Fatalf("migration_support after a split: %d pins remain", st.PinSize)
@@ -265,7 +267,7 @@ func TestSplitClientHelloPinnedUntilMigrationSupportShows(t *testing.T) {
 
 func TestNonTLSVIPPinnedAtSYN(t *testing.T) {
 	h := newHarness(t)
-	h.send(buildFrame(t, frameSpec{src: client4, dst: vip4, sport: 5555, dport: 80, flags: parser.TCPFlagSYN}))
+	h.send(packettest.Frame(t, packettest.TCP{Src: client4, Dst: vip4, SrcPort: 5555, DstPort: 80, Flags: parser.TCPFlagSYN}))
 	if st := h.w.Decider().Stats(); st.PinSize != 1 {
 		t.Fatalf("%d pins after a SYN to a non-TLS VIP", st.PinSize)
 	}
@@ -275,7 +277,7 @@ func TestICMPErrorFollowsTheQuotedFlow(t *testing.T) {
 	h := newHarness(t)
 	for _, name := range []string{"a", "b"} {
 		p := h.portFor(name, 443, 30000)
-		out := h.send(buildICMPFragNeeded(t, client4, vip4, p, 443))
+		out := h.send(packettest.ICMPFragNeeded(t, client4, vip4, p, 443))
 		if len(out) != 1 {
 			t.Fatalf("ICMP error: %d frames out", len(out))
 		}
@@ -295,7 +297,7 @@ func TestICMPErrorFollowsTheQuotedFlow(t *testing.T) {
 				port = p
 			}
 		}
-		out := h.send(buildICMPv6TooBig(t, client6, vip6, port, 443, 1280))
+		out := h.send(packettest.ICMPv6TooBig(t, client6, vip6, port, 443, 1280))
 		if len(out) != 1 {
 			t.Fatalf("ICMPv6 packet too big: %d frames out", len(out))
 		}
@@ -316,7 +318,7 @@ func TestPartialTransmitLosesNothing(t *testing.T) {
 	h.ring.TxLimit = 3
 	var frames [][]byte
 	for i := range 50 {
-		frames = append(frames, buildFrame(t, flow(uint16(1000+i), parser.TCPFlagSYN, nil)))
+		frames = append(frames, packettest.Frame(t, flow(uint16(1000+i), parser.TCPFlagSYN, nil)))
 	}
 	if out := h.send(frames...); len(out) != 50 {
 		t.Fatalf("%d of 50 frames sent", len(out))
@@ -339,7 +341,7 @@ table: {size: 211, seed: "6a1c5e0f3b9d47a2c8e1f05d7b3a9c64"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring := NewMemRing(8, 2048)
+	ring := offline.NewMemRing(8, 2048)
 	sent := 0
 	ring.OnTransmit = func(f []byte) {
 		if MAC(f[0:6]) != (MAC{2, 0, 0, 0, 0, 0x77}) {
@@ -352,7 +354,7 @@ table: {size: 211, seed: "6a1c5e0f3b9d47a2c8e1f05d7b3a9c64"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	syn := buildFrame(t, flow(1, parser.TCPFlagSYN, nil))
+	syn := packettest.Frame(t, flow(1, parser.TCPFlagSYN, nil))
 	ring.Inject(syn)
 	w.Step(0)
 	book.Set(0, MAC{2, 0, 0, 0, 0, 0x77})
@@ -370,7 +372,7 @@ func TestExplainReportsEveryFrame(t *testing.T) {
 	h.w.cfg.Explain = func(e *Explanation) {
 		lines = append(lines, fmt.Sprintf("%d %v %v %v", e.Frame, e.Status, e.Forwarded, e.Route))
 	}
-	h.send(buildFrame(t, flow(1, parser.TCPFlagSYN, nil)), []byte{1})
+	h.send(packettest.Frame(t, flow(1, parser.TCPFlagSYN, nil)), []byte{1})
 	if len(lines) != 2 {
 		t.Fatalf("explained %v", lines)
 	}

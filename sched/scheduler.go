@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"os"
@@ -21,7 +22,7 @@ import (
 type Scheduler struct {
 	cur    atomic.Pointer[lookup.Snapshot]
 	now    func() int64
-	logf   func(format string, args ...any)
+	log    *slog.Logger
 	client *http.Client
 	// onReload runs after each successful Reload, outside mu.
 	onReload func(cfg *Config)
@@ -47,9 +48,14 @@ type Option func(*Scheduler)
 // WithClock replaces Now (tests drive time with it).
 func WithClock(now func() int64) Option { return func(s *Scheduler) { s.now = now } }
 
-// WithLogger receives the scheduler's log lines (default: none).
-func WithLogger(logf func(format string, args ...any)) Option {
-	return func(s *Scheduler) { s.logf = logf }
+// WithLogger receives the scheduler's log records: node up/down, config
+// warnings, reloads (default: none; nil keeps the default).
+func WithLogger(log *slog.Logger) Option {
+	return func(s *Scheduler) {
+		if log != nil {
+			s.log = log
+		}
+	}
 }
 
 // WithOnReload registers fn to run after every successful Reload (from
@@ -92,7 +98,7 @@ func New(cfg *Config, opts ...Option) (*Scheduler, error) {
 	}
 	s := &Scheduler{
 		now:     lookup.Now,
-		logf:    func(string, ...any) {},
+		log:     slog.New(slog.DiscardHandler),
 		client:  &http.Client{},
 		ids:     map[string]uint16{},
 		reconf:  make(chan struct{}, 1),
@@ -204,7 +210,7 @@ func (s *Scheduler) applyConfig(cfg *Config) error {
 	s.cfg = cfg
 	s.epoch++
 	for _, w := range cfg.Warnings {
-		s.logf("sched: warning: %s", w)
+		s.log.Warn("config", "warning", w)
 	}
 	return nil
 }
@@ -479,30 +485,32 @@ func (s *Scheduler) Status() []NodeStatus {
 	return out
 }
 
-// WatchConfig reloads the config file at path when its content changes
-// (checked every poll) and whenever hup delivers (pass a channel given to
-// signal.Notify for SIGHUP; nil for none). A file that fails to load or
-// validate is logged and the running config stays. It returns when ctx
-// ends.
+// WatchConfig is the one reload path: it reloads the config file at path
+// whenever hup delivers (pass a channel given to signal.Notify for
+// SIGHUP; nil for none) and, if poll > 0, when the file's content changes
+// (checked every poll). A file that fails to load or validate is logged
+// and the running config stays. Every successful reload runs the
+// WithOnReload hook. It returns when ctx ends.
 func (s *Scheduler) WatchConfig(ctx context.Context, path string, poll time.Duration, hup <-chan os.Signal) error {
-	if poll <= 0 {
-		poll = time.Second
-	}
 	last := s.Config().Source
-	t := time.NewTicker(poll)
-	defer t.Stop()
+	var tick <-chan time.Time
+	if poll > 0 {
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		forced := false
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-tick:
 		case <-hup:
 			forced = true
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			s.logf("sched: reading %s: %v (keeping the running config)", path, err)
+			s.log.Error("reload failed; keeping the running config", "config", path, "err", err)
 			continue
 		}
 		sum := sha256.Sum256(data)
@@ -515,10 +523,11 @@ func (s *Scheduler) WatchConfig(ctx context.Context, path string, poll time.Dura
 			err = s.Reload(cfg)
 		}
 		if err != nil {
-			s.logf("sched: reload of %s failed, keeping the running config:\n%v", path, err)
+			s.log.Error("reload failed; keeping the running config", "config", path, "err", err)
 			continue
 		}
-		s.logf("sched: reloaded %s (generation %d)", path, s.Current().Generation)
+		snap := s.Current()
+		s.log.Info("config reloaded", "config", path, "generation", snap.Generation, "vips", len(snap.VIPs))
 	}
 }
 

@@ -261,7 +261,7 @@ func (s *Scheduler) apply(r result) {
 			}
 			if !st.up && st.succs >= s.cfg.Probe.UpAfter {
 				st.up, force = true, true
-				s.logf("sched: node %s is up (%d successful probes)", st.cfg.Name, st.succs)
+				s.log.Info("node up", "node", st.cfg.Name, "successful_probes", st.succs)
 			}
 		} else {
 			st.probeFails++
@@ -270,7 +270,7 @@ func (s *Scheduler) apply(r result) {
 			st.lastErr = r.err.Error()
 			if st.up && st.fails >= s.cfg.Probe.DownAfter {
 				st.up, force = false, true
-				s.logf("sched: node %s is down (%d failed probes: %v)", st.cfg.Name, st.fails, r.err)
+				s.log.Warn("node down", "node", st.cfg.Name, "failed_probes", st.fails, "err", r.err)
 			}
 		}
 	case reportResult:

@@ -3,6 +3,7 @@ package sched
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -54,7 +55,7 @@ func runScheduler(t *testing.T, yaml string) *Scheduler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(cfg, WithLogger(t.Logf))
+	s, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +315,13 @@ func TestWatchConfig(t *testing.T) {
 	var mu sync.Mutex
 	var logs []string
 	var hooked atomic.Int64
-	s, err := New(cfg, WithLogger(func(f string, a ...any) { mu.Lock(); logs = append(logs, fmt.Sprintf(f, a...)); mu.Unlock() }),
+	record := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		logs = append(logs, string(p))
+		mu.Unlock()
+		return len(p), nil
+	})
+	s, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(record, nil))),
 		WithOnReload(func(c *Config) { hooked.Add(1) }))
 	if err != nil {
 		t.Fatal(err)
@@ -347,3 +354,8 @@ func TestWatchConfig(t *testing.T) {
 	waitFor(t, "SIGHUP to reload", func() bool { return s.Current().Generation > gen })
 	waitFor(t, "the reload hook", func() bool { return hooked.Load() == 3 })
 }
+
+// writerFunc is an io.Writer; a slog handler writes one record per call.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

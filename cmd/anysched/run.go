@@ -7,25 +7,20 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/pflag"
 
 	"github.com/anysched/anysched/afxdp"
 	"github.com/anysched/anysched/fastpath"
-	"github.com/anysched/anysched/lookup"
+	"github.com/anysched/anysched/internal/daemon"
 	"github.com/anysched/anysched/parser"
+	"github.com/anysched/anysched/ring/offline"
 	"github.com/anysched/anysched/sched"
 )
 
@@ -318,7 +313,7 @@ func tcpFlags(f uint8) string {
 	return string(b)
 }
 
-// runPcap forwards a capture offline through one worker, on capture time.
+// runPcap forwards a capture offline through the router's wiring.
 func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Logger, stdout io.Writer) int {
 	in, err := os.Open(o.pcapIn)
 	if err != nil {
@@ -346,356 +341,59 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 	if out != nil {
 		outW = out
 	}
-	// Offline, frames go through one at a time so each is decided at its
-	// own capture time (the worker reads its clock once per batch).
-	ring, err := fastpath.NewPcapRing(in, inStat.Size(), outW, 2, 1<<16)
+	// Two frame slots: RunCapture sends frames one at a time.
+	capRing, err := offline.NewPcapRing(in, inStat.Size(), outW, 2, 1<<16)
 	if err != nil {
 		log.Error("reading capture (pcap or pcapng; Ethernet, Linux SLL/SLL2 or raw IP)", "file", o.pcapIn, "err", err)
 		return exitFailure
 	}
-	// The clock follows the capture: pins, grace periods and reassembly
-	// timeouts behave as they would have when the capture was taken.
-	start := lookup.Now()
-	var first time.Time
-	clock := func() int64 {
-		t := ring.Now()
-		if t.IsZero() {
-			return start // nothing read yet
-		}
-		if first.IsZero() {
-			first = t
-		}
-		if t.Before(first) {
-			return start // out-of-order capture: do not run time backwards past the start
-		}
-		return start + int64(t.Sub(first))
-	}
-	s, err := sched.New(cfg, sched.WithClock(clock), sched.WithLogger(func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }))
-	if err != nil {
-		log.Error("scheduler", "err", err)
-		return exitUsage
-	}
-	book := fastpath.NewMACBook()
-	wcfg := fastpath.Config{
-		Batch:   1,
-		MACs:    book,
-		Decider: sched.DeciderConfigFrom(cfg),
-		Clock:   clock,
-	}
-	// Offline there is no interface: the source MAC is a fixed locally
-	// administered address, and nodes without a configured MAC get one
-	// derived from their ID so their frames are still written.
-	wcfg.SourceMAC = fastpath.MAC{0x02, 0, 0, 0, 0, 0x01}
-	for _, n := range s.Current().Nodes {
-		if !n.HasMAC {
-			book.Set(n.ID, fastpath.MAC{0x02, 0xff, 0, 0, byte(n.ID >> 8), byte(n.ID)})
-			log.Info("node has no MAC in the config; using a placeholder offline", "node", n.Name, "id", n.ID)
-		}
-	}
+	rc := routerConfig(o, cfg, log)
 	if o.explain || o.logLevel <= slog.LevelInfo {
-		wcfg.Explain = explainer(stdout, ring.Now)
+		rc.Explain = explainer(stdout, capRing.Now)
 	}
-	w, err := fastpath.NewWorker(ring, s, wcfg)
-	if err != nil {
-		log.Error("worker", "err", err)
-		return exitFailure
-	}
-	for ctx.Err() == nil {
-		if _, err := w.Step(0); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			log.Error("forwarding", "err", err)
-			return exitFailure
-		}
-	}
-	if err := ring.Close(); err != nil {
-		log.Error("writing capture", "err", err)
-		return exitFailure
-	}
+	err = daemon.RunCapture(ctx, rc, capRing)
 	if out != nil {
-		if err := out.Close(); err != nil {
-			log.Error("writing capture", "err", err)
-			return exitFailure
+		if cerr := out.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("writing capture: %w", cerr)
 		}
 	}
-	c, _ := w.Counters()
-	st := w.Decider().Stats()
-	log.Info("capture forwarded", "read", ring.Read, "written", ring.Written, "oversize", ring.Oversize, "unconvertible", ring.Unconvertible,
-		"forwarded", c.TxPackets, "dropped", c.RxPackets-c.TxPackets,
-		"clienthellos", c.ClientHellos, "migration_support", c.ClientHelloMigrationSupport,
-		"pins", st.PinSize, "transitions", st.TransSize)
-	return exitOK
+	return exitCode(log, err)
 }
 
 // runDaemon serves an interface until SIGINT/SIGTERM.
 func runDaemon(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Logger, stdout io.Writer) int {
-	if _, err := net.InterfaceByName(o.iface); err != nil {
-		log.Error("bad --iface", "iface", o.iface, "err", err)
+	rc := routerConfig(o, cfg, log)
+	if o.explain || o.logLevel <= slog.LevelDebug {
+		rc.Explain = explainer(stdout, time.Now)
+	}
+	return exitCode(log, daemon.Run(ctx, rc))
+}
+
+func routerConfig(o *runOptions, cfg *sched.Config, log *slog.Logger) daemon.Config {
+	return daemon.Config{
+		ConfigPath: o.config, Sched: cfg, Log: log,
+		Interface: o.iface, Queues: o.queues, XDPMode: o.xdpMode,
+		Ring: afxdp.RingOptions{
+			NumFrames: o.frames, FrameSize: o.frameSize,
+			FillRingSize: o.fillRing, CompletionRingSize: o.compRing, RxRingSize: o.rxRing, TxRingSize: o.txRing,
+			Copy: o.zerocopy == "off",
+		},
+		RequireZeroCopy: o.zerocopy == "on",
+		Reflect:         o.mode == "reflect",
+		Batch:           o.batch, PollMs: o.pollMs, CPUs: o.cpus,
+		MetricsAddr: o.metricsAddr,
+	}
+}
+
+// exitCode logs a router failure and maps it to the exit code: 2 for a
+// usage or configuration problem, 1 for anything else.
+func exitCode(log *slog.Logger, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	log.Error("anysched run", "err", err)
+	if _, ok := errors.AsType[*daemon.UsageError](err); ok {
 		return exitUsage
 	}
-	s, err := sched.New(cfg, sched.WithLogger(func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }))
-	if err != nil {
-		log.Error("scheduler", "err", err)
-		return exitUsage
-	}
-	ropts := afxdp.RingOptions{
-		NumFrames: o.frames, FrameSize: o.frameSize,
-		FillRingSize: o.fillRing, CompletionRingSize: o.compRing, RxRingSize: o.rxRing, TxRingSize: o.txRing,
-		Copy: o.zerocopy == "off",
-	}
-	port, err := afxdp.Open(afxdp.Config{
-		Interface: o.iface, Queues: o.queues, Mode: o.xdpMode, Ring: ropts,
-		VIPs: vipPorts(s.Current()), Logger: log,
-	})
-	if err != nil {
-		log.Error("opening the interface", "iface", o.iface, "err", err)
-		return exitFailure
-	}
-	defer func() {
-		if err := port.Close(); err != nil {
-			log.Error("closing the interface", "err", err)
-		} else {
-			log.Info("XDP program detached, sockets closed", "iface", o.iface)
-		}
-	}()
-	if o.zerocopy == "on" {
-		for _, r := range port.Rings {
-			if !r.ZeroCopy() {
-				log.Error("--zerocopy on, but the driver refused it", "queue", r.Queue(), "err", r.ZeroCopyError())
-				return exitFailure
-			}
-		}
-	}
-	log.Info("interface open", "iface", o.iface, "queues", len(port.Rings), "xdp_mode", o.xdpMode, "mode", o.mode)
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(port.Rings)+4)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(xdpCollector(port))
-
-	if o.mode == "reflect" {
-		stats := make([]*afxdp.ReflectStats, len(port.Rings))
-		for i, r := range port.Rings {
-			stats[i] = new(afxdp.ReflectStats)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := afxdp.Reflect(ctx, r, stats[i]); err != nil {
-					errs <- fmt.Errorf("reflector on queue %d: %w", r.Queue(), err)
-				}
-			}()
-		}
-		reg.MustRegister(reflectCollector(stats))
-	} else {
-		book := fastpath.NewMACBook()
-		stopMACs, err := resolveMACs(ctx, o.iface, s, book, log)
-		if err != nil {
-			log.Error("neighbour table", "err", err)
-			return exitFailure
-		}
-		defer stopMACs()
-		var src fastpath.MAC
-		copy(src[:], port.Interface.HardwareAddr)
-		workers := make([]*fastpath.Worker, len(port.Rings))
-		for i, r := range port.Rings {
-			wc := fastpath.Config{
-				Batch: o.batch, SourceMAC: src, MACs: book,
-				Decider: sched.DeciderConfigFrom(cfg), PollMs: o.pollMs,
-			}
-			if len(o.cpus) > 0 {
-				wc.PinCPU, wc.CPU = true, o.cpus[i%len(o.cpus)]
-			}
-			if o.explain || o.logLevel <= slog.LevelDebug {
-				wc.Explain = explainer(stdout, time.Now)
-			}
-			if workers[i], err = fastpath.NewWorker(r, s, wc); err != nil {
-				log.Error("worker", "queue", r.Queue(), "err", err)
-				return exitFailure
-			}
-		}
-		for i, w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := w.Run(ctx); err != nil {
-					errs <- fmt.Errorf("worker on queue %d: %w", port.Rings[i].Queue(), err)
-				}
-			}()
-		}
-		reg.MustRegister(fastpath.NewCollector(s, workers...))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.Run(ctx); err != nil && ctx.Err() == nil {
-				errs <- fmt.Errorf("scheduler: %w", err)
-			}
-		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			reloadOnHUP(ctx, o.config, s, port, log)
-		}()
-	}
-
-	if o.metricsAddr != "" {
-		ln, err := net.Listen("tcp", o.metricsAddr)
-		if err != nil {
-			log.Error("metrics listener", "addr", o.metricsAddr, "err", err)
-			cancel()
-			wg.Wait()
-			return exitFailure
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ready\n") })
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		defer srv.Close()
-		log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
-	}
-	log.Info("ready", "iface", o.iface, "queues", len(port.Rings), "mode", o.mode)
-
-	code := exitOK
-	select {
-	case <-ctx.Done():
-		log.Info("stopping")
-	case err := <-errs:
-		log.Error("stopping after a failure", "err", err)
-		code = exitFailure
-	}
-	cancel()
-	wg.Wait()
-	return code
+	return exitFailure
 }
-
-func vipPorts(s *lookup.Snapshot) []netip.AddrPort {
-	out := make([]netip.AddrPort, 0, len(s.VIPs))
-	for _, v := range s.VIPs {
-		out = append(out, netip.AddrPortFrom(v.Addr, v.Port))
-	}
-	return out
-}
-
-// reloadOnHUP reloads the config file on SIGHUP: the scheduler switches
-// to it (keeping node IDs and the transition rules) and the XDP program's
-// VIP map follows. A config that fails to load is logged and ignored.
-func reloadOnHUP(ctx context.Context, path string, s *sched.Scheduler, port *afxdp.Port, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-		}
-		cfg, err := sched.LoadConfig(path)
-		if err == nil {
-			err = s.Reload(cfg)
-		}
-		if err != nil {
-			log.Error("reload failed; keeping the running config", "config", path, "err", err)
-			continue
-		}
-		if err := port.SetVIPs(vipPorts(s.Current())); err != nil {
-			log.Error("reload: updating the XDP VIP map", "err", err)
-			continue
-		}
-		log.Info("config reloaded", "config", path, "generation", s.Current().Generation, "vips", len(cfg.VIPs))
-	}
-}
-
-// resolveMACs keeps book filled with the MACs of nodes that have none in
-// the config, from the interface's neighbour table; unknown ones are
-// solicited. It follows neighbour changes and config reloads.
-func resolveMACs(ctx context.Context, iface string, s *sched.Scheduler, book *fastpath.MACBook, log *slog.Logger) (func(), error) {
-	need := func() []lookup.Node {
-		var out []lookup.Node
-		for _, n := range s.Current().Nodes {
-			if !n.HasMAC && !n.Removed {
-				out = append(out, n)
-			}
-		}
-		return out
-	}
-	if len(need()) == 0 {
-		return func() {}, nil
-	}
-	var mu sync.Mutex
-	apply := func(addr netip.Addr, mac [6]byte, ok bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, n := range need() {
-			if n.Unicast != addr {
-				continue
-			}
-			if ok {
-				if old, had := book.Lookup(n.ID); !had || old != fastpath.MAC(mac) {
-					log.Info("node MAC from the neighbour table", "node", n.Name, "mac", net.HardwareAddr(mac[:]).String())
-				}
-				book.Set(n.ID, mac)
-			} else {
-				book.Forget(n.ID)
-				log.Warn("node MAC lost from the neighbour table", "node", n.Name)
-			}
-		}
-	}
-	watcher, err := afxdp.WatchNeighbors(iface, apply)
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			for _, n := range need() {
-				if mac, ok := watcher.Lookup(n.Unicast); ok {
-					apply(n.Unicast, mac, true)
-				} else if err := afxdp.Solicit(n.Unicast); err != nil {
-					log.Debug("solicit", "node", n.Name, "err", err)
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return watcher.Close, nil
-}
-
-func xdpCollector(port *afxdp.Port) prometheus.Collector {
-	desc := prometheus.NewDesc("anysched_xdp_verdicts_total", "Frames by the XDP program's verdict (redirected to AF_XDP or passed to the kernel, by reason).", []string{"verdict"}, nil)
-	return collectorFunc{desc, func(ch chan<- prometheus.Metric) {
-		c, err := port.Counters()
-		if err != nil {
-			return
-		}
-		for i, v := range c {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), afxdp.Counter(i).String())
-		}
-	}}
-}
-
-func reflectCollector(stats []*afxdp.ReflectStats) prometheus.Collector {
-	desc := prometheus.NewDesc("anysched_reflected_packets_total", "Frames the reflector sent back.", nil, nil)
-	return collectorFunc{desc, func(ch chan<- prometheus.Metric) {
-		var n uint64
-		for _, s := range stats {
-			n += s.Reflected.Load()
-		}
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(n))
-	}}
-}
-
-type collectorFunc struct {
-	desc    *prometheus.Desc
-	collect func(chan<- prometheus.Metric)
-}
-
-func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }

@@ -1,4 +1,4 @@
-package fastpath
+package offline
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/anysched/anysched/internal/capture"
+	"github.com/anysched/anysched/ring"
 )
 
 // PcapRing is a Ring over capture files, so the pipeline can forward a
@@ -51,11 +52,11 @@ const maxCaptureFrame = 1 << 16
 // counted.
 func NewPcapRing(in io.ReaderAt, size int64, out io.Writer, frames, frameSize int) (*PcapRing, error) {
 	if frames <= 0 || frameSize < 64 || frameSize > maxCaptureFrame {
-		return nil, fmt.Errorf("fastpath: NewPcapRing: need frames > 0 and 64 <= frameSize <= %d, got %d, %d", maxCaptureFrame, frames, frameSize)
+		return nil, fmt.Errorf("offline: NewPcapRing: need frames > 0 and 64 <= frameSize <= %d, got %d, %d", maxCaptureFrame, frames, frameSize)
 	}
 	src, err := capture.Open(in, size)
 	if err != nil {
-		return nil, fmt.Errorf("fastpath: reading capture: %w", err)
+		return nil, fmt.Errorf("offline: reading capture: %w", err)
 	}
 	r := &PcapRing{
 		in:        src,
@@ -72,7 +73,7 @@ func NewPcapRing(in io.ReaderAt, size int64, out io.Writer, frames, frameSize in
 		r.flush = bufio.NewWriter(out)
 		r.out = pcapgo.NewWriterNanos(r.flush)
 		if err := r.out.WriteFileHeader(uint32(frameSize), layers.LinkTypeEthernet); err != nil {
-			return nil, fmt.Errorf("fastpath: writing capture header: %w", err)
+			return nil, fmt.Errorf("offline: writing capture header: %w", err)
 		}
 	}
 	return r, nil
@@ -97,7 +98,7 @@ func (r *PcapRing) FrameTime(addr uint64) time.Time {
 }
 
 // Receive implements Ring. At the end of the input it returns 0, io.EOF.
-func (r *PcapRing) Receive(batch []Desc, timeoutMs int) (int, error) {
+func (r *PcapRing) Receive(batch []ring.Desc, timeoutMs int) (int, error) {
 	n := 0
 	for n < len(batch) && len(r.free) > 0 && !r.eof {
 		data, ts, err := r.in.Next()
@@ -113,7 +114,7 @@ func (r *PcapRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 			// A corrupt record ends the input: nothing after it can be
 			// trusted to be where the file says.
 			r.eof = true
-			return n, fmt.Errorf("fastpath: reading capture: %w", err)
+			return n, fmt.Errorf("offline: reading capture: %w", err)
 		}
 		r.Read++
 		if len(data) > r.frameSize {
@@ -127,7 +128,7 @@ func (r *PcapRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 		r.stamp[s] = ts
 		r.origLen[s] = r.in.WireLength()
 		r.last = ts
-		batch[n] = Desc{Addr: addr, Len: uint32(len(data))}
+		batch[n] = ring.Desc{Addr: addr, Len: uint32(len(data))}
 		n++
 	}
 	if n == 0 && r.eof {
@@ -137,10 +138,10 @@ func (r *PcapRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 }
 
 // Transmit implements Ring: every frame is written at once.
-func (r *PcapRing) Transmit(batch []Desc) (int, error) {
+func (r *PcapRing) Transmit(batch []ring.Desc) (int, error) {
 	for i, d := range batch {
 		if d.Addr%uint64(r.frameSize) != 0 || d.Addr >= uint64(len(r.umem)) || d.Len > uint32(r.frameSize) {
-			return i, fmt.Errorf("fastpath: PcapRing.Transmit: bad descriptor %+v", d)
+			return i, fmt.Errorf("offline: PcapRing.Transmit: bad descriptor %+v", d)
 		}
 		if r.out != nil {
 			s := d.Addr / uint64(r.frameSize)
@@ -150,7 +151,7 @@ func (r *PcapRing) Transmit(batch []Desc) (int, error) {
 				Length:        max(int(d.Len), r.origLen[s]),
 			}
 			if err := r.out.WritePacket(ci, r.umem[d.Addr:d.Addr+uint64(d.Len)]); err != nil {
-				return i, fmt.Errorf("fastpath: writing capture: %w", err)
+				return i, fmt.Errorf("offline: writing capture: %w", err)
 			}
 		}
 		r.Written++
@@ -160,7 +161,7 @@ func (r *PcapRing) Transmit(batch []Desc) (int, error) {
 }
 
 // Release implements Ring.
-func (r *PcapRing) Release(batch []Desc) {
+func (r *PcapRing) Release(batch []ring.Desc) {
 	for _, d := range batch {
 		r.free = append(r.free, d.Addr)
 	}
@@ -177,4 +178,4 @@ func (r *PcapRing) Close() error {
 	return nil
 }
 
-var _ Ring = (*PcapRing)(nil)
+var _ ring.Ring = (*PcapRing)(nil)

@@ -1,4 +1,4 @@
-package fastpath
+package daemon
 
 import (
 	"sync"
@@ -6,19 +6,22 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/anysched/anysched/afxdp"
+	"github.com/anysched/anysched/fastpath"
+	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/parser"
 )
 
 // Collector exports the counters of a set of workers as Prometheus
 // metrics. On every scrape it asks each worker for a copy of its counters
-// taken at a batch boundary (see Worker.Stats), so each worker's numbers
+// taken at a batch boundary (see fastpath.Worker.Stats), so each worker's numbers
 // are consistent with each other; different workers are copied a few
 // microseconds apart, and a worker blocked in Receive reports the copy
 // from its last batch boundary (it has seen no packets since, so nothing
 // is lost but the time of the copy).
 type Collector struct {
-	workers []*Worker
-	src     SnapshotSource
+	workers []*fastpath.Worker
+	src     fastpath.SnapshotSource
 	wait    time.Duration
 
 	rx, tx, rxBytes, txBytes, dropped, routed *prometheus.Desc
@@ -31,7 +34,7 @@ type Collector struct {
 
 // NewCollector returns a collector over workers; src names the nodes and
 // gives the table generation.
-func NewCollector(src SnapshotSource, workers ...*Worker) *Collector {
+func NewCollector(src fastpath.SnapshotSource, workers ...*fastpath.Worker) *Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("anysched_"+name, help, labels, nil)
 	}
@@ -72,12 +75,13 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Total returns the sum of the workers' counters.
-func (c *Collector) Total() (Counters, ExtraStats) {
+// Total returns the sum of the workers' counters and gauges (the
+// highest table generation).
+func (c *Collector) Total() (fastpath.Counters, fastpath.Gauges) {
 	// Ask every worker at once: an idle one answers only after its
 	// Receive times out, and those waits should overlap, not add up.
-	copies := make([]Counters, len(c.workers))
-	extras := make([]ExtraStats, len(c.workers))
+	copies := make([]fastpath.Counters, len(c.workers))
+	extras := make([]fastpath.Gauges, len(c.workers))
 	var wg sync.WaitGroup
 	for i, w := range c.workers {
 		wg.Add(1)
@@ -87,53 +91,14 @@ func (c *Collector) Total() (Counters, ExtraStats) {
 		}()
 	}
 	wg.Wait()
-	var sum Counters
-	var ex ExtraStats
-	for i, w := range c.workers {
-		wc, wx := &copies[i], extras[i]
-		sum.add(wc)
-		ex.Reassembling += wx.Reassembling
-		ex.Generation = max(ex.Generation, wx.Generation)
-		st := w.Decider().Stats()
-		ex.Pins += st.PinSize
-		ex.PinEvictions += st.PinEvictions
-		ex.Transitions += st.TransSize
+	var sum fastpath.Counters
+	var ex fastpath.Gauges
+	for i := range c.workers {
+		sum.Add(&copies[i])
+		ex.Reassembling += extras[i].Reassembling
+		ex.Generation = max(ex.Generation, extras[i].Generation)
 	}
 	return sum, ex
-}
-
-func (s *Counters) add(o *Counters) {
-	s.RxPackets += o.RxPackets
-	s.TxPackets += o.TxPackets
-	s.RxBytes += o.RxBytes
-	s.TxBytes += o.TxBytes
-	s.Batches += o.Batches
-	for i := range s.BatchSizes {
-		s.BatchSizes[i] += o.BatchSizes[i]
-	}
-	s.TxPartial += o.TxPartial
-	s.TxRetries += o.TxRetries
-	for i := range s.ParseStatus {
-		s.ParseStatus[i] += o.ParseStatus[i]
-	}
-	for i := range s.Dropped {
-		s.Dropped[i] += o.Dropped[i]
-	}
-	for i := range s.Routed {
-		s.Routed[i] += o.Routed[i]
-	}
-	s.ClientHellos += o.ClientHellos
-	s.ClientHelloMigrationSupport += o.ClientHelloMigrationSupport
-	s.ClientHelloMigrationToken += o.ClientHelloMigrationToken
-	s.ClientHelloPartial += o.ClientHelloPartial
-	s.ClientHelloMalformed += o.ClientHelloMalformed
-	s.ClientHelloPins += o.ClientHelloPins
-	s.ClientHelloUnpins += o.ClientHelloUnpins
-	s.FinRstUnpins += o.FinRstUnpins
-	for i := range s.NodeForwarded {
-		s.NodeForwarded[i] += o.NodeForwarded[i]
-		s.NodeNewFlows[i] += o.NodeNewFlows[i]
-	}
 }
 
 // Collect implements prometheus.Collector.
@@ -152,15 +117,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for st := parser.Status(1); st < parser.NumStatus; st++ {
 		counter(c.dropped, sum.ParseStatus[st], st.String())
 	}
-	for r := DropReason(0); r < NumDropReasons; r++ {
+	for r := fastpath.DropReason(0); r < fastpath.NumDropReasons; r++ {
 		counter(c.dropped, sum.Dropped[r], r.String())
 	}
-	for r := Route(0); r < NumRoutes; r++ {
+	for r := fastpath.Route(0); r < fastpath.NumRoutes; r++ {
 		counter(c.routed, sum.Routed[r], r.String())
 	}
 	if snap := c.src.Current(); snap != nil {
 		for i := range snap.Nodes {
-			if i >= MaxNodes {
+			if i >= fastpath.MaxNodes {
 				break
 			}
 			n := &snap.Nodes[i]
@@ -177,37 +142,72 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.helloPins, sum.ClientHelloPins, "pin")
 	counter(c.helloPins, sum.ClientHelloUnpins, "unpin_migration_support")
 	counter(c.helloPins, sum.FinRstUnpins, "unpin_rst")
-	var pinCap, inserts, expirations, transEv uint64
+	var dec lookup.DeciderStats
 	for _, w := range c.workers {
 		st := w.Decider().Stats()
-		pinCap += st.PinCapacity
-		inserts += st.PinInserts
-		expirations += st.PinExpirations
-		transEv += st.TransEvictions
+		dec.PinSize += st.PinSize
+		dec.PinCapacity += st.PinCapacity
+		dec.PinInserts += st.PinInserts
+		dec.PinEvictions += st.PinEvictions
+		dec.PinExpirations += st.PinExpirations
+		dec.TransSize += st.TransSize
+		dec.TransEvictions += st.TransEvictions
 	}
-	gauge(c.pins, ex.Pins)
-	gauge(c.pinCap, pinCap)
-	counter(c.pinInserts, inserts)
-	counter(c.pinEvictions, ex.PinEvictions)
-	counter(c.pinExpirations, expirations)
-	gauge(c.trans, ex.Transitions)
-	counter(c.transEvictions, transEv)
+	gauge(c.pins, dec.PinSize)
+	gauge(c.pinCap, dec.PinCapacity)
+	counter(c.pinInserts, dec.PinInserts)
+	counter(c.pinEvictions, dec.PinEvictions)
+	counter(c.pinExpirations, dec.PinExpirations)
+	gauge(c.trans, dec.TransSize)
+	counter(c.transEvictions, dec.TransEvictions)
 	gauge(c.reasm, ex.Reassembling)
 	counter(c.txPartial, sum.TxPartial)
 
 	// Batch sizes are counted in power-of-two buckets: bucket b holds sizes
 	// below 2^b, so its upper bound is 2^b - 1.
-	buckets := make(map[float64]uint64, NumBatchBuckets)
+	buckets := make(map[float64]uint64, fastpath.NumBatchBuckets)
 	var cum, total uint64
 	var sumApprox float64
-	for b := 0; b < NumBatchBuckets; b++ {
+	for b := 0; b < fastpath.NumBatchBuckets; b++ {
 		cum += sum.BatchSizes[b]
-		buckets[float64(BatchSizeBucket(b)-1)] = cum
+		buckets[float64(fastpath.BatchSizeBucket(b)-1)] = cum
 		if b > 0 {
 			// Midpoint of [2^(b-1), 2^b).
-			sumApprox += float64(sum.BatchSizes[b]) * (float64(int(1)<<(b-1)) + float64(BatchSizeBucket(b)-1)) / 2
+			sumApprox += float64(sum.BatchSizes[b]) * (float64(int(1)<<(b-1)) + float64(fastpath.BatchSizeBucket(b)-1)) / 2
 		}
 		total += sum.BatchSizes[b]
 	}
 	ch <- prometheus.MustNewConstHistogram(c.batch, total, sumApprox, buckets)
 }
+
+func xdpCollector(port *afxdp.Port) prometheus.Collector {
+	desc := prometheus.NewDesc("anysched_xdp_verdicts_total", "Frames by the XDP program's verdict (redirected to AF_XDP or passed to the kernel, by reason).", []string{"verdict"}, nil)
+	return collectorFunc{desc, func(ch chan<- prometheus.Metric) {
+		c, err := port.Counters()
+		if err != nil {
+			return
+		}
+		for i, v := range c {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), afxdp.Counter(i).String())
+		}
+	}}
+}
+
+func reflectCollector(stats []*afxdp.ReflectStats) prometheus.Collector {
+	desc := prometheus.NewDesc("anysched_reflected_packets_total", "Frames the reflector sent back.", nil, nil)
+	return collectorFunc{desc, func(ch chan<- prometheus.Metric) {
+		var n uint64
+		for _, s := range stats {
+			n += s.Reflected.Load()
+		}
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(n))
+	}}
+}
+
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }

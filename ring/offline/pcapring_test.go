@@ -1,4 +1,4 @@
-package fastpath
+package offline
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anysched/anysched/ring"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
@@ -45,7 +46,7 @@ func TestPcapRingRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch := make([]Desc, 8)
+	batch := make([]ring.Desc, 8)
 	var got int
 	for {
 		n, err := r.Receive(batch, 0)
@@ -63,7 +64,7 @@ func TestPcapRingRoundTrip(t *testing.T) {
 		tx := batch[:0:0]
 		for _, d := range batch[:n] {
 			if r.UMEM()[d.Addr] == 3 {
-				r.Release([]Desc{d})
+				r.Release([]ring.Desc{d})
 				continue
 			}
 			tx = append(tx, d)
@@ -118,7 +119,7 @@ func TestPcapRingRejectsBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Receive(make([]Desc, 4), 0); err == nil || !strings.Contains(err.Error(), "link type 127") {
+	if _, err := r.Receive(make([]ring.Desc, 4), 0); err == nil || !strings.Contains(err.Error(), "link type 127") {
 		t.Fatalf("802.11 frame: err %v, want one naming link type 127", err)
 	}
 }
@@ -149,7 +150,7 @@ func TestPcapRingConvertsLinkTypes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			batch := make([]Desc, 4)
+			batch := make([]ring.Desc, 4)
 			n, err := r.Receive(batch, 0)
 			if err != nil || n != 1 {
 				t.Fatalf("received %d, %v; want 1 frame", n, err)

@@ -1,8 +1,10 @@
-// Package fastpath owns the router's per-packet work: a batch loop over a
-// Ring that parses each frame in place, decides its node from the scheduler
-// snapshot, pins and transitions, rewrites it and sends the same frame back
-// out. Nothing on this path allocates, locks or grows.
-package fastpath
+// Package ring is the boundary between a fast-path worker and the packet
+// I/O of one queue: a Ring of frames in a shared buffer (UMEM), named by
+// descriptors, handed over a batch at a time. package afxdp implements it
+// over an AF_XDP socket; package ring/offline over memory and capture
+// files. It has no dependencies, so the worker and every I/O back end can
+// import it without importing each other.
+package ring
 
 // Desc names one frame in a Ring's packet buffer (UMEM): its offset and its
 // length. It has the layout of an AF_XDP descriptor, so an AF_XDP Ring can

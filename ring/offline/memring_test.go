@@ -1,8 +1,10 @@
-package fastpath
+package offline
 
 import (
 	"bytes"
 	"testing"
+
+	"github.com/anysched/anysched/ring"
 )
 
 func TestMemRingQueueMode(t *testing.T) {
@@ -20,7 +22,7 @@ func TestMemRingQueueMode(t *testing.T) {
 	if err := r.Inject(make([]byte, 129)); err != ErrFrameTooLarge {
 		t.Fatalf("inject of an oversize frame: %v", err)
 	}
-	batch := make([]Desc, 3)
+	batch := make([]ring.Desc, 3)
 	n, _ := r.Receive(batch, 0)
 	if n != 3 {
 		t.Fatalf("received %d, want 3", n)
@@ -63,7 +65,7 @@ func TestMemRingReplayRestoresFrames(t *testing.T) {
 	if err := r.Replay([][]byte{tpl, tpl[:100]}); err != nil {
 		t.Fatal(err)
 	}
-	batch := make([]Desc, 16)
+	batch := make([]ring.Desc, 16)
 	for round := range 5 {
 		n, _ := r.Receive(batch, 0)
 		if n != 8 {

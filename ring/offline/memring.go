@@ -1,17 +1,19 @@
-package fastpath
+package offline
 
 import (
 	"errors"
 	"fmt"
 	"math/bits"
+
+	"github.com/anysched/anysched/ring"
 )
 
 // ErrFrameTooLarge is returned by MemRing.Inject for a frame that does not
 // fit in one frame slot.
-var ErrFrameTooLarge = errors.New("fastpath: frame larger than the ring's frame size")
+var ErrFrameTooLarge = errors.New("offline: frame larger than the ring's frame size")
 
 // ErrRingFull is returned by MemRing.Inject when every frame slot is in use.
-var ErrRingFull = errors.New("fastpath: no free frame in the ring")
+var ErrRingFull = errors.New("offline: no free frame in the ring")
 
 // MemRing is a Ring in ordinary memory for tests and benchmarks. It has a
 // UMEM of fixed-size frame slots and keeps the same ownership rules as an
@@ -34,9 +36,9 @@ type MemRing struct {
 	// free is a FIFO of free slot addresses.
 	free                 []uint64
 	freeHead, freeLen    int
-	pending              []Desc // injected, not yet received
+	pending              []ring.Desc // injected, not yet received
 	pendingHead, pendLen int
-	completed            []Desc // transmitted, not yet reclaimed
+	completed            []ring.Desc // transmitted, not yet reclaimed
 	state                []slotState
 
 	// Replay mode: the frames to hand out in turn, stored back to back.
@@ -74,7 +76,7 @@ const (
 // frameSize is a power of two of at least 64, as AF_XDP frame sizes are.
 func NewMemRing(frames, frameSize int) *MemRing {
 	if frames <= 0 || frameSize < 64 || frameSize&(frameSize-1) != 0 {
-		panic(fmt.Sprintf("fastpath: NewMemRing(%d, %d): need frames > 0 and a power-of-two frameSize >= 64", frames, frameSize))
+		panic(fmt.Sprintf("offline: NewMemRing(%d, %d): need frames > 0 and a power-of-two frameSize >= 64", frames, frameSize))
 	}
 	r := &MemRing{
 		umem:       make([]byte, frames*frameSize),
@@ -82,8 +84,8 @@ func NewMemRing(frames, frameSize int) *MemRing {
 		frameShift: uint(bits.TrailingZeros(uint(frameSize))),
 		frames:     frames,
 		free:       make([]uint64, frames),
-		pending:    make([]Desc, frames),
-		completed:  make([]Desc, 0, frames),
+		pending:    make([]ring.Desc, frames),
+		completed:  make([]ring.Desc, 0, frames),
 		state:      make([]slotState, frames),
 	}
 	for i := range frames {
@@ -105,13 +107,19 @@ func (r *MemRing) Err() error { return r.err }
 // Free returns the number of free slots.
 func (r *MemRing) Free() int { return r.freeLen }
 
+// Pending returns the number of injected frames not yet received.
+func (r *MemRing) Pending() int { return r.pendLen }
+
+// Frames returns the number of frame slots.
+func (r *MemRing) Frames() int { return r.frames }
+
 // InFlight returns the number of slots that are transmitted but not yet
 // reclaimed.
 func (r *MemRing) InFlight() int { return len(r.completed) }
 
 func (r *MemRing) fail(format string, args ...any) {
 	if r.err == nil {
-		r.err = fmt.Errorf("fastpath: MemRing: "+format, args...)
+		r.err = fmt.Errorf("offline: MemRing: "+format, args...)
 	}
 }
 
@@ -139,7 +147,7 @@ func (r *MemRing) pushFree(addr uint64) {
 
 // slot validates a descriptor handed back by the caller and returns its
 // slot index, or -1; badSlot says what was wrong.
-func (r *MemRing) slot(d Desc, want slotState) int {
+func (r *MemRing) slot(d ring.Desc, want slotState) int {
 	i := d.Addr >> r.frameShift
 	if d.Addr&uint64(r.frameSize-1) != 0 || i >= uint64(len(r.state)) || r.state[i] != want || d.Len > uint32(r.frameSize) {
 		r.badSlot(d, want)
@@ -148,7 +156,7 @@ func (r *MemRing) slot(d Desc, want slotState) int {
 	return int(i)
 }
 
-func (r *MemRing) badSlot(d Desc, want slotState) {
+func (r *MemRing) badSlot(d ring.Desc, want slotState) {
 	switch i := d.Addr >> r.frameShift; {
 	case d.Addr&uint64(r.frameSize-1) != 0 || d.Addr >= uint64(len(r.umem)):
 		r.fail("descriptor address %d is not a frame slot", d.Addr)
@@ -163,7 +171,7 @@ func (r *MemRing) badSlot(d Desc, want slotState) {
 // for queue mode only.
 func (r *MemRing) Inject(frame []byte) error {
 	if r.templates != nil {
-		return errors.New("fastpath: MemRing.Inject in replay mode")
+		return errors.New("offline: MemRing.Inject in replay mode")
 	}
 	if len(frame) > r.frameSize {
 		return ErrFrameTooLarge
@@ -178,7 +186,7 @@ func (r *MemRing) Inject(frame []byte) error {
 	if i >= r.frames {
 		i -= r.frames
 	}
-	r.pending[i] = Desc{Addr: addr, Len: uint32(len(frame))}
+	r.pending[i] = ring.Desc{Addr: addr, Len: uint32(len(frame))}
 	r.pendLen++
 	return nil
 }
@@ -190,10 +198,10 @@ func (r *MemRing) Inject(frame []byte) error {
 // allocation. Every template must fit in a frame slot.
 func (r *MemRing) Replay(templates [][]byte) error {
 	if len(templates) == 0 {
-		return errors.New("fastpath: MemRing.Replay with no templates")
+		return errors.New("offline: MemRing.Replay with no templates")
 	}
 	if r.freeLen != r.frames {
-		return errors.New("fastpath: MemRing.Replay on a ring in use")
+		return errors.New("offline: MemRing.Replay on a ring in use")
 	}
 	r.templates = make([]replayTemplate, len(templates))
 	r.templateData = nil
@@ -208,7 +216,7 @@ func (r *MemRing) Replay(templates [][]byte) error {
 }
 
 // Receive implements Ring. It never waits: an empty ring returns 0.
-func (r *MemRing) Receive(batch []Desc, timeoutMs int) (int, error) {
+func (r *MemRing) Receive(batch []ring.Desc, timeoutMs int) (int, error) {
 	n := 0
 	if r.templates != nil {
 		// The FIFO and template cursors live in registers for the batch.
@@ -225,7 +233,7 @@ func (r *MemRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 			}
 			copy(r.umem[addr:addr+uint64(tpl.length)], r.templateData[tpl.off:tpl.off+tpl.length])
 			r.state[addr>>r.frameShift] = slotWithCaller
-			batch[i] = Desc{Addr: addr, Len: tpl.length}
+			batch[i] = ring.Desc{Addr: addr, Len: tpl.length}
 		}
 		r.freeHead, r.freeLen, r.nextTemplate = head, r.freeLen-n, next
 	} else {
@@ -246,7 +254,7 @@ func (r *MemRing) Receive(batch []Desc, timeoutMs int) (int, error) {
 }
 
 // Transmit implements Ring.
-func (r *MemRing) Transmit(batch []Desc) (int, error) {
+func (r *MemRing) Transmit(batch []ring.Desc) (int, error) {
 	n := len(batch)
 	if r.TxLimit > 0 && n > r.TxLimit {
 		n = r.TxLimit
@@ -274,7 +282,7 @@ func (r *MemRing) Transmit(batch []Desc) (int, error) {
 }
 
 // Release implements Ring.
-func (r *MemRing) Release(batch []Desc) {
+func (r *MemRing) Release(batch []ring.Desc) {
 	for _, d := range batch {
 		s := r.slot(d, slotWithCaller)
 		if s < 0 {
@@ -303,4 +311,4 @@ func (r *MemRing) Reclaim() error {
 	return nil
 }
 
-var _ Ring = (*MemRing)(nil)
+var _ ring.Ring = (*MemRing)(nil)

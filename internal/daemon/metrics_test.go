@@ -1,0 +1,116 @@
+package daemon
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/anysched/anysched/fastpath"
+	"github.com/anysched/anysched/internal/packettest"
+	"github.com/anysched/anysched/parser"
+	"github.com/anysched/anysched/ring/offline"
+	"github.com/anysched/anysched/sched"
+)
+
+func TestCollectorExportsCounters(t *testing.T) {
+	s, w := testWorker(t,
+		packettest.Frame(t, flow(1, parser.TCPFlagSYN, nil)),
+		packettest.Frame(t, flow(1, parser.TCPFlagACK|parser.TCPFlagPSH, packettest.ClientHello(false, 0))),
+		[]byte{9})
+	c := NewCollector(s, w)
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			key := mf.GetName()
+			for _, l := range m.Label {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			switch {
+			case m.Counter != nil:
+				got[key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				got[key] = m.Gauge.GetValue()
+			case m.Histogram != nil:
+				got[key] = float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	for k, want := range map[string]float64{
+		"anysched_packets_received_total":                          3,
+		"anysched_packets_transmitted_total":                       2,
+		"anysched_packets_dropped_total,reason=truncated_ethernet": 1,
+		"anysched_clienthellos_total,outcome=seen":                 1,
+		"anysched_pins":                           1,
+		"anysched_batch_size":                     1,
+		"anysched_table_generation":               1,
+		"anysched_packets_routed_total,route=syn": 1,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+	if n := testutil.CollectAndCount(c, "anysched_node_new_flows_total"); n != 2 {
+		t.Errorf("%d node series", n)
+	}
+}
+
+const testConfigYAML = `vips:
+  - address: 10.200.0.1
+    port: 443
+    tls: true
+pools:
+  - name: p
+    nodes:
+      - name: a
+        address: 10.201.0.11
+        mac: "02:00:00:00:00:0a"
+      - name: b
+        address: 10.201.0.12
+        mac: "02:00:00:00:00:0b"
+table:
+  size: 1009
+  seed: "6a1c5e0f3b9d47a2c8e1f05d7b3a9c64"
+`
+
+func flow(sport uint16, flags uint8, payload []byte) packettest.TCP {
+	return packettest.TCP{Src: netip.MustParseAddr("192.0.2.10"), Dst: netip.MustParseAddr("10.200.0.1"),
+		SrcPort: sport, DstPort: 443, Flags: flags, Seq: 1000, Payload: payload}
+}
+
+// testWorker runs frames through one worker in one batch and stops it.
+func testWorker(t *testing.T, frames ...[]byte) (*sched.Scheduler, *fastpath.Worker) {
+	t.Helper()
+	cfg, err := sched.ParseConfig([]byte(testConfigYAML), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sched.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := offline.NewMemRing(64, 2048)
+	w, err := fastpath.NewWorker(r, s, fastpath.Config{SourceMAC: fastpath.MAC(packettest.RouterMAC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		if err := r.Inject(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Step(0); err != nil {
+		t.Fatal(err)
+	}
+	w.Finish()
+	return s, w
+}
