@@ -158,6 +158,13 @@ func (d *Decider) Unpin(key *parser.FlowKey, h uint64) bool {
 	return d.pins.remove(key, h)
 }
 
+// Pinned reports whether the flow (key, hash h) has a live pin at now,
+// changing nothing: for tools that report what the fast path holds
+// (anysched inspect and its tests), not for the packet path.
+func (d *Decider) Pinned(key *parser.FlowKey, h uint64, now int64) bool {
+	return d.pins.holds(key, h, now)
+}
+
 // Sweep expires up to budget entries of each table; call it once per
 // batch with a small budget (e.g. 64) so idle entries do not linger.
 func (d *Decider) Sweep(now int64, budget int) {

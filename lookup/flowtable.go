@@ -108,6 +108,22 @@ func (t *flowTable) lookup(key *parser.FlowKey, h uint64, now int64) (uint16, bo
 	return NoNode, false
 }
 
+// holds reports whether key has a live entry at now, changing nothing (no
+// deadline extended, nothing expired).
+func (t *flowTable) holds(key *parser.FlowKey, h uint64, now int64) bool {
+	if !t.mayHold(h) {
+		return false
+	}
+	b := t.bucketOf(h)
+	tag := tagOf(h)
+	for i, tg := range t.tags[b : b+bucketSize] {
+		if tg == tag && t.entries[b+i].key == *key && t.entries[b+i].deadline > now {
+			return true
+		}
+	}
+	return false
+}
+
 // insert stores key → node until deadline (for pins: now+idle). It
 // replaces the key's entry if present, else takes an empty or expired
 // entry of the bucket, else evicts the bucket's oldest entry.

@@ -13,8 +13,13 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/anysched/anysched/fastpath"
 	"github.com/anysched/anysched/internal/capture"
+	"github.com/anysched/anysched/internal/daemon"
+	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/parser"
+	"github.com/anysched/anysched/ring/offline"
+	"github.com/anysched/anysched/sched"
 )
 
 func init() {
@@ -32,8 +37,14 @@ type inspectOptions struct {
 	ports []uint16
 	json  bool
 	hello parser.HelloConfig
-	// reasm is the zero value (the fast path's defaults) except in tests.
-	reasm parser.ReassemblerConfig
+	// reasm and pinCapacity are zero (the fast path's defaults) except in
+	// tests. (The table never changes, so no transition is ever recorded.)
+	reasm       parser.ReassemblerConfig
+	pinCapacity int
+	// observe, when set, sees every Explanation of a counted flow after
+	// inspect took it in, with a query of the worker's pin table at that
+	// moment (for the differential test).
+	observe func(e *fastpath.Explanation, pinned func(*parser.FlowKey) bool)
 }
 
 func runInspect(args []string, stdout, stderr io.Writer) int {
@@ -102,11 +113,11 @@ func parseInspectFlags(args []string, stdout, stderr io.Writer) (opts inspectOpt
 	usage := func() {
 		fmt.Fprintln(fs.Output(), "usage: anysched inspect --pcap FILE [--vip ADDR]... [--port N]... [--json]")
 		fmt.Fprintln(fs.Output())
-		fmt.Fprintln(fs.Output(), "Feeds every client-to-server TCP flow of the capture through the router's own")
-		fmt.Fprintln(fs.Output(), "packet parser and ClientHello reassembler and prints, per flow in order of first")
-		fmt.Fprintln(fs.Output(), "appearance, what the ClientHello carried and whether the fast path would pin the")
-		fmt.Fprintln(fs.Output(), "flow (\"legacy\": a ClientHello without migration_support, malformed, or never")
-		fmt.Fprintln(fs.Output(), "completed) or store nothing (migration_support; or no ClientHello to act on).")
+		fmt.Fprintln(fs.Output(), "Runs the capture through the router's own fast path (the worker of anysched run,")
+		fmt.Fprintln(fs.Output(), "on the capture's clock) and prints, per client-to-server TCP flow in order of first")
+		fmt.Fprintln(fs.Output(), "appearance, what the ClientHello carried and whether the fast path held a pin for")
+		fmt.Fprintln(fs.Output(), "the flow at its end (\"legacy\": a ClientHello without migration_support, malformed,")
+		fmt.Fprintln(fs.Output(), "or never completed) or stored nothing (migration_support; or no ClientHello to act on).")
 		fmt.Fprintln(fs.Output(), "Every VIP is taken to be a TLS VIP (a non-TLS VIP pins all its flows at the SYN).")
 		fmt.Fprintln(fs.Output())
 		fmt.Fprintln(fs.Output(), "flags:")
@@ -158,21 +169,28 @@ func parseInspectFlags(args []string, stdout, stderr io.Writer) (opts inspectOpt
 	return opts, exitOK, true
 }
 
-// flowState is what inspect learns about one client-to-server flow. Once
-// the ClientHello is decided (complete, malformed, not a ClientHello, or
-// given up on by the reassembler) later payloads are not fed: a real router
-// cannot tell them from a first payload, but they cannot change its pin
-// decision either, and the report is about the first flight.
+// flowState is what inspect learns about one client-to-server flow from
+// the fast path's own decisions (fastpath.Explanation, one per frame): the
+// first flight's ClientHello as the worker's reassembler read it, and
+// whether the worker held a pin for the flow after its last packet.
 type flowState struct {
 	key      parser.FlowKey
-	payloads int // client segments with payload
-	segments int // of those, the ones fed to the reassembler
+	payloads int // client segments with payload the worker forwarded
+	segments int // of those, the ones fed to the reassembler for the first flight
 	// supportSegment is the segment (1-based) after which the scanner
 	// first saw migration_support, 0 if it never did.
 	supportSegment int
-	decided        bool
-	verdict        parser.Verdict
-	hello          helloSummary
+	// decided: the first flight's ClientHello was decided (complete,
+	// malformed, or given up on by the reassembler); verdict says how.
+	decided bool
+	verdict parser.Verdict
+	hello   helloSummary
+	// pinned is whether the worker holds a pin for the flow after its
+	// last packet before the client's RST, if any (the RST ends the
+	// connection and takes its pin along); pinEvent says what made it when
+	// that was not the first flight's ClientHello.
+	pinned   bool
+	pinEvent string
 }
 
 // helloSummary copies the fields of a parser.ClientHello that the report
@@ -196,8 +214,9 @@ func summarize(h *parser.ClientHello) helloSummary {
 }
 
 // inspectReport is one JSON line. The first eight keys are the contract
-// (issue 2); the rest explain the decision. Legacy is true when the fast
-// path would pin the flow (see decision).
+// scripts and the README rely on; the rest explain the decision. Legacy is
+// true when the fast path held a pin for the flow at its end (see
+// decision).
 type inspectReport struct {
 	Flow             string `json:"flow"`
 	ClientHello      bool   `json:"client_hello"`
@@ -224,37 +243,49 @@ func (fl *flowState) verdictName() string {
 	switch {
 	case fl.payloads == 0:
 		return "no_payload"
+	case fl.segments == 0:
+		return parser.VerdictNotHello.String()
 	case !fl.decided:
 		return "pending" // the capture ended before the ClientHello did
 	}
 	return fl.verdict.String()
 }
 
-// decision says whether the fast path pins the flow and why. It follows
-// fastpath.Worker (clientHello in fastpath/worker.go) for a TLS VIP: a
-// pending, complete-without-migration_support, malformed or unknown
-// ClientHello pins the flow; a complete one with migration_support unpins
-// it; a payload that is not a ClientHello is not acted on, because the
-// router cannot tell a first payload from a later one without state.
+// decision says whether the fast path held a pin for the flow at its end
+// (after its last packet; before the client's RST, which removes it), and
+// why. The answer is the worker's (fl.pinned, tracked
+// from its Explanations); the reason reads the first flight's ClientHello
+// when that is what decided it, and names the later event otherwise.
 func (fl *flowState) decision() (pinned bool, reason string) {
 	h := &fl.hello
+	firstFlight := false
 	switch {
 	case fl.payloads == 0:
-		return false, "no payload: nothing to inspect, the flow follows the table"
+		reason = "no payload: nothing to inspect, the flow follows the table"
+	case fl.segments == 0:
+		reason = "first payload is not a TLS ClientHello: not acted on (the router cannot tell it from a later payload), the flow follows the table"
 	case !fl.decided:
-		return true, "ClientHello incomplete when the capture ended: pinned until it completes"
-	case fl.verdict == parser.VerdictNotHello:
-		return false, "first payload is not a TLS ClientHello: not acted on (the router cannot tell it from a later payload), the flow follows the table"
+		firstFlight, reason = true, "ClientHello incomplete when the capture ended: pinned until it completes"
 	case fl.verdict == parser.VerdictMalformed:
-		return true, "malformed ClientHello (" + h.malformed.String() + "): pinned"
+		firstFlight, reason = true, "malformed ClientHello ("+h.malformed.String()+"): pinned"
 	case fl.verdict == parser.VerdictUnknown:
-		return true, "reassembler gave up (out of order, too large, timed out or no free slot): pinned"
+		firstFlight, reason = true, "reassembler gave up (out of order, too large, timed out or no free slot): pinned"
 	case !h.support:
-		return true, "no migration_support: pinned as a legacy flow"
+		firstFlight, reason = true, "no migration_support: pinned as a legacy flow"
 	case fl.segments > 1:
-		return false, "migration_support: pinned while the ClientHello was incomplete, unpinned when it completed; nothing stored"
+		reason = "migration_support: pinned while the ClientHello was incomplete, unpinned when it completed; nothing stored"
+	default:
+		reason = "migration_support: the client will move to a unicast node; nothing stored"
 	}
-	return false, "migration_support: the client will move to a unicast node; nothing stored"
+	if firstFlight != fl.pinned {
+		reason = fl.pinEvent
+		if reason == "" && fl.pinned {
+			reason = "pinned by the fast path"
+		} else if reason == "" {
+			reason = "no pin at the flow's last packet: it expired or was evicted"
+		}
+	}
+	return fl.pinned, reason
 }
 
 func (fl *flowState) report() inspectReport {
@@ -340,88 +371,190 @@ func writeInspectTable(w io.Writer, flows []*flowState) {
 	}
 }
 
-// inspectCapture reads every packet of a capture of the given size (see
-// package capture) and feeds the client-to-server TCP
-// flows through parser.ParseFrame and one parser.Reassembler with the fast
-// path's defaults, in capture order, with the capture's timestamps as the
-// reassembler's clock. It returns the flows in order of first appearance
-// and how many frames it skipped.
+// inspectNode is the one node of inspect's table: every flow goes to it,
+// so the report depends only on what the fast path does per flow (and the
+// seed, required of every config, changes nothing).
+const inspectNode = `
+pools:
+  - name: inspect
+    nodes:
+      - name: inspect
+        address: 192.0.2.1
+        mac: "02:00:00:00:00:02"
+table:
+  size: 101
+  seed: "696e7370656374696e73706563746e6f"
+transitions:
+  capacity: 8
+`
+
+// inspectCapture runs a capture of the given size (see package capture)
+// through the real fast path, fastpath.Worker over an offline.PcapRing, one
+// frame per batch on the capture's clock, with every VIP a TLS VIP (given
+// by --vip × --port, or else every destination:port of the client flows),
+// and builds a report per client-to-server flow from the worker's
+// Explanations. It returns the flows in order of first appearance and how
+// many frames it skipped (not convertible to Ethernet, too large, or not
+// parseable).
 func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*flowState, skipped int, err error) {
-	pr, err := capture.Open(r, size)
+	vips, err := inspectVIPs(r, size, opts)
 	if err != nil {
 		return nil, 0, err
 	}
-	reasm, err := parser.NewReassembler(opts.reasm)
+	if len(vips) == 0 {
+		return nil, 0, nil // nothing to route; inspectVIPs read the whole capture
+	}
+	var y strings.Builder
+	y.WriteString("vips:\n")
+	for _, v := range vips {
+		fmt.Fprintf(&y, "  - address: \"%s\"\n    port: %d\n    tls: true\n", v.Addr(), v.Port())
+	}
+	y.WriteString(inspectNode)
+	cfg, err := sched.ParseConfig([]byte(y.String()), "inspect")
+	if err != nil {
+		return nil, 0, fmt.Errorf("inspect's table: %w", err)
+	}
+	if opts.pinCapacity > 0 {
+		cfg.Pins.Capacity = opts.pinCapacity
+	}
+	in, err := offline.NewPcapRing(r, size, nil, 2, 1<<16)
 	if err != nil {
 		return nil, 0, err
+	}
+	clock := func() int64 { return in.Now().UnixNano() }
+	s, err := sched.New(cfg, sched.WithClock(clock))
+	if err != nil {
+		return nil, 0, fmt.Errorf("inspect's table: %w", err)
 	}
 	byKey := make(map[parser.FlowKey]*flowState)
-	var (
-		pkt   parser.Packet
-		hello parser.ClientHello
-	)
-	for {
-		frame, ts, err := pr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if errors.Is(err, capture.ErrUnconvertible) {
+	var w *fastpath.Worker
+	explain := func(e *fastpath.Explanation) {
+		if e.Status != parser.StatusOK {
 			skipped++
-			continue
+			return
 		}
-		if err != nil {
-			return nil, 0, err
+		p := e.Packet
+		if !opts.wants(&p.Flow) {
+			return // the server's side, or traffic to other addresses and ports
 		}
-		if parser.ParseFrame(frame, &pkt) != parser.StatusOK || pkt.Flow.Proto != parser.ProtoTCP {
-			skipped++
-			continue
-		}
-		if !opts.wants(&pkt.Flow) {
-			continue // the server's side, or traffic to other addresses and ports
-		}
-		fl := byKey[pkt.Flow]
-		if fl != nil && fl.payloads > 0 && pkt.TCPFlags&(parser.TCPFlagSYN|parser.TCPFlagACK) == parser.TCPFlagSYN {
+		syn := !p.ICMPError && p.TCPFlags&(parser.TCPFlagSYN|parser.TCPFlagACK) == parser.TCPFlagSYN
+		fl := byKey[p.Flow]
+		if fl != nil && fl.payloads > 0 && syn {
 			// A new connection reusing the 5-tuple (a long capture, a
 			// client that recycles ports): report it as a flow of its own.
-			reasm.Forget(&pkt.Flow)
 			fl = nil
 		}
 		if fl == nil {
-			fl = &flowState{key: pkt.Flow}
-			byKey[pkt.Flow] = fl
+			fl = &flowState{key: p.Flow}
+			byKey[p.Flow] = fl
 			flows = append(flows, fl)
 		}
-		if len(pkt.Payload) == 0 {
-			continue
+		if e.Forwarded {
+			fl.observe(e, syn)
 		}
+		if opts.observe != nil {
+			opts.observe(e, func(k *parser.FlowKey) bool { return w.Decider().Pinned(k, s.Current().Hash(k), clock()) })
+		}
+	}
+	w, err = fastpath.NewWorker(in, s, fastpath.Config{
+		Batch: 1, SourceMAC: daemon.OfflineSourceMAC, Hello: opts.hello, Reassembly: opts.reasm,
+		Decider: sched.DeciderConfigFrom(cfg), Clock: clock, Explain: explain,
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	for {
+		if _, err := w.Step(0); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, 0, err
+		}
+	}
+	return flows, skipped + int(in.Unconvertible+in.Oversize), nil
+}
+
+// observe takes in one forwarded frame of the flow.
+func (fl *flowState) observe(e *fastpath.Explanation, syn bool) {
+	if len(e.Packet.Payload) > 0 {
 		fl.payloads++
-		if fl.decided {
-			continue
-		}
+	}
+	if e.Hello != parser.VerdictNotHello && !fl.decided {
 		fl.segments++
-		v := reasm.Feed(&pkt.Flow, pkt.Seq, pkt.Payload, ts.UnixNano(), &opts.hello, &hello)
-		if hello.MigrationSupport && fl.supportSegment == 0 && v != parser.VerdictUnknown {
+		h := e.HelloInfo
+		if h.MigrationSupport && fl.supportSegment == 0 && e.Hello != parser.VerdictUnknown {
 			fl.supportSegment = fl.segments
 		}
-		switch v {
+		switch e.Hello {
 		case parser.VerdictPending:
-			fl.hello = summarize(&hello)
+			fl.hello = summarize(h)
 		case parser.VerdictUnknown:
-			// The reassembler reset hello; keep what earlier segments
+			// The reassembler reset its hello; keep what earlier segments
 			// showed. Unknown always means the bytes began a ClientHello.
-			fl.decided, fl.verdict = true, v
+			fl.decided, fl.verdict = true, e.Hello
 			fl.hello.isHello, fl.hello.complete = true, false
 		default:
-			fl.decided, fl.verdict = true, v
-			fl.hello = summarize(&hello)
+			fl.decided, fl.verdict = true, e.Hello
+			fl.hello = summarize(h)
+		}
+	} else if e.Hello != parser.VerdictNotHello && e.Pinned {
+		fl.pinEvent = "a later payload began a TLS handshake record the reassembler read as " + e.Hello.String() + ": pinned"
+	}
+	if e.Packet.TCPFlags&parser.TCPFlagRST != 0 {
+		// The client's RST ends the connection and removes its pin: the
+		// report is about the pin that held the connection until then.
+		return
+	}
+	// A Decision goes to the flow's pin first, so after a forwarded frame
+	// the pin exists exactly when the frame made one, or found one; a SYN
+	// drops any earlier pin of the 5-tuple.
+	switch {
+	case e.Pinned:
+		fl.pinned = true
+	case e.Unpinned:
+		fl.pinned = false
+	case syn:
+		fl.pinned = false
+	default:
+		fl.pinned = e.Via == lookup.ViaPin
+	}
+}
+
+// inspectVIPs reads the capture once for the VIPs of inspect's table:
+// --vip × --port, or every destination:port of the flows inspect counts.
+func inspectVIPs(r io.ReaderAt, size int64, opts *inspectOptions) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	if len(opts.vips) > 0 {
+		for _, v := range opts.vips {
+			for _, p := range opts.ports {
+				out = append(out, netip.AddrPortFrom(v, p))
+			}
 		}
 	}
-	for _, fl := range flows {
-		if fl.decided && fl.verdict == parser.VerdictNotHello {
-			fl.segments = 0
+	pr, err := capture.Open(r, size)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[netip.AddrPort]bool{}
+	var pkt parser.Packet
+	for {
+		frame, _, err := pr.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if errors.Is(err, capture.ErrUnconvertible) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(opts.vips) > 0 || parser.ParseFrame(frame, &pkt) != parser.StatusOK || !opts.wants(&pkt.Flow) {
+			continue // with --vip the list is known; the pass still checks the whole file
+		}
+		if ap := netip.AddrPortFrom(pkt.Flow.DstAddr(), pkt.Flow.DstPort); !seen[ap] {
+			seen[ap] = true
+			out = append(out, ap)
 		}
 	}
-	return flows, skipped, nil
 }
 
 // wants reports whether k is a client-to-server flow inspect counts: to one

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,27 +21,25 @@ func FuzzInspectCapture(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	// A few reassembly slots instead of 1024 x 16 KiB keep each run cheap.
+	// A few reassembly slots instead of 1024 x 16 KiB, and a small pin
+	// table, keep each run cheap.
 	opts := inspectOptions{ports: []uint16{443}, hello: parser.DefaultHelloConfig(),
-		reasm: parser.ReassemblerConfig{Slots: 4, MaxBytes: 4096}}
+		reasm: parser.ReassemblerConfig{Slots: 4, MaxBytes: 4096}, pinCapacity: 256}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		flows, _, err := inspectCapture(bytes.NewReader(data), int64(len(data)), &opts)
-		if err != nil {
+		reports, truth, ok := pinsAtEnd(t, data, opts)
+		if !ok {
 			return
 		}
-		for _, fl := range flows {
-			r := fl.report()
-			// Pinned: every ClientHello except a complete one with
-			// migration_support; nothing else is acted on.
-			if r.Legacy != (r.ClientHello && !(r.Complete && r.MigrationSupport)) {
-				t.Fatalf("legacy %v with client_hello %v, complete %v, migration_support %v",
-					r.Legacy, r.ClientHello, r.Complete, r.MigrationSupport)
+		for i, r := range reports {
+			// Legacy is the fast path's pin, whatever the flow did.
+			if r.Legacy != truth[i] {
+				t.Fatalf("legacy %v, the fast path's pin table %v: %+v", r.Legacy, truth[i], r)
 			}
 			if r.Complete && !r.ClientHello {
 				t.Fatalf("complete without client_hello: %+v", r)
 			}
-			if r.Segments < 0 || r.Segments > fl.payloads {
-				t.Fatalf("segments %d of %d payloads", r.Segments, fl.payloads)
+			if r.Segments < 0 || (r.Segments > 0 && r.Verdict == "no_payload") {
+				t.Fatalf("segments %d, verdict %s", r.Segments, r.Verdict)
 			}
 			if r.Complete && r.MigrationSupport && (r.SupportSegment < 1 || r.SupportSegment > r.Segments) {
 				t.Fatalf("migration_support in segment %d of %d", r.SupportSegment, r.Segments)
