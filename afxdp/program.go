@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/anysched/anysched/header"
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 )
@@ -87,14 +88,18 @@ const (
 // Ethertypes and protocol numbers as the program sees them: a 16-bit load
 // from the packet on a little-endian machine yields the bytes swapped.
 const (
-	ethIPv4le   = 0x0008 // 0x0800
-	ethIPv6le   = 0xDD86 // 0x86DD
-	ethVLANle   = 0x0081 // 0x8100
-	ethQinQle   = 0xA888 // 0x88A8
-	ipv4FragOff = 0xFF1F // fragment offset bits of bytes 6..7, little-endian load
+	ethIPv4le = 0x0008 // 0x0800
+	ethIPv6le = 0xDD86 // 0x86DD
+	ethVLANle = 0x0081 // 0x8100
+	ethQinQle = 0xA888 // 0x88A8
+	// ipv4FragOff is the fragment offset bits of the flags/fragment word.
+	ipv4FragOff = header.IPv4FragmentOffsetMask>>8 | header.IPv4FragmentOffsetMask&0xff<<8
 	protoTCP    = 6
 	protoICMP   = 1
 	protoICMPv6 = 58
+	// l4Head is how much of the L4 header the program reads: the TCP
+	// ports, or the ICMP type and code.
+	l4Head = header.TCPDstPortOffset + 2
 )
 
 // programInstructions builds the XDP program. Registers:
@@ -129,21 +134,21 @@ func programInstructions() asm.Instructions {
 		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word),
 		// Ethernet header.
 		asm.Mov.Reg(asm.R7, asm.R2),
-		asm.Add.Imm(asm.R7, 14),
+		asm.Add.Imm(asm.R7, header.EthernetHeaderLen),
 		asm.JGT.Reg(asm.R7, asm.R3, "malformed"),
-		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.LoadMem(asm.R5, asm.R2, header.EthernetTypeOffset, asm.Half),
 	)
-	// Up to two 802.1Q / 802.1ad tags: the inner ethertype sits 2 bytes
-	// into each tag.
+	// Up to two 802.1Q / 802.1ad tags: r7 is just past the tag's TPID,
+	// the inner ethertype follows the TCI.
 	for i := 0; i < 2; i++ {
 		next := fmt.Sprintf("vlan%d_done", i)
 		add(
 			asm.JEq.Imm(asm.R5, ethVLANle, fmt.Sprintf("vlan%d", i)),
 			asm.JNE.Imm(asm.R5, ethQinQle, next),
 			asm.Mov.Reg(asm.R1, asm.R7).WithSymbol(fmt.Sprintf("vlan%d", i)),
-			asm.Add.Imm(asm.R1, 4),
+			asm.Add.Imm(asm.R1, header.VLANTagLen),
 			asm.JGT.Reg(asm.R1, asm.R3, "malformed"),
-			asm.LoadMem(asm.R5, asm.R7, 2, asm.Half),
+			asm.LoadMem(asm.R5, asm.R7, header.VLANTCILen, asm.Half),
 			asm.Mov.Reg(asm.R7, asm.R1),
 		)
 		label(next)
@@ -157,35 +162,35 @@ func programInstructions() asm.Instructions {
 	// IPv4: version, header length, TTL, fragment offset, destination.
 	add(
 		asm.Mov.Reg(asm.R1, asm.R7).WithSymbol("ipv4"),
-		asm.Add.Imm(asm.R1, 20),
+		asm.Add.Imm(asm.R1, header.IPv4MinimumHeaderLen),
 		asm.JGT.Reg(asm.R1, asm.R3, "malformed"),
-		asm.LoadMem(asm.R4, asm.R7, 0, asm.Byte),
+		asm.LoadMem(asm.R4, asm.R7, header.IPv4VersionIHLOffset, asm.Byte),
 		asm.Mov.Reg(asm.R1, asm.R4),
 		asm.RSh.Imm(asm.R1, 4),
-		asm.JNE.Imm(asm.R1, 4, "malformed"),
+		asm.JNE.Imm(asm.R1, header.IPv4Version, "malformed"),
 		asm.And.Imm(asm.R4, 0x0f),
 		asm.LSh.Imm(asm.R4, 2),
-		asm.JLT.Imm(asm.R4, 20, "malformed"),
+		asm.JLT.Imm(asm.R4, header.IPv4MinimumHeaderLen, "malformed"),
 		// v4-mapped destination into the key.
 		asm.StoreImm(asm.R10, stackKey, 0, asm.Word),
 		asm.StoreImm(asm.R10, stackKey+4, 0, asm.Word),
 		asm.StoreImm(asm.R10, stackKey+8, -65536, asm.Word), // bytes 00 00 ff ff
-		asm.LoadMem(asm.R1, asm.R7, 16, asm.Word),
+		asm.LoadMem(asm.R1, asm.R7, header.IPv4DstAddrOffset, asm.Word),
 		asm.StoreMem(asm.R10, stackKey+12, asm.R1, asm.Word),
-		asm.StoreImm(asm.R10, stackKey+16, 0, asm.Word), // port 0 + padding
-		asm.LoadMem(asm.R6, asm.R7, 8, asm.Byte),        // TTL, checked once the VIP matched
-		asm.LoadMem(asm.R1, asm.R7, 6, asm.Half),
+		asm.StoreImm(asm.R10, stackKey+16, 0, asm.Word),             // port 0 + padding
+		asm.LoadMem(asm.R6, asm.R7, header.IPv4TTLOffset, asm.Byte), // checked once the VIP matched
+		asm.LoadMem(asm.R1, asm.R7, header.IPv4FlagsFragOffset, asm.Half),
 		asm.And.Imm(asm.R1, ipv4FragOff),
 		asm.JNE.Imm(asm.R1, 0, "lookup"), // non-first fragment: address only
-		asm.LoadMem(asm.R5, asm.R7, 9, asm.Byte),
+		asm.LoadMem(asm.R5, asm.R7, header.IPv4ProtocolOffset, asm.Byte),
 		asm.Mov.Reg(asm.R8, asm.R7),
 		asm.Add.Reg(asm.R8, asm.R4),
 		asm.Mov.Reg(asm.R1, asm.R8),
-		asm.Add.Imm(asm.R1, 4),
+		asm.Add.Imm(asm.R1, l4Head),
 		asm.JGT.Reg(asm.R1, asm.R3, "malformed"),
 		asm.JEq.Imm(asm.R5, protoTCP, "tcp"),
 		asm.JNE.Imm(asm.R5, protoICMP, "notvip"),
-		asm.LoadMem(asm.R1, asm.R8, 0, asm.Byte),
+		asm.LoadMem(asm.R1, asm.R8, header.ICMPTypeOffset, asm.Byte),
 		asm.JEq.Imm(asm.R1, 3, "lookup"),  // destination unreachable (incl. frag needed)
 		asm.JEq.Imm(asm.R1, 11, "lookup"), // time exceeded
 		asm.Ja.Label("notvip"),
@@ -194,30 +199,30 @@ func programInstructions() asm.Instructions {
 	// IPv6: version, hop limit, destination, next header.
 	add(
 		asm.Mov.Reg(asm.R1, asm.R7).WithSymbol("ipv6"),
-		asm.Add.Imm(asm.R1, 40),
+		asm.Add.Imm(asm.R1, header.IPv6HeaderLen),
 		asm.JGT.Reg(asm.R1, asm.R3, "malformed"),
 		asm.LoadMem(asm.R1, asm.R7, 0, asm.Byte),
 		asm.RSh.Imm(asm.R1, 4),
-		asm.JNE.Imm(asm.R1, 6, "malformed"),
+		asm.JNE.Imm(asm.R1, header.IPv6Version, "malformed"),
 	)
-	for i := int16(0); i < 16; i += 4 {
+	for i := int16(0); i < header.IPv6AddrLen; i += 4 {
 		add(
-			asm.LoadMem(asm.R1, asm.R7, 24+i, asm.Word),
+			asm.LoadMem(asm.R1, asm.R7, header.IPv6DstAddrOffset+i, asm.Word),
 			asm.StoreMem(asm.R10, stackKey+i, asm.R1, asm.Word),
 		)
 	}
 	// A v4-mapped destination would alias an IPv4 VIP's key: not ours.
 	add(
-		asm.LoadMem(asm.R1, asm.R7, 32, asm.Word),
+		asm.LoadMem(asm.R1, asm.R7, header.IPv6DstAddrOffset+8, asm.Word),
 		asm.JNE.Imm32(asm.R1, -65536, "v6_not_mapped"), // bytes 00 00 ff ff
-		asm.LoadMem(asm.R1, asm.R7, 24, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R7, header.IPv6DstAddrOffset, asm.DWord),
 		asm.JEq.Imm(asm.R1, 0, "notvip"),
 	)
 	label("v6_not_mapped")
 	add(
 		asm.StoreImm(asm.R10, stackKey+16, 0, asm.Word),
-		asm.LoadMem(asm.R6, asm.R7, 7, asm.Byte), // hop limit
-		asm.LoadMem(asm.R5, asm.R7, 6, asm.Byte),
+		asm.LoadMem(asm.R6, asm.R7, header.IPv6HopLimitOffset, asm.Byte),
+		asm.LoadMem(asm.R5, asm.R7, header.IPv6NextHeaderOffset, asm.Byte),
 		// Extension headers: hop-by-hop, routing, fragment, destination
 		// options. The fast path walks them; the program matches the address.
 		asm.JEq.Imm(asm.R5, 0, "lookup"),
@@ -225,13 +230,13 @@ func programInstructions() asm.Instructions {
 		asm.JEq.Imm(asm.R5, 44, "lookup"),
 		asm.JEq.Imm(asm.R5, 60, "lookup"),
 		asm.Mov.Reg(asm.R8, asm.R7),
-		asm.Add.Imm(asm.R8, 40),
+		asm.Add.Imm(asm.R8, header.IPv6HeaderLen),
 		asm.Mov.Reg(asm.R1, asm.R8),
-		asm.Add.Imm(asm.R1, 4),
+		asm.Add.Imm(asm.R1, l4Head),
 		asm.JGT.Reg(asm.R1, asm.R3, "malformed"),
 		asm.JEq.Imm(asm.R5, protoTCP, "tcp"),
 		asm.JNE.Imm(asm.R5, protoICMPv6, "notvip"),
-		asm.LoadMem(asm.R1, asm.R8, 0, asm.Byte),
+		asm.LoadMem(asm.R1, asm.R8, header.ICMPTypeOffset, asm.Byte),
 		// destination unreachable, packet too big, time exceeded
 		asm.JEq.Imm(asm.R1, 1, "lookup"),
 		asm.JEq.Imm(asm.R1, 2, "lookup"),
@@ -241,7 +246,7 @@ func programInstructions() asm.Instructions {
 
 	// TCP: the destination port completes the key.
 	add(
-		asm.LoadMem(asm.R1, asm.R8, 2, asm.Half).WithSymbol("tcp"),
+		asm.LoadMem(asm.R1, asm.R8, header.TCPDstPortOffset, asm.Half).WithSymbol("tcp"),
 		asm.StoreMem(asm.R10, stackKey+16, asm.R1, asm.Half),
 	)
 

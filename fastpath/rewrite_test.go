@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/anysched/anysched/header"
 )
 
 // TestDecrementTTL4MatchesFullRecompute checks the RFC 1624 update against a
@@ -113,4 +115,24 @@ func TestSetMACsKeepsVLAN(t *testing.T) {
 	if setMACs(frame[:11], &dst, &src) {
 		t.Fatal("short frame accepted")
 	}
+}
+
+// ipv4HeaderChecksum computes the IPv4 header checksum from scratch over
+// hdr with its checksum field taken as zero: the reference the tests hold
+// the incremental update to.
+func ipv4HeaderChecksum(hdr []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if i == header.IPv4ChecksumOffset {
+			continue
+		}
+		sum += uint32(binary.BigEndian.Uint16(hdr[i : i+2]))
+	}
+	if len(hdr)%2 == 1 {
+		sum += uint32(hdr[len(hdr)-1]) << 8
+	}
+	for sum > 0xffff {
+		sum = (sum & 0xffff) + (sum >> 16)
+	}
+	return ^uint16(sum)
 }

@@ -1,16 +1,16 @@
 package parser
 
-// ethernetHeaderLen is destination MAC, source MAC and EtherType.
-const ethernetHeaderLen = 14
+import "github.com/anysched/anysched/header"
 
+// header.EthernetHeaderLen is destination MAC, source MAC and EtherType.
 // parseEthernet reads the Ethernet II header and up to MaxVLANTags tags and
 // returns the offset of the L3 header.
 func parseEthernet(frame []byte, p *Packet) (int, Status) {
-	if len(frame) < ethernetHeaderLen {
+	if len(frame) < header.EthernetHeaderLen {
 		return 0, StatusTruncatedEthernet
 	}
-	et := be16(frame[12:14])
-	off := ethernetHeaderLen
+	et := be16(frame[header.EthernetTypeOffset:])
+	off := header.EthernetHeaderLen
 	for et == EtherTypeVLAN || et == EtherTypeQinQ || et == EtherTypeQinQv1 {
 		if p.VLANCount == MaxVLANTags {
 			return 0, StatusTooManyVLANTags

@@ -1,5 +1,7 @@
 package parser
 
+import "github.com/anysched/anysched/header"
+
 // ICMP error types that quote the offending packet.
 const (
 	ICMPv4DestUnreachable uint8 = 3
@@ -28,21 +30,21 @@ func parseICMPv4(frame []byte, off int, p *Packet) Status {
 	if len(b) < icmpHeaderLen {
 		return StatusICMPTruncated
 	}
-	p.ICMPType, p.ICMPCode = b[0], b[1]
+	p.ICMPType, p.ICMPCode = b[header.ICMPTypeOffset], b[header.ICMPCodeOffset]
 	switch p.ICMPType {
 	case ICMPv4DestUnreachable, ICMPv4TimeExceeded, ICMPv4ParamProblem:
 	default:
 		return StatusICMPNotError
 	}
 	if p.ICMPType == ICMPv4DestUnreachable && p.ICMPCode == ICMPv4CodeFragNeeded {
-		p.ICMPMTU = uint32(be16(b[6:8]))
+		p.ICMPMTU = uint32(be16(b[header.ICMPv4MTUOffset:]))
 	}
 	q := b[icmpHeaderLen:]
-	if len(q) < ipv4MinHeaderLen {
+	if len(q) < header.IPv4MinimumHeaderLen {
 		return StatusICMPTruncated
 	}
 	ihl := int(q[0]&0x0f) * 4
-	if q[0]>>4 != 4 || ihl < ipv4MinHeaderLen || q[9] != ProtoTCP || be16(q[6:8])&0x1fff != 0 {
+	if q[0]>>4 != 4 || ihl < header.IPv4MinimumHeaderLen || q[9] != ProtoTCP || be16(q[6:8])&0x1fff != 0 {
 		return StatusICMPQuoteNotTCP
 	}
 	if len(q) < ihl+quotedTCPLen {
@@ -63,30 +65,30 @@ func parseICMPv6(frame []byte, off int, p *Packet) Status {
 	if len(b) < icmpHeaderLen {
 		return StatusICMPTruncated
 	}
-	p.ICMPType, p.ICMPCode = b[0], b[1]
+	p.ICMPType, p.ICMPCode = b[header.ICMPTypeOffset], b[header.ICMPCodeOffset]
 	switch p.ICMPType {
 	case ICMPv6DestUnreachable, ICMPv6PacketTooBig, ICMPv6TimeExceeded, ICMPv6ParamProblem:
 	default:
 		return StatusICMPNotError
 	}
 	if p.ICMPType == ICMPv6PacketTooBig {
-		p.ICMPMTU = be32(b[4:8])
+		p.ICMPMTU = be32(b[header.ICMPv6MTUOffset:])
 	}
 	q := b[icmpHeaderLen:]
-	if len(q) < ipv6HeaderLen {
+	if len(q) < header.IPv6HeaderLen {
 		return StatusICMPTruncated
 	}
 	if q[0]>>4 != 6 {
 		return StatusICMPQuoteNotTCP
 	}
-	nh, extLen, _, st := walkIPv6Ext(q[6], q[ipv6HeaderLen:])
+	nh, extLen, _, st := walkIPv6Ext(q[6], q[header.IPv6HeaderLen:])
 	if st != StatusOK || nh != ProtoTCP {
 		if st == StatusIPv6BadExtHeaderLength {
 			return StatusICMPTruncated
 		}
 		return StatusICMPQuoteNotTCP
 	}
-	t := q[ipv6HeaderLen+extLen:]
+	t := q[header.IPv6HeaderLen+extLen:]
 	if len(t) < quotedTCPLen {
 		return StatusICMPTruncated
 	}

@@ -1,46 +1,46 @@
 package parser
 
-const ipv4MinHeaderLen = 20
+import "github.com/anysched/anysched/header"
 
 // parseIPv4 reads the IPv4 header at off, checks its lengths and checksum,
 // and hands the L4 bytes (bounded by the total length) on.
 func parseIPv4(frame []byte, off int, p *Packet) Status {
 	b := frame[off:]
-	if len(b) < ipv4MinHeaderLen {
+	if len(b) < header.IPv4MinimumHeaderLen {
 		return StatusTruncatedIPv4
 	}
-	if b[0]>>4 != 4 {
+	if b[header.IPv4VersionIHLOffset]>>4 != header.IPv4Version {
 		return StatusIPv4BadVersion
 	}
 	p.IPVersion = 4
 	p.L3Off = uint16(off)
-	ihl := int(b[0]&0x0f) * 4
-	if ihl < ipv4MinHeaderLen {
+	ihl := int(b[header.IPv4VersionIHLOffset]&0x0f) * 4
+	if ihl < header.IPv4MinimumHeaderLen {
 		return StatusIPv4BadHeaderLength
 	}
 	if ihl > len(b) {
 		return StatusTruncatedIPv4
 	}
-	total := int(be16(b[2:4]))
+	total := int(be16(b[header.IPv4TotalLenOffset:]))
 	if total < ihl || total > len(b) {
 		return StatusIPv4BadTotalLength
 	}
 	if ipv4HeaderSum(b[:ihl]) != 0xffff {
 		return StatusIPv4BadChecksum
 	}
-	if ihl > ipv4MinHeaderLen {
+	if ihl > header.IPv4MinimumHeaderLen {
 		p.Flags |= FlagIPv4Options
 	}
 	p.L3End = uint16(off + total)
-	p.TTLOff = uint16(off + 8)
-	p.IPv4ChecksumOff = uint16(off + 10)
-	p.Flow.SetIPv4(b[12:16], b[16:20])
-	proto := b[9]
+	p.TTLOff = uint16(off + header.IPv4TTLOffset)
+	p.IPv4ChecksumOff = uint16(off + header.IPv4ChecksumOffset)
+	p.Flow.SetIPv4(b[header.IPv4SrcAddrOffset:header.IPv4SrcAddrOffset+header.IPv4AddrLen], b[header.IPv4DstAddrOffset:header.IPv4DstAddrOffset+header.IPv4AddrLen])
+	proto := b[header.IPv4ProtocolOffset]
 	p.Flow.Proto = proto
-	frag := be16(b[6:8])
-	if frag&0x3fff != 0 { // more-fragments or an offset
+	frag := be16(b[header.IPv4FlagsFragOffset:])
+	if frag&(header.IPv4MoreFragments|header.IPv4FragmentOffsetMask) != 0 {
 		p.Flags |= FlagFragment
-		if frag&0x1fff != 0 {
+		if frag&header.IPv4FragmentOffsetMask != 0 {
 			p.Flags |= FlagNonFirstFragment
 			return StatusNonFirstFragment
 		}
@@ -59,10 +59,10 @@ func parseIPv4(frame []byte, off int, p *Packet) Status {
 // folded; a correct header sums to 0xffff. len(h) is a multiple of 4.
 func ipv4HeaderSum(h []byte) uint16 {
 	var sum uint64
-	if len(h) >= ipv4MinHeaderLen { // the usual header, unrolled
+	if len(h) >= header.IPv4MinimumHeaderLen { // the usual header, unrolled
 		sum = uint64(be32(h[0:4])) + uint64(be32(h[4:8])) + uint64(be32(h[8:12])) +
 			uint64(be32(h[12:16])) + uint64(be32(h[16:20]))
-		h = h[ipv4MinHeaderLen:]
+		h = h[header.IPv4MinimumHeaderLen:]
 	}
 	for len(h) >= 4 {
 		sum += uint64(be32(h))
@@ -76,7 +76,7 @@ func ipv4HeaderSum(h []byte) uint16 {
 }
 
 // IPv4HeaderChecksum computes the checksum field value for an IPv4 header
-// whose checksum bytes (10..11) are zero. Tests and tools use it to build
+// whose checksum field (header.IPv4ChecksumOffset) is zero. Tests and tools use it to build
 // frames.
 func IPv4HeaderChecksum(h []byte) uint16 {
 	return ^ipv4HeaderSum(h[:len(h)&^3])

@@ -1,6 +1,6 @@
 package parser
 
-const ipv6HeaderLen = 40
+import "github.com/anysched/anysched/header"
 
 // IPv6 next-header values walked as extension headers.
 const (
@@ -15,23 +15,23 @@ const (
 // hands the upper-layer bytes (bounded by the payload length) on.
 func parseIPv6(frame []byte, off int, p *Packet) Status {
 	b := frame[off:]
-	if len(b) < ipv6HeaderLen {
+	if len(b) < header.IPv6HeaderLen {
 		return StatusTruncatedIPv6
 	}
-	if b[0]>>4 != 6 {
+	if b[0]>>4 != header.IPv6Version {
 		return StatusIPv6BadVersion
 	}
 	p.IPVersion = 6
 	p.L3Off = uint16(off)
-	p.TTLOff = uint16(off + 7)
-	plen := int(be16(b[4:6]))
-	if plen == 0 || ipv6HeaderLen+plen > len(b) {
+	p.TTLOff = uint16(off + header.IPv6HopLimitOffset)
+	plen := int(be16(b[header.IPv6PayloadLenOffset:]))
+	if plen == 0 || header.IPv6HeaderLen+plen > len(b) {
 		return StatusIPv6BadPayloadLength
 	}
-	end := off + ipv6HeaderLen + plen
+	end := off + header.IPv6HeaderLen + plen
 	p.L3End = uint16(end)
-	p.Flow.SetIPv6(b[8:24], b[24:40])
-	nh, extLen, frag, st := walkIPv6Ext(b[6], frame[off+ipv6HeaderLen:end])
+	p.Flow.SetIPv6(b[header.IPv6SrcAddrOffset:header.IPv6DstAddrOffset], b[header.IPv6DstAddrOffset:header.IPv6HeaderLen])
+	nh, extLen, frag, st := walkIPv6Ext(b[header.IPv6NextHeaderOffset], frame[off+header.IPv6HeaderLen:end])
 	p.Flow.Proto = nh
 	if extLen > 0 {
 		p.Flags |= FlagIPv6ExtHeaders
@@ -40,7 +40,7 @@ func parseIPv6(frame []byte, off int, p *Packet) Status {
 	if st != StatusOK {
 		return st
 	}
-	l4off := off + ipv6HeaderLen + extLen
+	l4off := off + header.IPv6HeaderLen + extLen
 	switch nh {
 	case ProtoTCP:
 		return parseTCP(frame[:end], l4off, p)

@@ -314,38 +314,6 @@ func TestParseBad(t *testing.T) {
 	}
 }
 
-func TestDecrementTTL(t *testing.T) {
-	for _, s := range []frameSpec{v4spec(), v6spec()} {
-		for _, ttl := range []uint8{64, 2, 255} {
-			s.ttl = ttl
-			f := buildFrame(s)
-			p := mustParse(t, f)
-			if !DecrementTTL(f, p) || f[p.TTLOff] != ttl-1 {
-				t.Fatalf("ttl %d not decremented", ttl)
-			}
-			mustParse(t, f) // the checksum still verifies
-			if s.src.Is4() {
-				want := IPv4HeaderChecksum(append(append([]byte(nil), f[14:24]...), append([]byte{0, 0}, f[26:34]...)...))
-				if got := binary.BigEndian.Uint16(f[24:]); got != want {
-					t.Fatalf("incremental checksum %#x, full %#x", got, want)
-				}
-			}
-		}
-		for _, ttl := range []uint8{1} {
-			s.ttl = ttl
-			f := buildFrame(s)
-			p := mustParse(t, f)
-			if DecrementTTL(f, p) || f[p.TTLOff] != ttl {
-				t.Fatalf("ttl %d was decremented", ttl)
-			}
-		}
-	}
-	var p Packet
-	if DecrementTTL(nil, &p) {
-		t.Fatal("decremented without an IP header")
-	}
-}
-
 func TestUpdateChecksum16(t *testing.T) {
 	// RFC 1624 §4: HC 0xDD2F, m 0x5555 → m' 0x3285 gives HC' 0x0000 by
 	// equation 3 (equation 2 would give the wrong 0xFFFF).
