@@ -53,10 +53,14 @@ func (r DropReason) String() string {
 	return "unknown"
 }
 
-// Route says how the pipeline chose a forwarded packet's node.
+// Route is the metric label of how the pipeline chose a forwarded
+// packet's node: the lookup.Via of its Decision, coarsened (both
+// transition cases are RouteTransition), plus the two cases the pipeline
+// tells apart before the lookup (a SYN, an ICMP error). Both name their
+// values in snake_case.
 type Route uint8
 
-// Routes, in the order of DESIGN.md §4.
+// Routes, in the order the pipeline tries them.
 const (
 	RouteSYN        Route = iota // a SYN: the table, recorded in the transition set if its slot moved
 	RoutePin                     // the pin table

@@ -93,7 +93,7 @@ type Explanation struct {
 // each) and owns its Decider (pins, transitions) and its ClientHello
 // reassembler, so no lock is taken per packet.
 //
-// Per frame (DESIGN.md §4):
+// Per frame:
 //   - ParseFrame; any status but OK is counted by status and dropped.
 //   - The destination must be a VIP:port of the snapshot (for an ICMP
 //     error, the quoted flow's): otherwise drop, not_vip. The XDP program
@@ -411,7 +411,9 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 }
 
 // clientHello runs the client's payload through the reassembler and pins
-// or unpins the flow by what its ClientHello says (DESIGN.md §4).
+// or unpins the flow by what its ClientHello says: migration_support
+// unpins (the client will move to a node's unicast address), anything
+// else that began a ClientHello pins.
 func (w *Worker) clientHello(p *parser.Packet, d *lookup.Decision, now int64) (v parser.Verdict, pinned, unpinned bool) {
 	v = w.reasm.Feed(&p.Flow, p.Seq, p.Payload, now, &w.hello, &w.ch)
 	idle := w.snap.PinIdle

@@ -4,7 +4,8 @@ import (
 	"github.com/anysched/anysched/parser"
 )
 
-// Via says which rule decided a packet's node.
+// Via says which rule decided a packet's node (snake_case names, as
+// fastpath.Route's metric labels).
 type Via uint8
 
 const (
@@ -31,9 +32,9 @@ func (v Via) String() string {
 	case ViaPin:
 		return "pin"
 	case ViaTransitionOld:
-		return "transition-old"
+		return "transition_old"
 	case ViaTransitionNew:
-		return "transition-new"
+		return "transition_new"
 	}
 	return "via?"
 }
@@ -82,10 +83,8 @@ func NewDecider(c DeciderConfig) *Decider {
 		c.TransitionCapacity = bucketSize
 	}
 	return &Decider{
-		// Pin deadlines are extended on every hit by the snapshot's
-		// idle timeout; see Pin.
-		pins:  newFlowTable(c.PinCapacity, 1),
-		trans: newFlowTable(c.TransitionCapacity, 0),
+		pins:  newFlowTable(c.PinCapacity, extendOnHit),
+		trans: newFlowTable(c.TransitionCapacity, fixedDeadlines),
 	}
 }
 

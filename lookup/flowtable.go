@@ -49,6 +49,17 @@ type flowEntry struct {
 	deadline int64
 }
 
+// The idle argument of newFlowTable for the Decider's two tables. A
+// transition record keeps the deadline it was given (the end of its
+// slot's grace period). A pin's deadline moves to now+idle on every hit,
+// where idle is the snapshot's pin idle timeout, which Pin sets before
+// every insert (it can change with a reload); extendOnHit only marks the
+// table as one that extends.
+const (
+	fixedDeadlines int64 = 0
+	extendOnHit    int64 = 1
+)
+
 // newFlowTable preallocates room for at least capacity entries (rounded up
 // to a power-of-two number of buckets).
 func newFlowTable(capacity int, idle int64) *flowTable {

@@ -63,7 +63,8 @@ func findFlow(snap *lookup.Snapshot, start int, pred func(slot lookup.Slot) bool
 	}
 }
 
-// The transition rule of DESIGN.md §5, end to end through the scheduler.
+// The transition rule (package lookup's doc), end to end through the
+// scheduler.
 func TestTransitionRule(t *testing.T) {
 	const grace = 5 * time.Second
 	var now int64 = int64(time.Hour)

@@ -100,48 +100,6 @@ type result struct {
 	err    error
 }
 
-// Run probes every node and fetches its reports, applies the results and
-// rebuilds the table under the hysteresis and dwell rules, until ctx ends.
-// It restarts its workers after every Reload.
-func (s *Scheduler) Run(ctx context.Context) error {
-	for {
-		wctx, cancel := context.WithCancel(ctx)
-		s.mu.Lock()
-		tick := s.tickInterval()
-		s.startWorkers(wctx)
-		s.mu.Unlock()
-		t := time.NewTicker(tick)
-	loop:
-		for {
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				cancel()
-				return nil
-			case <-s.reconf:
-				break loop
-			case r := <-s.results:
-				s.mu.Lock()
-				s.apply(r)
-				s.mu.Unlock()
-			case <-t.C:
-				s.mu.Lock()
-				s.evaluate(s.now(), false)
-				s.mu.Unlock()
-			}
-		}
-		t.Stop()
-		cancel()
-	}
-}
-
-// tickInterval is how often Run re-evaluates without news: often enough
-// to release held slots and to notice reports going stale.
-func (s *Scheduler) tickInterval() time.Duration {
-	d := min(s.cfg.Probe.Interval, s.cfg.Reports.Interval, s.cfg.GracePeriod/4, time.Second)
-	return max(d, 5*time.Millisecond)
-}
-
 // startWorkers starts one prober and one report fetcher per node that
 // has a health port / report URL. Caller holds mu.
 func (s *Scheduler) startWorkers(ctx context.Context) {

@@ -1,8 +1,9 @@
 // Command anysched is the ingress router R1 of an anycast service: it
 // schedules every new connection to the best service node and keeps
-// established ones on their node without a per-connection table (see
-// DESIGN.md). Each job is a subcommand; each lives in its own file and
-// registers itself here.
+// established ones on their node without a per-connection table (the
+// README says how). Each job is a subcommand; each lives in its own file
+// and registers itself here; the daemon's wiring is package
+// internal/daemon.
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 package main
