@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/anysched/anysched/internal/packettest"
+	"github.com/anysched/anysched/parser"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
@@ -92,19 +95,12 @@ func TestRunHelpExplainsEveryFlag(t *testing.T) {
 }
 
 func tcpFrame(t *testing.T, sport uint16, syn bool, payload []byte) []byte {
-	t.Helper()
-	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 0xc1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1},
-		EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP,
-		SrcIP: net.IP{198, 51, 100, 7}, DstIP: net.IP{10, 200, 0, 1}}
-	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 443, Seq: 1, SYN: syn, ACK: !syn, Window: 1000}
-	tcp.SetNetworkLayerForChecksum(ip)
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-		eth, ip, tcp, gopacket.Payload(payload)); err != nil {
-		t.Fatal(err)
+	flags := parser.TCPFlagACK
+	if syn {
+		flags = parser.TCPFlagSYN
 	}
-	return append([]byte(nil), buf.Bytes()...)
+	return packettest.Frame(t, packettest.TCP{Src: netip.MustParseAddr("198.51.100.7"), Dst: netip.MustParseAddr("10.200.0.1"),
+		SrcPort: sport, DstPort: 443, Seq: 1, Flags: flags, Payload: payload})
 }
 
 func TestRunForwardsACaptureOffline(t *testing.T) {
