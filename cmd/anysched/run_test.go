@@ -171,24 +171,7 @@ func TestRunForwardsACaptureOffline(t *testing.T) {
 }
 
 // captureConfig has the VIPs of the committed captures (parser/testdata).
-const captureConfig = `vips:
-  - address: 203.0.113.10
-    port: 443
-  - address: 2001:db8:5::10
-    port: 443
-pools:
-  - name: p
-    nodes:
-      - name: a
-        address: 10.201.0.11
-        mac: "02:00:00:00:00:0a"
-      - name: b
-        address: 10.201.0.12
-        mac: "02:00:00:00:00:0b"
-table:
-  size: 1009
-  seed: "6a1c5e0f3b9d47a2c8e1f05d7b3a9c64"
-`
+var captureConfig = packettest.TwoNodeConfig("203.0.113.10", "2001:db8:5::10")
 
 // run --pcap-in reads what inspect reads: a pcapng capture and a Linux
 // cooked (SLL2, tcpdump -i any) one are forwarded like an Ethernet pcap,

@@ -64,24 +64,6 @@ func TestCollectorExportsCounters(t *testing.T) {
 	}
 }
 
-const testConfigYAML = `vips:
-  - address: 10.200.0.1
-    port: 443
-    tls: true
-pools:
-  - name: p
-    nodes:
-      - name: a
-        address: 10.201.0.11
-        mac: "02:00:00:00:00:0a"
-      - name: b
-        address: 10.201.0.12
-        mac: "02:00:00:00:00:0b"
-table:
-  size: 1009
-  seed: "6a1c5e0f3b9d47a2c8e1f05d7b3a9c64"
-`
-
 func flow(sport uint16, flags uint8, payload []byte) packettest.TCP {
 	return packettest.TCP{Src: netip.MustParseAddr("192.0.2.10"), Dst: netip.MustParseAddr("10.200.0.1"),
 		SrcPort: sport, DstPort: 443, Flags: flags, Seq: 1000, Payload: payload}
@@ -90,7 +72,7 @@ func flow(sport uint16, flags uint8, payload []byte) packettest.TCP {
 // testWorker runs frames through one worker in one batch and stops it.
 func testWorker(t *testing.T, frames ...[]byte) (*sched.Scheduler, *fastpath.Worker) {
 	t.Helper()
-	cfg, err := sched.ParseConfig([]byte(testConfigYAML), "test.yaml")
+	cfg, err := sched.ParseConfig([]byte(packettest.TwoNodeConfig("10.200.0.1")), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
