@@ -219,26 +219,23 @@ func ScanClientHello(payload []byte, cfg *HelloConfig, out *ClientHello) HelloSt
 	if len(payload) >= tlsRecordHeaderLen {
 		recLen := int(be16(payload[3:5]))
 		if recLen == 0 || recLen > tlsMaxRecordLen {
-			return out.malformed(MalformedRecordHeader)
+			out.malformed(MalformedRecordHeader)
+			return HelloMalformed
 		}
 		// The usual case: the whole message in one record, all present.
 		if recLen >= tlsHandshakeHeaderLen && len(payload) >= tlsRecordHeaderLen+recLen &&
 			int(payload[6])<<16|int(payload[7])<<8|int(payload[8]) == recLen-tlsHandshakeHeaderLen {
 			out.Records, out.Length, out.End = 1, recLen, tlsRecordHeaderLen+recLen
-			if st := out.scanBodyContiguous(payload[tlsRecordHeaderLen+tlsHandshakeHeaderLen:out.End], cfg); st == HelloMalformed {
-				return st
+			if out.scanBodyContiguous(payload[tlsRecordHeaderLen+tlsHandshakeHeaderLen:out.End], cfg) == stepMalformed {
+				return HelloMalformed
 			}
 			out.Complete = true
 			return HelloComplete
 		}
 	}
 	complete, st := out.scanRecords(payload)
-	if st != HelloIncomplete {
-		return st
-	}
-	st = out.scanBody(payload, cfg)
-	if st == HelloMalformed {
-		return st
+	if st == stepMalformed || out.scanBody(payload, cfg) == stepMalformed {
+		return HelloMalformed
 	}
 	if complete {
 		out.Complete = true
@@ -247,6 +244,18 @@ func ScanClientHello(payload []byte, cfg *HelloConfig, out *ClientHello) HelloSt
 	}
 	return HelloIncomplete
 }
+
+// scanStep is what a step of the scan tells its caller, apart from the
+// HelloStatus that ScanClientHello reports: go on, stop reading (the bytes
+// ran out, or the message ended; the record layer says which), or the
+// ClientHello is malformed (ClientHello.Malformed says why).
+type scanStep uint8
+
+const (
+	stepOK scanStep = iota
+	stepStop
+	stepMalformed
+)
 
 // recordPrefixOK checks the bytes of a record header that are present:
 // type handshake, legacy version 0x0301..0x0303.
@@ -260,18 +269,18 @@ func recordPrefixOK(b []byte) bool {
 	return len(b) < 3 || (b[2] >= 1 && b[2] <= 3)
 }
 
-func (h *ClientHello) malformed(r MalformedReason) HelloStatus {
+func (h *ClientHello) malformed(r MalformedReason) scanStep {
 	h.Malformed = r
 	h.Complete = false
 	h.Missing = 0
-	return HelloMalformed
+	return stepMalformed
 }
 
 // scanRecords walks the record layer only: it validates every record header
 // present, finds the handshake length and sets Records, Length, End and
 // Missing. It returns whether every byte of the message is present, and
-// HelloIncomplete to go on with the body or the final status.
-func (h *ClientHello) scanRecords(b []byte) (bool, HelloStatus) {
+// stepOK to go on with the body or stepMalformed.
+func (h *ClientHello) scanRecords(b []byte) (bool, scanStep) {
 	pos, have, total := 0, 0, -1 // have: handshake bytes present; total: message length
 	var hdr [tlsHandshakeHeaderLen]byte
 	for {
@@ -283,7 +292,7 @@ func (h *ClientHello) scanRecords(b []byte) (bool, HelloStatus) {
 				return false, h.malformed(MalformedRecordHeader)
 			}
 			h.Missing = tlsRecordHeaderLen - (len(b) - pos) + hsRemaining(have, total)
-			return false, HelloIncomplete
+			return false, stepOK
 		}
 		if pos > 0 {
 			if b[pos] != tlsRecordHandshake {
@@ -316,13 +325,13 @@ func (h *ClientHello) scanRecords(b []byte) (bool, HelloStatus) {
 		}
 		if fragEnd > len(b) {
 			h.Missing = fragEnd - len(b) + stillNeeded(have+recLen, total)
-			return false, HelloIncomplete
+			return false, stepOK
 		}
 		have += recLen
 		pos = fragEnd
 		if have == total {
 			h.End = pos
-			return true, HelloIncomplete
+			return true, stepOK
 		}
 	}
 }
@@ -347,17 +356,17 @@ func stillNeeded(have, total int) int {
 }
 
 // scanBody walks the ClientHello body through the records present and fills
-// the fields. It returns HelloMalformed, or HelloIncomplete when it ran out
+// the fields. It returns stepMalformed, or stepStop when it ran out
 // of bytes or finished (the caller knows from scanRecords which).
-func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) HelloStatus {
+func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) scanStep {
 	if h.Length == 0 { // the handshake header is not complete yet
-		return HelloIncomplete
+		return stepStop
 	}
 	var r hsReader
 	r.init(payload)
 	r.skip(tlsHandshakeHeaderLen)
 	if r.short {
-		return HelloIncomplete
+		return stepStop
 	}
 	left := h.Length - tlsHandshakeHeaderLen
 	// legacy_version, random, legacy_session_id length
@@ -369,7 +378,7 @@ func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) HelloStatus {
 	sid := r.u8()
 	left -= 2 + 32 + 1
 	if r.short {
-		return HelloIncomplete
+		return stepStop
 	}
 	if sid > maxSessionIDLen {
 		return h.malformed(MalformedSessionID)
@@ -381,7 +390,7 @@ func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) HelloStatus {
 	cs := r.u16()
 	left -= sid + 2
 	if r.short {
-		return HelloIncomplete
+		return stepStop
 	}
 	if cs == 0 || cs&1 != 0 {
 		return h.malformed(MalformedCipherSuites)
@@ -393,7 +402,7 @@ func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) HelloStatus {
 	cm := r.u8()
 	left -= cs + 1
 	if r.short {
-		return HelloIncomplete
+		return stepStop
 	}
 	if cm == 0 {
 		return h.malformed(MalformedCompression)
@@ -404,7 +413,7 @@ func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) HelloStatus {
 	r.skip(cm)
 	left -= cm
 	if left == 0 { // no extensions: a TLS 1.2-or-older hello
-		return HelloIncomplete
+		return stepStop
 	}
 	if left < 2 {
 		return h.malformed(MalformedExtensionsLength)
@@ -412,7 +421,7 @@ func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) HelloStatus {
 	el := r.u16()
 	left -= 2
 	if r.short {
-		return HelloIncomplete
+		return stepStop
 	}
 	if el != left {
 		return h.malformed(MalformedExtensionsLength)
@@ -421,7 +430,7 @@ func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) HelloStatus {
 }
 
 // scanExtensions walks left bytes of extensions.
-func (h *ClientHello) scanExtensions(r *hsReader, left int, cfg *HelloConfig) HelloStatus {
+func (h *ClientHello) scanExtensions(r *hsReader, left int, cfg *HelloConfig) scanStep {
 	set := extSet{seen: &h.extTypes}
 	pskSeen := false
 	for left > 0 {
@@ -432,7 +441,7 @@ func (h *ClientHello) scanExtensions(r *hsReader, left int, cfg *HelloConfig) He
 		n := r.u16()
 		left -= 4
 		if r.short {
-			return HelloIncomplete
+			return stepStop
 		}
 		if n > left {
 			return h.malformed(MalformedExtensionLength)
@@ -457,11 +466,11 @@ func (h *ClientHello) scanExtensions(r *hsReader, left int, cfg *HelloConfig) He
 				r.skip(n)
 			}
 		case typ == extServerName:
-			if st := h.readServerName(r, n); st != HelloComplete {
+			if st := h.readServerName(r, n); st != stepOK {
 				return st
 			}
 		case typ == extSupportedVersions:
-			if st := h.readSupportedVersions(r, n); st != HelloComplete {
+			if st := h.readSupportedVersions(r, n); st != stepOK {
 				return st
 			}
 		default:
@@ -477,10 +486,10 @@ func (h *ClientHello) scanExtensions(r *hsReader, left int, cfg *HelloConfig) He
 			r.skip(n)
 		}
 		if r.short {
-			return HelloIncomplete
+			return stepStop
 		}
 	}
-	return HelloIncomplete
+	return stepStop
 }
 
 // splitBody copies an n-byte extension body that spans records into tmp.
@@ -498,8 +507,8 @@ func splitBody(r *hsReader, n int, tmp []byte) (body []byte, short bool) {
 }
 
 // readServerName parses server_name (RFC 6066 §3) and keeps the first
-// host_name. Returns HelloComplete when fine.
-func (h *ClientHello) readServerName(r *hsReader, n int) HelloStatus {
+// host_name. Returns stepOK when fine.
+func (h *ClientHello) readServerName(r *hsReader, n int) scanStep {
 	if body := r.contiguous(n); body != nil {
 		at, size, st := h.parseServerName(body)
 		if size > 0 {
@@ -512,14 +521,14 @@ func (h *ClientHello) readServerName(r *hsReader, n int) HelloStatus {
 
 // readServerNameSplit handles a server_name body that spans records: it is
 // copied to a temporary, and the host name from there into the struct.
-func (h *ClientHello) readServerNameSplit(r *hsReader, n int) HelloStatus {
+func (h *ClientHello) readServerNameSplit(r *hsReader, n int) scanStep {
 	var tmp [splitExtensionBodyMaxLen]byte
 	body, short := splitBody(r, n, tmp[:])
 	if short {
-		return HelloIncomplete
+		return stepStop
 	}
 	if body == nil {
-		return HelloComplete // too long to copy: not inspected
+		return stepOK // too long to copy: not inspected
 	}
 	at, size, st := h.parseServerName(body)
 	if size > 0 && size <= len(h.sniBuf) {
@@ -530,7 +539,7 @@ func (h *ClientHello) readServerNameSplit(r *hsReader, n int) HelloStatus {
 
 // parseServerName checks a server_name body and returns where the first
 // host_name lies in it (size 0: none).
-func (h *ClientHello) parseServerName(body []byte) (at, size int, st HelloStatus) {
+func (h *ClientHello) parseServerName(body []byte) (at, size int, st scanStep) {
 	if len(body) < 2 || int(be16(body)) != len(body)-2 || len(body) == 2 {
 		return 0, 0, h.malformed(MalformedServerName)
 	}
@@ -547,12 +556,12 @@ func (h *ClientHello) parseServerName(body []byte) (at, size int, st HelloStatus
 		}
 		pos += 3 + nameLen
 	}
-	return at, size, HelloComplete
+	return at, size, stepOK
 }
 
 // readSupportedVersions parses supported_versions (RFC 8446 §4.2.1) and
-// notes whether TLS 1.3 is offered. Returns HelloComplete when fine.
-func (h *ClientHello) readSupportedVersions(r *hsReader, n int) HelloStatus {
+// notes whether TLS 1.3 is offered. Returns stepOK when fine.
+func (h *ClientHello) readSupportedVersions(r *hsReader, n int) scanStep {
 	if body := r.contiguous(n); body != nil {
 		return h.parseSupportedVersions(body)
 	}
@@ -562,12 +571,12 @@ func (h *ClientHello) readSupportedVersions(r *hsReader, n int) HelloStatus {
 	var tmp [splitExtensionBodyMaxLen]byte
 	body, short := splitBody(r, n, tmp[:])
 	if short {
-		return HelloIncomplete
+		return stepStop
 	}
 	return h.parseSupportedVersions(body) // nil when too long: malformed
 }
 
-func (h *ClientHello) parseSupportedVersions(body []byte) HelloStatus {
+func (h *ClientHello) parseSupportedVersions(body []byte) scanStep {
 	if len(body) < 3 || int(body[0]) != len(body)-1 || body[0]&1 != 0 {
 		return h.malformed(MalformedSupportedVersions)
 	}
@@ -576,7 +585,7 @@ func (h *ClientHello) parseSupportedVersions(body []byte) HelloStatus {
 			h.OffersTLS13 = true
 		}
 	}
-	return HelloComplete
+	return stepOK
 }
 
 // extHashMul keys the duplicate-extension filter per process, so nobody can
@@ -613,7 +622,7 @@ func (s *extSet) add(typ uint16, n int) MalformedReason {
 // scanBodyContiguous is scanBody for a message that lies, complete, in one
 // record: plain slice arithmetic, no record hopping. It must find exactly
 // what scanBody finds (FuzzScanClientHello re-frames hellos to check).
-func (h *ClientHello) scanBodyContiguous(b []byte, cfg *HelloConfig) HelloStatus {
+func (h *ClientHello) scanBodyContiguous(b []byte, cfg *HelloConfig) scanStep {
 	if len(b) < 2+32+1 {
 		return h.malformed(MalformedHandshakeLength)
 	}
@@ -644,7 +653,7 @@ func (h *ClientHello) scanBodyContiguous(b []byte, cfg *HelloConfig) HelloStatus
 	}
 	b = b[cm:]
 	if len(b) == 0 {
-		return HelloComplete
+		return stepOK
 	}
 	if len(b) < 2 || int(be16(b[0:2])) != len(b)-2 {
 		return h.malformed(MalformedExtensionsLength)
@@ -679,14 +688,14 @@ func (h *ClientHello) scanBodyContiguous(b []byte, cfg *HelloConfig) HelloStatus
 			h.MigrationTokenData = body
 		case typ == extServerName:
 			at, size, st := h.parseServerName(body)
-			if st != HelloComplete {
+			if st != stepOK {
 				return st
 			}
 			if size > 0 {
 				h.SNI = body[at : at+size : at+size]
 			}
 		case typ == extSupportedVersions:
-			if st := h.parseSupportedVersions(body); st != HelloComplete {
+			if st := h.parseSupportedVersions(body); st != stepOK {
 				return st
 			}
 		case typ == extPreSharedKey:
@@ -698,5 +707,5 @@ func (h *ClientHello) scanBodyContiguous(b []byte, cfg *HelloConfig) HelloStatus
 			h.GREASE = true
 		}
 	}
-	return HelloComplete
+	return stepOK
 }
