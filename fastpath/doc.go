@@ -6,9 +6,9 @@
 // update) and sends the same frame back out, counting every outcome.
 // Nothing on this path allocates, locks or grows.
 //
-// It imports only the parser, lookup, ring and x/sys/unix
-// (TestImportsStayOnTheDataPlane): the control plane that publishes the
-// snapshots (sched), the Prometheus collector (package daemon) and the
-// Rings over memory and capture files (ring/offline) are wired in around
-// it.
+// It imports only parser (with header and codepoint), lookup, ring and
+// x/sys/unix (TestImportsStayOnTheDataPlane): the control plane that
+// publishes the snapshots (sched), the Prometheus collector (package
+// daemon) and the Rings over memory and capture files (ring/offline) are
+// wired in around it.
 package fastpath
