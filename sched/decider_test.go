@@ -3,13 +3,11 @@ package sched
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/anysched/anysched/internal/packettest"
 	"github.com/anysched/anysched/lookup"
-
 	"github.com/anysched/anysched/parser"
 )
 
@@ -28,19 +26,7 @@ func testScheduler(t testing.TB, n int, m uint32, grace time.Duration, now *int6
 	return s
 }
 
-// testConfigYAML writes a config of n nodes; extra lines per node index
-// (e.g. "drain: true") are added to that node.
-func testConfigYAML(n int, m uint32, grace time.Duration, extra map[int]string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "vips:\n  - address: 10.200.0.1\npolicy: weighted\ntable:\n  size: %d\n  seed: 6a1c5e0f3b9d47a2c8e1f05d7b3a9c64\ngrace_period: %v\npools:\n  - name: p\n    nodes:\n", m, grace)
-	for i := range n {
-		fmt.Fprintf(&b, "      - name: n%d\n        address: 10.201.0.%d\n", i, i+1)
-		if e, ok := extra[i]; ok {
-			fmt.Fprintf(&b, "        %s\n", e)
-		}
-	}
-	return b.String()
-}
+var testConfigYAML = packettest.EqualNodesConfig
 
 func reloadWith(t testing.TB, s *Scheduler, n int, m uint32, grace time.Duration, extra map[int]string) {
 	t.Helper()
@@ -327,33 +313,6 @@ func TestPinning(t *testing.T) {
 	if st := d.Stats(); st.PinsStale != 1 || st.PinHits != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-}
-
-func BenchmarkLookup(b *testing.B) {
-	var now int64 = int64(time.Hour)
-	s := testScheduler(b, 100, 65537, 5*time.Second, &now)
-	// A weight change puts some slots in transition, as in production.
-	reloadWith(b, s, 100, 65537, 5*time.Second, map[int]string{7: "drain: true"})
-	snap := s.Current()
-	d := lookup.NewDecider(lookup.DeciderConfig{PinCapacity: 1 << 16, TransitionCapacity: 1 << 14})
-	r := rand.New(rand.NewPCG(1, 2))
-	keys := make([]parser.FlowKey, 4096)
-	for i := range keys {
-		keys[i] = packettest.RandomFlowKey(r, i%4 == 0)
-		// A tenth of the flows are legacy and pinned.
-		if i%10 == 0 {
-			dec := d.Decide(snap, &keys[i], true, now)
-			d.Pin(&keys[i], dec.Hash, dec.Node, snap.PinIdle, now)
-		}
-	}
-	b.ReportAllocs()
-	var sink uint16
-	i := 0
-	for b.Loop() {
-		sink += d.Decide(snap, &keys[i&4095], false, now).Node
-		i++
-	}
-	_ = sink
 }
 
 // Stats may be read while the owner decides (run with -race).

@@ -1,6 +1,10 @@
 package packettest
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // TwoNodeConfig is a router configuration with the given VIPs (port 443,
 // TLS) and one pool of two nodes with configured MACs, a (02:..:0a, the
@@ -25,5 +29,20 @@ table:
   size: 1009
   seed: "6a1c5e0f3b9d47a2c8e1f05d7b3a9c64"
 `)
+	return b.String()
+}
+
+// EqualNodesConfig is a router configuration of n equal nodes n0…n(n-1)
+// in one pool, a table of m slots and the given grace period; extra adds
+// lines (e.g. "drain: true") to the node of that index.
+func EqualNodesConfig(n int, m uint32, grace time.Duration, extra map[int]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "vips:\n  - address: 10.200.0.1\npolicy: weighted\ntable:\n  size: %d\n  seed: 6a1c5e0f3b9d47a2c8e1f05d7b3a9c64\ngrace_period: %v\npools:\n  - name: p\n    nodes:\n", m, grace)
+	for i := range n {
+		fmt.Fprintf(&b, "      - name: n%d\n        address: 10.201.0.%d\n", i, i+1)
+		if e, ok := extra[i]; ok {
+			fmt.Fprintf(&b, "        %s\n", e)
+		}
+	}
 	return b.String()
 }
