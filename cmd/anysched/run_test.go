@@ -17,21 +17,8 @@ import (
 	"github.com/google/gopacket/pcapgo"
 )
 
-const offlineConfig = `vips:
-  - address: 10.200.0.1
-    port: 443
-pools:
-  - name: p
-    nodes:
-      - name: a
-        address: 10.201.0.11
-        mac: "02:00:00:00:00:0a"
-      - name: b
-        address: 10.201.0.12
-table:
-  size: 1009
-  seed: "6a1c5e0f3b9d47a2c8e1f05d7b3a9c64"
-`
+// offlineConfig's node b has no MAC: offline it gets a placeholder.
+var offlineConfig = strings.Replace(packettest.TwoNodeConfig("10.200.0.1"), "        mac: \"02:00:00:00:00:0b\"\n", "", 1)
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
