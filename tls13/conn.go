@@ -47,17 +47,34 @@ type Conn struct {
 	clientRandom     []byte        // key log
 
 	// read side, guarded by inMu
-	inMu        sync.Mutex
-	in          halfConn
-	raw         []byte  // buffered bytes from conn: raw[rawStart:rawEnd]
-	rawp        *[]byte // raw's pool handle
-	rawStart    int
-	rawEnd      int
-	input       []byte // decrypted application data not yet returned
-	hsBuf       []byte // handshake bytes not yet consumed
-	readErr     error
-	ccsAllowed  bool // a compatibility ChangeCipherSpec may arrive now
-	postHSCount int
+	inMu       sync.Mutex
+	in         halfConn
+	raw        []byte  // buffered bytes from conn: raw[rawStart:rawEnd]
+	rawp       *[]byte // raw's pool handle
+	rawStart   int
+	rawEnd     int
+	input      []byte // decrypted application data not yet returned
+	hsBuf      []byte // handshake bytes not yet consumed
+	readErr    error
+	ccsAllowed bool // a compatibility ChangeCipherSpec may arrive now (once)
+	// uselessInRow counts records in a row that delivered nothing.
+	uselessInRow int
+	// skipEarlyData (server): the client offered early_data, which this
+	// server never accepts. Until its first record decrypts (or its
+	// second ClientHello arrives, after a HelloRetryRequest), application
+	// data records it cannot read are 0-RTT data and are skipped, up to
+	// earlySkipBudget bytes (RFC 8446 §4.2.10).
+	skipEarlyData   bool
+	earlySkipBudget int
+	// allowPlainAlert (server): between switching to the client's
+	// handshake key and the first record protected with it, an
+	// unprotected alert is read as an alert. A client that refuses our
+	// certificate may send it so; OpenSSL reads it the same way.
+	allowPlainAlert bool
+	// post-handshake message allowance (token bucket)
+	postHSStarted bool
+	postHSTokens  float64
+	postHSLast    time.Time
 
 	// write side, guarded by outMu
 	outMu           sync.Mutex
@@ -375,8 +392,9 @@ func (c *Conn) fill(n int) error {
 }
 
 // readRecord returns the content type and plaintext of the next record,
-// skipping compatibility ChangeCipherSpec records. The plaintext aliases
-// the read buffer until the next call. Protocol violations send an alert.
+// skipping compatibility ChangeCipherSpec records and rejected 0-RTT
+// records. The plaintext aliases the read buffer until the next call.
+// Protocol violations send an alert.
 func (c *Conn) readRecord() (uint8, []byte, error) {
 	for {
 		if c.readErr != nil {
@@ -389,7 +407,8 @@ func (c *Conn) readRecord() (uint8, []byte, error) {
 		hdr := c.raw[c.rawStart : c.rawStart+recordHeaderLen]
 		typ := hdr[0]
 		length := int(hdr[3])<<8 | int(hdr[4])
-		if c.in.aead == nil && typ != recordTypeHandshake && typ != recordTypeAlert && typ != recordTypeChangeCipherSpec {
+		skippable := c.in.aead == nil && c.skipEarlyData && typ == recordTypeApplicationData
+		if c.in.aead == nil && typ != recordTypeHandshake && typ != recordTypeAlert && typ != recordTypeChangeCipherSpec && !skippable {
 			if typ == recordTypeApplicationData {
 				return 0, nil, c.abort(AlertUnexpectedMessage, "unprotected application data")
 			}
@@ -398,7 +417,7 @@ func (c *Conn) readRecord() (uint8, []byte, error) {
 		if hdr[1] != 3 {
 			return 0, nil, c.abort(AlertProtocolVersion, "record version %#02x%02x is not TLS", hdr[1], hdr[2])
 		}
-		if length > maxCiphertext || (c.in.aead == nil && length > maxPlaintext) {
+		if length > maxCiphertext || (c.in.aead == nil && length > maxPlaintext && !skippable) {
 			return 0, nil, c.abort(AlertRecordOverflow, "record of %d bytes", length)
 		}
 		if err := c.fill(recordHeaderLen + length); err != nil {
@@ -413,6 +432,17 @@ func (c *Conn) readRecord() (uint8, []byte, error) {
 			if !c.ccsAllowed || length != 1 || payload[0] != 1 {
 				return 0, nil, c.abort(AlertUnexpectedMessage, "unexpected ChangeCipherSpec")
 			}
+			// One per handshake (RFC 8446 §5 and Appendix D.4): more would
+			// let a peer keep the handshake alive with no-op records.
+			c.ccsAllowed = false
+			continue
+		}
+		if skippable {
+			// After a HelloRetryRequest the client's 0-RTT records still
+			// arrive before its second ClientHello (§4.2.10).
+			if err := c.skipEarlyRecord(length); err != nil {
+				return 0, nil, err
+			}
 			continue
 		}
 		if c.in.aead == nil {
@@ -422,18 +452,42 @@ func (c *Conn) readRecord() (uint8, []byte, error) {
 			return typ, payload, nil
 		}
 		if typ != recordTypeApplicationData {
+			if typ == recordTypeAlert && c.allowPlainAlert && length == 2 {
+				return typ, payload, nil
+			}
 			return 0, nil, c.abort(AlertUnexpectedMessage, "unprotected record of type %d after keys are in use", typ)
+		}
+		if len(payload) < c.in.aead.Overhead() {
+			if c.skipEarlyData {
+				if err := c.skipEarlyRecord(length); err != nil {
+					return 0, nil, err
+				}
+				continue
+			}
+			return 0, nil, c.abort(AlertBadRecordMAC, "record shorter than the AEAD tag")
 		}
 		nonce, err := c.in.nextNonce()
 		if err != nil {
 			return 0, nil, c.abort(AlertInternalError, "%v", err)
 		}
-		if len(payload) < c.in.aead.Overhead() {
-			return 0, nil, c.abort(AlertBadRecordMAC, "record shorter than the AEAD tag")
-		}
 		pt, err := c.in.aead.Open(payload[:0], nonce, payload, hdr)
 		if err != nil {
+			if c.skipEarlyData {
+				// A 0-RTT record under a key we do not have: it consumed
+				// no sequence number of the handshake key.
+				c.in.seq--
+				if err := c.skipEarlyRecord(length); err != nil {
+					return 0, nil, err
+				}
+				continue
+			}
 			return 0, nil, c.abort(AlertBadRecordMAC, "record authentication failed")
+		}
+		c.skipEarlyData, c.allowPlainAlert = false, false
+		// TLSInnerPlaintext (content, type byte, padding) is at most
+		// 2^14 + 1 bytes (§5.4), whatever the padding.
+		if len(pt) > maxPlaintext+1 {
+			return 0, nil, c.abort(AlertRecordOverflow, "inner plaintext of %d bytes", len(pt))
 		}
 		i := len(pt) - 1
 		for i >= 0 && pt[i] == 0 {
@@ -444,9 +498,6 @@ func (c *Conn) readRecord() (uint8, []byte, error) {
 		}
 		inner := pt[i]
 		pt = pt[:i]
-		if len(pt) > maxPlaintext {
-			return 0, nil, c.abort(AlertRecordOverflow, "inner plaintext of %d bytes", len(pt))
-		}
 		switch inner {
 		case recordTypeHandshake, recordTypeAlert:
 			if len(pt) == 0 {
@@ -458,6 +509,25 @@ func (c *Conn) readRecord() (uint8, []byte, error) {
 		}
 		return inner, pt, nil
 	}
+}
+
+// skipEarlyRecord accounts for one skipped 0-RTT record of n bytes.
+func (c *Conn) skipEarlyRecord(n int) error {
+	if n > c.earlySkipBudget {
+		return c.abort(AlertUnexpectedMessage, "more than %d bytes of early data, which this server does not accept", maxEarlyDataSkip)
+	}
+	c.earlySkipBudget -= n
+	return nil
+}
+
+// countUseless records a record that delivered nothing and refuses a run
+// longer than maxUselessRecords.
+func (c *Conn) countUseless() error {
+	c.uselessInRow++
+	if c.uselessInRow > maxUselessRecords {
+		return c.abort(AlertUnexpectedMessage, "more than %d records in a row without content", maxUselessRecords)
+	}
+	return nil
 }
 
 // handleAlert processes a received alert record. It returns nil when the
@@ -482,7 +552,7 @@ func (c *Conn) handleAlert(data []byte) error {
 		c.outMu.Unlock()
 		return io.EOF
 	case desc == AlertUserCanceled:
-		return nil
+		return c.countUseless()
 	case level == 1 && c.handshakeDone.Load() && c.config.isNotification(uint8(desc)):
 		if c.config.OnNotification != nil {
 			c.config.OnNotification(c, uint8(desc))
@@ -490,6 +560,9 @@ func (c *Conn) handleAlert(data []byte) error {
 		return nil
 	}
 	err := &AlertError{Alert: desc, Received: true}
+	if !c.isClient && desc.isCertificateAlert() {
+		err.Reason = "the peer rejected our certificate"
+	}
 	c.setReadErr(err)
 	c.outMu.Lock()
 	if c.writeErr == nil {
@@ -508,8 +581,12 @@ func (c *Conn) readHandshakeMsg(maxSize int) ([]byte, error) {
 	for {
 		if len(c.hsBuf) >= 4 {
 			n := int(c.hsBuf[1])<<16 | int(c.hsBuf[2])<<8 | int(c.hsBuf[3])
-			if n > maxSize {
-				return nil, c.abort(AlertUnexpectedMessage, "handshake message of %d bytes exceeds the limit of %d", n, maxSize)
+			if limit := c.handshakeLimit(c.hsBuf[0], maxSize); n > limit {
+				maxSize = limit
+				// Refused at the header, before buffering it: a message
+				// longer than any valid one of its kind cannot decode
+				// (§6.2 decode_error).
+				return nil, c.abort(AlertDecodeError, "handshake message of %d bytes exceeds the limit of %d", n, maxSize)
 			}
 			if len(c.hsBuf) >= 4+n {
 				msg := make([]byte, 4+n)
@@ -524,6 +601,7 @@ func (c *Conn) readHandshakeMsg(maxSize int) ([]byte, error) {
 		}
 		switch typ {
 		case recordTypeHandshake:
+			c.uselessInRow = 0
 			c.hsBuf = append(c.hsBuf, data...)
 		case recordTypeAlert:
 			if len(c.hsBuf) > 0 {
@@ -540,6 +618,20 @@ func (c *Conn) readHandshakeMsg(maxSize int) ([]byte, error) {
 			return nil, c.abort(AlertUnexpectedMessage, "record type %d during the handshake", typ)
 		}
 	}
+}
+
+// handshakeLimit is the largest body of a handshake message of type typ
+// that can be valid here; maxSize is the caller's general bound.
+func (c *Conn) handshakeLimit(typ uint8, maxSize int) int {
+	switch {
+	case typ == typeClientHello && !c.isClient:
+		return maxClientHelloSize
+	case typ == typeCertificate && c.isClient:
+		return maxCertificateSize
+	case typ == typeFinished && c.in.suite != nil:
+		return c.in.suite.hashLen // verify_data is exactly one hash (§4.4.4)
+	}
+	return maxSize
 }
 
 // setReadKey switches read protection; a key change must fall on a record
@@ -700,6 +792,14 @@ func (c *Conn) Read(b []byte) (int, error) {
 			if len(c.hsBuf) > 0 {
 				return 0, c.abort(AlertUnexpectedMessage, "application data inside a fragmented handshake message")
 			}
+			if len(data) == 0 {
+				// Legal (§5.4), but a run of them is a busy loop.
+				if err := c.countUseless(); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			c.uselessInRow = 0
 			c.input = data
 		case recordTypeAlert:
 			if len(c.hsBuf) > 0 {
@@ -709,6 +809,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 				return 0, err
 			}
 		case recordTypeHandshake:
+			c.uselessInRow = 0
 			c.hsBuf = append(c.hsBuf, data...)
 			if err := c.handlePostHandshake(); err != nil {
 				return 0, err
@@ -871,9 +972,8 @@ func (c *Conn) handlePostHandshake() error {
 		if len(c.hsBuf) < 4+n {
 			return nil
 		}
-		c.postHSCount++
-		if c.postHSCount > c.config.maxPostHandshakeMessages() {
-			return c.abort(AlertUnexpectedMessage, "more than %d post-handshake messages", c.config.maxPostHandshakeMessages())
+		if !c.takePostHandshakeAllowance() {
+			return c.abort(AlertUnexpectedMessage, "more than %d post-handshake messages per %v", c.config.maxPostHandshakeMessages(), postHandshakeWindow)
 		}
 		msg := make([]byte, 4+n)
 		copy(msg, c.hsBuf)
@@ -883,6 +983,25 @@ func (c *Conn) handlePostHandshake() error {
 		}
 	}
 	return nil
+}
+
+// takePostHandshakeAllowance spends one message of the peer's
+// post-handshake allowance: a token bucket of MaxPostHandshakeMessages,
+// refilled at that many per postHandshakeWindow of Config.Time.
+func (c *Conn) takePostHandshakeAllowance() bool {
+	now := c.config.time()
+	capacity := float64(c.config.maxPostHandshakeMessages())
+	if !c.postHSStarted {
+		c.postHSStarted, c.postHSTokens = true, capacity
+	} else if elapsed := now.Sub(c.postHSLast); elapsed > 0 {
+		c.postHSTokens = min(capacity, c.postHSTokens+capacity*elapsed.Seconds()/postHandshakeWindow.Seconds())
+	}
+	c.postHSLast = now
+	if c.postHSTokens < 1 {
+		return false
+	}
+	c.postHSTokens--
+	return true
 }
 
 func (c *Conn) handlePostHandshakeMsg(msg []byte) error {

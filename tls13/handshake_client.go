@@ -55,7 +55,7 @@ func (c *Conn) clientHandshake() error {
 		sessionID:          sessionID,
 		cipherSuites:       cfg.cipherSuites(),
 		compressionMethods: []uint8{0},
-		supportedGroups:    cfg.curvePreferences(),
+		supportedGroups:    cfg.clientCurvePreferences(),
 		sigAlgs:            supportedSignatureSchemes,
 		sigAlgsCert:        supportedCertSignatureSchemes,
 		alpnProtocols:      cfg.NextProtos,
@@ -67,7 +67,7 @@ func (c *Conn) clientHandshake() error {
 		hello.serverName = cfg.ServerName
 	}
 	c.serverName = cfg.ServerName
-	groups := cfg.curvePreferences()
+	groups := cfg.clientCurvePreferences()
 	shareGroups := []tls.CurveID{groups[0]}
 	if groups[0] == X25519MLKEM768 && slices.Contains(groups, X25519) {
 		shareGroups = append(shareGroups, X25519)

@@ -9,10 +9,9 @@ import (
 	"errors"
 	"slices"
 	"time"
-)
 
-// maxKeyShares bounds the key shares a server examines.
-const maxKeyShares = 32
+	"golang.org/x/crypto/cryptobyte"
+)
 
 // serverHandshakeState carries one server handshake.
 type serverHandshakeState struct {
@@ -41,6 +40,11 @@ func (c *Conn) serverHandshake() error {
 		return err
 	}
 	c.ccsAllowed = true
+	if ch.earlyData {
+		// Never accepted (no early_data in EncryptedExtensions): the
+		// client's 0-RTT records are skipped, §4.2.10.
+		c.skipEarlyData, c.earlySkipBudget = true, maxEarlyDataSkip
+	}
 	hs.ch = ch
 	if err := hs.checkClientHello(ch); err != nil {
 		return err
@@ -67,7 +71,7 @@ func (c *Conn) serverHandshake() error {
 
 func (hs *serverHandshakeState) readClientHello() (*clientHelloMsg, error) {
 	c := hs.c
-	msg, err := c.readHandshakeMsg(maxHandshakeSize)
+	msg, err := c.readHandshakeMsg(maxClientHelloSize)
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +93,11 @@ func (hs *serverHandshakeState) readClientHello() (*clientHelloMsg, error) {
 // checkClientHello applies the RFC 8446 §4.1.2/§4.2/§9.2 rules.
 func (hs *serverHandshakeState) checkClientHello(ch *clientHelloMsg) error {
 	c := hs.c
+	if ch.vers <= 0x0300 {
+		// SSL 3.0 or older in legacy_version: abort even when
+		// supported_versions offers TLS 1.3 (Appendix D.5).
+		return c.abort(AlertProtocolVersion, "legacy_version %#04x", ch.vers)
+	}
 	if !slices.Contains(ch.supportedVersions, VersionTLS13) {
 		return c.abort(AlertProtocolVersion, "client does not offer TLS 1.3")
 	}
@@ -110,25 +119,40 @@ func (hs *serverHandshakeState) checkClientHello(ch *clientHelloMsg) error {
 	if !ch.hasSupportedGroups {
 		return c.abort(AlertMissingExtension, "no supported_groups/key_share (only psk_dhe_ke and certificates are supported)")
 	}
-	if len(ch.keyShares) > maxKeyShares {
-		// Real clients send one to three; a list this long only costs work.
-		return c.abort(AlertIllegalParameter, "%d key shares", len(ch.keyShares))
-	}
-	last := -1
-	for i, ks := range ch.keyShares {
-		for _, prev := range ch.keyShares[:i] {
-			if prev.group == ks.group {
-				return c.abort(AlertIllegalParameter, "duplicate key share group %#04x", uint16(ks.group))
+	return hs.checkKeyShareOrder(ch)
+}
+
+// checkKeyShareOrder enforces §4.2.8: each share's group is in
+// supported_groups, in the same order, once. It walks both lists once
+// (no count cap: the cost is bounded by the ClientHello's size, and
+// shares of groups we do not implement cost only this walk).
+func (hs *serverHandshakeState) checkKeyShareOrder(ch *clientHelloMsg) error {
+	c := hs.c
+	list := cryptobyte.String(ch.keyShareList)
+	next := 0 // supported_groups index after the previous share's group
+	var seen [maxGroups]bool
+	for !list.Empty() {
+		var g uint16
+		var d cryptobyte.String
+		list.ReadUint16(&g)
+		list.ReadUint16LengthPrefixed(&d)
+		group := tls.CurveID(g)
+		if i := groupIndex(group); i >= 0 {
+			if seen[i] {
+				return c.abort(AlertIllegalParameter, "duplicate key share group %#04x", g)
 			}
+			seen[i] = true
 		}
-		idx := slices.Index(ch.supportedGroups, ks.group)
-		if idx < 0 {
-			return c.abort(AlertIllegalParameter, "key share for group %#04x not in supported_groups", uint16(ks.group))
+		for next < len(ch.supportedGroups) && ch.supportedGroups[next] != group {
+			next++
 		}
-		if idx <= last {
-			return c.abort(AlertIllegalParameter, "key shares not in supported_groups order")
+		if next == len(ch.supportedGroups) {
+			if !slices.Contains(ch.supportedGroups, group) {
+				return c.abort(AlertIllegalParameter, "key share for group %#04x not in supported_groups", g)
+			}
+			return c.abort(AlertIllegalParameter, "key shares not in supported_groups order (or a duplicate group %#04x)", g)
 		}
-		last = idx
+		next++
 	}
 	return nil
 }
@@ -206,7 +230,11 @@ func (hs *serverHandshakeState) sendHelloRetryRequest() error {
 	if subtle.ConstantTimeCompare(ch2.cookie, cookie) != 1 {
 		return c.abort(AlertIllegalParameter, "cookie not echoed")
 	}
-	if len(ch2.keyShares) != 1 || ch2.keyShares[0].group != hs.group {
+	if ch2.earlyData {
+		return c.abort(AlertIllegalParameter, "early_data in the second ClientHello")
+	}
+	c.skipEarlyData = false // 0-RTT data came before the second ClientHello
+	if ch2.keyShareCount != 1 || len(ch2.keyShares) != 1 || ch2.keyShares[0].group != hs.group {
 		return c.abort(AlertIllegalParameter, "second ClientHello must carry exactly one share, for group %#04x", uint16(hs.group))
 	}
 	if err := hs.checkClientHello(ch2); err != nil {
@@ -531,6 +559,7 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 	if err := c.setReadKey(s, cHS); err != nil {
 		return err
 	}
+	c.allowPlainAlert = true
 	msg, err := c.readHandshakeMsg(maxHandshakeSize)
 	if err != nil {
 		return err

@@ -93,11 +93,17 @@ type clientHelloMsg struct {
 	alpnProtocols     []string
 	supportedVersions []uint16
 	cookie            []byte
-	keyShares         []keyShare
-	pskModes          []uint8
-	pskIdentities     []pskIdentity
-	pskBinders        [][]byte
-	earlyData         bool
+	// keyShares holds the shares of groups this package implements (a
+	// share of any other group is never used, so it costs no memory);
+	// keyShareList is the whole received list and keyShareCount its
+	// length, for the server's order checks.
+	keyShares     []keyShare
+	keyShareList  []byte
+	keyShareCount int
+	pskModes      []uint8
+	pskIdentities []pskIdentity
+	pskBinders    [][]byte
+	earlyData     bool
 
 	hasSupportedGroups bool
 	hasKeyShare        bool
@@ -390,13 +396,17 @@ func (m *clientHelloMsg) unmarshal(data []byte) bool {
 				return false
 			}
 			m.hasKeyShare = true
+			m.keyShareList = list
 			for !list.Empty() {
 				var g uint16
 				var d cryptobyte.String
 				if !list.ReadUint16(&g) || !list.ReadUint16LengthPrefixed(&d) || d.Empty() {
 					return false
 				}
-				m.keyShares = append(m.keyShares, keyShare{group: tls.CurveID(g), data: d})
+				m.keyShareCount++
+				if isSupportedGroup(tls.CurveID(g)) {
+					m.keyShares = append(m.keyShares, keyShare{group: tls.CurveID(g), data: d})
+				}
 			}
 		case extPSKModes:
 			var list cryptobyte.String

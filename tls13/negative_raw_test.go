@@ -149,8 +149,9 @@ func TestNegativeRawClientHello(t *testing.T) {
 		{"key_share without supported_groups", [][]byte{hello(func(h *verHello) { h.remove(verExtSupportedGroups) })}, verAlertMissingExtension},
 		{"no common cipher suite", [][]byte{hello(func(h *verHello) { h.suites = []uint16{0x1304, 0x1305} })}, verAlertHandshakeFailure},
 		{"no common group", [][]byte{hello(func(h *verHello) {
-			h.set(verExtSupportedGroups, verU16List(2, 0x0018))
-			h.set(verExtKeyShare, verKeyShareExt(verExt{0x0018, bytes.Repeat([]byte{4}, 97)}))
+			// brainpoolP256r1tls13 (0x001f): not implemented
+			h.set(verExtSupportedGroups, verU16List(2, 0x001f))
+			h.set(verExtKeyShare, verKeyShareExt(verExt{0x001f, bytes.Repeat([]byte{4}, 65)}))
 		})}, verAlertHandshakeFailure},
 		{"no common signature scheme", [][]byte{hello(func(h *verHello) {
 			h.set(verExtSignatureAlgorithms, verU16List(2, 0x0401, 0x0201))
