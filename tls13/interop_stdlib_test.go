@@ -44,6 +44,8 @@ var verGroups = []struct {
 	{"X25519MLKEM768", tls.X25519MLKEM768},
 	{"X25519", tls.X25519},
 	{"P256", tls.CurveP256},
+	{"P384", tls.CurveP384},
+	{"P521", tls.CurveP521},
 }
 
 // verInteropResult is what both ends saw of one connection.

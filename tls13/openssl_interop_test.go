@@ -26,6 +26,11 @@ var verOpenSSLGroups = []struct {
 }{
 	{"X25519", tls.X25519, "X25519"},
 	{"P-256", tls.CurveP256, "P256"},
+	{"P-384", tls.CurveP384, "P384"},
+	{"P-521", tls.CurveP521, "P521"},
+	{"X448", X448, "X448"},
+	{"ffdhe2048", FFDHE2048, "FFDHE2048"},
+	{"ffdhe3072", FFDHE3072, "FFDHE3072"},
 }
 
 var verOpenSSLSuiteNames = map[uint16]string{
