@@ -268,7 +268,10 @@ var verFuzzSecret = bytes.Repeat([]byte{0x42}, 32)
 // becomes an unprotected record of type&0x7f; any other type is sealed as
 // inner plaintext payload‖type‖pad zero bytes under verFuzzSecret. It also
 // returns the application data a correct reader must deliver when every
-// record is well-formed application data (ok reports that case).
+// record is well-formed application data (ok reports that case): inner
+// plaintext at most 2^14+1 bytes with its padding (RFC 8446 §5.4), and no
+// run of more than maxUselessRecords empty records, which a reader
+// refuses as a busy loop.
 func verFuzzRecords(data []byte) (stream, appData []byte, ok bool) {
 	suite := suiteByID(TLS_AES_128_GCM_SHA256)
 	var seal halfConn
@@ -276,6 +279,7 @@ func verFuzzRecords(data []byte) (stream, appData []byte, ok bool) {
 		panic(err)
 	}
 	ok = true
+	emptyRun := 0
 	for len(data) >= 4 {
 		typ, pad, n := data[0], int(data[1]), int(data[2])<<8|int(data[3])
 		data = data[4:]
@@ -293,7 +297,13 @@ func verFuzzRecords(data []byte) (stream, appData []byte, ok bool) {
 		hdr[3], hdr[4] = byte(sealedLen>>8), byte(sealedLen)
 		nonce, _ := seal.nextNonce()
 		stream = append(stream, seal.aead.Seal(hdr, nonce, inner, hdr)...)
-		if typ != recordTypeApplicationData || len(payload) > maxPlaintext || sealedLen > maxCiphertext {
+		if typ != recordTypeApplicationData || len(inner) > maxPlaintext+1 || sealedLen > maxCiphertext {
+			ok = false
+		}
+		if emptyRun = emptyRun + 1; len(payload) > 0 {
+			emptyRun = 0
+		}
+		if emptyRun > maxUselessRecords {
 			ok = false
 		}
 		appData = append(appData, payload...)
