@@ -394,6 +394,19 @@ func FuzzServerHandshake(f *testing.F) {
 	verFuzzSeedHello(f)
 	h := verDefaultHello(f)
 	f.Add(h.record())
+	// 0-RTT after a ClientHello with early_data, with and without a
+	// HelloRetryRequest; a second ChangeCipherSpec; the added groups.
+	early := verDefaultHello(f).set(verExtEarlyData, nil)
+	zeroRTT := bytes.Join(garbageRecords(2, 64), nil)
+	f.Add(append(append(early.record(), verRecord(verRecordCCS, []byte{1})...), zeroRTT...))
+	f.Add(append(verDefaultHello(f).set(verExtEarlyData, nil).set(verExtKeyShare, verKeyShareExt()).record(), zeroRTT...))
+	f.Add(append(h.record(), bytes.Repeat(verRecord(verRecordCCS, []byte{1}), 2)...))
+	for _, g := range []tls.CurveID{CurveP384, CurveP521, X448, FFDHE2048} {
+		gh := verDefaultHello(f)
+		gh.set(verExtSupportedGroups, verU16List(2, uint16(g)))
+		gh.set(verExtKeyShare, verKeyShareExt(verExt{uint16(g), verGroupShare(f, g)}))
+		f.Add(gh.record())
+	}
 	p := verGetPKI(f, verECDSA)
 	keys := NewTicketKeys([32]byte{9})
 	f.Fuzz(func(t *testing.T, data []byte) {
