@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 )
@@ -139,112 +138,6 @@ const (
 	// (16 KiB).
 	maxEarlyDataSkip = 1 << 16
 )
-
-// Alert is a TLS alert description (RFC 8446 §6). As an error it means
-// that alert was sent to, or received from, the peer.
-type Alert uint8
-
-// Alert descriptions.
-const (
-	AlertCloseNotify                  Alert = 0
-	AlertUnexpectedMessage            Alert = 10
-	AlertBadRecordMAC                 Alert = 20
-	AlertRecordOverflow               Alert = 22
-	AlertHandshakeFailure             Alert = 40
-	AlertBadCertificate               Alert = 42
-	AlertUnsupportedCertificate       Alert = 43
-	AlertCertificateRevoked           Alert = 44
-	AlertCertificateExpired           Alert = 45
-	AlertCertificateUnknown           Alert = 46
-	AlertIllegalParameter             Alert = 47
-	AlertUnknownCA                    Alert = 48
-	AlertAccessDenied                 Alert = 49
-	AlertDecodeError                  Alert = 50
-	AlertDecryptError                 Alert = 51
-	AlertProtocolVersion              Alert = 70
-	AlertInsufficientSecurity         Alert = 71
-	AlertInternalError                Alert = 80
-	AlertInappropriateFallback        Alert = 86
-	AlertUserCanceled                 Alert = 90
-	AlertMissingExtension             Alert = 109
-	AlertUnsupportedExtension         Alert = 110
-	AlertUnrecognizedName             Alert = 112
-	AlertBadCertificateStatusResponse Alert = 113
-	AlertUnknownPSKIdentity           Alert = 115
-	AlertCertificateRequired          Alert = 116
-	AlertNoApplicationProtocol        Alert = 120
-)
-
-var alertNames = map[Alert]string{
-	AlertCloseNotify: "close notify", AlertUnexpectedMessage: "unexpected message",
-	AlertBadRecordMAC: "bad record MAC", AlertRecordOverflow: "record overflow",
-	AlertHandshakeFailure: "handshake failure", AlertBadCertificate: "bad certificate",
-	AlertUnsupportedCertificate: "unsupported certificate", AlertCertificateRevoked: "revoked certificate",
-	AlertCertificateExpired: "expired certificate", AlertCertificateUnknown: "unknown certificate",
-	AlertIllegalParameter: "illegal parameter", AlertUnknownCA: "unknown certificate authority",
-	AlertAccessDenied: "access denied", AlertDecodeError: "error decoding message",
-	AlertDecryptError: "error decrypting message", AlertProtocolVersion: "protocol version not supported",
-	AlertInsufficientSecurity: "insufficient security level", AlertInternalError: "internal error",
-	AlertInappropriateFallback: "inappropriate fallback", AlertUserCanceled: "user canceled",
-	AlertMissingExtension: "missing extension", AlertUnsupportedExtension: "unsupported extension",
-	AlertUnrecognizedName: "unrecognized name", AlertBadCertificateStatusResponse: "bad certificate status response",
-	AlertUnknownPSKIdentity: "unknown PSK identity", AlertCertificateRequired: "certificate required",
-	AlertNoApplicationProtocol: "no application protocol",
-}
-
-func (a Alert) String() string { return "tls13: " + a.name() }
-
-// name is the alert's description without the package prefix.
-func (a Alert) name() string {
-	if s, ok := alertNames[a]; ok {
-		return s
-	}
-	return fmt.Sprintf("alert(%d)", uint8(a))
-}
-
-// isCertificateAlert reports the alerts a peer sends when it refuses the
-// certificate it was shown (RFC 8446 §6.2).
-func (a Alert) isCertificateAlert() bool {
-	switch a {
-	case AlertBadCertificate, AlertUnsupportedCertificate, AlertCertificateRevoked,
-		AlertCertificateExpired, AlertCertificateUnknown, AlertUnknownCA:
-		return true
-	}
-	return false
-}
-
-func (a Alert) Error() string { return a.String() }
-
-// AlertError reports a fatal alert together with the local reason for it.
-// Errors returned by a Conn can be tested with errors.As(err, &AlertError{})
-// or errors.Is(err, AlertXxx).
-type AlertError struct {
-	Alert    Alert
-	Received bool // true: the peer sent it; false: this side sent it
-	// Reason says why this side sent it; for a received alert it says
-	// what the alert means here, when that is known (e.g. "the peer
-	// rejected our certificate"), and is empty otherwise.
-	Reason string
-}
-
-func (e *AlertError) Error() string {
-	if e.Received {
-		if e.Reason != "" {
-			return "tls13: received alert: " + e.Alert.name() + " (" + e.Reason + ")"
-		}
-		return "tls13: received alert: " + e.Alert.name()
-	}
-	if e.Reason != "" {
-		return e.Alert.String() + ": " + e.Reason
-	}
-	return e.Alert.String()
-}
-
-// Is makes errors.Is(err, AlertIllegalParameter) work.
-func (e *AlertError) Is(target error) bool {
-	a, ok := target.(Alert)
-	return ok && a == e.Alert
-}
 
 // ErrNotNotification is returned by SendNotification for a description the
 // Config did not register.

@@ -285,51 +285,6 @@ func (c *Conn) ConnectionState() ConnectionState {
 	return st
 }
 
-// ---- errors and alerts ----
-
-// abort sends a fatal alert (best effort) and returns the matching error.
-func (c *Conn) abort(a Alert, format string, args ...any) error {
-	err := &AlertError{Alert: a, Reason: fmt.Sprintf(format, args...)}
-	c.outMu.Lock()
-	if c.writeErr == nil {
-		c.sendAlertLocked(a, 2)
-		c.writeErr = err
-	}
-	c.outMu.Unlock()
-	c.setReadErr(err)
-	return err
-}
-
-// setReadErrUnlessTimeout keeps a read deadline's timeout retryable:
-// net/http interrupts background reads with a past deadline and then
-// reads on. Buffered partial records stay in raw and are completed later.
-func (c *Conn) setReadErrUnlessTimeout(err error) {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return
-	}
-	c.setReadErr(err)
-}
-
-func (c *Conn) setReadErr(err error) {
-	if c.readErr == nil {
-		c.readErr = err
-	}
-}
-
-// sendAlertLocked writes an alert record; outMu must be held.
-func (c *Conn) sendAlertLocked(a Alert, level uint8) error {
-	// A half-built flight goes out first: the peer needs its ServerHello
-	// to read an alert protected under the handshake keys.
-	if err := c.writeRecordLocked(recordTypeAlert, []byte{level, byte(a)}); err != nil {
-		return err
-	}
-	if c.buffering {
-		return c.flushLocked()
-	}
-	return nil
-}
-
 // ---- record reading ----
 
 // rawBufSize holds one maximal record plus read-ahead. A whole server
@@ -528,48 +483,6 @@ func (c *Conn) countUseless() error {
 		return c.abort(AlertUnexpectedMessage, "more than %d records in a row without content", maxUselessRecords)
 	}
 	return nil
-}
-
-// handleAlert processes a received alert record. It returns nil when the
-// alert was a registered notification (or user_canceled) and reading
-// continues.
-func (c *Conn) handleAlert(data []byte) error {
-	if len(data) != 2 {
-		return c.abort(AlertDecodeError, "alert record of %d bytes", len(data))
-	}
-	level, desc := data[0], Alert(data[1])
-	switch {
-	case desc == AlertCloseNotify:
-		c.setReadErr(io.EOF)
-		// Reply and stop writing (checklist: §6.1). Errors are moot: the
-		// peer may already have closed.
-		c.outMu.Lock()
-		if !c.closeNotifySent && c.writeErr == nil {
-			c.closeNotifySent = true
-			c.sendAlertLocked(AlertCloseNotify, 1)
-			c.writeErr = errWriteClosed
-		}
-		c.outMu.Unlock()
-		return io.EOF
-	case desc == AlertUserCanceled:
-		return c.countUseless()
-	case level == 1 && c.handshakeDone.Load() && c.config.isNotification(uint8(desc)):
-		if c.config.OnNotification != nil {
-			c.config.OnNotification(c, uint8(desc))
-		}
-		return nil
-	}
-	err := &AlertError{Alert: desc, Received: true}
-	if !c.isClient && desc.isCertificateAlert() {
-		err.Reason = "the peer rejected our certificate"
-	}
-	c.setReadErr(err)
-	c.outMu.Lock()
-	if c.writeErr == nil {
-		c.writeErr = err
-	}
-	c.outMu.Unlock()
-	return err
 }
 
 var errWriteClosed = errors.New("tls13: write side closed (close_notify sent)")
