@@ -139,13 +139,6 @@ const (
 	maxEarlyDataSkip = 1 << 16
 )
 
-// ErrNotNotification is returned by SendNotification for a description the
-// Config did not register.
-var ErrNotNotification = errors.New("tls13: alert description is not a registered notification")
-
-// ErrNotRegistered is returned by SendHandshakeMessage for an unregistered type.
-var ErrNotRegistered = errors.New("tls13: handshake message type is not registered")
-
 // Extension is one TLS extension as it travels: its type and its raw data.
 type Extension struct {
 	Type uint16
