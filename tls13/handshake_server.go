@@ -31,6 +31,9 @@ type serverHandshakeState struct {
 	cookie      []byte
 	info        *ClientHelloInfo
 	clientAge   time.Duration
+	// Kept between the server's flight and the client's Finished.
+	cHS, cAP   []byte
+	expectedCF []byte // the client's Finished message, predicted
 }
 
 func (c *Conn) serverHandshake() error {
@@ -66,7 +69,17 @@ func (c *Conn) serverHandshake() error {
 	if err := hs.pickCertificate(); err != nil {
 		return err
 	}
-	return hs.sendServerFlight()
+	if err := hs.sendServerFlight(); err != nil {
+		return err
+	}
+	if err := hs.sendSessionTickets(); err != nil {
+		return err
+	}
+	// The whole flight, tickets included, goes out in one write.
+	if err := c.flush(); err != nil {
+		return err
+	}
+	return hs.readClientFinished()
 }
 
 func (hs *serverHandshakeState) readClientHello() (*clientHelloMsg, error) {
@@ -426,6 +439,10 @@ func (hs *serverHandshakeState) pickCertificate() error {
 	return nil
 }
 
+// sendServerFlight buffers ServerHello, the compatibility CCS (unless one
+// answered a HelloRetryRequest), EncryptedExtensions, Certificate and
+// CertificateVerify (full handshakes) and Finished, and switches to the
+// application write key.
 func (hs *serverHandshakeState) sendServerFlight() error {
 	c := hs.c
 	ch := hs.ch
@@ -485,9 +502,9 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 	early := s.earlySecret(hs.psk)
 	hsSecret := s.handshakeSecret(early, shared)
 	th := hs.ts.sum()
-	cHS := s.deriveSecret(hsSecret, "c hs traffic", th)
+	hs.cHS = s.deriveSecret(hsSecret, "c hs traffic", th)
 	sHS := s.deriveSecret(hsSecret, "s hs traffic", th)
-	c.keyLog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", cHS)
+	c.keyLog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", hs.cHS)
 	c.keyLog("SERVER_HANDSHAKE_TRAFFIC_SECRET", sHS)
 	if err := c.setWriteKey(s, sHS); err != nil {
 		return err
@@ -516,9 +533,9 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 	}
 	master := s.masterSecret(hsSecret)
 	th = hs.ts.sum()
-	cAP := s.deriveSecret(master, "c ap traffic", th)
+	hs.cAP = s.deriveSecret(master, "c ap traffic", th)
 	sAP := s.deriveSecret(master, "s ap traffic", th)
-	c.keyLog("CLIENT_TRAFFIC_SECRET_0", cAP)
+	c.keyLog("CLIENT_TRAFFIC_SECRET_0", hs.cAP)
 	c.keyLog("SERVER_TRAFFIC_SECRET_0", sAP)
 	c.keyLog("EXPORTER_SECRET", s.deriveSecret(master, "exp master", th))
 	if err := c.setWriteKey(s, sAP); err != nil {
@@ -528,12 +545,19 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 	// predictable: roll the transcript forward and send the tickets in
 	// this flight (no extra round trip, no write/write deadlock on
 	// unbuffered transports).
-	expectedCF := (&finishedMsg{verifyData: s.finishedMAC(cHS, th)}).marshal()
-	hs.ts.add(expectedCF)
+	hs.expectedCF = (&finishedMsg{verifyData: s.finishedMAC(hs.cHS, th)}).marshal()
+	hs.ts.add(hs.expectedCF)
 	c.resMaster = s.deriveSecret(master, "res master", hs.ts.sum())
 	c.stateReady.Store(true)
+	return nil
+}
+
+// sendSessionTickets buffers Config.TicketsPerHandshake tickets (at most
+// 16) behind the server's Finished.
+func (hs *serverHandshakeState) sendSessionTickets() error {
+	c := hs.c
 	// Tickets only for clients that can use them (psk_dhe_ke, §4.2.9).
-	c.peerTakesTickets = slices.Contains(ch.pskModes, pskModeDHE)
+	c.peerTakesTickets = slices.Contains(hs.ch.pskModes, pskModeDHE)
 	if c.config.TicketKeys != nil && c.peerTakesTickets {
 		n := c.config.TicketsPerHandshake
 		if n == 0 {
@@ -551,12 +575,16 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 			}
 		}
 	}
-	if err := c.flush(); err != nil {
-		return err
-	}
+	return nil
+}
 
-	// Client's second flight.
-	if err := c.setReadKey(s, cHS); err != nil {
+// readClientFinished reads the client's second flight (its Finished; no
+// client certificate is ever requested) and switches to the application
+// read key.
+func (hs *serverHandshakeState) readClientFinished() error {
+	c := hs.c
+	s := hs.suite
+	if err := c.setReadKey(s, hs.cHS); err != nil {
 		return err
 	}
 	c.allowPlainAlert = true
@@ -571,11 +599,11 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 	if !cf.unmarshal(msg) || len(cf.verifyData) != s.hashLen {
 		return c.abort(AlertDecodeError, "malformed Finished")
 	}
-	if !hmac.Equal(cf.verifyData, expectedCF[4:]) {
+	if !hmac.Equal(cf.verifyData, hs.expectedCF[4:]) {
 		return c.abort(AlertDecryptError, "client Finished does not verify")
 	}
 	c.ccsAllowed = false
-	return c.setReadKey(s, cAP)
+	return c.setReadKey(s, hs.cAP)
 }
 
 // send writes a handshake message and adds it to the transcript.
