@@ -50,9 +50,10 @@
 // rekey too; the writer also rekeys on its own every 2^24 records) and
 // CloseWrite (close_notify; the peer answers with its own, RFC 8446 §6.1).
 //
-// Wire decoders (each `unmarshal([]byte) bool` takes a whole handshake
-// message including its 4-byte header, checks every length and rejects
-// trailing bytes; marshal() []byte is its inverse):
+// Wire decoders (each message type is a handshakeMessage: unmarshal([]byte)
+// bool takes a whole handshake message including its 4-byte header, checks
+// every length and rejects trailing bytes; marshal() []byte is its
+// inverse; one generic round-trip check, fuzzRoundTrip, fuzzes them all):
 //
 //	clientHelloMsg          ClientHello (1)
 //	serverHelloMsg          ServerHello / HelloRetryRequest (2)

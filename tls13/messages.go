@@ -21,6 +21,28 @@ type pskIdentity struct {
 	obfuscatedTicketAge uint32
 }
 
+// handshakeMessage is what every handshake message type offers: unmarshal
+// takes a whole message, its 4-byte header included, checks every length
+// and rejects trailing bytes; marshal is its inverse (nil when a field is
+// longer than its length prefix). A decoded message keeps its input as
+// its encoding, so marshal after unmarshal returns the bytes received.
+type handshakeMessage interface {
+	marshal() []byte
+	unmarshal(data []byte) bool
+}
+
+var (
+	_ handshakeMessage = (*clientHelloMsg)(nil)
+	_ handshakeMessage = (*serverHelloMsg)(nil)
+	_ handshakeMessage = (*encryptedExtensionsMsg)(nil)
+	_ handshakeMessage = (*certificateMsg)(nil)
+	_ handshakeMessage = (*certificateRequestMsg)(nil)
+	_ handshakeMessage = (*certificateVerifyMsg)(nil)
+	_ handshakeMessage = (*finishedMsg)(nil)
+	_ handshakeMessage = (*newSessionTicketMsg)(nil)
+	_ handshakeMessage = (*keyUpdateMsg)(nil)
+)
+
 // addHandshakeHeader wraps body into a handshake message of type typ.
 func marshalHandshake(typ uint8, body func(b *cryptobyte.Builder)) []byte {
 	b := cryptobyte.NewBuilder(nil)
