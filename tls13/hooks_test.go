@@ -378,50 +378,6 @@ func TestKeyUpdateOwnPair(t *testing.T) {
 	}
 }
 
-func TestKeyLogWriter(t *testing.T) {
-	var buf bytes.Buffer
-	ccfg := testClientConfig(t)
-	ccfg.KeyLogWriter = &buf
-	s := runSession(t, ccfg, testServerConfig(t))
-	if s.cerr != nil || s.serr != nil {
-		t.Fatalf("client %v server %v", s.cerr, s.serr)
-	}
-	for _, label := range []string{"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
-		"CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"} {
-		if !strings.Contains(buf.String(), label+" ") {
-			t.Errorf("key log lacks %s", label)
-		}
-	}
-	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 || len(f[1]) != 64 || len(f[2]) != 64 {
-			t.Errorf("malformed key log line %q", line)
-		}
-	}
-}
-
-func TestAutomaticRekey(t *testing.T) {
-	s := runSessionPlain(t)
-	go io.Copy(s.server, s.server)
-	s.client.outMu.Lock()
-	s.client.rekeyAfter = 3
-	s.client.outMu.Unlock()
-	firstSecret := s.client.out.secret
-	for i := 0; i < 10; i++ {
-		msg := []byte("record " + strings.Repeat("r", i))
-		go s.client.Write(msg)
-		buf := make([]byte, len(msg))
-		if _, err := io.ReadFull(s.client, buf); err != nil || !bytes.Equal(buf, msg) {
-			t.Fatalf("round %d: %q %v", i, buf, err)
-		}
-	}
-	s.client.outMu.Lock()
-	defer s.client.outMu.Unlock()
-	if s.client.out.seq > 3 || bytes.Equal(s.client.out.secret, firstSecret) {
-		t.Fatalf("no automatic KeyUpdate: seq %d", s.client.out.seq)
-	}
-}
-
 func TestClientNeedsServerName(t *testing.T) {
 	c1, c2 := net.Pipe()
 	defer c1.Close()
