@@ -20,39 +20,6 @@ const (
 	typeMigrateRequest  = 0xFD
 )
 
-// session runs one client/server connection over net.Pipe: the server
-// writes "ok" after its handshake, the client reads it (which also
-// delivers the tickets that precede it).
-type session struct {
-	client, server *Conn
-	cerr, serr     error
-}
-
-func runSession(t *testing.T, ccfg, scfg *Config) *session {
-	t.Helper()
-	c1, c2 := net.Pipe()
-	s := &session{client: Client(c1, ccfg), server: Server(c2, scfg)}
-	t.Cleanup(func() { c1.Close(); c2.Close() })
-	done := make(chan error, 1)
-	go func() {
-		err := s.server.Handshake()
-		if err == nil {
-			_, err = s.server.Write([]byte("ok"))
-		}
-		done <- err
-	}()
-	s.cerr = s.client.Handshake()
-	if s.cerr == nil {
-		buf := make([]byte, 2)
-		_, s.cerr = io.ReadFull(s.client, buf)
-	}
-	if s.cerr != nil {
-		c1.Close()
-	}
-	s.serr = <-done
-	return s
-}
-
 func TestResumptionWithHooks(t *testing.T) {
 	scfg := testServerConfig(t)
 	var mu sync.Mutex

@@ -19,48 +19,6 @@ import (
 	"time"
 )
 
-// verPair is an established tls13 client and tls13 server over loopback;
-// cw and sw sit between each end and its socket.
-type verPair struct {
-	client, server *Conn
-	cw, sw         *verWireConn
-}
-
-// verTLS13Pair connects a tls13 client to a tls13 server and completes
-// both handshakes.
-func verTLS13Pair(t *testing.T, ccfg, scfg *Config) *verPair {
-	t.Helper()
-	ln := verListen(t)
-	type accepted struct {
-		c   *Conn
-		w   *verWireConn
-		err error
-	}
-	ch := make(chan accepted, 1)
-	go func() {
-		raw, err := ln.Accept()
-		if err != nil {
-			ch <- accepted{err: err}
-			return
-		}
-		raw.SetDeadline(time.Now().Add(verWait))
-		w := &verWireConn{Conn: raw}
-		s := Server(w, scfg)
-		ch <- accepted{s, w, s.Handshake()}
-	}()
-	cw := &verWireConn{Conn: verDial(t, ln.Addr().String())}
-	c := Client(cw, ccfg)
-	cerr := c.Handshake()
-	a := <-ch
-	if a.w != nil {
-		t.Cleanup(func() { a.w.Close() })
-	}
-	if cerr != nil || a.err != nil {
-		t.Fatalf("handshake: client %v, server %v", cerr, a.err)
-	}
-	return &verPair{client: c, server: a.c, cw: cw, sw: a.w}
-}
-
 // verFlipFrom returns a mutate hook that flips one bit in the last byte of
 // the first record with index >= from whose type is typ.
 func verFlipFrom(from int, typ uint8) func(int, []byte) []byte {
