@@ -424,7 +424,7 @@ func TestOpenSSLKeyUpdate(t *testing.T) {
 
 func TestOpenSSLUnknownNotificationIsFatal(t *testing.T) {
 	// Why migrate_notify goes only to clients that announced support: a
-	// stock stack (OpenSSL here, crypto/tls in negative_conn_test.go)
+	// stock stack (OpenSSL here, crypto/tls in conn_test.go)
 	// treats the unknown warning alert as fatal (RFC 8446 §6).
 	verOpenSSL(t)
 	p := verGetPKI(t, verECDSA)
