@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anysched/anysched/tls13/internal/oracle"
+
 	"golang.org/x/crypto/cryptobyte"
 )
 
@@ -36,7 +38,7 @@ type rawClient struct {
 	t    *testing.T
 	c    net.Conn
 	rr   *verRecReader
-	kl   *verKeyLog
+	kl   *oracle.KeyLog
 	done <-chan error // the server's result (Handshake, then serve's)
 
 	transcript []byte // handshake messages so far (SHA-256 suites only)
@@ -50,7 +52,7 @@ type rawClient struct {
 // the server runs serve (nil: return the handshake's result).
 func newRawClient(t *testing.T, cfg *Config, serve func(*Conn) error) *rawClient {
 	t.Helper()
-	kl := &verKeyLog{}
+	kl := &oracle.KeyLog{}
 	scfg := *cfg
 	scfg.KeyLogWriter = kl
 	ln := verListen(t)
@@ -111,7 +113,7 @@ func (rc *rawClient) readServerFlight() error {
 			hs = append(hs, body...)
 		case verRecordAppData:
 			if open == nil {
-				secret := rc.kl.get("SERVER_HANDSHAKE_TRAFFIC_SECRET")
+				secret := rc.kl.Secret("SERVER_HANDSHAKE_TRAFFIC_SECRET")
 				if secret == nil {
 					return errors.New("no server handshake secret in the key log")
 				}
@@ -150,12 +152,12 @@ func (rc *rawClient) readServerFlight() error {
 
 // rawKeys derives a SHA-256 suite's AES-128-GCM key and IV from secret.
 func rawKeys(secret []byte) (cipher.AEAD, []byte) {
-	_, keyLen, newAEAD := verSuiteParams(verSuiteAES128GCM)
-	aead, err := newAEAD(verExpandLabel(sha256.New, secret, "key", keyLen))
+	_, keyLen, newAEAD := oracle.SuiteParams(verSuiteAES128GCM)
+	aead, err := newAEAD(oracle.ExpandLabel(sha256.New, secret, "key", keyLen))
 	if err != nil {
 		panic(err)
 	}
-	return aead, verExpandLabel(sha256.New, secret, "iv", 12)
+	return aead, oracle.ExpandLabel(sha256.New, secret, "iv", 12)
 }
 
 func rawNonce(iv []byte, seq uint64) []byte {
@@ -169,7 +171,7 @@ func rawNonce(iv []byte, seq uint64) []byte {
 // useKey makes seal protect with the client's key log secret label.
 func (rc *rawClient) useKey(label string) {
 	rc.t.Helper()
-	secret := rc.kl.get(label)
+	secret := rc.kl.Secret(label)
 	if secret == nil {
 		rc.t.Fatalf("no %s in the key log", label)
 	}
@@ -189,8 +191,8 @@ func (rc *rawClient) seal(typ uint8, content []byte, padding int) []byte {
 
 // finished is the client's Finished message for the transcript so far.
 func (rc *rawClient) finished() []byte {
-	secret := rc.kl.get("CLIENT_HANDSHAKE_TRAFFIC_SECRET")
-	key := verExpandLabel(sha256.New, secret, "finished", 32)
+	secret := rc.kl.Secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET")
+	key := oracle.ExpandLabel(sha256.New, secret, "finished", 32)
 	th := sha256.Sum256(rc.transcript)
 	mac := hmac.New(sha256.New, key)
 	mac.Write(th[:])

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anysched/anysched/tls13/internal/oracle"
 )
 
 // verFlipFrom returns a mutate hook that flips one bit in the last byte of
@@ -510,7 +512,7 @@ func TestNegativePostHandshake(t *testing.T) {
 		verWantAlert(t, "client read", err, AlertDecodeError, false)
 	})
 	t.Run("update_requested is answered once with update_not_requested", func(t *testing.T) {
-		kl := &verKeyLog{}
+		kl := &oracle.KeyLog{}
 		ccfg := verTLS13ClientConfig(p)
 		ccfg.KeyLogWriter = kl
 		pr := verTLS13Pair(t, ccfg, verTLS13ServerConfig(t, p))

@@ -23,6 +23,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/anysched/anysched/tls13/internal/oracle"
 )
 
 // verFuzzSeedMessages adds inline seeds built from the handcrafted hello, so
@@ -425,7 +427,7 @@ var verMsgTargets = map[uint8]string{
 }
 
 // harvest adds a recorded connection (client side) to the corpus.
-func (c verCorpus) harvest(t *testing.T, w *verWireConn, kl *verKeyLog) {
+func (c verCorpus) harvest(t *testing.T, w *verWireConn, kl *oracle.KeyLog) {
 	t.Helper()
 	c.add("FuzzServerHandshake", w.wroteBytes())
 	c.add("FuzzClientHandshake", w.readBytes())
@@ -447,14 +449,14 @@ func (c verCorpus) harvest(t *testing.T, w *verWireConn, kl *verKeyLog) {
 	var stream []byte
 	afterFinished := false
 	for _, r := range s2c {
-		if !r.encrypted {
+		if !r.Encrypted {
 			continue
 		}
 		if afterFinished {
-			stream = append(stream, r.typ, 0, byte(len(r.payload)>>8), byte(len(r.payload)))
-			stream = append(stream, r.payload...)
+			stream = append(stream, r.Type, 0, byte(len(r.Payload)>>8), byte(len(r.Payload)))
+			stream = append(stream, r.Payload...)
 		}
-		for m := r.payload; r.typ == verRecordHandshake && len(m) >= 4; {
+		for m := r.Payload; r.Type == verRecordHandshake && len(m) >= 4; {
 			if m[0] == typeFinished {
 				afterFinished = true
 			}
@@ -518,7 +520,7 @@ func TestVerWriteFuzzCorpus(t *testing.T) {
 			func(cc *Config, sc *tls.Config) { sc.ClientAuth = tls.RequestClientCert },
 			func(cc *Config, sc *tls.Config) { cc.CipherSuites = []uint16{TLS_CHACHA20_POLY1305_SHA256} },
 		} {
-			kl := &verKeyLog{}
+			kl := &oracle.KeyLog{}
 			ccfg := verTLS13ClientConfig(p)
 			ccfg.KeyLogWriter = kl
 			scfg := verStdlibServerConfig(p)
@@ -526,7 +528,7 @@ func TestVerWriteFuzzCorpus(t *testing.T) {
 			r, w := verRecordTLS13ToStdlib(t, ccfg, scfg, i == 0)
 			corpus.harvest(t, w, kl)
 			if i == 0 {
-				kl2 := &verKeyLog{}
+				kl2 := &oracle.KeyLog{}
 				ccfg.KeyLogWriter = kl2
 				ccfg.Session = r
 				_, w2 := verRecordTLS13ToStdlib(t, ccfg, scfg, false)
@@ -541,13 +543,13 @@ func TestVerWriteFuzzCorpus(t *testing.T) {
 		ccfg := verStdlibClientConfig(p)
 		ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 		for i := 0; i < 2; i++ {
-			kl := &verKeyLog{}
+			kl := &oracle.KeyLog{}
 			ccfg.KeyLogWriter = kl
 			corpus.harvest(t, verRecordStdlibToTLS13(t, ccfg, scfg), kl)
 		}
 		hrr := verTLS13ServerConfig(t, p)
 		hrr.CurvePreferences = []tls.CurveID{tls.CurveP256}
-		kl := &verKeyLog{}
+		kl := &oracle.KeyLog{}
 		c2 := verStdlibClientConfig(p)
 		c2.KeyLogWriter = kl
 		corpus.harvest(t, verRecordStdlibToTLS13(t, c2, hrr), kl)

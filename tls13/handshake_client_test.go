@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anysched/anysched/tls13/internal/oracle"
+
 	"golang.org/x/crypto/cryptobyte"
 )
 
@@ -435,10 +437,10 @@ type verSealer struct {
 }
 
 func verNewSealer(secret []byte) *verSealer {
-	key := verExpandLabel(sha256.New, secret, "key", 16)
+	key := oracle.ExpandLabel(sha256.New, secret, "key", 16)
 	b, _ := aes.NewCipher(key)
 	aead, _ := cipher.NewGCM(b)
-	return &verSealer{aead: aead, iv: verExpandLabel(sha256.New, secret, "iv", 12)}
+	return &verSealer{aead: aead, iv: oracle.ExpandLabel(sha256.New, secret, "iv", 12)}
 }
 
 func (s *verSealer) nonce() []byte {
@@ -502,11 +504,11 @@ func verRunScriptedTLS13(t *testing.T, edit func(t *testing.T, f *verFlight, ch 
 		}
 		zeros := make([]byte, 32)
 		early, _ := hkdf.Extract(sha256.New, zeros, nil)
-		derived := verExpandLabelCtx(sha256.New, early, "derived", th(), 32)
+		derived := oracle.ExpandLabelContext(sha256.New, early, "derived", th(), 32)
 		hsSecret, _ := hkdf.Extract(sha256.New, shared, derived)
 		chsh := th(ch.raw, shMsg)
-		cHS := verExpandLabelCtx(sha256.New, hsSecret, "c hs traffic", chsh, 32)
-		sHS := verExpandLabelCtx(sha256.New, hsSecret, "s hs traffic", chsh, 32)
+		cHS := oracle.ExpandLabelContext(sha256.New, hsSecret, "c hs traffic", chsh, 32)
+		sHS := oracle.ExpandLabelContext(sha256.New, hsSecret, "s hs traffic", chsh, 32)
 
 		f := &verFlight{ee: verMsg(8, []byte{0, 0})}
 		var certBody cryptobyte.Builder
@@ -524,7 +526,7 @@ func verRunScriptedTLS13(t *testing.T, edit func(t *testing.T, f *verFlight, ch 
 			return
 		}
 		f.cv = verMsg(15, append([]byte{0x04, 0x03, byte(len(sig) >> 8), byte(len(sig))}, sig...))
-		finishedKey := verExpandLabel(sha256.New, sHS, "finished", 32)
+		finishedKey := oracle.ExpandLabel(sha256.New, sHS, "finished", 32)
 		mac := hmac.New(sha256.New, finishedKey)
 		mac.Write(th(ch.raw, shMsg, f.ee, f.cert, f.cv))
 		f.fin = verMsg(20, mac.Sum(nil))
@@ -574,11 +576,11 @@ func verRunScriptedTLS13(t *testing.T, edit func(t *testing.T, f *verFlight, ch 
 					continue
 				}
 				// Client Finished: on to application keys.
-				derived2 := verExpandLabelCtx(sha256.New, hsSecret, "derived", th(), 32)
+				derived2 := oracle.ExpandLabelContext(sha256.New, hsSecret, "derived", th(), 32)
 				master, _ := hkdf.Extract(sha256.New, zeros, derived2)
 				full := th(ch.raw, shMsg, f.ee, f.cert, f.cv, f.fin)
-				sAP := verNewSealer(verExpandLabelCtx(sha256.New, master, "s ap traffic", full, 32))
-				opener = verNewSealer(verExpandLabelCtx(sha256.New, master, "c ap traffic", full, 32))
+				sAP := verNewSealer(oracle.ExpandLabelContext(sha256.New, master, "s ap traffic", full, 32))
+				opener = verNewSealer(oracle.ExpandLabelContext(sha256.New, master, "c ap traffic", full, 32))
 				f.after(t, func(inner []byte) { c.Write(sAP.seal(inner)) })
 			}
 		}

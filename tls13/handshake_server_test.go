@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anysched/anysched/tls13/internal/oracle"
+
 	"golang.org/x/crypto/cryptobyte"
 )
 
@@ -478,7 +480,7 @@ func TestNegativeRawHelloRetryRequest(t *testing.T) {
 // says, independently of the engine.
 func verBinderHello(t *testing.T, h *verHello, sess *ClientSession) []byte {
 	t.Helper()
-	hf, _, _ := verSuiteParams(sess.CipherSuite())
+	hf, _, _ := oracle.SuiteParams(sess.CipherSuite())
 	if hf().Size() != 32 {
 		t.Fatal("verBinderHello handles SHA-256 suites only")
 	}
@@ -490,8 +492,8 @@ func verBinderHello(t *testing.T, h *verHello, sess *ClientSession) []byte {
 		t.Fatal(err)
 	}
 	emptyHash := sha256.Sum256(nil)
-	binderKey := verExpandLabelCtx(hf, early, "res binder", emptyHash[:], 32)
-	finishedKey := verExpandLabelCtx(hf, binderKey, "finished", nil, 32)
+	binderKey := oracle.ExpandLabelContext(hf, early, "res binder", emptyHash[:], 32)
+	finishedKey := oracle.ExpandLabelContext(hf, binderKey, "finished", nil, 32)
 	th := sha256.Sum256(truncated)
 	mac := hmac.New(hf, finishedKey)
 	mac.Write(th[:])

@@ -34,6 +34,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anysched/anysched/tls13/internal/oracle"
+
 	"golang.org/x/crypto/cryptobyte"
 )
 
@@ -1065,4 +1067,10 @@ func verTLS13Pair(t *testing.T, ccfg, scfg *Config) *verPair {
 		t.Fatalf("handshake: client %v, server %v", cerr, a.err)
 	}
 	return &verPair{client: c, server: a.c, cw: cw, sw: a.w}
+}
+
+// verDecryptConn decrypts both directions of a connection recorded on the
+// client side (w) with a key log, through the independent oracle.
+func verDecryptConn(w *verWireConn, kl *oracle.KeyLog) (c2s, s2c []oracle.Record, c2sMsgs, s2cMsgs [][]byte, err error) {
+	return oracle.DecryptConn(w.wroteBytes(), w.readBytes(), kl)
 }

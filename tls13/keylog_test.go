@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/anysched/anysched/tls13/internal/oracle"
 )
 
 // TestKeyLogWriter: the tls13 end's key log (NSS format, one
@@ -15,7 +17,7 @@ import (
 // capture with it works, for the server's log and the client's.
 func TestKeyLogWriter(t *testing.T) {
 	p := verGetPKI(t, verECDSA)
-	check := func(t *testing.T, w *verWireConn, kl *verKeyLog, lines *verLockedBuffer) {
+	check := func(t *testing.T, w *verWireConn, kl *oracle.KeyLog, lines *verLockedBuffer) {
 		t.Helper()
 		for _, line := range strings.Split(strings.TrimSpace(lines.String()), "\n") {
 			f := strings.Fields(line)
@@ -29,13 +31,13 @@ func TestKeyLogWriter(t *testing.T) {
 		}
 		var up, down []byte
 		for _, r := range c2s {
-			if r.typ == verRecordAppData {
-				up = append(up, r.payload...)
+			if r.Type == verRecordAppData {
+				up = append(up, r.Payload...)
 			}
 		}
 		for _, r := range s2c {
-			if r.typ == verRecordAppData {
-				down = append(down, r.payload...)
+			if r.Type == verRecordAppData {
+				down = append(down, r.Payload...)
 			}
 		}
 		if string(up) != "secret\n" || string(down) != "secret\n" {
@@ -43,20 +45,19 @@ func TestKeyLogWriter(t *testing.T) {
 		}
 		recs, _ := verSplitRecords(w.wroteBytes())
 		random := hex.EncodeToString(recs[0][5+4+2 : 5+4+2+32])
-		kl.mu.Lock()
-		defer kl.mu.Unlock()
-		if len(kl.randoms) != 1 || !kl.randoms[random] {
-			t.Errorf("key log client_random fields %v, want only the ClientHello's %s", kl.randoms, random)
+		randoms := kl.ClientRandoms()
+		if len(randoms) != 1 || !randoms[random] {
+			t.Errorf("key log client_random fields %v, want only the ClientHello's %s", randoms, random)
 		}
 		for _, label := range []string{"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
 			"CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"} {
-			if kl.secrets[label] == nil {
+			if kl.Secret(label) == nil {
 				t.Errorf("key log lacks %s", label)
 			}
 		}
 	}
 	t.Run("tls13-server", func(t *testing.T) {
-		kl, lines := &verKeyLog{}, &verLockedBuffer{}
+		kl, lines := &oracle.KeyLog{}, &verLockedBuffer{}
 		scfg := verTLS13ServerConfig(t, p)
 		scfg.KeyLogWriter = io.MultiWriter(kl, lines)
 		ln := verListen(t)
@@ -70,7 +71,7 @@ func TestKeyLogWriter(t *testing.T) {
 		check(t, w, kl, lines)
 	})
 	t.Run("tls13-client", func(t *testing.T) {
-		kl, lines := &verKeyLog{}, &verLockedBuffer{}
+		kl, lines := &oracle.KeyLog{}, &verLockedBuffer{}
 		ln := verListen(t)
 		done := verAcceptOne(ln, func(c net.Conn) error { return verEchoLine(tls.Server(c, verStdlibServerConfig(p))) })
 		w := &verWireConn{Conn: verDial(t, ln.Addr().String())}
