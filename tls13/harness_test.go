@@ -333,26 +333,12 @@ const (
 	verAlertNoApplicationProtocol = 120
 )
 
-// verHRRRandom is the ServerHello.random that marks a HelloRetryRequest
-// (RFC 8446 §4.1.3: SHA-256 of "HelloRetryRequest").
-var verHRRRandom = []byte{
-	0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
-	0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
-}
-
-// verSplitRecords cuts whole TLS records off b; the incomplete tail is
-// returned as rest.
-func verSplitRecords(b []byte) (recs [][]byte, rest []byte) {
-	for len(b) >= 5 {
-		n := 5 + (int(b[3])<<8 | int(b[4]))
-		if len(b) < n {
-			break
-		}
-		recs = append(recs, b[:n:n])
-		b = b[n:]
-	}
-	return recs, b
-}
+// The oracle's view of records and HelloRetryRequests serves the harness
+// too.
+var (
+	verHRRRandom    = oracle.HRRRandom
+	verSplitRecords = oracle.SplitRecords
+)
 
 // verSawHRR reports whether the server's first handshake message in the
 // plaintext bytes s2c is a HelloRetryRequest.

@@ -37,16 +37,16 @@ const (
 	suiteChaCha20  = 0x1303
 )
 
-// hrrRandom is the ServerHello.random that marks a HelloRetryRequest
+// HRRRandom is the ServerHello.random that marks a HelloRetryRequest
 // (RFC 8446 §4.1.3: SHA-256 of "HelloRetryRequest").
-var hrrRandom = []byte{
+var HRRRandom = []byte{
 	0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
 	0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
 }
 
-// splitRecords cuts whole TLS records off b; the incomplete tail is
+// SplitRecords cuts whole TLS records off b; the incomplete tail is
 // returned as rest.
-func splitRecords(b []byte) (recs [][]byte, rest []byte) {
+func SplitRecords(b []byte) (recs [][]byte, rest []byte) {
 	for len(b) >= 5 {
 		n := 5 + (int(b[3])<<8 | int(b[4]))
 		if len(b) < n {
@@ -182,7 +182,7 @@ func DecryptDirection(suite uint16, wire, hsSecret, appSecret []byte) (recs []Re
 	}
 	epoch := 0 // 0 plaintext, 1 handshake keys, 2 application keys
 	var hsBuf []byte
-	raw, _ := splitRecords(wire)
+	raw, _ := SplitRecords(wire)
 	for _, r := range raw {
 		typ, body := r[0], r[5:]
 		if typ == recordCCS {
@@ -257,7 +257,7 @@ func DecryptDirection(suite uint16, wire, hsSecret, appSecret []byte) (recs []Re
 // among handshake messages.
 func ServerHelloSuite(msgs [][]byte) uint16 {
 	for _, m := range msgs {
-		if len(m) >= 4+2+32+1 && m[0] == 2 && !bytes.Equal(m[6:38], hrrRandom) {
+		if len(m) >= 4+2+32+1 && m[0] == 2 && !bytes.Equal(m[6:38], HRRRandom) {
 			off := 38
 			off += 1 + int(m[off])
 			if len(m) >= off+2 {
@@ -275,7 +275,7 @@ func DecryptConn(c2sWire, s2cWire []byte, kl *KeyLog) (c2s, s2c []Record, c2sMsg
 	// The suite comes from the plaintext ServerHello.
 	rawS2C := s2cWire
 	var plainMsgs [][]byte
-	recs, _ := splitRecords(rawS2C)
+	recs, _ := SplitRecords(rawS2C)
 	var hs []byte
 	for _, r := range recs {
 		if r[0] == recordHandshake {
