@@ -1013,60 +1013,52 @@ func echoCheck(t *testing.T, w io.Writer, r io.Reader) {
 	}
 }
 
-func TestClientAgainstStdlibServer(t *testing.T) {
+// TestStdlibOverPipe: tls13 against crypto/tls in both roles, every suite
+// with the groups both offer, over net.Pipe: an unbuffered transport, on
+// which each side must drain the other's whole flight before writing its
+// own; data flows both ways after the handshake.
+func TestStdlibOverPipe(t *testing.T) {
 	p := getPKI(t)
-	for _, suite := range allSuites {
-		for _, group := range allGroups {
-			t.Run(fmt.Sprintf("%04x/%v", suite, group), func(t *testing.T) {
-				c1, c2 := net.Pipe()
-				defer c1.Close()
-				defer c2.Close()
-				scfg := &tls.Config{Certificates: []tls.Certificate{p.ecdsa, p.rsa}, CurvePreferences: []tls.CurveID{group}, MinVersion: tls.VersionTLS13}
-				ccfg := testClientConfig(t)
-				ccfg.CipherSuites = []uint16{suite}
-				ccfg.CurvePreferences = []tls.CurveID{group}
-				client := Client(c1, ccfg)
-				server := tls.Server(c2, scfg)
-				cerr, serr := handshakePair(t, client, server)
-				if cerr != nil || serr != nil {
-					t.Fatalf("client %v, server %v", cerr, serr)
-				}
-				st := client.ConnectionState()
-				if st.CipherSuite != suite || st.Group != group {
-					t.Fatalf("negotiated %04x %v", st.CipherSuite, st.Group)
-				}
-				echoCheck(t, client, server)
-				echoCheck(t, server, client)
-			})
-		}
-	}
-}
-
-func TestStdlibClientAgainstServer(t *testing.T) {
-	p := getPKI(t)
-	for _, suite := range allSuites {
-		for _, group := range allGroups {
-			t.Run(fmt.Sprintf("%04x/%v", suite, group), func(t *testing.T) {
-				c1, c2 := net.Pipe()
-				defer c1.Close()
-				defer c2.Close()
-				scfg := testServerConfig(t)
-				scfg.CipherSuites = []uint16{suite}
-				scfg.CurvePreferences = []tls.CurveID{group}
-				ccfg := &tls.Config{RootCAs: p.pool, ServerName: "example.test", CurvePreferences: []tls.CurveID{group}}
-				client := tls.Client(c1, ccfg)
-				server := Server(c2, scfg)
-				cerr, serr := handshakePair(t, client, server)
-				if cerr != nil || serr != nil {
-					t.Fatalf("client %v, server %v", cerr, serr)
-				}
-				st := client.ConnectionState()
-				if st.CipherSuite != suite || st.CurveID != group {
-					t.Fatalf("negotiated %04x %v", st.CipherSuite, st.CurveID)
-				}
-				echoCheck(t, client, server)
-				echoCheck(t, server, client)
-			})
+	for _, side := range []string{"tls13-client", "tls13-server"} {
+		for _, suite := range allSuites {
+			for _, group := range allGroups {
+				t.Run(fmt.Sprintf("%s/%04x/%v", side, suite, group), func(t *testing.T) {
+					c1, c2 := net.Pipe()
+					defer c1.Close()
+					defer c2.Close()
+					var client, server interface {
+						net.Conn
+						Handshake() error
+					}
+					var negotiated func() (uint16, tls.CurveID)
+					if side == "tls13-client" {
+						scfg := &tls.Config{Certificates: []tls.Certificate{p.ecdsa, p.rsa}, CurvePreferences: []tls.CurveID{group}, MinVersion: tls.VersionTLS13}
+						ccfg := testClientConfig(t)
+						ccfg.CipherSuites = []uint16{suite}
+						ccfg.CurvePreferences = []tls.CurveID{group}
+						c := Client(c1, ccfg)
+						client, server = c, tls.Server(c2, scfg)
+						negotiated = func() (uint16, tls.CurveID) { st := c.ConnectionState(); return st.CipherSuite, st.Group }
+					} else {
+						scfg := testServerConfig(t)
+						scfg.CipherSuites = []uint16{suite}
+						scfg.CurvePreferences = []tls.CurveID{group}
+						ccfg := &tls.Config{RootCAs: p.pool, ServerName: "example.test", CurvePreferences: []tls.CurveID{group}}
+						c := tls.Client(c1, ccfg)
+						client, server = c, Server(c2, scfg)
+						negotiated = func() (uint16, tls.CurveID) { st := c.ConnectionState(); return st.CipherSuite, st.CurveID }
+					}
+					cerr, serr := handshakePair(t, client, server)
+					if cerr != nil || serr != nil {
+						t.Fatalf("client %v, server %v", cerr, serr)
+					}
+					if gotSuite, gotGroup := negotiated(); gotSuite != suite || gotGroup != group {
+						t.Fatalf("negotiated %04x %v", gotSuite, gotGroup)
+					}
+					echoCheck(t, client, server)
+					echoCheck(t, server, client)
+				})
+			}
 		}
 	}
 }
