@@ -435,37 +435,25 @@ func TestNegativeNotifications(t *testing.T) {
 		ccfg.NotificationAlerts = []uint8{migrateNotify}
 		ccfg.OnNotification = func(_ *Conn, d uint8) { got <- d }
 		pr := verTLS13Pair(t, ccfg, scfg)
-		// server → client
-		if err := pr.server.SendNotification(migrateNotify); err != nil {
-			t.Fatal(err)
-		}
-		go verEchoLine(pr.server)
-		if err := verPingPong(pr.client, "still alive"); err != nil {
-			t.Fatalf("after notification: %v", err)
-		}
-		select {
-		case d := <-got:
-			if d != migrateNotify {
-				t.Errorf("callback got %d", d)
+		for _, dir := range []struct {
+			from, to *Conn
+			receiver string
+		}{{pr.server, pr.client, "client"}, {pr.client, pr.server, "server"}} {
+			if err := dir.from.SendNotification(migrateNotify); err != nil {
+				t.Fatal(err)
 			}
-		case <-time.After(verWait):
-			t.Fatal("client OnNotification not called")
-		}
-		// client → server
-		if err := pr.client.SendNotification(migrateNotify); err != nil {
-			t.Fatal(err)
-		}
-		go verEchoLine(pr.client)
-		if err := verPingPong(pr.server, "server still alive"); err != nil {
-			t.Fatalf("after client notification: %v", err)
-		}
-		select {
-		case d := <-got:
-			if d != migrateNotify {
-				t.Errorf("callback got %d", d)
+			go verEchoLine(dir.from)
+			if err := verPingPong(dir.to, dir.receiver+" still alive"); err != nil {
+				t.Fatalf("%s after notification: %v", dir.receiver, err)
 			}
-		case <-time.After(verWait):
-			t.Fatal("server OnNotification not called")
+			select {
+			case d := <-got:
+				if d != migrateNotify {
+					t.Errorf("%s callback got %d", dir.receiver, d)
+				}
+			case <-time.After(verWait):
+				t.Fatalf("%s OnNotification not called", dir.receiver)
+			}
 		}
 	})
 	t.Run("SendNotification refuses an unregistered description", func(t *testing.T) {

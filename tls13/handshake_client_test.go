@@ -310,6 +310,33 @@ func TestNegativeClientServerHello(t *testing.T) {
 }
 
 func TestNegativeClientHelloRetryRequest(t *testing.T) {
+	// hrrThenAnotherSuite asks for a P-256 share (with cookie, when not
+	// nil, which the second ClientHello must echo), then answers the
+	// second ClientHello with a ServerHello whose suite differs from the
+	// HelloRetryRequest's.
+	hrrThenAnotherSuite := func(cookie []byte) func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
+		return func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
+			hrr := verHRRMsg(ch, verGroupP256)
+			if cookie != nil {
+				hrr.set(verExtCookie, verCookieExt(cookie))
+			}
+			if _, err := c.Write(hrr.record()); err != nil {
+				return err
+			}
+			ch2, err := rr.readClientHello()
+			if err != nil {
+				return err
+			}
+			if cookie != nil && !bytes.Equal(ch2.cookie, cookie) {
+				return errors.New("second ClientHello does not echo the cookie")
+			}
+			sh := verGoodSH(t, ch2)
+			sh.suite = verSuiteAES256GCM
+			sh.set(verExtKeyShare, verServerShareExt(verGroupP256, verP256Point(t)))
+			_, err = c.Write(sh.record())
+			return err
+		}
+	}
 	cases := []struct {
 		name   string
 		script func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error
@@ -347,37 +374,8 @@ func TestNegativeClientHelloRetryRequest(t *testing.T) {
 			_, err = c.Write(verHRRMsg(ch2, verGroupP256).set(verExtCookie, verCookieExt([]byte("again"))).record())
 			return err
 		}, AlertUnexpectedMessage},
-		{"HRR cookie is echoed, then a ServerHello with another suite", func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
-			if _, err := c.Write(verHRRMsg(ch, verGroupP256).set(verExtCookie, verCookieExt([]byte("opaque cookie"))).record()); err != nil {
-				return err
-			}
-			ch2, err := rr.readClientHello()
-			if err != nil {
-				return err
-			}
-			if string(ch2.cookie) != "opaque cookie" {
-				return errors.New("second ClientHello does not echo the cookie")
-			}
-			sh := verGoodSH(t, ch2)
-			sh.suite = verSuiteAES256GCM
-			sh.set(verExtKeyShare, verServerShareExt(verGroupP256, verP256Point(t)))
-			_, err = c.Write(sh.record())
-			return err
-		}, AlertIllegalParameter},
-		{"ServerHello after HRR with another suite", func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
-			if _, err := c.Write(verHRRMsg(ch, verGroupP256).record()); err != nil {
-				return err
-			}
-			ch2, err := rr.readClientHello()
-			if err != nil {
-				return err
-			}
-			sh := verGoodSH(t, ch2)
-			sh.suite = verSuiteAES256GCM
-			sh.set(verExtKeyShare, verServerShareExt(verGroupP256, verP256Point(t)))
-			_, err = c.Write(sh.record())
-			return err
-		}, AlertIllegalParameter},
+		{"HRR cookie is echoed, then a ServerHello with another suite", hrrThenAnotherSuite([]byte("opaque cookie")), AlertIllegalParameter},
+		{"ServerHello after HRR with another suite", hrrThenAnotherSuite(nil), AlertIllegalParameter},
 		{"ServerHello after HRR with another group", func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
 			if _, err := c.Write(verHRRMsg(ch, verGroupP256).record()); err != nil {
 				return err
