@@ -305,6 +305,24 @@ func TestNegativeBinderAndTickets(t *testing.T) {
 		wantResume bool
 	}
 	var fixedNow = time.Now()
+	// issuedUnderKey1 issues tickets under the fixed key {1};
+	// rotatedFromKey1(n) resumes at a server that started from that key
+	// and rotated n times since ({2}, then {3}).
+	issuedUnderKey1 := func(t *testing.T) *Config {
+		c := verTLS13ServerConfig(t, p)
+		c.TicketKeys = NewTicketKeys([32]byte{1})
+		return c
+	}
+	rotatedFromKey1 := func(n int) func(t *testing.T, is *Config) *Config {
+		return func(t *testing.T, is *Config) *Config {
+			c := *is
+			c.TicketKeys = NewTicketKeys([32]byte{1})
+			for i := 0; i < n; i++ {
+				c.TicketKeys.Rotate([32]byte{byte(2 + i)})
+			}
+			return &c
+		}
+	}
 	cases := []ticketCase{
 		{"same server resumes", func(t *testing.T) *Config { return verTLS13ServerConfig(t, p) },
 			func(t *testing.T, is *Config) *Config { return is }, nil, true},
@@ -319,27 +337,8 @@ func TestNegativeBinderAndTickets(t *testing.T) {
 		}, nil, false},
 		{"foreign ticket keys", func(t *testing.T) *Config { return verTLS13ServerConfig(t, p) },
 			func(t *testing.T, is *Config) *Config { return verTLS13ServerConfig(t, p) }, nil, false},
-		{"keys rotated once: previous key still opens", func(t *testing.T) *Config {
-			c := verTLS13ServerConfig(t, p)
-			c.TicketKeys = NewTicketKeys([32]byte{1})
-			return c
-		}, func(t *testing.T, is *Config) *Config {
-			c := *is
-			c.TicketKeys = NewTicketKeys([32]byte{1})
-			c.TicketKeys.Rotate([32]byte{2})
-			return &c
-		}, nil, true},
-		{"keys rotated twice: ticket no longer opens", func(t *testing.T) *Config {
-			c := verTLS13ServerConfig(t, p)
-			c.TicketKeys = NewTicketKeys([32]byte{1})
-			return c
-		}, func(t *testing.T, is *Config) *Config {
-			c := *is
-			c.TicketKeys = NewTicketKeys([32]byte{1})
-			c.TicketKeys.Rotate([32]byte{2})
-			c.TicketKeys.Rotate([32]byte{3})
-			return &c
-		}, nil, false},
+		{"keys rotated once: previous key still opens", issuedUnderKey1, rotatedFromKey1(1), nil, true},
+		{"keys rotated twice: ticket no longer opens", issuedUnderKey1, rotatedFromKey1(2), nil, false},
 		{"server refuses resumption in OnClientHello", func(t *testing.T) *Config { return verTLS13ServerConfig(t, p) },
 			func(t *testing.T, is *Config) *Config {
 				c := *is

@@ -67,6 +67,23 @@ func (r *recorder) Read(p []byte) (int, error) {
 
 func (r *recorder) Write(p []byte) (int, error) { r.wrote.Write(p); return r.Conn.Write(p) }
 
+// serveExclaim accepts one connection on ln as a crypto/tls server and
+// answers its six bytes with the same six and "!".
+func serveExclaim(ln net.Listener, cert tls.Certificate) error {
+	c, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	s := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(s, buf); err != nil {
+		return err
+	}
+	_, err = s.Write(append(buf, '!'))
+	return err
+}
+
 // TestDecryptConnCryptoTLS decrypts a crypto/tls connection (no tls13
 // code involved) recorded on the client side, with the client's key log:
 // the application data and the handshake messages must come out.
@@ -95,22 +112,7 @@ func TestDecryptConnCryptoTLS(t *testing.T) {
 	}
 	defer ln.Close()
 	done := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer c.Close()
-		s := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
-		buf := make([]byte, 6)
-		if _, err := io.ReadFull(s, buf); err != nil {
-			done <- err
-			return
-		}
-		_, err = s.Write(append(buf, '!'))
-		done <- err
-	}()
+	go func() { done <- serveExclaim(ln, cert) }()
 	raw, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
