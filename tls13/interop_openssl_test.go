@@ -150,6 +150,25 @@ type verServedConn struct {
 	err     error
 }
 
+// verOpenSSLEcho runs one s_client session against a server from
+// verServeForOpenSSL: it waits for the greeting, sends line, waits for its
+// echo, and returns s_client's output and what the server saw.
+func verOpenSSLEcho(t *testing.T, addr string, served <-chan verServedConn, line string, args ...string) (string, verServedConn) {
+	t.Helper()
+	cli := verStartOpenSSLClient(t, addr, args...)
+	cli.waitOutput(t, "hello from tls13")
+	io.WriteString(cli.stdin, line+"\n")
+	cli.waitOutput(t, "echo "+line)
+	out := cli.finish(t)
+	select {
+	case sc := <-served:
+		return out, sc
+	case <-time.After(verWait):
+		t.Fatal("tls13 server did not finish")
+	}
+	return out, verServedConn{}
+}
+
 // verServeForOpenSSL accepts connections on ln with the tls13 server
 // config cfg; each connection greets, reads one line, replies and closes.
 func verServeForOpenSSL(t *testing.T, ln net.Listener, cfg *Config) <-chan verServedConn {
@@ -201,17 +220,7 @@ func TestOpenSSLClient(t *testing.T) {
 				"-groups", r.group, "-ciphersuites", verOpenSSLSuiteNames[r.suite]}
 
 			// Full handshake; the session goes to -sess_out.
-			cli := verStartOpenSSLClient(t, ln.Addr().String(), append(args, "-sess_out", sessFile)...)
-			cli.waitOutput(t, "hello from tls13")
-			io.WriteString(cli.stdin, "ping from openssl\n")
-			cli.waitOutput(t, "echo ping from openssl")
-			out := cli.finish(t)
-			var first verServedConn
-			select {
-			case first = <-served:
-			case <-time.After(verWait):
-				t.Fatal("tls13 server did not finish")
-			}
+			out, first := verOpenSSLEcho(t, ln.Addr().String(), served, "ping from openssl", append(args, "-sess_out", sessFile)...)
 			if first.err != nil {
 				t.Fatalf("tls13 server: %v", first.err)
 			}
@@ -231,17 +240,7 @@ func TestOpenSSLClient(t *testing.T) {
 			}
 
 			// Resumption from -sess_in.
-			cli2 := verStartOpenSSLClient(t, ln.Addr().String(), append(args, "-sess_in", sessFile)...)
-			cli2.waitOutput(t, "hello from tls13")
-			io.WriteString(cli2.stdin, "again\n")
-			cli2.waitOutput(t, "echo again")
-			out2 := cli2.finish(t)
-			var second verServedConn
-			select {
-			case second = <-served:
-			case <-time.After(verWait):
-				t.Fatal("tls13 server did not finish")
-			}
+			out2, second := verOpenSSLEcho(t, ln.Addr().String(), served, "again", append(args, "-sess_in", sessFile)...)
 			if second.err != nil {
 				t.Fatalf("tls13 server (resumption): %v", second.err)
 			}
@@ -284,13 +283,8 @@ func TestOpenSSLHelloRetryRequest(t *testing.T) {
 		wires := make(chan *verWireConn, 1)
 		served := verServeForOpenSSL(t, &verRecordingListener{Listener: ln, conns: wires}, cfg)
 		// s_client shares only its first group, X25519.
-		cli := verStartOpenSSLClient(t, ln.Addr().String(), "-tls1_3", "-servername", verServerName, "-CAfile", caFile,
+		_, r := verOpenSSLEcho(t, ln.Addr().String(), served, "ping", "-tls1_3", "-servername", verServerName, "-CAfile", caFile,
 			"-verify_return_error", "-groups", "X25519:P-256")
-		cli.waitOutput(t, "hello from tls13")
-		io.WriteString(cli.stdin, "ping\n")
-		cli.waitOutput(t, "echo ping")
-		cli.finish(t)
-		r := <-served
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
