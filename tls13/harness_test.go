@@ -3,9 +3,9 @@ package tls13
 // The one test harness of the package: the test PKIs, crypto/tls and tls13
 // configurations, loopback sockets and readiness waits, engine-to-engine
 // sessions, recorded wires, OpenSSL peers and handcrafted ClientHellos.
-// The decryption oracle is in oracle_test.go. Identifiers start with "ver"
-// (or "test" for the unit tests' example.test PKI) so they cannot collide
-// with the engine's own names, which live in the same package.
+// The decryption oracle is tls13/internal/oracle. Identifiers start with
+// "ver" (or "test" for the unit tests' example.test PKI) so they cannot
+// collide with the engine's own names, which live in the same package.
 
 import (
 	"bufio"
