@@ -33,7 +33,7 @@ type verSH struct {
 	sessionID     []byte
 	suite         uint16
 	compression   uint8
-	exts          []verExt
+	exts          verExts
 }
 
 func (s *verSH) record() []byte {
@@ -45,37 +45,14 @@ func (s *verSH) record() []byte {
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(s.sessionID) })
 		b.AddUint16(s.suite)
 		b.AddUint8(s.compression)
-		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			for _, e := range s.exts {
-				b.AddUint16(e.typ)
-				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(e.data) })
-			}
-		})
+		s.exts.add(b)
 	})
 	return verRecord(verRecordHandshake, b.BytesOrPanic())
 }
 
-func (s *verSH) set(typ uint16, data []byte) *verSH {
-	for i := range s.exts {
-		if s.exts[i].typ == typ {
-			s.exts[i].data = data
-			return s
-		}
-	}
-	s.exts = append(s.exts, verExt{typ, data})
-	return s
-}
+func (s *verSH) set(typ uint16, data []byte) *verSH { s.exts.set(typ, data); return s }
 
-func (s *verSH) remove(typ uint16) *verSH {
-	out := s.exts[:0]
-	for _, e := range s.exts {
-		if e.typ != typ {
-			out = append(out, e)
-		}
-	}
-	s.exts = out
-	return s
-}
+func (s *verSH) remove(typ uint16) *verSH { s.exts.remove(typ); return s }
 
 // verSeenHello is what the scripted server read of a ClientHello.
 type verSeenHello struct {

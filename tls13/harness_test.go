@@ -644,6 +644,42 @@ type verExt struct {
 	data []byte
 }
 
+// verExts is a handcrafted message's extension list, in wire order.
+type verExts []verExt
+
+// set replaces the first extension of type typ, or appends it.
+func (x *verExts) set(typ uint16, data []byte) {
+	for i := range *x {
+		if (*x)[i].typ == typ {
+			(*x)[i].data = data
+			return
+		}
+	}
+	*x = append(*x, verExt{typ, data})
+}
+
+// remove drops every extension of type typ.
+func (x *verExts) remove(typ uint16) {
+	out := (*x)[:0]
+	for _, e := range *x {
+		if e.typ != typ {
+			out = append(out, e)
+		}
+	}
+	*x = out
+}
+
+// add writes the list as it travels: a uint16-prefixed sequence of type,
+// uint16-prefixed data.
+func (x verExts) add(b *cryptobyte.Builder) {
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+		for _, e := range x {
+			b.AddUint16(e.typ)
+			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(e.data) })
+		}
+	})
+}
+
 // verHello is a ClientHello built field by field, so a test can break
 // exactly one rule and leave the rest valid.
 type verHello struct {
@@ -652,7 +688,7 @@ type verHello struct {
 	sessionID     []byte
 	suites        []uint16
 	compression   []byte
-	exts          []verExt
+	exts          verExts
 }
 
 // verU16List encodes a uint16 list with a length prefix of prefixLen bytes.
@@ -751,28 +787,10 @@ func verDefaultHello(t testing.TB) *verHello {
 }
 
 // set replaces the first extension of type typ, or appends it.
-func (h *verHello) set(typ uint16, data []byte) *verHello {
-	for i := range h.exts {
-		if h.exts[i].typ == typ {
-			h.exts[i].data = data
-			return h
-		}
-	}
-	h.exts = append(h.exts, verExt{typ, data})
-	return h
-}
+func (h *verHello) set(typ uint16, data []byte) *verHello { h.exts.set(typ, data); return h }
 
 // remove drops every extension of type typ.
-func (h *verHello) remove(typ uint16) *verHello {
-	out := h.exts[:0]
-	for _, e := range h.exts {
-		if e.typ != typ {
-			out = append(out, e)
-		}
-	}
-	h.exts = out
-	return h
-}
+func (h *verHello) remove(typ uint16) *verHello { h.exts.remove(typ); return h }
 
 // marshal returns the handshake message: type, uint24 length, body.
 func (h *verHello) marshal() []byte {
@@ -788,12 +806,7 @@ func (h *verHello) marshal() []byte {
 			}
 		})
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(h.compression) })
-		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			for _, e := range h.exts {
-				b.AddUint16(e.typ)
-				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(e.data) })
-			}
-		})
+		h.exts.add(b)
 	})
 	return b.BytesOrPanic()
 }
