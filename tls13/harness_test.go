@@ -851,6 +851,38 @@ func verReadServerHello(c net.Conn) (isServerHello, isHRR bool, sessionEcho []by
 // ---------------------------------------------------------------------------
 // tls13 configurations.
 
+// verMixedPair connects a tls13 end and a crypto/tls end over loopback,
+// tls13 playing side ("tls13-client" or "tls13-server"); the handshakes
+// run on first use. It returns the ends as client and server, and which
+// of them is the tls13 Conn and which the crypto/tls one.
+func verMixedPair(t *testing.T, p *verPKI, side string) (client, server net.Conn, tc *Conn, std *tls.Conn) {
+	t.Helper()
+	ln := verListen(t)
+	scfg := verTLS13ServerConfig(t, p)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		c.SetDeadline(time.Now().Add(verWait))
+		accepted <- c
+	}()
+	raw := verDial(t, ln.Addr().String())
+	c := <-accepted
+	if c == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close() })
+	if side == "tls13-client" {
+		tc, std = Client(raw, verTLS13ClientConfig(p)), tls.Server(c, verStdlibServerConfig(p))
+		return tc, std, tc, std
+	}
+	std, tc = tls.Client(raw, verStdlibClientConfig(p)), Server(c, scfg)
+	return std, tc, tc, std
+}
+
 // verTLS13ServerConfig is a tls13 server for p with fresh ticket keys.
 func verTLS13ServerConfig(t testing.TB, p *verPKI) *Config {
 	t.Helper()

@@ -794,41 +794,7 @@ func TestInteropConcurrentTraffic(t *testing.T) {
 	const total = 1 << 20
 	for _, side := range []string{"tls13-client", "tls13-server"} {
 		t.Run(side, func(t *testing.T) {
-			ln := verListen(t)
-			peerCh := make(chan io.ReadWriteCloser, 1)
-			var scfg *Config
-			if side == "tls13-server" {
-				scfg = verTLS13ServerConfig(t, p)
-			}
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					peerCh <- nil
-					return
-				}
-				c.SetDeadline(time.Now().Add(verWait))
-				if scfg != nil {
-					peerCh <- Server(c, scfg)
-				} else {
-					peerCh <- tls.Server(c, verStdlibServerConfig(p))
-				}
-			}()
-			raw := verDial(t, ln.Addr().String())
-			var local io.ReadWriteCloser
-			var tc *Conn
-			if side == "tls13-client" {
-				tc = Client(raw, verTLS13ClientConfig(p))
-				local = tc
-			} else {
-				local = tls.Client(raw, verStdlibClientConfig(p))
-			}
-			peer := <-peerCh
-			if peer == nil {
-				t.Fatal("accept failed")
-			}
-			if side == "tls13-server" {
-				tc = peer.(*Conn)
-			}
+			local, peer, tc, _ := verMixedPair(t, p, side)
 			pump := func(w io.Writer, r io.Reader) <-chan error {
 				errc := make(chan error, 2)
 				go func() {

@@ -2,11 +2,8 @@ package tls13
 
 import (
 	"bytes"
-	"crypto/tls"
-	"net"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // TestAutomaticRekey: a writer rekeys on its own before the AEAD's usage
@@ -46,41 +43,9 @@ func TestAutomaticRekey(t *testing.T) {
 	})
 	for _, side := range []string{"tls13-client", "tls13-server"} {
 		t.Run("crypto-tls peer/"+side, func(t *testing.T) {
-			ln := verListen(t)
-			scfg := verTLS13ServerConfig(t, p)
-			peerCh := make(chan net.Conn, 1)
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					peerCh <- nil
-					return
-				}
-				c.SetDeadline(time.Now().Add(verWait))
-				if side == "tls13-server" {
-					peerCh <- Server(c, scfg)
-				} else {
-					peerCh <- tls.Server(c, verStdlibServerConfig(p))
-				}
-			}()
-			raw := verDial(t, ln.Addr().String())
-			var local net.Conn
-			if side == "tls13-client" {
-				local = Client(raw, verTLS13ClientConfig(p))
-			} else {
-				local = tls.Client(raw, verStdlibClientConfig(p))
-			}
-			peer := <-peerCh
-			if peer == nil {
-				t.Fatal("accept failed")
-			}
-			defer peer.Close()
-			tc, other := local, peer
-			if side == "tls13-server" {
-				tc, other = peer, local
-			}
+			_, _, c, other := verMixedPair(t, p, side)
 			hs := make(chan error, 1)
-			go func() { hs <- other.(interface{ Handshake() error }).Handshake() }()
-			c := tc.(*Conn)
+			go func() { hs <- other.Handshake() }()
 			if err := c.Handshake(); err != nil {
 				t.Fatal(err)
 			}
