@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -424,26 +425,36 @@ func (c *verWireConn) wroteBytes() []byte {
 // first, or when an encrypted record arrives (the peer went on with the
 // handshake instead of refusing).
 func verReadAlert(c net.Conn) (level, desc uint8, err error) {
+	r, err := verFirstRecordOf(c, verRecordAlert, verRecordAppData)
+	switch {
+	case err != nil:
+		return 0, 0, errors.New("no alert before " + err.Error())
+	case r[0] == verRecordAppData:
+		return 0, 0, errors.New("peer sent an encrypted record instead of a plaintext alert")
+	case len(r) != 7:
+		return 0, 0, errors.New("malformed alert record")
+	}
+	return r[5], r[6], nil
+}
+
+// verFirstRecordOf reads c (within verWait) until a whole record of one
+// of the given types has arrived and returns it; records of other types
+// before it are passed over.
+func verFirstRecordOf(c net.Conn, types ...uint8) ([]byte, error) {
 	c.SetReadDeadline(time.Now().Add(verWait))
 	var buf []byte
 	tmp := make([]byte, 4096)
 	for {
 		recs, _ := verSplitRecords(buf)
 		for _, r := range recs {
-			switch r[0] {
-			case verRecordAlert:
-				if len(r) != 7 {
-					return 0, 0, errors.New("malformed alert record")
-				}
-				return r[5], r[6], nil
-			case verRecordAppData:
-				return 0, 0, errors.New("peer sent an encrypted record instead of a plaintext alert")
+			if slices.Contains(types, r[0]) {
+				return r, nil
 			}
 		}
-		n, rerr := c.Read(tmp)
+		n, err := c.Read(tmp)
 		buf = append(buf, tmp[:n]...)
-		if rerr != nil {
-			return 0, 0, errors.New("no alert before " + rerr.Error())
+		if err != nil {
+			return nil, err
 		}
 	}
 }
@@ -818,34 +829,23 @@ func (h *verHello) record() []byte { return verRecord(verRecordHandshake, h.mars
 // record and reports whether it starts with a ServerHello that is not a
 // HelloRetryRequest, and the echoed legacy_session_id.
 func verReadServerHello(c net.Conn) (isServerHello, isHRR bool, sessionEcho []byte, err error) {
-	c.SetReadDeadline(time.Now().Add(verWait))
-	var buf []byte
-	tmp := make([]byte, 4096)
-	for {
-		recs, _ := verSplitRecords(buf)
-		for _, r := range recs {
-			switch r[0] {
-			case verRecordAlert:
-				return false, false, nil, fmt.Errorf("alert %v", r[5:])
-			case verRecordHandshake:
-				s := cryptobyte.String(r[5:])
-				var typ uint8
-				var body, random, sid cryptobyte.String
-				var vers uint16
-				if !s.ReadUint8(&typ) || !s.ReadUint24LengthPrefixed(&body) || typ != 2 ||
-					!body.ReadUint16(&vers) || !body.ReadBytes((*[]byte)(&random), 32) ||
-					!body.ReadUint8LengthPrefixed(&sid) {
-					return false, false, nil, fmt.Errorf("first handshake record is not a ServerHello: % x", r[5:min(len(r), 16)])
-				}
-				return true, bytes.Equal(random, verHRRRandom), []byte(sid), nil
-			}
-		}
-		n, rerr := c.Read(tmp)
-		buf = append(buf, tmp[:n]...)
-		if rerr != nil {
-			return false, false, nil, errors.New("no ServerHello before " + rerr.Error())
-		}
+	r, err := verFirstRecordOf(c, verRecordAlert, verRecordHandshake)
+	if err != nil {
+		return false, false, nil, errors.New("no ServerHello before " + err.Error())
 	}
+	if r[0] == verRecordAlert {
+		return false, false, nil, fmt.Errorf("alert %v", r[5:])
+	}
+	s := cryptobyte.String(r[5:])
+	var typ uint8
+	var body, random, sid cryptobyte.String
+	var vers uint16
+	if !s.ReadUint8(&typ) || !s.ReadUint24LengthPrefixed(&body) || typ != 2 ||
+		!body.ReadUint16(&vers) || !body.ReadBytes((*[]byte)(&random), 32) ||
+		!body.ReadUint8LengthPrefixed(&sid) {
+		return false, false, nil, fmt.Errorf("first handshake record is not a ServerHello: % x", r[5:min(len(r), 16)])
+	}
+	return true, bytes.Equal(random, verHRRRandom), []byte(sid), nil
 }
 
 // ---------------------------------------------------------------------------
