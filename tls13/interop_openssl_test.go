@@ -169,6 +169,29 @@ func verOpenSSLEcho(t *testing.T, addr string, served <-chan verServedConn, line
 	return out, verServedConn{}
 }
 
+// verServeGreeted accepts one connection on ln as a tls13 server, writes
+// the greeting s_client waits for, and goes on with then; its result
+// arrives on the returned channel.
+func verServeGreeted(ln net.Listener, cfg *Config, then func(c *Conn) error) <-chan error {
+	served := make(chan error, 1)
+	go func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer raw.Close()
+		raw.SetDeadline(time.Now().Add(verWait))
+		c := Server(raw, cfg)
+		if _, err := io.WriteString(c, "hello from tls13\n"); err != nil {
+			served <- err
+			return
+		}
+		served <- then(c)
+	}()
+	return served
+}
+
 // verServeForOpenSSL accepts connections on ln with the tls13 server
 // config cfg; each connection greets, reads one line, replies and closes.
 func verServeForOpenSSL(t *testing.T, ln net.Listener, cfg *Config) <-chan verServedConn {
@@ -324,34 +347,19 @@ func TestOpenSSLKeyUpdate(t *testing.T) {
 	t.Run("s_client-requests-update-from-tls13-server", func(t *testing.T) {
 		ln := verListen(t)
 		cfg := verTLS13ServerConfig(t, p)
-		served := make(chan error, 1)
-		go func() {
-			raw, err := ln.Accept()
-			if err != nil {
-				served <- err
-				return
-			}
-			defer raw.Close()
-			raw.SetDeadline(time.Now().Add(verWait))
-			c := Server(raw, cfg)
-			if _, err := io.WriteString(c, "hello from tls13\n"); err != nil {
-				served <- err
-				return
-			}
+		served := verServeGreeted(ln, cfg, func(c *Conn) error {
 			br := bufio.NewReader(c)
 			for i := 0; i < 2; i++ {
 				line, err := br.ReadString('\n')
 				if err != nil {
-					served <- err
-					return
+					return err
 				}
 				if _, err := io.WriteString(c, "echo "+line); err != nil {
-					served <- err
-					return
+					return err
 				}
 			}
-			served <- nil
-		}()
+			return nil
+		})
 		cli := verStartOpenSSLClient(t, ln.Addr().String(), "-tls1_3", "-servername", verServerName, "-CAfile", caFile, "-verify_return_error")
 		cli.waitOutput(t, "hello from tls13")
 		io.WriteString(cli.stdin, "first\n")
@@ -426,27 +434,13 @@ func TestOpenSSLUnknownNotificationIsFatal(t *testing.T) {
 	cfg := verTLS13ServerConfig(t, p)
 	cfg.NotificationAlerts = []uint8{240}
 	ln := verListen(t)
-	served := make(chan error, 1)
-	go func() {
-		raw, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer raw.Close()
-		raw.SetDeadline(time.Now().Add(verWait))
-		c := Server(raw, cfg)
-		if _, err := io.WriteString(c, "hello from tls13\n"); err != nil {
-			served <- err
-			return
-		}
+	served := verServeGreeted(ln, cfg, func(c *Conn) error {
 		if err := c.SendNotification(240); err != nil {
-			served <- err
-			return
+			return err
 		}
-		_, err = c.Read(make([]byte, 64))
-		served <- err
-	}()
+		_, err := c.Read(make([]byte, 64))
+		return err
+	})
 	cli := verStartOpenSSLClient(t, ln.Addr().String(), "-tls1_3", "-servername", verServerName, "-CAfile", caFile)
 	cli.waitOutput(t, "hello from tls13")
 	select {
