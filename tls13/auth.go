@@ -141,6 +141,3 @@ func verifySignature(pub crypto.PublicKey, scheme uint16, content, sig []byte) A
 	}
 	return alertNone
 }
-
-// alertNone means "verified" in verifySignature's result.
-const alertNone Alert = 255

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 )
@@ -72,6 +71,13 @@ const (
 	X25519MLKEM768 = tls.X25519MLKEM768 // 0x11EC
 	X25519         = tls.X25519         // 0x001D
 	CurveP256      = tls.CurveP256      // 0x0017
+	CurveP384      = tls.CurveP384      // 0x0018
+	CurveP521      = tls.CurveP521      // 0x0019
+	// X448 (RFC 7748/8446) and the RFC 7919 finite-field groups have no
+	// crypto/tls constant.
+	X448      tls.CurveID = 0x001E
+	FFDHE2048 tls.CurveID = 0x0100
+	FFDHE3072 tls.CurveID = 0x0101
 )
 
 // Signature schemes (RFC 8446 §4.2.3).
@@ -90,113 +96,48 @@ const (
 
 // Limits.
 const (
-	maxPlaintext         = 1 << 14
-	maxCiphertext        = maxPlaintext + 256
-	recordHeaderLen      = 5
-	maxHandshakeSize     = 1 << 16 // certificate chains fit comfortably
+	maxPlaintext     = 1 << 14
+	maxCiphertext    = maxPlaintext + 256
+	recordHeaderLen  = 5
+	maxHandshakeSize = 1 << 16 // certificate chains fit comfortably
+	// maxClientHelloSize is the largest ClientHello that can decode:
+	// version, random, a 32-byte session id, 2^16-2 bytes of cipher
+	// suites, 255 compression methods and 2^16-1 bytes of extensions
+	// (OpenSSL uses the same bound). A longer one is a decode_error
+	// without buffering it.
+	maxClientHelloSize = 2 + 32 + 1 + 32 + 2 + 65534 + 1 + 255 + 2 + 65535
+	// maxCertificateSize bounds the server's Certificate message a client
+	// buffers (crypto/tls's bound: long chains with SCTs and OCSP fit).
+	maxCertificateSize   = 1 << 18
 	maxPostHandshakeSize = 1 << 14 // tickets, KeyUpdate, registered types
 	maxTicketLifetime    = 7 * 24 * time.Hour
 	// keyUpdateAfter is how many records one key may protect before the
 	// writer rekeys on its own (well under the AES-GCM limit of 2^24.5,
 	// RFC 8446 §5.5).
 	keyUpdateAfter = 1 << 24
-	// defaultMaxPostHandshakeMessages bounds the handshake messages a peer
-	// may send after the handshake over the life of one connection.
+	// defaultMaxPostHandshakeMessages is the burst of handshake messages
+	// a peer may send after the handshake; the allowance refills at the
+	// same number per postHandshakeWindow, so a long-lived connection
+	// with many tickets or KeyUpdates is never cut off by a lifetime
+	// count, while a flood is.
 	defaultMaxPostHandshakeMessages = 4096
+	postHandshakeWindow             = time.Minute
+	// maxUselessRecords is how many records in a row that deliver nothing
+	// (empty application data, user_canceled warnings) are absorbed
+	// before the connection is refused with unexpected_message; crypto/tls
+	// uses the same number. Without it a peer keeps Read (or the
+	// handshake) busy forever.
+	maxUselessRecords = 16
+	// maxEarlyDataSkip bounds the 0-RTT bytes (record bodies, as they
+	// travel) a server skips without decrypting them (RFC 8446 §4.2.10:
+	// early data it rejects is skipped "up to the configured
+	// max_early_data_size"). This server's tickets never allow early
+	// data, so a client only sends it with another server's ticket (an
+	// anycast move); 2^16 is four maximal records, above the 16 KiB
+	// most servers advertise. BoringSSL also bounds the skip in bytes
+	// (16 KiB).
+	maxEarlyDataSkip = 1 << 16
 )
-
-// Alert is a TLS alert description (RFC 8446 §6). As an error it means
-// that alert was sent to, or received from, the peer.
-type Alert uint8
-
-// Alert descriptions.
-const (
-	AlertCloseNotify                  Alert = 0
-	AlertUnexpectedMessage            Alert = 10
-	AlertBadRecordMAC                 Alert = 20
-	AlertRecordOverflow               Alert = 22
-	AlertHandshakeFailure             Alert = 40
-	AlertBadCertificate               Alert = 42
-	AlertUnsupportedCertificate       Alert = 43
-	AlertCertificateRevoked           Alert = 44
-	AlertCertificateExpired           Alert = 45
-	AlertCertificateUnknown           Alert = 46
-	AlertIllegalParameter             Alert = 47
-	AlertUnknownCA                    Alert = 48
-	AlertAccessDenied                 Alert = 49
-	AlertDecodeError                  Alert = 50
-	AlertDecryptError                 Alert = 51
-	AlertProtocolVersion              Alert = 70
-	AlertInsufficientSecurity         Alert = 71
-	AlertInternalError                Alert = 80
-	AlertInappropriateFallback        Alert = 86
-	AlertUserCanceled                 Alert = 90
-	AlertMissingExtension             Alert = 109
-	AlertUnsupportedExtension         Alert = 110
-	AlertUnrecognizedName             Alert = 112
-	AlertBadCertificateStatusResponse Alert = 113
-	AlertUnknownPSKIdentity           Alert = 115
-	AlertCertificateRequired          Alert = 116
-	AlertNoApplicationProtocol        Alert = 120
-)
-
-var alertNames = map[Alert]string{
-	AlertCloseNotify: "close notify", AlertUnexpectedMessage: "unexpected message",
-	AlertBadRecordMAC: "bad record MAC", AlertRecordOverflow: "record overflow",
-	AlertHandshakeFailure: "handshake failure", AlertBadCertificate: "bad certificate",
-	AlertUnsupportedCertificate: "unsupported certificate", AlertCertificateRevoked: "revoked certificate",
-	AlertCertificateExpired: "expired certificate", AlertCertificateUnknown: "unknown certificate",
-	AlertIllegalParameter: "illegal parameter", AlertUnknownCA: "unknown certificate authority",
-	AlertAccessDenied: "access denied", AlertDecodeError: "error decoding message",
-	AlertDecryptError: "error decrypting message", AlertProtocolVersion: "protocol version not supported",
-	AlertInsufficientSecurity: "insufficient security level", AlertInternalError: "internal error",
-	AlertInappropriateFallback: "inappropriate fallback", AlertUserCanceled: "user canceled",
-	AlertMissingExtension: "missing extension", AlertUnsupportedExtension: "unsupported extension",
-	AlertUnrecognizedName: "unrecognized name", AlertBadCertificateStatusResponse: "bad certificate status response",
-	AlertUnknownPSKIdentity: "unknown PSK identity", AlertCertificateRequired: "certificate required",
-	AlertNoApplicationProtocol: "no application protocol",
-}
-
-func (a Alert) String() string {
-	if s, ok := alertNames[a]; ok {
-		return "tls13: " + s
-	}
-	return fmt.Sprintf("tls13: alert(%d)", uint8(a))
-}
-
-func (a Alert) Error() string { return a.String() }
-
-// AlertError reports a fatal alert together with the local reason for it.
-// Errors returned by a Conn can be tested with errors.As(err, &AlertError{})
-// or errors.Is(err, AlertXxx).
-type AlertError struct {
-	Alert    Alert
-	Received bool   // true: the peer sent it; false: this side sent it
-	Reason   string // why this side sent it (empty when received)
-}
-
-func (e *AlertError) Error() string {
-	if e.Received {
-		return "tls13: received alert: " + e.Alert.String()
-	}
-	if e.Reason != "" {
-		return e.Alert.String() + ": " + e.Reason
-	}
-	return e.Alert.String()
-}
-
-// Is makes errors.Is(err, AlertIllegalParameter) work.
-func (e *AlertError) Is(target error) bool {
-	a, ok := target.(Alert)
-	return ok && a == e.Alert
-}
-
-// ErrNotNotification is returned by SendNotification for a description the
-// Config did not register.
-var ErrNotNotification = errors.New("tls13: alert description is not a registered notification")
-
-// ErrNotRegistered is returned by SendHandshakeMessage for an unregistered type.
-var ErrNotRegistered = errors.New("tls13: handshake message type is not registered")
 
 // Extension is one TLS extension as it travels: its type and its raw data.
 type Extension struct {
@@ -334,9 +275,12 @@ type Config struct {
 	NextProtos []string
 	// CipherSuites in preference order; nil means all three, AES-128 first.
 	CipherSuites []uint16
-	// CurvePreferences in preference order; nil means X25519MLKEM768,
+	// CurvePreferences in preference order. nil means, on a server,
+	// every group implemented: X25519MLKEM768, X25519, P-256, P-384,
+	// P-521, X448, FFDHE2048, FFDHE3072; on a client X25519MLKEM768,
 	// X25519, P-256. The client sends key shares for the first entry (and
-	// for X25519 too when the first is X25519MLKEM768).
+	// for X25519 too when the first is X25519MLKEM768). FFDHE runs on
+	// math/big, which is not constant time (see keyexchange.go).
 	CurvePreferences []tls.CurveID
 
 	// Time returns the current time; nil means time.Now.
@@ -401,8 +345,10 @@ type Config struct {
 	// non-nil error aborts the connection with unexpected_message.
 	OnHandshakeMessage func(c *Conn, typ uint8, body []byte) error
 
-	// MaxPostHandshakeMessages bounds the number of handshake messages the
-	// peer may send after the handshake; 0 means 4096.
+	// MaxPostHandshakeMessages bounds the rate of handshake messages the
+	// peer may send after the handshake: a burst of this many, refilled
+	// at this many per minute (measured with Time); a message beyond the
+	// allowance is refused with unexpected_message. 0 means 4096.
 	MaxPostHandshakeMessages int
 }
 
@@ -438,7 +384,16 @@ func (c *Config) cipherSuites() []uint16 {
 	return out
 }
 
-// curvePreferences returns the configured groups this package implements.
+// clientCurvePreferences is curvePreferences for a client.
+func (c *Config) clientCurvePreferences() []tls.CurveID {
+	if len(c.CurvePreferences) == 0 {
+		return defaultClientCurves
+	}
+	return c.curvePreferences()
+}
+
+// curvePreferences returns the configured groups this package implements
+// (a server's default when none are configured).
 func (c *Config) curvePreferences() []tls.CurveID {
 	if len(c.CurvePreferences) == 0 {
 		return defaultCurves
@@ -490,7 +445,14 @@ func (c *Config) maxPostHandshakeMessages() int {
 
 var defaultCipherSuites = []uint16{TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256}
 
-var defaultCurves = []tls.CurveID{X25519MLKEM768, X25519, CurveP256}
+// defaultCurves is the server's default preference: the hybrid post-quantum group, then
+// the curves by speed, FFDHE last (slow, and math/big is not constant
+// time).
+var defaultCurves = []tls.CurveID{X25519MLKEM768, X25519, CurveP256, CurveP384, CurveP521, X448, FFDHE2048, FFDHE3072}
+
+// defaultClientCurves is what a client offers by default, the groups
+// crypto/tls offers: any server supports one of them.
+var defaultClientCurves = []tls.CurveID{X25519MLKEM768, X25519, CurveP256}
 
 // signature schemes the client offers and accepts, in preference order.
 var supportedSignatureSchemes = []uint16{

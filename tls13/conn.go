@@ -2,11 +2,9 @@ package tls13
 
 import (
 	"context"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,17 +45,34 @@ type Conn struct {
 	clientRandom     []byte        // key log
 
 	// read side, guarded by inMu
-	inMu        sync.Mutex
-	in          halfConn
-	raw         []byte  // buffered bytes from conn: raw[rawStart:rawEnd]
-	rawp        *[]byte // raw's pool handle
-	rawStart    int
-	rawEnd      int
-	input       []byte // decrypted application data not yet returned
-	hsBuf       []byte // handshake bytes not yet consumed
-	readErr     error
-	ccsAllowed  bool // a compatibility ChangeCipherSpec may arrive now
-	postHSCount int
+	inMu       sync.Mutex
+	in         halfConn
+	raw        []byte  // buffered bytes from conn: raw[rawStart:rawEnd]
+	rawp       *[]byte // raw's pool handle
+	rawStart   int
+	rawEnd     int
+	input      []byte // decrypted application data not yet returned
+	hsBuf      []byte // handshake bytes not yet consumed
+	readErr    error
+	ccsAllowed bool // a compatibility ChangeCipherSpec may arrive now (once)
+	// uselessInRow counts records in a row that delivered nothing.
+	uselessInRow int
+	// skipEarlyData (server): the client offered early_data, which this
+	// server never accepts. Until its first record decrypts (or its
+	// second ClientHello arrives, after a HelloRetryRequest), application
+	// data records it cannot read are 0-RTT data and are skipped, up to
+	// earlySkipBudget bytes (RFC 8446 §4.2.10).
+	skipEarlyData   bool
+	earlySkipBudget int
+	// allowPlainAlert (server): between switching to the client's
+	// handshake key and the first record protected with it, an
+	// unprotected alert is read as an alert. A client that refuses our
+	// certificate may send it so; OpenSSL reads it the same way.
+	allowPlainAlert bool
+	// post-handshake message allowance (token bucket)
+	postHSStarted bool
+	postHSTokens  float64
+	postHSLast    time.Time
 
 	// write side, guarded by outMu
 	outMu           sync.Mutex
@@ -71,98 +86,6 @@ type Conn struct {
 	// rekeyAfter overrides keyUpdateAfter (tests set it small; the
 	// sequence number itself must match the peer's, so it cannot be faked).
 	rekeyAfter uint64
-}
-
-// halfConn is one direction's record protection.
-type halfConn struct {
-	aead   cipher.AEAD
-	iv     [12]byte
-	nonce  [12]byte
-	seq    uint64
-	secret []byte
-	suite  *cipherSuite
-}
-
-func (h *halfConn) setTrafficSecret(s *cipherSuite, secret []byte) error {
-	key, iv := s.trafficKey(secret)
-	aead, err := s.newAEAD(key)
-	clear(key)
-	if err != nil {
-		return err
-	}
-	h.aead, h.suite, h.secret, h.seq = aead, s, secret, 0
-	copy(h.iv[:], iv)
-	return nil
-}
-
-// nextNonce returns iv XOR seq (RFC 8446 §5.3) and advances seq.
-func (h *halfConn) nextNonce() ([]byte, error) {
-	if h.seq == ^uint64(0) {
-		return nil, errSeqOverflow
-	}
-	h.nonce = h.iv
-	var s [8]byte
-	binary.BigEndian.PutUint64(s[:], h.seq)
-	for i := 0; i < 8; i++ {
-		h.nonce[4+i] ^= s[i]
-	}
-	h.seq++
-	return h.nonce[:], nil
-}
-
-// Client returns a client-side Conn over conn. The handshake runs on the
-// first Read, Write or Handshake.
-func Client(conn net.Conn, config *Config) *Conn {
-	return &Conn{conn: conn, config: config, isClient: true, firstRecord: true}
-}
-
-// Server returns a server-side Conn over conn.
-func Server(conn net.Conn, config *Config) *Conn {
-	return &Conn{conn: conn, config: config}
-}
-
-// Dial connects to addr and runs the client handshake. If
-// config.ServerName is empty, the host part of addr is used.
-func Dial(ctx context.Context, network, addr string, config *Config) (*Conn, error) {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	cfg := config
-	if cfg.ServerName == "" {
-		host, _, err := net.SplitHostPort(addr)
-		if err == nil {
-			c := *config
-			c.ServerName = host
-			cfg = &c
-		}
-	}
-	c := Client(raw, cfg)
-	if err := c.HandshakeContext(ctx); err != nil {
-		raw.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-type listener struct {
-	net.Listener
-	config *Config
-}
-
-// NewListener wraps inner so that Accept returns server-side *Conn values
-// (as net.Conn); the handshake runs on first use.
-func NewListener(inner net.Listener, config *Config) net.Listener {
-	return &listener{Listener: inner, config: config}
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return Server(c, l.config), nil
 }
 
 // NetConn returns the underlying connection.
@@ -268,417 +191,9 @@ func (c *Conn) ConnectionState() ConnectionState {
 	return st
 }
 
-// ---- errors and alerts ----
-
-// abort sends a fatal alert (best effort) and returns the matching error.
-func (c *Conn) abort(a Alert, format string, args ...any) error {
-	err := &AlertError{Alert: a, Reason: fmt.Sprintf(format, args...)}
-	c.outMu.Lock()
-	if c.writeErr == nil {
-		c.sendAlertLocked(a, 2)
-		c.writeErr = err
-	}
-	c.outMu.Unlock()
-	c.setReadErr(err)
-	return err
-}
-
-// setReadErrUnlessTimeout keeps a read deadline's timeout retryable:
-// net/http interrupts background reads with a past deadline and then
-// reads on. Buffered partial records stay in raw and are completed later.
-func (c *Conn) setReadErrUnlessTimeout(err error) {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return
-	}
-	c.setReadErr(err)
-}
-
-func (c *Conn) setReadErr(err error) {
-	if c.readErr == nil {
-		c.readErr = err
-	}
-}
-
-// sendAlertLocked writes an alert record; outMu must be held.
-func (c *Conn) sendAlertLocked(a Alert, level uint8) error {
-	// A half-built flight goes out first: the peer needs its ServerHello
-	// to read an alert protected under the handshake keys.
-	if err := c.writeRecordLocked(recordTypeAlert, []byte{level, byte(a)}); err != nil {
-		return err
-	}
-	if c.buffering {
-		return c.flushLocked()
-	}
-	return nil
-}
-
-// ---- record reading ----
-
-// rawBufSize holds one maximal record plus read-ahead. A whole server
-// flight (tickets included) must fit, so that on an unbuffered transport
-// such as net.Pipe the client drains it before writing its own flight.
-const rawBufSize = recordHeaderLen + maxCiphertext + 4096
-
-// rawPool recycles read buffers between handshakes: a connection whose
-// handshake left nothing buffered gives its buffer back and takes one
-// again on its first application read. During data transfer it keeps it
-// (a Get/Put per record would cost more than it saves).
-var rawPool = sync.Pool{New: func() any { b := make([]byte, rawBufSize); return &b }}
-
-// releaseRaw returns the read buffer to the pool when nothing in it is
-// still referenced (no buffered bytes, no unread plaintext). inMu or the
-// handshake must be held.
-func (c *Conn) releaseRaw() {
-	if c.raw == nil || c.rawStart != c.rawEnd || len(c.input) != 0 {
-		return
-	}
-	p := c.rawp
-	c.raw, c.rawp, c.rawStart, c.rawEnd, c.input = nil, nil, 0, 0, nil
-	rawPool.Put(p)
-}
-
-// fill makes at least n bytes available in raw[rawStart:rawEnd].
-func (c *Conn) fill(n int) error {
-	if c.raw == nil {
-		c.rawp = rawPool.Get().(*[]byte)
-		c.raw = *c.rawp
-		c.rawStart, c.rawEnd = 0, 0
-	}
-	if c.rawEnd-c.rawStart >= n {
-		return nil
-	}
-	if c.rawStart == c.rawEnd {
-		// Nothing buffered: start over, so one Read can take a whole
-		// record (earlier records' plaintext has been consumed).
-		c.rawStart, c.rawEnd = 0, 0
-	}
-	if c.rawStart+n > len(c.raw) {
-		copy(c.raw, c.raw[c.rawStart:c.rawEnd])
-		c.rawEnd -= c.rawStart
-		c.rawStart = 0
-	}
-	for c.rawEnd-c.rawStart < n {
-		m, err := c.conn.Read(c.raw[c.rawEnd:])
-		c.rawEnd += m
-		if c.rawEnd-c.rawStart >= n {
-			return nil
-		}
-		if err != nil {
-			if err == io.EOF && c.rawEnd-c.rawStart > 0 {
-				return io.ErrUnexpectedEOF
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-// readRecord returns the content type and plaintext of the next record,
-// skipping compatibility ChangeCipherSpec records. The plaintext aliases
-// the read buffer until the next call. Protocol violations send an alert.
-func (c *Conn) readRecord() (uint8, []byte, error) {
-	for {
-		if c.readErr != nil {
-			return 0, nil, c.readErr
-		}
-		if err := c.fill(recordHeaderLen); err != nil {
-			c.setReadErrUnlessTimeout(err)
-			return 0, nil, err
-		}
-		hdr := c.raw[c.rawStart : c.rawStart+recordHeaderLen]
-		typ := hdr[0]
-		length := int(hdr[3])<<8 | int(hdr[4])
-		if c.in.aead == nil && typ != recordTypeHandshake && typ != recordTypeAlert && typ != recordTypeChangeCipherSpec {
-			if typ == recordTypeApplicationData {
-				return 0, nil, c.abort(AlertUnexpectedMessage, "unprotected application data")
-			}
-			return 0, nil, c.abort(AlertUnexpectedMessage, "unknown record type %d", typ)
-		}
-		if hdr[1] != 3 {
-			return 0, nil, c.abort(AlertProtocolVersion, "record version %#02x%02x is not TLS", hdr[1], hdr[2])
-		}
-		if length > maxCiphertext || (c.in.aead == nil && length > maxPlaintext) {
-			return 0, nil, c.abort(AlertRecordOverflow, "record of %d bytes", length)
-		}
-		if err := c.fill(recordHeaderLen + length); err != nil {
-			c.setReadErrUnlessTimeout(err)
-			return 0, nil, err
-		}
-		rec := c.raw[c.rawStart : c.rawStart+recordHeaderLen+length]
-		c.rawStart += recordHeaderLen + length
-		hdr, payload := rec[:recordHeaderLen], rec[recordHeaderLen:]
-
-		if typ == recordTypeChangeCipherSpec {
-			if !c.ccsAllowed || length != 1 || payload[0] != 1 {
-				return 0, nil, c.abort(AlertUnexpectedMessage, "unexpected ChangeCipherSpec")
-			}
-			continue
-		}
-		if c.in.aead == nil {
-			if length == 0 {
-				return 0, nil, c.abort(AlertUnexpectedMessage, "empty %d record", typ)
-			}
-			return typ, payload, nil
-		}
-		if typ != recordTypeApplicationData {
-			return 0, nil, c.abort(AlertUnexpectedMessage, "unprotected record of type %d after keys are in use", typ)
-		}
-		nonce, err := c.in.nextNonce()
-		if err != nil {
-			return 0, nil, c.abort(AlertInternalError, "%v", err)
-		}
-		if len(payload) < c.in.aead.Overhead() {
-			return 0, nil, c.abort(AlertBadRecordMAC, "record shorter than the AEAD tag")
-		}
-		pt, err := c.in.aead.Open(payload[:0], nonce, payload, hdr)
-		if err != nil {
-			return 0, nil, c.abort(AlertBadRecordMAC, "record authentication failed")
-		}
-		i := len(pt) - 1
-		for i >= 0 && pt[i] == 0 {
-			i--
-		}
-		if i < 0 {
-			return 0, nil, c.abort(AlertUnexpectedMessage, "inner plaintext without content type")
-		}
-		inner := pt[i]
-		pt = pt[:i]
-		if len(pt) > maxPlaintext {
-			return 0, nil, c.abort(AlertRecordOverflow, "inner plaintext of %d bytes", len(pt))
-		}
-		switch inner {
-		case recordTypeHandshake, recordTypeAlert:
-			if len(pt) == 0 {
-				return 0, nil, c.abort(AlertUnexpectedMessage, "empty protected %d record", inner)
-			}
-		case recordTypeApplicationData:
-		default:
-			return 0, nil, c.abort(AlertUnexpectedMessage, "protected record of type %d", inner)
-		}
-		return inner, pt, nil
-	}
-}
-
-// handleAlert processes a received alert record. It returns nil when the
-// alert was a registered notification (or user_canceled) and reading
-// continues.
-func (c *Conn) handleAlert(data []byte) error {
-	if len(data) != 2 {
-		return c.abort(AlertDecodeError, "alert record of %d bytes", len(data))
-	}
-	level, desc := data[0], Alert(data[1])
-	switch {
-	case desc == AlertCloseNotify:
-		c.setReadErr(io.EOF)
-		// Reply and stop writing (checklist: §6.1). Errors are moot: the
-		// peer may already have closed.
-		c.outMu.Lock()
-		if !c.closeNotifySent && c.writeErr == nil {
-			c.closeNotifySent = true
-			c.sendAlertLocked(AlertCloseNotify, 1)
-			c.writeErr = errWriteClosed
-		}
-		c.outMu.Unlock()
-		return io.EOF
-	case desc == AlertUserCanceled:
-		return nil
-	case level == 1 && c.handshakeDone.Load() && c.config.isNotification(uint8(desc)):
-		if c.config.OnNotification != nil {
-			c.config.OnNotification(c, uint8(desc))
-		}
-		return nil
-	}
-	err := &AlertError{Alert: desc, Received: true}
-	c.setReadErr(err)
-	c.outMu.Lock()
-	if c.writeErr == nil {
-		c.writeErr = err
-	}
-	c.outMu.Unlock()
-	return err
-}
+// ---- application data ----
 
 var errWriteClosed = errors.New("tls13: write side closed (close_notify sent)")
-
-// readHandshakeMsg returns the next complete handshake message (header
-// included), reading records as needed. During the handshake only
-// handshake records (and compatibility CCS) may arrive.
-func (c *Conn) readHandshakeMsg(maxSize int) ([]byte, error) {
-	for {
-		if len(c.hsBuf) >= 4 {
-			n := int(c.hsBuf[1])<<16 | int(c.hsBuf[2])<<8 | int(c.hsBuf[3])
-			if n > maxSize {
-				return nil, c.abort(AlertUnexpectedMessage, "handshake message of %d bytes exceeds the limit of %d", n, maxSize)
-			}
-			if len(c.hsBuf) >= 4+n {
-				msg := make([]byte, 4+n)
-				copy(msg, c.hsBuf)
-				c.hsBuf = c.hsBuf[:copy(c.hsBuf, c.hsBuf[4+n:])]
-				return msg, nil
-			}
-		}
-		typ, data, err := c.readRecord()
-		if err != nil {
-			return nil, err
-		}
-		switch typ {
-		case recordTypeHandshake:
-			c.hsBuf = append(c.hsBuf, data...)
-		case recordTypeAlert:
-			if len(c.hsBuf) > 0 {
-				return nil, c.abort(AlertUnexpectedMessage, "alert inside a fragmented handshake message")
-			}
-			if err := c.handleAlert(data); err != nil {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-					c.readErr = err
-				}
-				return nil, err
-			}
-		default:
-			return nil, c.abort(AlertUnexpectedMessage, "record type %d during the handshake", typ)
-		}
-	}
-}
-
-// setReadKey switches read protection; a key change must fall on a record
-// boundary (§5.1), so no handshake bytes may be pending.
-func (c *Conn) setReadKey(s *cipherSuite, secret []byte) error {
-	if len(c.hsBuf) != 0 {
-		return c.abort(AlertUnexpectedMessage, "key change not on a record boundary")
-	}
-	if err := c.in.setTrafficSecret(s, secret); err != nil {
-		return c.abort(AlertInternalError, "%v", err)
-	}
-	return nil
-}
-
-func (c *Conn) setWriteKey(s *cipherSuite, secret []byte) error {
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	return c.out.setTrafficSecret(s, secret)
-}
-
-// ---- record writing ----
-
-// writeRecordLocked protects and sends one or more records of typ holding
-// data; outMu must be held. In a buffered flight the bytes go to sendBuf.
-func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
-	for first := true; first || len(data) > 0; first = false {
-		n := len(data)
-		if n > maxPlaintext {
-			n = maxPlaintext
-		}
-		if err := c.writeOneRecordLocked(typ, data[:n]); err != nil {
-			return err
-		}
-		data = data[n:]
-	}
-	return nil
-}
-
-func (c *Conn) writeOneRecordLocked(typ uint8, frag []byte) error {
-	need := recordHeaderLen + len(frag) + 1 + 16
-	if cap(c.outBuf) < need {
-		// Small until bulk data needs a full record; then full once.
-		n := 2048
-		if need > n {
-			n = recordHeaderLen + maxPlaintext + 1 + 16
-		}
-		c.outBuf = make([]byte, 0, n)
-	}
-	rec := c.outBuf[:recordHeaderLen]
-	if c.out.aead == nil {
-		vers := uint16(0x0303)
-		if c.firstRecord {
-			vers = 0x0301 // the initial ClientHello (§5.1)
-			c.firstRecord = false
-		}
-		rec[0], rec[1], rec[2] = typ, byte(vers>>8), byte(vers)
-		rec[3], rec[4] = byte(len(frag)>>8), byte(len(frag))
-		rec = append(rec, frag...)
-	} else {
-		limit := c.rekeyAfter
-		if limit == 0 {
-			limit = keyUpdateAfter
-		}
-		if c.out.seq >= limit && typ == recordTypeApplicationData && c.handshakeDone.Load() {
-			if err := c.sendKeyUpdateLocked(false); err != nil {
-				return err
-			}
-			rec = c.outBuf[:recordHeaderLen]
-		}
-		nonce, err := c.out.nextNonce()
-		if err != nil {
-			return err
-		}
-		sealedLen := len(frag) + 1 + c.out.aead.Overhead()
-		rec[0], rec[1], rec[2] = recordTypeApplicationData, 3, 3
-		rec[3], rec[4] = byte(sealedLen>>8), byte(sealedLen)
-		rec = append(rec, frag...)
-		rec = append(rec, typ)
-		rec = c.out.aead.Seal(rec[:recordHeaderLen], nonce, rec[recordHeaderLen:], rec[:recordHeaderLen])
-	}
-	c.outBuf = rec[:0]
-	if c.buffering {
-		c.sendBuf = append(c.sendBuf, rec...)
-		return nil
-	}
-	if _, err := c.conn.Write(rec); err != nil {
-		c.writeErr = err
-		return err
-	}
-	return nil
-}
-
-// flushLocked sends the buffered flight.
-func (c *Conn) flushLocked() error {
-	c.buffering = false
-	if len(c.sendBuf) == 0 {
-		return nil
-	}
-	_, err := c.conn.Write(c.sendBuf)
-	c.sendBuf = c.sendBuf[:0]
-	if err != nil {
-		c.writeErr = err
-	}
-	return err
-}
-
-// writeHandshake sends (or buffers) a handshake message.
-func (c *Conn) writeHandshake(msg []byte) error {
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
-	}
-	return c.writeRecordLocked(recordTypeHandshake, msg)
-}
-
-func (c *Conn) writeCCS() error {
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	saved := c.out.aead
-	c.out.aead = nil // CCS always travels unprotected
-	err := c.writeOneRecordLocked(recordTypeChangeCipherSpec, []byte{1})
-	c.out.aead = saved
-	return err
-}
-
-func (c *Conn) startFlight() {
-	c.outMu.Lock()
-	c.buffering = true
-	c.outMu.Unlock()
-}
-
-func (c *Conn) flush() error {
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	return c.flushLocked()
-}
-
-// ---- application data ----
 
 // Read reads application data, running the handshake first if needed.
 func (c *Conn) Read(b []byte) (int, error) {
@@ -700,6 +215,14 @@ func (c *Conn) Read(b []byte) (int, error) {
 			if len(c.hsBuf) > 0 {
 				return 0, c.abort(AlertUnexpectedMessage, "application data inside a fragmented handshake message")
 			}
+			if len(data) == 0 {
+				// Legal (§5.4), but a run of them is a busy loop.
+				if err := c.countUseless(); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			c.uselessInRow = 0
 			c.input = data
 		case recordTypeAlert:
 			if len(c.hsBuf) > 0 {
@@ -709,6 +232,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 				return 0, err
 			}
 		case recordTypeHandshake:
+			c.uselessInRow = 0
 			c.hsBuf = append(c.hsBuf, data...)
 			if err := c.handlePostHandshake(); err != nil {
 				return 0, err
@@ -791,190 +315,6 @@ func (c *Conn) CloseWrite() error {
 	err := c.sendAlertLocked(AlertCloseNotify, 1)
 	c.writeErr = errWriteClosed
 	return err
-}
-
-// SendNotification sends a warning-level alert that does not close the
-// connection. desc must be registered in Config.NotificationAlerts, and
-// the peer must have agreed to receive it (unknown alerts are fatal).
-func (c *Conn) SendNotification(desc uint8) error {
-	if !c.config.isNotification(desc) {
-		return ErrNotNotification
-	}
-	if err := c.Handshake(); err != nil {
-		return err
-	}
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
-	}
-	return c.writeRecordLocked(recordTypeAlert, []byte{1, desc})
-}
-
-// SendHandshakeMessage sends a post-handshake message of a type registered
-// in Config.HandshakeMessageTypes (e.g. draft-03 migrate_request, 0xFD).
-func (c *Conn) SendHandshakeMessage(typ uint8, body []byte) error {
-	if !c.config.isRegisteredType(typ) {
-		return ErrNotRegistered
-	}
-	if len(body) > maxPostHandshakeSize-4 {
-		return errors.New("tls13: handshake message too large")
-	}
-	if err := c.Handshake(); err != nil {
-		return err
-	}
-	msg := make([]byte, 4+len(body))
-	msg[0], msg[1], msg[2], msg[3] = typ, byte(len(body)>>16), byte(len(body)>>8), byte(len(body))
-	copy(msg[4:], body)
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
-	}
-	return c.writeRecordLocked(recordTypeHandshake, msg)
-}
-
-// SendKeyUpdate rekeys the sending direction; with requestPeer the peer is
-// asked to rekey too (update_requested).
-func (c *Conn) SendKeyUpdate(requestPeer bool) error {
-	if err := c.Handshake(); err != nil {
-		return err
-	}
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
-	}
-	return c.sendKeyUpdateLocked(requestPeer)
-}
-
-func (c *Conn) sendKeyUpdateLocked(requestPeer bool) error {
-	m := keyUpdateMsg{}
-	if requestPeer {
-		m.requestUpdate = 1
-	}
-	// Write under the old key, then switch.
-	if err := c.writeOneRecordLocked(recordTypeHandshake, m.marshal()); err != nil {
-		return err
-	}
-	return c.out.setTrafficSecret(c.out.suite, c.out.suite.nextTrafficSecret(c.out.secret))
-}
-
-// ---- post-handshake messages ----
-
-func (c *Conn) handlePostHandshake() error {
-	for len(c.hsBuf) >= 4 {
-		n := int(c.hsBuf[1])<<16 | int(c.hsBuf[2])<<8 | int(c.hsBuf[3])
-		if n > maxPostHandshakeSize {
-			return c.abort(AlertUnexpectedMessage, "post-handshake message of %d bytes", n)
-		}
-		if len(c.hsBuf) < 4+n {
-			return nil
-		}
-		c.postHSCount++
-		if c.postHSCount > c.config.maxPostHandshakeMessages() {
-			return c.abort(AlertUnexpectedMessage, "more than %d post-handshake messages", c.config.maxPostHandshakeMessages())
-		}
-		msg := make([]byte, 4+n)
-		copy(msg, c.hsBuf)
-		c.hsBuf = c.hsBuf[:copy(c.hsBuf, c.hsBuf[4+n:])]
-		if err := c.handlePostHandshakeMsg(msg); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (c *Conn) handlePostHandshakeMsg(msg []byte) error {
-	switch typ := msg[0]; {
-	case typ == typeNewSessionTicket && c.isClient:
-		return c.handleNewSessionTicket(msg)
-	case typ == typeKeyUpdate:
-		var m keyUpdateMsg
-		if !m.unmarshal(msg) {
-			return c.abort(AlertDecodeError, "malformed KeyUpdate")
-		}
-		if m.requestUpdate > 1 {
-			return c.abort(AlertIllegalParameter, "KeyUpdate request_update %d", m.requestUpdate)
-		}
-		if err := c.setReadKey(c.in.suite, c.in.suite.nextTrafficSecret(c.in.secret)); err != nil {
-			return err
-		}
-		if m.requestUpdate == 1 {
-			c.outMu.Lock()
-			defer c.outMu.Unlock()
-			if c.writeErr != nil {
-				return nil // our side is closed; nothing to rekey
-			}
-			if err := c.sendKeyUpdateLocked(false); err != nil {
-				return err
-			}
-		}
-		return nil
-	case c.config.isRegisteredType(typ):
-		if c.config.OnHandshakeMessage == nil {
-			return nil
-		}
-		if err := c.config.OnHandshakeMessage(c, typ, msg[4:]); err != nil {
-			return c.abort(AlertUnexpectedMessage, "handshake message %d rejected: %v", typ, err)
-		}
-		return nil
-	default:
-		return c.abort(AlertUnexpectedMessage, "post-handshake message of type %d", typ)
-	}
-}
-
-func (c *Conn) handleNewSessionTicket(msg []byte) error {
-	var m newSessionTicketMsg
-	if !m.unmarshal(msg) {
-		return c.abort(AlertDecodeError, "malformed NewSessionTicket")
-	}
-	if m.duplicateExtension {
-		return c.abort(AlertIllegalParameter, "duplicate extension in NewSessionTicket")
-	}
-	for _, e := range m.extensions {
-		if e.Type == extEarlyData || isGREASE(e.Type) {
-			continue
-		}
-		allowed := false
-		for _, t := range c.config.AllowedTicketExtensions {
-			if t == e.Type {
-				allowed = true
-			}
-		}
-		if !allowed {
-			return c.abort(AlertUnsupportedExtension, "NewSessionTicket extension %#04x", e.Type)
-		}
-	}
-	if time.Duration(m.lifetime)*time.Second > maxTicketLifetime {
-		return c.abort(AlertIllegalParameter, "ticket lifetime %ds exceeds 7 days", m.lifetime)
-	}
-	if m.lifetime == 0 || c.config.OnNewSessionTicket == nil {
-		return nil // a zero lifetime means: do not use (§4.6.1)
-	}
-	exts := make([]Extension, len(m.extensions))
-	copy(exts, m.extensions)
-	s := &ClientSession{
-		Extensions: exts,
-		Lifetime:   time.Duration(m.lifetime) * time.Second,
-		ReceivedAt: c.config.time(),
-		ServerName: c.serverName,
-		ticket:     m.label,
-		psk:        c.suite.resumptionPSK(c.resMaster, m.nonce),
-		suite:      c.suite.id,
-		ageAdd:     m.ageAdd,
-		alpn:       c.alpn,
-		peerCerts:  c.peerCerts,
-
-		verifiedChains: c.verifiedChains,
-	}
-	c.config.OnNewSessionTicket(c, s)
-	return nil
-}
-
-// isGREASE reports RFC 8701 reserved values (0x?A?A).
-func isGREASE(v uint16) bool {
-	return v&0x0f0f == 0x0a0a && v>>8 == v&0xff
 }
 
 // ---- helpers ----

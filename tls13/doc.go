@@ -8,12 +8,24 @@
 // post-handshake handshake messages.
 //
 // Supported: TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384,
-// TLS_CHACHA20_POLY1305_SHA256; groups X25519MLKEM768, X25519, P-256;
-// signatures ECDSA P-256 (and P-384 to verify), Ed25519, RSA-PSS;
-// HelloRetryRequest with cookie; PSK resumption (psk_dhe_ke only);
-// KeyUpdate; middlebox compatibility mode. Not supported: 0-RTT, TLS 1.2
-// and older (answered with protocol_version), client certificates (a
-// CertificateRequest is answered with an empty Certificate), renegotiation.
+// TLS_CHACHA20_POLY1305_SHA256; groups X25519MLKEM768, X25519, P-256,
+// P-384, P-521 (crypto/ecdh), X448 (github.com/cloudflare/circl),
+// FFDHE2048 and FFDHE3072 (RFC 7919, on math/big, which is not constant
+// time: see keyexchange.go); signatures ECDSA P-256 (and P-384 to
+// verify), Ed25519, RSA-PSS; HelloRetryRequest with cookie; PSK
+// resumption (psk_dhe_ke only); KeyUpdate; middlebox compatibility mode
+// (one ChangeCipherSpec). Not supported: 0-RTT (a server never accepts
+// early data; it skips up to 64 KiB of the client's 0-RTT records, RFC
+// 8446 §4.2.10), TLS 1.2 and older (answered with protocol_version),
+// client certificates (a CertificateRequest is answered with an empty
+// Certificate), renegotiation.
+//
+// Bounds against a peer that only costs work: a ClientHello up to the
+// largest that can decode (131396 bytes), any number of key shares (the
+// walk over them is linear; shares of unknown groups are not kept), 16
+// records in a row that deliver nothing (empty application data,
+// user_canceled), post-handshake messages as a rate
+// (Config.MaxPostHandshakeMessages per minute).
 //
 // The API follows crypto/tls: Client, Server, NewListener, Dial, Config,
 // Conn (a net.Conn) and ConnectionState. Hooks on Config:
@@ -38,9 +50,10 @@
 // rekey too; the writer also rekeys on its own every 2^24 records) and
 // CloseWrite (close_notify; the peer answers with its own, RFC 8446 §6.1).
 //
-// Wire decoders (each `unmarshal([]byte) bool` takes a whole handshake
-// message including its 4-byte header, checks every length and rejects
-// trailing bytes; marshal() []byte is its inverse):
+// Wire decoders (each message type is a handshakeMessage: unmarshal([]byte)
+// bool takes a whole handshake message including its 4-byte header, checks
+// every length and rejects trailing bytes; marshal() []byte is its
+// inverse; one generic round-trip check, fuzzRoundTrip, fuzzes them all):
 //
 //	clientHelloMsg          ClientHello (1)
 //	serverHelloMsg          ServerHello / HelloRetryRequest (2)

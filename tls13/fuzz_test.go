@@ -23,6 +23,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/anysched/anysched/tls13/internal/oracle"
 )
 
 // verFuzzSeedMessages adds inline seeds built from the handcrafted hello, so
@@ -34,13 +36,64 @@ func verFuzzSeedHello(f *testing.F) {
 	f.Add(h.marshal())
 }
 
-func FuzzClientHello(f *testing.F) {
-	verFuzzSeedHello(f)
+// reencodable is a handshake message type whose kept encoding the
+// round-trip check can drop, so that marshal encodes from the fields.
+type reencodable[T any] interface {
+	*T
+	handshakeMessage
+	dropEncoding()
+}
+
+func (m *clientHelloMsg) dropEncoding()         { m.raw = nil }
+func (m *serverHelloMsg) dropEncoding()         { m.raw = nil }
+func (m *encryptedExtensionsMsg) dropEncoding() { m.raw = nil }
+func (m *certificateMsg) dropEncoding()         { m.raw = nil }
+func (m *certificateRequestMsg) dropEncoding()  { m.raw = nil }
+func (m *certificateVerifyMsg) dropEncoding()   { m.raw = nil }
+func (m *finishedMsg) dropEncoding()            { m.raw = nil }
+func (m *newSessionTicketMsg) dropEncoding()    { m.raw = nil }
+func (m *keyUpdateMsg) dropEncoding()           { m.raw = nil }
+
+// fuzzRoundTrip is the check every handshake message fuzzer shares. The
+// decoder must never panic; when it accepts the input, check (if not nil)
+// asserts the type's own invariants, and the message is encoded again from
+// its fields. With sameMeaning nil the encoding is exact and must give
+// the input back; otherwise the re-encoding (unless marshal refuses it)
+// must decode again to a message sameMeaning accepts.
+func fuzzRoundTrip[T any, M reencodable[T]](f *testing.F, name string, check func(t *testing.T, data []byte, m M), sameMeaning func(in, again M) bool) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var m clientHelloMsg
-		if !m.unmarshal(data) {
+		var m T
+		if !M(&m).unmarshal(data) {
 			return
 		}
+		if check != nil {
+			check(t, data, &m)
+		}
+		m2 := m
+		M(&m2).dropEncoding()
+		out := M(&m2).marshal()
+		if sameMeaning == nil {
+			if !bytes.Equal(out, data) {
+				t.Fatalf("%s round trip differs:\nin  %x\nout %x", name, data, out)
+			}
+			return
+		}
+		if out == nil {
+			return // a field longer than its prefix; marshal refuses cleanly
+		}
+		var again T
+		if !M(&again).unmarshal(out) {
+			t.Fatalf("re-encoded %s does not parse:\nin  %x\nout %x", name, data, out)
+		}
+		if !sameMeaning(&m, &again) {
+			t.Fatalf("%s changed meaning in a round trip:\nin  %x\nout %x", name, data, out)
+		}
+	})
+}
+
+func FuzzClientHello(f *testing.F) {
+	verFuzzSeedHello(f)
+	fuzzRoundTrip(f, "ClientHello", func(t *testing.T, data []byte, m *clientHelloMsg) {
 		if !bytes.Equal(m.raw, data) {
 			t.Fatalf("raw does not alias the input")
 		}
@@ -53,192 +106,68 @@ func FuzzClientHello(f *testing.F) {
 				t.Fatalf("truncated hello %d + binders %d != %d", len(tr), m.bindersLen(), len(data))
 			}
 		}
-		// Re-encode from the parsed fields and parse again.
-		m2 := m
-		m2.raw = nil
-		m2.customExtensions = nil
-		out := m2.marshal()
-		if out == nil {
-			return // a field longer than its prefix; marshal refuses cleanly
-		}
-		var m3 clientHelloMsg
-		if !m3.unmarshal(out) {
-			t.Fatalf("re-encoded ClientHello does not parse:\nin  %x\nout %x", data, out)
-		}
-		if m3.vers != m.vers || !bytes.Equal(m3.random, m.random) || !bytes.Equal(m3.sessionID, m.sessionID) ||
-			!slices.Equal(m3.cipherSuites, m.cipherSuites) || !bytes.Equal(m3.compressionMethods, m.compressionMethods) ||
-			!slices.Equal(m3.supportedVersions, m.supportedVersions) || !slices.Equal(m3.supportedGroups, m.supportedGroups) ||
-			m3.serverName != m.serverName || len(m3.keyShares) != len(m.keyShares) ||
-			len(m3.pskIdentities) != len(m.pskIdentities) || !bytes.Equal(m3.cookie, m.cookie) {
-			t.Fatalf("ClientHello changed meaning in a round trip:\nin  %x\nout %x", data, out)
-		}
+	}, func(m, m3 *clientHelloMsg) bool {
+		return m3.vers == m.vers && bytes.Equal(m3.random, m.random) && bytes.Equal(m3.sessionID, m.sessionID) &&
+			slices.Equal(m3.cipherSuites, m.cipherSuites) && bytes.Equal(m3.compressionMethods, m.compressionMethods) &&
+			slices.Equal(m3.supportedVersions, m.supportedVersions) && slices.Equal(m3.supportedGroups, m.supportedGroups) &&
+			m3.serverName == m.serverName && len(m3.keyShares) == len(m.keyShares) &&
+			len(m3.pskIdentities) == len(m.pskIdentities) && bytes.Equal(m3.cookie, m.cookie)
 	})
 }
 
 func FuzzServerHello(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var m serverHelloMsg
-		if !m.unmarshal(data) {
-			return
-		}
+	fuzzRoundTrip(f, "ServerHello", func(t *testing.T, data []byte, m *serverHelloMsg) {
 		_ = m.isHelloRetryRequest()
-		m2 := m
-		m2.raw = nil
-		out := m2.marshal()
-		if out == nil {
-			return
-		}
-		var m3 serverHelloMsg
-		if !m3.unmarshal(out) {
-			t.Fatalf("re-encoded ServerHello does not parse:\nin  %x\nout %x", data, out)
-		}
-		if m3.vers != m.vers || !bytes.Equal(m3.random, m.random) || m3.cipherSuite != m.cipherSuite ||
-			m3.supportedVersion != m.supportedVersion || m3.serverShare.group != m.serverShare.group ||
-			!bytes.Equal(m3.serverShare.data, m.serverShare.data) || m3.selectedGroup != m.selectedGroup ||
-			m3.selectedIdentityPresent != m.selectedIdentityPresent || !bytes.Equal(m3.cookie, m.cookie) {
-			t.Fatalf("ServerHello changed meaning in a round trip:\nin  %x\nout %x", data, out)
-		}
+	}, func(m, m3 *serverHelloMsg) bool {
+		return m3.vers == m.vers && bytes.Equal(m3.random, m.random) && m3.cipherSuite == m.cipherSuite &&
+			m3.supportedVersion == m.supportedVersion && m3.serverShare.group == m.serverShare.group &&
+			bytes.Equal(m3.serverShare.data, m.serverShare.data) && m3.selectedGroup == m.selectedGroup &&
+			m3.selectedIdentityPresent == m.selectedIdentityPresent && bytes.Equal(m3.cookie, m.cookie)
 	})
 }
 
 func FuzzEncryptedExtensions(f *testing.F) {
 	f.Add([]byte{8, 0, 0, 2, 0, 0})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var m encryptedExtensionsMsg
-		if !m.unmarshal(data) {
-			return
-		}
-		m2 := m
-		m2.raw = nil
-		out := m2.marshal()
-		if out == nil {
-			return
-		}
-		var m3 encryptedExtensionsMsg
-		if !m3.unmarshal(out) {
-			t.Fatalf("re-encoded EncryptedExtensions does not parse:\nin  %x\nout %x", data, out)
-		}
-		if m3.alpnProtocol != m.alpnProtocol || m3.serverNameAck != m.serverNameAck || m3.earlyData != m.earlyData {
-			t.Fatalf("EncryptedExtensions changed meaning in a round trip:\nin  %x\nout %x", data, out)
-		}
+	fuzzRoundTrip(f, "EncryptedExtensions", nil, func(m, m3 *encryptedExtensionsMsg) bool {
+		return m3.alpnProtocol == m.alpnProtocol && m3.serverNameAck == m.serverNameAck && m3.earlyData == m.earlyData
 	})
 }
 
 func FuzzCertificate(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var m certificateMsg
-		if !m.unmarshal(data) {
-			return
-		}
-		m2 := m
-		m2.raw = nil
-		out := m2.marshal()
-		if out == nil {
-			return
-		}
-		var m3 certificateMsg
-		if !m3.unmarshal(out) {
-			t.Fatalf("re-encoded Certificate does not parse:\nin  %x\nout %x", data, out)
-		}
-		if !bytes.Equal(m3.context, m.context) || len(m3.certificates) != len(m.certificates) {
-			t.Fatalf("Certificate changed meaning in a round trip")
-		}
-		for i := range m.certificates {
-			if !bytes.Equal(m3.certificates[i], m.certificates[i]) {
-				t.Fatalf("certificate %d changed in a round trip", i)
-			}
-		}
+	fuzzRoundTrip(f, "Certificate", nil, func(m, m3 *certificateMsg) bool {
+		return bytes.Equal(m3.context, m.context) && slices.EqualFunc(m3.certificates, m.certificates, bytes.Equal)
 	})
 }
 
 func FuzzCertificateRequest(f *testing.F) {
 	f.Add([]byte{13, 0, 0, 11, 0, 0, 8, 0, 13, 0, 4, 0, 2, 4, 3})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var m certificateRequestMsg
-		if !m.unmarshal(data) {
-			return
-		}
-		m2 := m
-		m2.raw = nil
-		out := m2.marshal()
-		if out == nil {
-			return
-		}
-		var m3 certificateRequestMsg
-		if !m3.unmarshal(out) {
-			t.Fatalf("re-encoded CertificateRequest does not parse:\nin  %x\nout %x", data, out)
-		}
-		if !bytes.Equal(m3.context, m.context) || !slices.Equal(m3.sigAlgs, m.sigAlgs) {
-			t.Fatalf("CertificateRequest changed meaning in a round trip")
-		}
+	fuzzRoundTrip(f, "CertificateRequest", nil, func(m, m3 *certificateRequestMsg) bool {
+		return bytes.Equal(m3.context, m.context) && slices.Equal(m3.sigAlgs, m.sigAlgs)
 	})
 }
 
 func FuzzCertificateVerify(f *testing.F) {
 	f.Add([]byte{15, 0, 0, 6, 4, 3, 0, 2, 1, 2})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var m certificateVerifyMsg
-		if !m.unmarshal(data) {
-			return
-		}
-		m2 := m
-		m2.raw = nil
-		out := m2.marshal()
-		if !bytes.Equal(out, data) {
-			t.Fatalf("CertificateVerify round trip differs:\nin  %x\nout %x", data, out)
-		}
-	})
+	fuzzRoundTrip[certificateVerifyMsg](f, "CertificateVerify", nil, nil)
 }
 
 func FuzzFinished(f *testing.F) {
 	f.Add(append([]byte{20, 0, 0, 32}, make([]byte, 32)...))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var m finishedMsg
-		if !m.unmarshal(data) {
-			return
-		}
-		m2 := m
-		m2.raw = nil
-		out := m2.marshal()
-		if !bytes.Equal(out, data) {
-			t.Fatalf("Finished round trip differs:\nin  %x\nout %x", data, out)
-		}
-	})
+	fuzzRoundTrip[finishedMsg](f, "Finished", nil, nil)
 }
 
+// NewSessionTicket's extensions are written back as received, so its
+// encoding is exact.
 func FuzzNewSessionTicket(f *testing.F) {
 	f.Add([]byte{4, 0, 0, 17, 0, 0, 0, 60, 1, 2, 3, 4, 1, 9, 0, 2, 7, 7, 0, 0})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var m newSessionTicketMsg
-		if !m.unmarshal(data) {
-			return
-		}
-		m2 := m
-		m2.raw = nil
-		out := m2.marshal()
-		// Extensions are written back as received, so the encoding is
-		// exact.
-		if !bytes.Equal(out, data) {
-			t.Fatalf("NewSessionTicket round trip differs:\nin  %x\nout %x", data, out)
-		}
-	})
+	fuzzRoundTrip[newSessionTicketMsg](f, "NewSessionTicket", nil, nil)
 }
 
 func FuzzKeyUpdate(f *testing.F) {
 	f.Add([]byte{24, 0, 0, 1, 0})
 	f.Add([]byte{24, 0, 0, 1, 1})
 	f.Add([]byte{24, 0, 0, 1, 2})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var m keyUpdateMsg
-		if !m.unmarshal(data) {
-			return
-		}
-		m2 := m
-		m2.raw = nil
-		if out := m2.marshal(); !bytes.Equal(out, data) {
-			t.Fatalf("KeyUpdate round trip differs:\nin  %x\nout %x", data, out)
-		}
-	})
+	fuzzRoundTrip[keyUpdateMsg](f, "KeyUpdate", nil, nil)
 }
 
 // ---------------------------------------------------------------------------
@@ -268,7 +197,10 @@ var verFuzzSecret = bytes.Repeat([]byte{0x42}, 32)
 // becomes an unprotected record of type&0x7f; any other type is sealed as
 // inner plaintext payload‖type‖pad zero bytes under verFuzzSecret. It also
 // returns the application data a correct reader must deliver when every
-// record is well-formed application data (ok reports that case).
+// record is well-formed application data (ok reports that case): inner
+// plaintext at most 2^14+1 bytes with its padding (RFC 8446 §5.4), and no
+// run of more than maxUselessRecords empty records, which a reader
+// refuses as a busy loop.
 func verFuzzRecords(data []byte) (stream, appData []byte, ok bool) {
 	suite := suiteByID(TLS_AES_128_GCM_SHA256)
 	var seal halfConn
@@ -276,6 +208,7 @@ func verFuzzRecords(data []byte) (stream, appData []byte, ok bool) {
 		panic(err)
 	}
 	ok = true
+	emptyRun := 0
 	for len(data) >= 4 {
 		typ, pad, n := data[0], int(data[1]), int(data[2])<<8|int(data[3])
 		data = data[4:]
@@ -293,7 +226,13 @@ func verFuzzRecords(data []byte) (stream, appData []byte, ok bool) {
 		hdr[3], hdr[4] = byte(sealedLen>>8), byte(sealedLen)
 		nonce, _ := seal.nextNonce()
 		stream = append(stream, seal.aead.Seal(hdr, nonce, inner, hdr)...)
-		if typ != recordTypeApplicationData || len(payload) > maxPlaintext || sealedLen > maxCiphertext {
+		if typ != recordTypeApplicationData || len(inner) > maxPlaintext+1 || sealedLen > maxCiphertext {
+			ok = false
+		}
+		if emptyRun = emptyRun + 1; len(payload) > 0 {
+			emptyRun = 0
+		}
+		if emptyRun > maxUselessRecords {
 			ok = false
 		}
 		appData = append(appData, payload...)
@@ -384,6 +323,19 @@ func FuzzServerHandshake(f *testing.F) {
 	verFuzzSeedHello(f)
 	h := verDefaultHello(f)
 	f.Add(h.record())
+	// 0-RTT after a ClientHello with early_data, with and without a
+	// HelloRetryRequest; a second ChangeCipherSpec; the added groups.
+	early := verDefaultHello(f).set(verExtEarlyData, nil)
+	zeroRTT := bytes.Join(garbageRecords(2, 64), nil)
+	f.Add(append(append(early.record(), verRecord(verRecordCCS, []byte{1})...), zeroRTT...))
+	f.Add(append(verDefaultHello(f).set(verExtEarlyData, nil).set(verExtKeyShare, verKeyShareExt()).record(), zeroRTT...))
+	f.Add(append(h.record(), bytes.Repeat(verRecord(verRecordCCS, []byte{1}), 2)...))
+	for _, g := range []tls.CurveID{CurveP384, CurveP521, X448, FFDHE2048} {
+		gh := verDefaultHello(f)
+		gh.set(verExtSupportedGroups, verU16List(2, uint16(g)))
+		gh.set(verExtKeyShare, verKeyShareExt(verExt{uint16(g), verGroupShare(f, g)}))
+		f.Add(gh.record())
+	}
 	p := verGetPKI(f, verECDSA)
 	keys := NewTicketKeys([32]byte{9})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -475,7 +427,7 @@ var verMsgTargets = map[uint8]string{
 }
 
 // harvest adds a recorded connection (client side) to the corpus.
-func (c verCorpus) harvest(t *testing.T, w *verWireConn, kl *verKeyLog) {
+func (c verCorpus) harvest(t *testing.T, w *verWireConn, kl *oracle.KeyLog) {
 	t.Helper()
 	c.add("FuzzServerHandshake", w.wroteBytes())
 	c.add("FuzzClientHandshake", w.readBytes())
@@ -497,14 +449,14 @@ func (c verCorpus) harvest(t *testing.T, w *verWireConn, kl *verKeyLog) {
 	var stream []byte
 	afterFinished := false
 	for _, r := range s2c {
-		if !r.encrypted {
+		if !r.Encrypted {
 			continue
 		}
 		if afterFinished {
-			stream = append(stream, r.typ, 0, byte(len(r.payload)>>8), byte(len(r.payload)))
-			stream = append(stream, r.payload...)
+			stream = append(stream, r.Type, 0, byte(len(r.Payload)>>8), byte(len(r.Payload)))
+			stream = append(stream, r.Payload...)
 		}
-		for m := r.payload; r.typ == verRecordHandshake && len(m) >= 4; {
+		for m := r.Payload; r.Type == verRecordHandshake && len(m) >= 4; {
 			if m[0] == typeFinished {
 				afterFinished = true
 			}
@@ -568,7 +520,7 @@ func TestVerWriteFuzzCorpus(t *testing.T) {
 			func(cc *Config, sc *tls.Config) { sc.ClientAuth = tls.RequestClientCert },
 			func(cc *Config, sc *tls.Config) { cc.CipherSuites = []uint16{TLS_CHACHA20_POLY1305_SHA256} },
 		} {
-			kl := &verKeyLog{}
+			kl := &oracle.KeyLog{}
 			ccfg := verTLS13ClientConfig(p)
 			ccfg.KeyLogWriter = kl
 			scfg := verStdlibServerConfig(p)
@@ -576,7 +528,7 @@ func TestVerWriteFuzzCorpus(t *testing.T) {
 			r, w := verRecordTLS13ToStdlib(t, ccfg, scfg, i == 0)
 			corpus.harvest(t, w, kl)
 			if i == 0 {
-				kl2 := &verKeyLog{}
+				kl2 := &oracle.KeyLog{}
 				ccfg.KeyLogWriter = kl2
 				ccfg.Session = r
 				_, w2 := verRecordTLS13ToStdlib(t, ccfg, scfg, false)
@@ -591,13 +543,13 @@ func TestVerWriteFuzzCorpus(t *testing.T) {
 		ccfg := verStdlibClientConfig(p)
 		ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 		for i := 0; i < 2; i++ {
-			kl := &verKeyLog{}
+			kl := &oracle.KeyLog{}
 			ccfg.KeyLogWriter = kl
 			corpus.harvest(t, verRecordStdlibToTLS13(t, ccfg, scfg), kl)
 		}
 		hrr := verTLS13ServerConfig(t, p)
 		hrr.CurvePreferences = []tls.CurveID{tls.CurveP256}
-		kl := &verKeyLog{}
+		kl := &oracle.KeyLog{}
 		c2 := verStdlibClientConfig(p)
 		c2.KeyLogWriter = kl
 		corpus.harvest(t, verRecordStdlibToTLS13(t, c2, hrr), kl)

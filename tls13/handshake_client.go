@@ -40,6 +40,43 @@ func (c *Conn) clientHandshake() error {
 		return errors.New("tls13: Config.ServerName is required unless InsecureSkipVerify is set")
 	}
 	hs := &clientHandshakeState{c: c}
+	return hs.handshake()
+}
+
+// handshake runs the client's side in order (RFC 8446 §2): ClientHello,
+// ServerHello (after at most one HelloRetryRequest), the server's
+// encrypted flight, then the client's Finished.
+func (hs *clientHandshakeState) handshake() error {
+	c := hs.c
+	if err := hs.sendClientHello(); err != nil {
+		return err
+	}
+	sh, err := hs.readServerHello()
+	if err != nil {
+		return err
+	}
+	if err := hs.processServerHello(sh); err != nil {
+		return err
+	}
+	if err := hs.readEncryptedExtensions(); err != nil {
+		return err
+	}
+	if !c.didResume {
+		if err := hs.readServerCertificate(); err != nil {
+			return err
+		}
+	}
+	if err := hs.readServerFinished(); err != nil {
+		return err
+	}
+	return hs.sendClientFinished()
+}
+
+// sendClientHello builds the first ClientHello (key shares, the offered
+// ticket and its binder, the application's extensions) and sends it.
+func (hs *clientHandshakeState) sendClientHello() error {
+	c := hs.c
+	cfg := c.config
 	random, err := c.randBytes(32)
 	if err != nil {
 		return err
@@ -55,7 +92,7 @@ func (c *Conn) clientHandshake() error {
 		sessionID:          sessionID,
 		cipherSuites:       cfg.cipherSuites(),
 		compressionMethods: []uint8{0},
-		supportedGroups:    cfg.curvePreferences(),
+		supportedGroups:    cfg.clientCurvePreferences(),
 		sigAlgs:            supportedSignatureSchemes,
 		sigAlgsCert:        supportedCertSignatureSchemes,
 		alpnProtocols:      cfg.NextProtos,
@@ -67,7 +104,7 @@ func (c *Conn) clientHandshake() error {
 		hello.serverName = cfg.ServerName
 	}
 	c.serverName = cfg.ServerName
-	groups := cfg.curvePreferences()
+	groups := cfg.clientCurvePreferences()
 	shareGroups := []tls.CurveID{groups[0]}
 	if groups[0] == X25519MLKEM768 && slices.Contains(groups, X25519) {
 		shareGroups = append(shareGroups, X25519)
@@ -107,7 +144,7 @@ func (c *Conn) clientHandshake() error {
 		return err
 	}
 	c.ccsAllowed = true
-	return hs.readServerHello()
+	return nil
 }
 
 // addPSK places the ticket identity with a placeholder binder.
@@ -203,39 +240,41 @@ func (hs *clientHandshakeState) offeredExtension(t uint16) bool {
 	return slices.Contains(hs.customExt, t)
 }
 
-func (hs *clientHandshakeState) readServerHello() error {
+// readServerHello reads the ServerHello, answering a HelloRetryRequest
+// first when the server sends one.
+func (hs *clientHandshakeState) readServerHello() (*serverHelloMsg, error) {
 	c := hs.c
 	msg, err := c.readHandshakeMsg(maxHandshakeSize)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sh := new(serverHelloMsg)
 	if msg[0] != typeServerHello {
-		return c.abort(AlertUnexpectedMessage, "expected ServerHello, got message type %d", msg[0])
+		return nil, c.abort(AlertUnexpectedMessage, "expected ServerHello, got message type %d", msg[0])
 	}
 	if !sh.unmarshal(msg) {
-		return c.abort(AlertDecodeError, "malformed ServerHello")
+		return nil, c.abort(AlertDecodeError, "malformed ServerHello")
 	}
 	if sh.isHelloRetryRequest() {
 		if err := hs.handleHRR(sh); err != nil {
-			return err
+			return nil, err
 		}
 		if msg, err = c.readHandshakeMsg(maxHandshakeSize); err != nil {
-			return err
+			return nil, err
 		}
 		if msg[0] != typeServerHello {
-			return c.abort(AlertUnexpectedMessage, "expected ServerHello, got message type %d", msg[0])
+			return nil, c.abort(AlertUnexpectedMessage, "expected ServerHello, got message type %d", msg[0])
 		}
 		sh = new(serverHelloMsg)
 		if !sh.unmarshal(msg) {
-			return c.abort(AlertDecodeError, "malformed ServerHello")
+			return nil, c.abort(AlertDecodeError, "malformed ServerHello")
 		}
 		if sh.isHelloRetryRequest() {
-			return c.abort(AlertUnexpectedMessage, "second HelloRetryRequest")
+			return nil, c.abort(AlertUnexpectedMessage, "second HelloRetryRequest")
 		}
 	} else {
 		if err := hs.checkServerHelloCommon(sh); err != nil {
-			return err
+			return nil, err
 		}
 		hs.suite = suiteByID(sh.cipherSuite)
 		hs.ts = newTranscript(hs.suite)
@@ -243,10 +282,10 @@ func (hs *clientHandshakeState) readServerHello() error {
 	}
 	if hs.hrrSuite != 0 {
 		if err := hs.checkServerHelloCommon(sh); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return hs.processServerHello(sh)
+	return sh, nil
 }
 
 func (hs *clientHandshakeState) handleHRR(hrr *serverHelloMsg) error {
@@ -361,7 +400,7 @@ func (hs *clientHandshakeState) processServerHello(sh *serverHelloMsg) error {
 	if err := c.setWriteKey(s, hs.cHS); err != nil {
 		return err
 	}
-	return hs.readEncryptedExtensions()
+	return nil
 }
 
 func (hs *clientHandshakeState) readEncryptedExtensions() error {
@@ -400,10 +439,7 @@ func (hs *clientHandshakeState) readEncryptedExtensions() error {
 	}
 	c.peerExts = ee.extensions
 	hs.ts.add(msg)
-	if c.didResume {
-		return hs.readServerFinished()
-	}
-	return hs.readServerCertificate()
+	return nil
 }
 
 func (hs *clientHandshakeState) readServerCertificate() error {
@@ -495,7 +531,7 @@ func (hs *clientHandshakeState) readServerCertificate() error {
 		return c.abort(a, "server CertificateVerify (scheme %#04x) does not verify", cv.scheme)
 	}
 	hs.ts.add(msg)
-	return hs.readServerFinished()
+	return nil
 }
 
 func (hs *clientHandshakeState) readServerFinished() error {
@@ -525,11 +561,16 @@ func (hs *clientHandshakeState) readServerFinished() error {
 	c.keyLog("CLIENT_TRAFFIC_SECRET_0", hs.cAP)
 	c.keyLog("SERVER_TRAFFIC_SECRET_0", hs.sAP)
 	c.keyLog("EXPORTER_SECRET", s.deriveSecret(hs.master, "exp master", th))
-	if err := c.setReadKey(s, hs.sAP); err != nil {
-		return err
-	}
+	return c.setReadKey(s, hs.sAP)
+}
 
-	// Second flight.
+// sendClientFinished sends the client's second flight: the compatibility
+// CCS unless one went before the second ClientHello, an empty Certificate
+// when one was requested, and Finished; then it switches to the
+// application write key.
+func (hs *clientHandshakeState) sendClientFinished() error {
+	c := hs.c
+	s := hs.suite
 	c.startFlight()
 	if !hs.sentCCS {
 		if err := c.writeCCS(); err != nil {

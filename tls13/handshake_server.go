@@ -9,10 +9,9 @@ import (
 	"errors"
 	"slices"
 	"time"
-)
 
-// maxKeyShares bounds the key shares a server examines.
-const maxKeyShares = 32
+	"golang.org/x/crypto/cryptobyte"
+)
 
 // serverHandshakeState carries one server handshake.
 type serverHandshakeState struct {
@@ -32,6 +31,9 @@ type serverHandshakeState struct {
 	cookie      []byte
 	info        *ClientHelloInfo
 	clientAge   time.Duration
+	// Kept between the server's flight and the client's Finished.
+	cHS, cAP   []byte
+	expectedCF []byte // the client's Finished message, predicted
 }
 
 func (c *Conn) serverHandshake() error {
@@ -41,6 +43,11 @@ func (c *Conn) serverHandshake() error {
 		return err
 	}
 	c.ccsAllowed = true
+	if ch.earlyData {
+		// Never accepted (no early_data in EncryptedExtensions): the
+		// client's 0-RTT records are skipped, §4.2.10.
+		c.skipEarlyData, c.earlySkipBudget = true, maxEarlyDataSkip
+	}
 	hs.ch = ch
 	if err := hs.checkClientHello(ch); err != nil {
 		return err
@@ -62,12 +69,22 @@ func (c *Conn) serverHandshake() error {
 	if err := hs.pickCertificate(); err != nil {
 		return err
 	}
-	return hs.sendServerFlight()
+	if err := hs.sendServerFlight(); err != nil {
+		return err
+	}
+	if err := hs.sendSessionTickets(); err != nil {
+		return err
+	}
+	// The whole flight, tickets included, goes out in one write.
+	if err := c.flush(); err != nil {
+		return err
+	}
+	return hs.readClientFinished()
 }
 
 func (hs *serverHandshakeState) readClientHello() (*clientHelloMsg, error) {
 	c := hs.c
-	msg, err := c.readHandshakeMsg(maxHandshakeSize)
+	msg, err := c.readHandshakeMsg(maxClientHelloSize)
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +106,11 @@ func (hs *serverHandshakeState) readClientHello() (*clientHelloMsg, error) {
 // checkClientHello applies the RFC 8446 §4.1.2/§4.2/§9.2 rules.
 func (hs *serverHandshakeState) checkClientHello(ch *clientHelloMsg) error {
 	c := hs.c
+	if ch.vers <= 0x0300 {
+		// SSL 3.0 or older in legacy_version: abort even when
+		// supported_versions offers TLS 1.3 (Appendix D.5).
+		return c.abort(AlertProtocolVersion, "legacy_version %#04x", ch.vers)
+	}
 	if !slices.Contains(ch.supportedVersions, VersionTLS13) {
 		return c.abort(AlertProtocolVersion, "client does not offer TLS 1.3")
 	}
@@ -110,25 +132,40 @@ func (hs *serverHandshakeState) checkClientHello(ch *clientHelloMsg) error {
 	if !ch.hasSupportedGroups {
 		return c.abort(AlertMissingExtension, "no supported_groups/key_share (only psk_dhe_ke and certificates are supported)")
 	}
-	if len(ch.keyShares) > maxKeyShares {
-		// Real clients send one to three; a list this long only costs work.
-		return c.abort(AlertIllegalParameter, "%d key shares", len(ch.keyShares))
-	}
-	last := -1
-	for i, ks := range ch.keyShares {
-		for _, prev := range ch.keyShares[:i] {
-			if prev.group == ks.group {
-				return c.abort(AlertIllegalParameter, "duplicate key share group %#04x", uint16(ks.group))
+	return hs.checkKeyShareOrder(ch)
+}
+
+// checkKeyShareOrder enforces §4.2.8: each share's group is in
+// supported_groups, in the same order, once. It walks both lists once
+// (no count cap: the cost is bounded by the ClientHello's size, and
+// shares of groups we do not implement cost only this walk).
+func (hs *serverHandshakeState) checkKeyShareOrder(ch *clientHelloMsg) error {
+	c := hs.c
+	list := cryptobyte.String(ch.keyShareList)
+	next := 0 // supported_groups index after the previous share's group
+	var seen [maxGroups]bool
+	for !list.Empty() {
+		var g uint16
+		var d cryptobyte.String
+		list.ReadUint16(&g)
+		list.ReadUint16LengthPrefixed(&d)
+		group := tls.CurveID(g)
+		if i := groupIndex(group); i >= 0 {
+			if seen[i] {
+				return c.abort(AlertIllegalParameter, "duplicate key share group %#04x", g)
 			}
+			seen[i] = true
 		}
-		idx := slices.Index(ch.supportedGroups, ks.group)
-		if idx < 0 {
-			return c.abort(AlertIllegalParameter, "key share for group %#04x not in supported_groups", uint16(ks.group))
+		for next < len(ch.supportedGroups) && ch.supportedGroups[next] != group {
+			next++
 		}
-		if idx <= last {
-			return c.abort(AlertIllegalParameter, "key shares not in supported_groups order")
+		if next == len(ch.supportedGroups) {
+			if !slices.Contains(ch.supportedGroups, group) {
+				return c.abort(AlertIllegalParameter, "key share for group %#04x not in supported_groups", g)
+			}
+			return c.abort(AlertIllegalParameter, "key shares not in supported_groups order (or a duplicate group %#04x)", g)
 		}
-		last = idx
+		next++
 	}
 	return nil
 }
@@ -206,7 +243,11 @@ func (hs *serverHandshakeState) sendHelloRetryRequest() error {
 	if subtle.ConstantTimeCompare(ch2.cookie, cookie) != 1 {
 		return c.abort(AlertIllegalParameter, "cookie not echoed")
 	}
-	if len(ch2.keyShares) != 1 || ch2.keyShares[0].group != hs.group {
+	if ch2.earlyData {
+		return c.abort(AlertIllegalParameter, "early_data in the second ClientHello")
+	}
+	c.skipEarlyData = false // 0-RTT data came before the second ClientHello
+	if ch2.keyShareCount != 1 || len(ch2.keyShares) != 1 || ch2.keyShares[0].group != hs.group {
 		return c.abort(AlertIllegalParameter, "second ClientHello must carry exactly one share, for group %#04x", uint16(hs.group))
 	}
 	if err := hs.checkClientHello(ch2); err != nil {
@@ -398,6 +439,10 @@ func (hs *serverHandshakeState) pickCertificate() error {
 	return nil
 }
 
+// sendServerFlight buffers ServerHello, the compatibility CCS (unless one
+// answered a HelloRetryRequest), EncryptedExtensions, Certificate and
+// CertificateVerify (full handshakes) and Finished, and switches to the
+// application write key.
 func (hs *serverHandshakeState) sendServerFlight() error {
 	c := hs.c
 	ch := hs.ch
@@ -457,9 +502,9 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 	early := s.earlySecret(hs.psk)
 	hsSecret := s.handshakeSecret(early, shared)
 	th := hs.ts.sum()
-	cHS := s.deriveSecret(hsSecret, "c hs traffic", th)
+	hs.cHS = s.deriveSecret(hsSecret, "c hs traffic", th)
 	sHS := s.deriveSecret(hsSecret, "s hs traffic", th)
-	c.keyLog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", cHS)
+	c.keyLog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", hs.cHS)
 	c.keyLog("SERVER_HANDSHAKE_TRAFFIC_SECRET", sHS)
 	if err := c.setWriteKey(s, sHS); err != nil {
 		return err
@@ -488,9 +533,9 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 	}
 	master := s.masterSecret(hsSecret)
 	th = hs.ts.sum()
-	cAP := s.deriveSecret(master, "c ap traffic", th)
+	hs.cAP = s.deriveSecret(master, "c ap traffic", th)
 	sAP := s.deriveSecret(master, "s ap traffic", th)
-	c.keyLog("CLIENT_TRAFFIC_SECRET_0", cAP)
+	c.keyLog("CLIENT_TRAFFIC_SECRET_0", hs.cAP)
 	c.keyLog("SERVER_TRAFFIC_SECRET_0", sAP)
 	c.keyLog("EXPORTER_SECRET", s.deriveSecret(master, "exp master", th))
 	if err := c.setWriteKey(s, sAP); err != nil {
@@ -500,12 +545,19 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 	// predictable: roll the transcript forward and send the tickets in
 	// this flight (no extra round trip, no write/write deadlock on
 	// unbuffered transports).
-	expectedCF := (&finishedMsg{verifyData: s.finishedMAC(cHS, th)}).marshal()
-	hs.ts.add(expectedCF)
+	hs.expectedCF = (&finishedMsg{verifyData: s.finishedMAC(hs.cHS, th)}).marshal()
+	hs.ts.add(hs.expectedCF)
 	c.resMaster = s.deriveSecret(master, "res master", hs.ts.sum())
 	c.stateReady.Store(true)
+	return nil
+}
+
+// sendSessionTickets buffers Config.TicketsPerHandshake tickets (at most
+// 16) behind the server's Finished.
+func (hs *serverHandshakeState) sendSessionTickets() error {
+	c := hs.c
 	// Tickets only for clients that can use them (psk_dhe_ke, §4.2.9).
-	c.peerTakesTickets = slices.Contains(ch.pskModes, pskModeDHE)
+	c.peerTakesTickets = slices.Contains(hs.ch.pskModes, pskModeDHE)
 	if c.config.TicketKeys != nil && c.peerTakesTickets {
 		n := c.config.TicketsPerHandshake
 		if n == 0 {
@@ -523,14 +575,19 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 			}
 		}
 	}
-	if err := c.flush(); err != nil {
-		return err
-	}
+	return nil
+}
 
-	// Client's second flight.
-	if err := c.setReadKey(s, cHS); err != nil {
+// readClientFinished reads the client's second flight (its Finished; no
+// client certificate is ever requested) and switches to the application
+// read key.
+func (hs *serverHandshakeState) readClientFinished() error {
+	c := hs.c
+	s := hs.suite
+	if err := c.setReadKey(s, hs.cHS); err != nil {
 		return err
 	}
+	c.allowPlainAlert = true
 	msg, err := c.readHandshakeMsg(maxHandshakeSize)
 	if err != nil {
 		return err
@@ -542,11 +599,11 @@ func (hs *serverHandshakeState) sendServerFlight() error {
 	if !cf.unmarshal(msg) || len(cf.verifyData) != s.hashLen {
 		return c.abort(AlertDecodeError, "malformed Finished")
 	}
-	if !hmac.Equal(cf.verifyData, expectedCF[4:]) {
+	if !hmac.Equal(cf.verifyData, hs.expectedCF[4:]) {
 		return c.abort(AlertDecryptError, "client Finished does not verify")
 	}
 	c.ccsAllowed = false
-	return c.setReadKey(s, cAP)
+	return c.setReadKey(s, hs.cAP)
 }
 
 // send writes a handshake message and adds it to the transcript.

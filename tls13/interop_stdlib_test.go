@@ -13,7 +13,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +42,8 @@ var verGroups = []struct {
 	{"X25519MLKEM768", tls.X25519MLKEM768},
 	{"X25519", tls.X25519},
 	{"P256", tls.CurveP256},
+	{"P384", tls.CurveP384},
+	{"P521", tls.CurveP521},
 }
 
 // verInteropResult is what both ends saw of one connection.
@@ -644,39 +644,6 @@ func TestInteropStdlibSessionTicketAfterHandshake(t *testing.T) {
 	}
 }
 
-func TestInteropAutomaticKeyUpdate(t *testing.T) {
-	// A writer rekeys on its own before the AEAD's usage limit (§5.5).
-	// Both ends pretend that almost keyUpdateAfter records went out, so the
-	// nonces still agree (crypto/tls cannot be told that, hence tls13 on
-	// both ends).
-	p := verGetPKI(t, verECDSA)
-	pr := verTLS13Pair(t, verTLS13ClientConfig(p), verTLS13ServerConfig(t, p))
-	pr.client.outMu.Lock()
-	pr.client.out.seq = keyUpdateAfter - 2
-	pr.client.outMu.Unlock()
-	pr.server.inMu.Lock()
-	pr.server.in.seq = keyUpdateAfter - 2
-	pr.server.inMu.Unlock()
-	go func() {
-		for i := 0; i < 5; i++ {
-			if verEchoLine(pr.server) != nil {
-				return
-			}
-		}
-	}()
-	for i := 0; i < 5; i++ {
-		if err := verPingPong(pr.client, "near the limit "+strconv.Itoa(i)); err != nil {
-			t.Fatalf("round %d: %v", i, err)
-		}
-	}
-	pr.client.outMu.Lock()
-	seq := pr.client.out.seq
-	pr.client.outMu.Unlock()
-	if seq >= keyUpdateAfter {
-		t.Errorf("write sequence %d: the writer did not rekey at %d", seq, keyUpdateAfter)
-	}
-}
-
 func TestInteropHandshakeContextCancel(t *testing.T) {
 	p := verGetPKI(t, verECDSA)
 	ln := verListen(t)
@@ -698,73 +665,6 @@ func TestInteropHandshakeContextCancel(t *testing.T) {
 	if err := verWaitErr(t, errc, "cancelled handshake"); !errors.Is(err, context.Canceled) {
 		t.Errorf("HandshakeContext after cancel: %v, want context.Canceled", err)
 	}
-}
-
-func TestInteropKeyLogWriter(t *testing.T) {
-	// Wireshark-style decryption of a capture with the tls13 end's key log
-	// (NSS format) must work, for the server's log and the client's.
-	p := verGetPKI(t, verECDSA)
-	check := func(t *testing.T, w *verWireConn, kl *verKeyLog) {
-		t.Helper()
-		c2s, s2c, _, _, err := verDecryptConn(w, kl)
-		if err != nil {
-			t.Fatalf("decrypting with the key log: %v", err)
-		}
-		var up, down []byte
-		for _, r := range c2s {
-			if r.typ == verRecordAppData {
-				up = append(up, r.payload...)
-			}
-		}
-		for _, r := range s2c {
-			if r.typ == verRecordAppData {
-				down = append(down, r.payload...)
-			}
-		}
-		if string(up) != "secret\n" || string(down) != "secret\n" {
-			t.Errorf("decrypted application data: up %q down %q", up, down)
-		}
-		recs, _ := verSplitRecords(w.wroteBytes())
-		random := hex.EncodeToString(recs[0][5+4+2 : 5+4+2+32])
-		kl.mu.Lock()
-		defer kl.mu.Unlock()
-		if len(kl.randoms) != 1 || !kl.randoms[random] {
-			t.Errorf("key log client_random fields %v, want only the ClientHello's %s", kl.randoms, random)
-		}
-		for _, label := range []string{"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"} {
-			if kl.secrets[label] == nil {
-				t.Errorf("key log lacks %s", label)
-			}
-		}
-	}
-	t.Run("tls13-server", func(t *testing.T) {
-		kl := &verKeyLog{}
-		scfg := verTLS13ServerConfig(t, p)
-		scfg.KeyLogWriter = kl
-		ln := verListen(t)
-		done := verAcceptOne(ln, func(c net.Conn) error { return verEchoLine(Server(c, scfg)) })
-		w := &verWireConn{Conn: verDial(t, ln.Addr().String())}
-		c := tls.Client(w, verStdlibClientConfig(p))
-		if err := verPingPong(c, "secret"); err != nil {
-			t.Fatal(err)
-		}
-		verWaitErr(t, done, "server")
-		check(t, w, kl)
-	})
-	t.Run("tls13-client", func(t *testing.T) {
-		kl := &verKeyLog{}
-		ln := verListen(t)
-		done := verAcceptOne(ln, func(c net.Conn) error { return verEchoLine(tls.Server(c, verStdlibServerConfig(p))) })
-		w := &verWireConn{Conn: verDial(t, ln.Addr().String())}
-		ccfg := verTLS13ClientConfig(p)
-		ccfg.KeyLogWriter = kl
-		c := Client(w, ccfg)
-		if err := verPingPong(c, "secret"); err != nil {
-			t.Fatal(err)
-		}
-		verWaitErr(t, done, "server")
-		check(t, w, kl)
-	})
 }
 
 func TestInteropVerificationSettings(t *testing.T) {
@@ -894,41 +794,7 @@ func TestInteropConcurrentTraffic(t *testing.T) {
 	const total = 1 << 20
 	for _, side := range []string{"tls13-client", "tls13-server"} {
 		t.Run(side, func(t *testing.T) {
-			ln := verListen(t)
-			peerCh := make(chan io.ReadWriteCloser, 1)
-			var scfg *Config
-			if side == "tls13-server" {
-				scfg = verTLS13ServerConfig(t, p)
-			}
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					peerCh <- nil
-					return
-				}
-				c.SetDeadline(time.Now().Add(verWait))
-				if scfg != nil {
-					peerCh <- Server(c, scfg)
-				} else {
-					peerCh <- tls.Server(c, verStdlibServerConfig(p))
-				}
-			}()
-			raw := verDial(t, ln.Addr().String())
-			var local io.ReadWriteCloser
-			var tc *Conn
-			if side == "tls13-client" {
-				tc = Client(raw, verTLS13ClientConfig(p))
-				local = tc
-			} else {
-				local = tls.Client(raw, verStdlibClientConfig(p))
-			}
-			peer := <-peerCh
-			if peer == nil {
-				t.Fatal("accept failed")
-			}
-			if side == "tls13-server" {
-				tc = peer.(*Conn)
-			}
+			local, peer, tc, _ := verMixedPair(t, p, side)
 			pump := func(w io.Writer, r io.Reader) <-chan error {
 				errc := make(chan error, 2)
 				go func() {
@@ -963,85 +829,6 @@ func TestInteropConcurrentTraffic(t *testing.T) {
 				}
 			}
 			peer.Close()
-		})
-	}
-}
-
-func TestInteropStdlibAutomaticKeyUpdate(t *testing.T) {
-	// The same automatic rekey as TestInteropAutomaticKeyUpdate, with
-	// crypto/tls as the peer that must follow it: the writer's record
-	// limit is lowered to 3 through the engine's test knob.
-	p := verGetPKI(t, verECDSA)
-	for _, side := range []string{"tls13-client", "tls13-server"} {
-		t.Run(side, func(t *testing.T) {
-			ln := verListen(t)
-			scfg := verTLS13ServerConfig(t, p)
-			peerCh := make(chan net.Conn, 1)
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					peerCh <- nil
-					return
-				}
-				c.SetDeadline(time.Now().Add(verWait))
-				if side == "tls13-server" {
-					peerCh <- Server(c, scfg)
-				} else {
-					peerCh <- tls.Server(c, verStdlibServerConfig(p))
-				}
-			}()
-			raw := verDial(t, ln.Addr().String())
-			var local net.Conn
-			if side == "tls13-client" {
-				local = Client(raw, verTLS13ClientConfig(p))
-			} else {
-				local = tls.Client(raw, verStdlibClientConfig(p))
-			}
-			peer := <-peerCh
-			if peer == nil {
-				t.Fatal("accept failed")
-			}
-			defer peer.Close()
-			tc, other := local, peer
-			if side == "tls13-server" {
-				tc, other = peer, local
-			}
-			hs := make(chan error, 1)
-			go func() { hs <- other.(interface{ Handshake() error }).Handshake() }()
-			c := tc.(*Conn)
-			if err := c.Handshake(); err != nil {
-				t.Fatal(err)
-			}
-			if err := verWaitErr(t, hs, "crypto/tls handshake"); err != nil {
-				t.Fatal(err)
-			}
-			c.outMu.Lock()
-			c.rekeyAfter = 3
-			c.outMu.Unlock()
-			errc := make(chan error, 1)
-			go func() {
-				for i := 0; i < 10; i++ {
-					if err := verEchoLine(other); err != nil {
-						errc <- err
-						return
-					}
-				}
-				errc <- nil
-			}()
-			for i := 0; i < 10; i++ {
-				if err := verPingPong(c, "rekey round "+strconv.Itoa(i)); err != nil {
-					t.Fatalf("round %d: %v", i, err)
-				}
-			}
-			if err := verWaitErr(t, errc, "crypto/tls echo"); err != nil {
-				t.Fatal(err)
-			}
-			c.outMu.Lock()
-			seq := c.out.seq
-			c.outMu.Unlock()
-			if seq >= 3 {
-				t.Errorf("write sequence %d after 10 records: no automatic KeyUpdate at 3", seq)
-			}
 		})
 	}
 }
@@ -1169,4 +956,75 @@ func TestInteropStdlibResumptionWithHelloRetryRequest(t *testing.T) {
 			t.Fatalf("resumption after HRR: tls13 %v, crypto/tls %v", r.tls13.DidResume, r.stdlib.DidResume)
 		}
 	})
+}
+
+var allSuites = []uint16{TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256}
+
+var allGroups = []tls.CurveID{X25519MLKEM768, X25519, CurveP256}
+
+func echoCheck(t *testing.T, w io.Writer, r io.Reader) {
+	t.Helper()
+	msg := []byte("hello over tls13")
+	errc := make(chan error, 1)
+	go func() { _, err := w.Write(msg); errc <- err }()
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(r, buf); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if string(buf) != string(msg) {
+		t.Fatalf("got %q", buf)
+	}
+}
+
+// TestStdlibOverPipe: tls13 against crypto/tls in both roles, every suite
+// with the groups both offer, over net.Pipe: an unbuffered transport, on
+// which each side must drain the other's whole flight before writing its
+// own; data flows both ways after the handshake.
+func TestStdlibOverPipe(t *testing.T) {
+	p := getPKI(t)
+	for _, side := range []string{"tls13-client", "tls13-server"} {
+		for _, suite := range allSuites {
+			for _, group := range allGroups {
+				t.Run(fmt.Sprintf("%s/%04x/%v", side, suite, group), func(t *testing.T) {
+					c1, c2 := net.Pipe()
+					defer c1.Close()
+					defer c2.Close()
+					var client, server interface {
+						net.Conn
+						Handshake() error
+					}
+					var negotiated func() (uint16, tls.CurveID)
+					if side == "tls13-client" {
+						scfg := &tls.Config{Certificates: []tls.Certificate{p.ecdsa, p.rsa}, CurvePreferences: []tls.CurveID{group}, MinVersion: tls.VersionTLS13}
+						ccfg := testClientConfig(t)
+						ccfg.CipherSuites = []uint16{suite}
+						ccfg.CurvePreferences = []tls.CurveID{group}
+						c := Client(c1, ccfg)
+						client, server = c, tls.Server(c2, scfg)
+						negotiated = func() (uint16, tls.CurveID) { st := c.ConnectionState(); return st.CipherSuite, st.Group }
+					} else {
+						scfg := testServerConfig(t)
+						scfg.CipherSuites = []uint16{suite}
+						scfg.CurvePreferences = []tls.CurveID{group}
+						ccfg := &tls.Config{RootCAs: p.pool, ServerName: "example.test", CurvePreferences: []tls.CurveID{group}}
+						c := tls.Client(c1, ccfg)
+						client, server = c, Server(c2, scfg)
+						negotiated = func() (uint16, tls.CurveID) { st := c.ConnectionState(); return st.CipherSuite, st.CurveID }
+					}
+					cerr, serr := handshakePair(t, client, server)
+					if cerr != nil || serr != nil {
+						t.Fatalf("client %v, server %v", cerr, serr)
+					}
+					if gotSuite, gotGroup := negotiated(); gotSuite != suite || gotGroup != group {
+						t.Fatalf("negotiated %04x %v", gotSuite, gotGroup)
+					}
+					echoCheck(t, client, server)
+					echoCheck(t, server, client)
+				})
+			}
+		}
+	}
 }

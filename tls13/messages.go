@@ -21,6 +21,28 @@ type pskIdentity struct {
 	obfuscatedTicketAge uint32
 }
 
+// handshakeMessage is what every handshake message type offers: unmarshal
+// takes a whole message, its 4-byte header included, checks every length
+// and rejects trailing bytes; marshal is its inverse (nil when a field is
+// longer than its length prefix). A decoded message keeps its input as
+// its encoding, so marshal after unmarshal returns the bytes received.
+type handshakeMessage interface {
+	marshal() []byte
+	unmarshal(data []byte) bool
+}
+
+var (
+	_ handshakeMessage = (*clientHelloMsg)(nil)
+	_ handshakeMessage = (*serverHelloMsg)(nil)
+	_ handshakeMessage = (*encryptedExtensionsMsg)(nil)
+	_ handshakeMessage = (*certificateMsg)(nil)
+	_ handshakeMessage = (*certificateRequestMsg)(nil)
+	_ handshakeMessage = (*certificateVerifyMsg)(nil)
+	_ handshakeMessage = (*finishedMsg)(nil)
+	_ handshakeMessage = (*newSessionTicketMsg)(nil)
+	_ handshakeMessage = (*keyUpdateMsg)(nil)
+)
+
 // addHandshakeHeader wraps body into a handshake message of type typ.
 func marshalHandshake(typ uint8, body func(b *cryptobyte.Builder)) []byte {
 	b := cryptobyte.NewBuilder(nil)
@@ -93,11 +115,17 @@ type clientHelloMsg struct {
 	alpnProtocols     []string
 	supportedVersions []uint16
 	cookie            []byte
-	keyShares         []keyShare
-	pskModes          []uint8
-	pskIdentities     []pskIdentity
-	pskBinders        [][]byte
-	earlyData         bool
+	// keyShares holds the shares of groups this package implements (a
+	// share of any other group is never used, so it costs no memory);
+	// keyShareList is the whole received list and keyShareCount its
+	// length, for the server's order checks.
+	keyShares     []keyShare
+	keyShareList  []byte
+	keyShareCount int
+	pskModes      []uint8
+	pskIdentities []pskIdentity
+	pskBinders    [][]byte
+	earlyData     bool
 
 	hasSupportedGroups bool
 	hasKeyShare        bool
@@ -390,13 +418,17 @@ func (m *clientHelloMsg) unmarshal(data []byte) bool {
 				return false
 			}
 			m.hasKeyShare = true
+			m.keyShareList = list
 			for !list.Empty() {
 				var g uint16
 				var d cryptobyte.String
 				if !list.ReadUint16(&g) || !list.ReadUint16LengthPrefixed(&d) || d.Empty() {
 					return false
 				}
-				m.keyShares = append(m.keyShares, keyShare{group: tls.CurveID(g), data: d})
+				m.keyShareCount++
+				if isSupportedGroup(tls.CurveID(g)) {
+					m.keyShares = append(m.keyShares, keyShare{group: tls.CurveID(g), data: d})
+				}
 			}
 		case extPSKModes:
 			var list cryptobyte.String

@@ -211,11 +211,3 @@ func TestRecordPathAllocs(t *testing.T) {
 		t.Fatalf("%.1f allocations per 16 KiB record round, want 0", allocs)
 	}
 }
-
-func runSessionPlain(t *testing.T) *session {
-	s := runSession(t, testClientConfig(t), testServerConfig(t))
-	if s.cerr != nil || s.serr != nil {
-		t.Fatalf("client %v server %v", s.cerr, s.serr)
-	}
-	return s
-}

@@ -26,6 +26,11 @@ var verOpenSSLGroups = []struct {
 }{
 	{"X25519", tls.X25519, "X25519"},
 	{"P-256", tls.CurveP256, "P256"},
+	{"P-384", tls.CurveP384, "P384"},
+	{"P-521", tls.CurveP521, "P521"},
+	{"X448", X448, "X448"},
+	{"ffdhe2048", FFDHE2048, "FFDHE2048"},
+	{"ffdhe3072", FFDHE3072, "FFDHE3072"},
 }
 
 var verOpenSSLSuiteNames = map[uint16]string{
@@ -145,6 +150,48 @@ type verServedConn struct {
 	err     error
 }
 
+// verOpenSSLEcho runs one s_client session against a server from
+// verServeForOpenSSL: it waits for the greeting, sends line, waits for its
+// echo, and returns s_client's output and what the server saw.
+func verOpenSSLEcho(t *testing.T, addr string, served <-chan verServedConn, line string, args ...string) (string, verServedConn) {
+	t.Helper()
+	cli := verStartOpenSSLClient(t, addr, args...)
+	cli.waitOutput(t, "hello from tls13")
+	io.WriteString(cli.stdin, line+"\n")
+	cli.waitOutput(t, "echo "+line)
+	out := cli.finish(t)
+	select {
+	case sc := <-served:
+		return out, sc
+	case <-time.After(verWait):
+		t.Fatal("tls13 server did not finish")
+	}
+	return out, verServedConn{}
+}
+
+// verServeGreeted accepts one connection on ln as a tls13 server, writes
+// the greeting s_client waits for, and goes on with then; its result
+// arrives on the returned channel.
+func verServeGreeted(ln net.Listener, cfg *Config, then func(c *Conn) error) <-chan error {
+	served := make(chan error, 1)
+	go func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer raw.Close()
+		raw.SetDeadline(time.Now().Add(verWait))
+		c := Server(raw, cfg)
+		if _, err := io.WriteString(c, "hello from tls13\n"); err != nil {
+			served <- err
+			return
+		}
+		served <- then(c)
+	}()
+	return served
+}
+
 // verServeForOpenSSL accepts connections on ln with the tls13 server
 // config cfg; each connection greets, reads one line, replies and closes.
 func verServeForOpenSSL(t *testing.T, ln net.Listener, cfg *Config) <-chan verServedConn {
@@ -196,17 +243,7 @@ func TestOpenSSLClient(t *testing.T) {
 				"-groups", r.group, "-ciphersuites", verOpenSSLSuiteNames[r.suite]}
 
 			// Full handshake; the session goes to -sess_out.
-			cli := verStartOpenSSLClient(t, ln.Addr().String(), append(args, "-sess_out", sessFile)...)
-			cli.waitOutput(t, "hello from tls13")
-			io.WriteString(cli.stdin, "ping from openssl\n")
-			cli.waitOutput(t, "echo ping from openssl")
-			out := cli.finish(t)
-			var first verServedConn
-			select {
-			case first = <-served:
-			case <-time.After(verWait):
-				t.Fatal("tls13 server did not finish")
-			}
+			out, first := verOpenSSLEcho(t, ln.Addr().String(), served, "ping from openssl", append(args, "-sess_out", sessFile)...)
 			if first.err != nil {
 				t.Fatalf("tls13 server: %v", first.err)
 			}
@@ -226,17 +263,7 @@ func TestOpenSSLClient(t *testing.T) {
 			}
 
 			// Resumption from -sess_in.
-			cli2 := verStartOpenSSLClient(t, ln.Addr().String(), append(args, "-sess_in", sessFile)...)
-			cli2.waitOutput(t, "hello from tls13")
-			io.WriteString(cli2.stdin, "again\n")
-			cli2.waitOutput(t, "echo again")
-			out2 := cli2.finish(t)
-			var second verServedConn
-			select {
-			case second = <-served:
-			case <-time.After(verWait):
-				t.Fatal("tls13 server did not finish")
-			}
+			out2, second := verOpenSSLEcho(t, ln.Addr().String(), served, "again", append(args, "-sess_in", sessFile)...)
 			if second.err != nil {
 				t.Fatalf("tls13 server (resumption): %v", second.err)
 			}
@@ -279,13 +306,8 @@ func TestOpenSSLHelloRetryRequest(t *testing.T) {
 		wires := make(chan *verWireConn, 1)
 		served := verServeForOpenSSL(t, &verRecordingListener{Listener: ln, conns: wires}, cfg)
 		// s_client shares only its first group, X25519.
-		cli := verStartOpenSSLClient(t, ln.Addr().String(), "-tls1_3", "-servername", verServerName, "-CAfile", caFile,
+		_, r := verOpenSSLEcho(t, ln.Addr().String(), served, "ping", "-tls1_3", "-servername", verServerName, "-CAfile", caFile,
 			"-verify_return_error", "-groups", "X25519:P-256")
-		cli.waitOutput(t, "hello from tls13")
-		io.WriteString(cli.stdin, "ping\n")
-		cli.waitOutput(t, "echo ping")
-		cli.finish(t)
-		r := <-served
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
@@ -325,34 +347,19 @@ func TestOpenSSLKeyUpdate(t *testing.T) {
 	t.Run("s_client-requests-update-from-tls13-server", func(t *testing.T) {
 		ln := verListen(t)
 		cfg := verTLS13ServerConfig(t, p)
-		served := make(chan error, 1)
-		go func() {
-			raw, err := ln.Accept()
-			if err != nil {
-				served <- err
-				return
-			}
-			defer raw.Close()
-			raw.SetDeadline(time.Now().Add(verWait))
-			c := Server(raw, cfg)
-			if _, err := io.WriteString(c, "hello from tls13\n"); err != nil {
-				served <- err
-				return
-			}
+		served := verServeGreeted(ln, cfg, func(c *Conn) error {
 			br := bufio.NewReader(c)
 			for i := 0; i < 2; i++ {
 				line, err := br.ReadString('\n')
 				if err != nil {
-					served <- err
-					return
+					return err
 				}
 				if _, err := io.WriteString(c, "echo "+line); err != nil {
-					served <- err
-					return
+					return err
 				}
 			}
-			served <- nil
-		}()
+			return nil
+		})
 		cli := verStartOpenSSLClient(t, ln.Addr().String(), "-tls1_3", "-servername", verServerName, "-CAfile", caFile, "-verify_return_error")
 		cli.waitOutput(t, "hello from tls13")
 		io.WriteString(cli.stdin, "first\n")
@@ -419,7 +426,7 @@ func TestOpenSSLKeyUpdate(t *testing.T) {
 
 func TestOpenSSLUnknownNotificationIsFatal(t *testing.T) {
 	// Why migrate_notify goes only to clients that announced support: a
-	// stock stack (OpenSSL here, crypto/tls in negative_conn_test.go)
+	// stock stack (OpenSSL here, crypto/tls in conn_test.go)
 	// treats the unknown warning alert as fatal (RFC 8446 §6).
 	verOpenSSL(t)
 	p := verGetPKI(t, verECDSA)
@@ -427,27 +434,13 @@ func TestOpenSSLUnknownNotificationIsFatal(t *testing.T) {
 	cfg := verTLS13ServerConfig(t, p)
 	cfg.NotificationAlerts = []uint8{240}
 	ln := verListen(t)
-	served := make(chan error, 1)
-	go func() {
-		raw, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer raw.Close()
-		raw.SetDeadline(time.Now().Add(verWait))
-		c := Server(raw, cfg)
-		if _, err := io.WriteString(c, "hello from tls13\n"); err != nil {
-			served <- err
-			return
-		}
+	served := verServeGreeted(ln, cfg, func(c *Conn) error {
 		if err := c.SendNotification(240); err != nil {
-			served <- err
-			return
+			return err
 		}
-		_, err = c.Read(make([]byte, 64))
-		served <- err
-	}()
+		_, err := c.Read(make([]byte, 64))
+		return err
+	})
 	cli := verStartOpenSSLClient(t, ln.Addr().String(), "-tls1_3", "-servername", verServerName, "-CAfile", caFile)
 	cli.waitOutput(t, "hello from tls13")
 	select {

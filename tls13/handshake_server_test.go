@@ -9,11 +9,15 @@ import (
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/anysched/anysched/tls13/internal/oracle"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -149,8 +153,9 @@ func TestNegativeRawClientHello(t *testing.T) {
 		{"key_share without supported_groups", [][]byte{hello(func(h *verHello) { h.remove(verExtSupportedGroups) })}, verAlertMissingExtension},
 		{"no common cipher suite", [][]byte{hello(func(h *verHello) { h.suites = []uint16{0x1304, 0x1305} })}, verAlertHandshakeFailure},
 		{"no common group", [][]byte{hello(func(h *verHello) {
-			h.set(verExtSupportedGroups, verU16List(2, 0x0018))
-			h.set(verExtKeyShare, verKeyShareExt(verExt{0x0018, bytes.Repeat([]byte{4}, 97)}))
+			// brainpoolP256r1tls13 (0x001f): not implemented
+			h.set(verExtSupportedGroups, verU16List(2, 0x001f))
+			h.set(verExtKeyShare, verKeyShareExt(verExt{0x001f, bytes.Repeat([]byte{4}, 65)}))
 		})}, verAlertHandshakeFailure},
 		{"no common signature scheme", [][]byte{hello(func(h *verHello) {
 			h.set(verExtSignatureAlgorithms, verU16List(2, 0x0401, 0x0201))
@@ -475,7 +480,7 @@ func TestNegativeRawHelloRetryRequest(t *testing.T) {
 // says, independently of the engine.
 func verBinderHello(t *testing.T, h *verHello, sess *ClientSession) []byte {
 	t.Helper()
-	hf, _, _ := verSuiteParams(sess.CipherSuite())
+	hf, _, _ := oracle.SuiteParams(sess.CipherSuite())
 	if hf().Size() != 32 {
 		t.Fatal("verBinderHello handles SHA-256 suites only")
 	}
@@ -487,8 +492,8 @@ func verBinderHello(t *testing.T, h *verHello, sess *ClientSession) []byte {
 		t.Fatal(err)
 	}
 	emptyHash := sha256.Sum256(nil)
-	binderKey := verExpandLabelCtx(hf, early, "res binder", emptyHash[:], 32)
-	finishedKey := verExpandLabelCtx(hf, binderKey, "finished", nil, 32)
+	binderKey := oracle.ExpandLabelContext(hf, early, "res binder", emptyHash[:], 32)
+	finishedKey := oracle.ExpandLabelContext(hf, binderKey, "finished", nil, 32)
 	th := sha256.Sum256(truncated)
 	mac := hmac.New(hf, finishedKey)
 	mac.Write(th[:])
@@ -617,4 +622,120 @@ func TestNegativeRawHugeHandshakeLength(t *testing.T) {
 	if verWaitErr(t, done, "server") == nil {
 		t.Fatal("server handshake succeeded")
 	}
+}
+
+// rawHello builds a ClientHello offering X25519 and P-256 but sharing
+// only X25519, so a server preferring P-256 must send a HelloRetryRequest.
+func rawHello(t *testing.T) (*clientHelloMsg, []byte) {
+	_, x, err := newClientKeyShare(X25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &clientHelloMsg{
+		vers: 0x0303, random: make([]byte, 32), sessionID: make([]byte, 32),
+		cipherSuites: []uint16{TLS_AES_128_GCM_SHA256}, compressionMethods: []uint8{0},
+		serverName: "example.test", supportedGroups: []tls.CurveID{X25519, CurveP256},
+		sigAlgs: supportedSignatureSchemes, supportedVersions: []uint16{VersionTLS13},
+		pskModes: []uint8{pskModeDHE}, keyShares: []keyShare{{group: X25519, data: x}},
+		customExtensions: []Extension{{Type: 0xFE4D, Data: []byte{1}}},
+	}, x
+}
+
+func writePlainRecord(w io.Writer, typ uint8, data []byte) error {
+	_, err := w.Write(append([]byte{typ, 3, 3, byte(len(data) >> 8), byte(len(data))}, data...))
+	return err
+}
+
+// readPlainRecord reads one record, skipping ChangeCipherSpec.
+func readPlainRecord(t *testing.T, r io.Reader) (uint8, []byte) {
+	t.Helper()
+	for {
+		hdr := make([]byte, 5)
+		if _, err := io.ReadFull(r, hdr); err != nil {
+			t.Fatalf("reading a record: %v", err)
+		}
+		body := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+		if _, err := io.ReadFull(r, body); err != nil {
+			t.Fatalf("reading a record body: %v", err)
+		}
+		if hdr[0] != recordTypeChangeCipherSpec {
+			return hdr[0], body
+		}
+	}
+}
+
+func TestServerSecondClientHelloRules(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(ch2 *clientHelloMsg, hrr *serverHelloMsg)
+	}{
+		{"application extension changed", func(ch2 *clientHelloMsg, hrr *serverHelloMsg) {
+			ch2.customExtensions = []Extension{{Type: 0xFE4D, Data: []byte{2}}}
+		}},
+		{"cipher suites changed", func(ch2 *clientHelloMsg, hrr *serverHelloMsg) {
+			ch2.cipherSuites = []uint16{TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384}
+		}},
+		{"random changed", func(ch2 *clientHelloMsg, hrr *serverHelloMsg) {
+			ch2.random = append([]byte{1}, make([]byte, 31)...)
+		}},
+		{"cookie not echoed", func(ch2 *clientHelloMsg, hrr *serverHelloMsg) {
+			ch2.cookie = nil
+		}},
+		{"share for another group", func(ch2 *clientHelloMsg, hrr *serverHelloMsg) {
+			_, x, _ := newClientKeyShare(X25519)
+			ch2.keyShares = []keyShare{{group: X25519, data: x}}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c1, c2 := net.Pipe()
+			defer c1.Close()
+			defer c2.Close()
+			scfg := testServerConfig(t)
+			scfg.CurvePreferences = []tls.CurveID{CurveP256}
+			done := make(chan error, 1)
+			go func() { done <- Server(c2, scfg).Handshake() }()
+			ch1, _ := rawHello(t)
+			if err := writePlainRecord(c1, recordTypeHandshake, ch1.marshal()); err != nil {
+				t.Fatal(err)
+			}
+			typ, body := readPlainRecord(t, c1)
+			var hrr serverHelloMsg
+			if typ != recordTypeHandshake || !hrr.unmarshal(body) || !hrr.isHelloRetryRequest() || hrr.selectedGroup != CurveP256 {
+				t.Fatalf("want a HelloRetryRequest for P-256, got type %d", typ)
+			}
+			// The compatibility ChangeCipherSpec follows the HRR in the
+			// same write; drain it (net.Pipe is unbuffered).
+			ccs := make([]byte, 6)
+			if _, err := io.ReadFull(c1, ccs); err != nil || ccs[0] != recordTypeChangeCipherSpec {
+				t.Fatalf("want a ChangeCipherSpec after the HRR: %x %v", ccs, err)
+			}
+			ch2 := *ch1
+			ch2.raw = nil
+			_, p, _ := newClientKeyShare(CurveP256)
+			ch2.keyShares = []keyShare{{group: CurveP256, data: p}}
+			ch2.cookie = hrr.cookie
+			tc.mutate(&ch2, &hrr)
+			if err := writePlainRecord(c1, recordTypeHandshake, ch2.marshal()); err != nil {
+				t.Fatal(err)
+			}
+			typ, body = readPlainRecord(t, c1)
+			if typ != recordTypeAlert || len(body) != 2 || Alert(body[1]) != AlertIllegalParameter {
+				t.Fatalf("got record type %d %x, want an illegal_parameter alert", typ, body)
+			}
+			if err := <-done; !errors.Is(err, AlertIllegalParameter) {
+				t.Fatalf("server error %v", err)
+			}
+		})
+	}
+	t.Run("valid retry completes", func(t *testing.T) {
+		scfg := testServerConfig(t)
+		scfg.CurvePreferences = []tls.CurveID{CurveP256}
+		ccfg := testClientConfig(t)
+		ccfg.CurvePreferences = []tls.CurveID{X25519, CurveP256}
+		s := runSession(t, ccfg, scfg)
+		if s.cerr != nil || s.serr != nil || s.client.ConnectionState().Group != CurveP256 {
+			t.Fatalf("client %v server %v", s.cerr, s.serr)
+		}
+	})
 }

@@ -1,45 +1,42 @@
 package tls13
 
-// Shared helpers of the verification tests (interop, OpenSSL, negative, fuzz,
-// benchmark and example files). Every identifier here starts with "ver" so it
-// cannot collide with the engine's own names or its unit-test helpers, which
-// live in the same package.
+// The one test harness of the package: the test PKIs, crypto/tls and tls13
+// configurations, loopback sockets and readiness waits, engine-to-engine
+// sessions, recorded wires, OpenSSL peers and handcrafted ClientHellos.
+// The decryption oracle is tls13/internal/oracle. Identifiers start with
+// "ver" (or "test" for the unit tests' example.test PKI) so they cannot
+// collide with the engine's own names, which live in the same package.
 
 import (
 	"bufio"
 	"bytes"
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/chacha20poly1305"
+	"github.com/anysched/anysched/tls13/internal/oracle"
+
 	"golang.org/x/crypto/cryptobyte"
 )
 
@@ -108,25 +105,16 @@ func verNewKey(kind verCertKind) (crypto.Signer, error) {
 	return nil, errors.New("unknown certificate kind " + string(kind))
 }
 
-func verNewPKI(kind verCertKind) (*verPKI, error) {
-	caKey, err := verNewKey(kind)
+// verNewCA makes a self-signed CA whose key is of the given kind.
+func verNewCA(kind verCertKind, name string, sigAlg x509.SignatureAlgorithm) (cert *x509.Certificate, key crypto.Signer, der []byte, err error) {
+	key, err = verNewKey(kind)
 	if err != nil {
-		return nil, err
-	}
-	leafKey, err := verNewKey(kind)
-	if err != nil {
-		return nil, err
-	}
-	// RSA certificates are signed with RSASSA-PSS too, so the chain and the
-	// CertificateVerify both exercise PSS.
-	var sigAlg x509.SignatureAlgorithm
-	if kind == verRSAPSS {
-		sigAlg = x509.SHA256WithRSAPSS
+		return nil, nil, nil, err
 	}
 	now := time.Now()
-	caTmpl := &x509.Certificate{
+	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "anysched test CA " + string(kind)},
+		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
@@ -134,26 +122,47 @@ func verNewPKI(kind verCertKind) (*verPKI, error) {
 		IsCA:                  true,
 		SignatureAlgorithm:    sigAlg,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber:       big.NewInt(2),
-		Subject:            pkix.Name{CommonName: verServerName},
-		DNSNames:           []string{verServerName},
-		IPAddresses:        []net.IP{net.IPv4(127, 0, 0, 1)},
+	cert, err = x509.ParseCertificate(der)
+	return cert, key, der, err
+}
+
+// verIssueLeaf signs a server certificate for name (and ips) over key.
+func verIssueLeaf(ca *x509.Certificate, caKey, key crypto.Signer, serial int64, name string, ips []net.IP, sigAlg x509.SignatureAlgorithm) ([]byte, error) {
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:       big.NewInt(serial),
+		Subject:            pkix.Name{CommonName: name},
+		DNSNames:           []string{name},
+		IPAddresses:        ips,
 		NotBefore:          now.Add(-time.Hour),
 		NotAfter:           now.Add(24 * time.Hour),
 		KeyUsage:           x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:        []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		SignatureAlgorithm: sigAlg,
 	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, leafKey.Public(), caKey)
+	return x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+}
+
+func verNewPKI(kind verCertKind) (*verPKI, error) {
+	// RSA certificates are signed with RSASSA-PSS too, so the chain and the
+	// CertificateVerify both exercise PSS.
+	var sigAlg x509.SignatureAlgorithm
+	if kind == verRSAPSS {
+		sigAlg = x509.SHA256WithRSAPSS
+	}
+	caCert, caKey, caDER, err := verNewCA(kind, "anysched test CA "+string(kind), sigAlg)
+	if err != nil {
+		return nil, err
+	}
+	leafKey, err := verNewKey(kind)
+	if err != nil {
+		return nil, err
+	}
+	leafDER, err := verIssueLeaf(caCert, caKey, leafKey, 2, verServerName, []net.IP{net.IPv4(127, 0, 0, 1)}, sigAlg)
 	if err != nil {
 		return nil, err
 	}
@@ -325,26 +334,12 @@ const (
 	verAlertNoApplicationProtocol = 120
 )
 
-// verHRRRandom is the ServerHello.random that marks a HelloRetryRequest
-// (RFC 8446 §4.1.3: SHA-256 of "HelloRetryRequest").
-var verHRRRandom = []byte{
-	0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
-	0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
-}
-
-// verSplitRecords cuts whole TLS records off b; the incomplete tail is
-// returned as rest.
-func verSplitRecords(b []byte) (recs [][]byte, rest []byte) {
-	for len(b) >= 5 {
-		n := 5 + (int(b[3])<<8 | int(b[4]))
-		if len(b) < n {
-			break
-		}
-		recs = append(recs, b[:n:n])
-		b = b[n:]
-	}
-	return recs, b
-}
+// The oracle's view of records and HelloRetryRequests serves the harness
+// too.
+var (
+	verHRRRandom    = oracle.HRRRandom
+	verSplitRecords = oracle.SplitRecords
+)
 
 // verSawHRR reports whether the server's first handshake message in the
 // plaintext bytes s2c is a HelloRetryRequest.
@@ -430,26 +425,36 @@ func (c *verWireConn) wroteBytes() []byte {
 // first, or when an encrypted record arrives (the peer went on with the
 // handshake instead of refusing).
 func verReadAlert(c net.Conn) (level, desc uint8, err error) {
+	r, err := verFirstRecordOf(c, verRecordAlert, verRecordAppData)
+	switch {
+	case err != nil:
+		return 0, 0, errors.New("no alert before " + err.Error())
+	case r[0] == verRecordAppData:
+		return 0, 0, errors.New("peer sent an encrypted record instead of a plaintext alert")
+	case len(r) != 7:
+		return 0, 0, errors.New("malformed alert record")
+	}
+	return r[5], r[6], nil
+}
+
+// verFirstRecordOf reads c (within verWait) until a whole record of one
+// of the given types has arrived and returns it; records of other types
+// before it are passed over.
+func verFirstRecordOf(c net.Conn, types ...uint8) ([]byte, error) {
 	c.SetReadDeadline(time.Now().Add(verWait))
 	var buf []byte
 	tmp := make([]byte, 4096)
 	for {
 		recs, _ := verSplitRecords(buf)
 		for _, r := range recs {
-			switch r[0] {
-			case verRecordAlert:
-				if len(r) != 7 {
-					return 0, 0, errors.New("malformed alert record")
-				}
-				return r[5], r[6], nil
-			case verRecordAppData:
-				return 0, 0, errors.New("peer sent an encrypted record instead of a plaintext alert")
+			if slices.Contains(types, r[0]) {
+				return r, nil
 			}
 		}
-		n, rerr := c.Read(tmp)
+		n, err := c.Read(tmp)
 		buf = append(buf, tmp[:n]...)
-		if rerr != nil {
-			return 0, 0, errors.New("no alert before " + rerr.Error())
+		if err != nil {
+			return nil, err
 		}
 	}
 }
@@ -469,12 +474,13 @@ func verRecordV(typ uint8, version uint16, payload []byte) []byte {
 // ---------------------------------------------------------------------------
 // OpenSSL.
 
-// verOpenSSL returns the openssl binary or skips the test.
+// verOpenSSL returns the openssl binary; without one the test fails (a
+// missing dependency is not a pass).
 func verOpenSSL(t testing.TB) string {
 	t.Helper()
 	path, err := exec.LookPath("openssl")
 	if err != nil {
-		t.Skip("openssl not installed: the OpenSSL interop tests need the openssl command (apt-get install openssl)")
+		t.Fatal("openssl not installed: the OpenSSL interop tests need the openssl command (apt-get install openssl)")
 	}
 	return path
 }
@@ -649,6 +655,42 @@ type verExt struct {
 	data []byte
 }
 
+// verExts is a handcrafted message's extension list, in wire order.
+type verExts []verExt
+
+// set replaces the first extension of type typ, or appends it.
+func (x *verExts) set(typ uint16, data []byte) {
+	for i := range *x {
+		if (*x)[i].typ == typ {
+			(*x)[i].data = data
+			return
+		}
+	}
+	*x = append(*x, verExt{typ, data})
+}
+
+// remove drops every extension of type typ.
+func (x *verExts) remove(typ uint16) {
+	out := (*x)[:0]
+	for _, e := range *x {
+		if e.typ != typ {
+			out = append(out, e)
+		}
+	}
+	*x = out
+}
+
+// add writes the list as it travels: a uint16-prefixed sequence of type,
+// uint16-prefixed data.
+func (x verExts) add(b *cryptobyte.Builder) {
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+		for _, e := range x {
+			b.AddUint16(e.typ)
+			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(e.data) })
+		}
+	})
+}
+
 // verHello is a ClientHello built field by field, so a test can break
 // exactly one rule and leave the rest valid.
 type verHello struct {
@@ -657,7 +699,7 @@ type verHello struct {
 	sessionID     []byte
 	suites        []uint16
 	compression   []byte
-	exts          []verExt
+	exts          verExts
 }
 
 // verU16List encodes a uint16 list with a length prefix of prefixLen bytes.
@@ -756,28 +798,10 @@ func verDefaultHello(t testing.TB) *verHello {
 }
 
 // set replaces the first extension of type typ, or appends it.
-func (h *verHello) set(typ uint16, data []byte) *verHello {
-	for i := range h.exts {
-		if h.exts[i].typ == typ {
-			h.exts[i].data = data
-			return h
-		}
-	}
-	h.exts = append(h.exts, verExt{typ, data})
-	return h
-}
+func (h *verHello) set(typ uint16, data []byte) *verHello { h.exts.set(typ, data); return h }
 
 // remove drops every extension of type typ.
-func (h *verHello) remove(typ uint16) *verHello {
-	out := h.exts[:0]
-	for _, e := range h.exts {
-		if e.typ != typ {
-			out = append(out, e)
-		}
-	}
-	h.exts = out
-	return h
-}
+func (h *verHello) remove(typ uint16) *verHello { h.exts.remove(typ); return h }
 
 // marshal returns the handshake message: type, uint24 length, body.
 func (h *verHello) marshal() []byte {
@@ -793,12 +817,7 @@ func (h *verHello) marshal() []byte {
 			}
 		})
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(h.compression) })
-		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			for _, e := range h.exts {
-				b.AddUint16(e.typ)
-				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(e.data) })
-			}
-		})
+		h.exts.add(b)
 	})
 	return b.BytesOrPanic()
 }
@@ -810,271 +829,59 @@ func (h *verHello) record() []byte { return verRecord(verRecordHandshake, h.mars
 // record and reports whether it starts with a ServerHello that is not a
 // HelloRetryRequest, and the echoed legacy_session_id.
 func verReadServerHello(c net.Conn) (isServerHello, isHRR bool, sessionEcho []byte, err error) {
-	c.SetReadDeadline(time.Now().Add(verWait))
-	var buf []byte
-	tmp := make([]byte, 4096)
-	for {
-		recs, _ := verSplitRecords(buf)
-		for _, r := range recs {
-			switch r[0] {
-			case verRecordAlert:
-				return false, false, nil, fmt.Errorf("alert %v", r[5:])
-			case verRecordHandshake:
-				s := cryptobyte.String(r[5:])
-				var typ uint8
-				var body, random, sid cryptobyte.String
-				var vers uint16
-				if !s.ReadUint8(&typ) || !s.ReadUint24LengthPrefixed(&body) || typ != 2 ||
-					!body.ReadUint16(&vers) || !body.ReadBytes((*[]byte)(&random), 32) ||
-					!body.ReadUint8LengthPrefixed(&sid) {
-					return false, false, nil, fmt.Errorf("first handshake record is not a ServerHello: % x", r[5:min(len(r), 16)])
-				}
-				return true, bytes.Equal(random, verHRRRandom), []byte(sid), nil
-			}
-		}
-		n, rerr := c.Read(tmp)
-		buf = append(buf, tmp[:n]...)
-		if rerr != nil {
-			return false, false, nil, errors.New("no ServerHello before " + rerr.Error())
-		}
-	}
-}
-
-// ---------------------------------------------------------------------------
-// Decrypting a recorded connection with its NSS key log, written from
-// RFC 8446 §7 independently of the engine's key schedule, so tests and the
-// corpus generator can look inside encrypted records.
-
-// verKeyLog collects NSS key log lines ("LABEL client_random secret").
-type verKeyLog struct {
-	mu      sync.Mutex
-	secrets map[string][]byte
-	randoms map[string]bool // client_random fields seen, hex
-}
-
-func (k *verKeyLog) Write(p []byte) (int, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.secrets == nil {
-		k.secrets = map[string][]byte{}
-	}
-	for _, line := range strings.Split(string(p), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			continue
-		}
-		sec, err := hex.DecodeString(f[2])
-		if err != nil {
-			continue
-		}
-		k.secrets[f[0]] = sec
-		if k.randoms == nil {
-			k.randoms = map[string]bool{}
-		}
-		k.randoms[f[1]] = true
-	}
-	return len(p), nil
-}
-
-func (k *verKeyLog) get(label string) []byte {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.secrets[label]
-}
-
-// verSuiteParams gives the hash and AEAD of a TLS 1.3 suite.
-func verSuiteParams(suite uint16) (h func() hash.Hash, keyLen int, aead func(key []byte) (cipher.AEAD, error)) {
-	gcm := func(key []byte) (cipher.AEAD, error) {
-		b, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, err
-		}
-		return cipher.NewGCM(b)
-	}
-	switch suite {
-	case verSuiteAES128GCM:
-		return sha256.New, 16, gcm
-	case verSuiteAES256GCM:
-		return sha512.New384, 32, gcm
-	case verSuiteChaCha:
-		return sha256.New, 32, chacha20poly1305.New
-	}
-	return nil, 0, nil
-}
-
-// verExpandLabel is HKDF-Expand-Label (RFC 8446 §7.1) with an empty
-// context.
-func verExpandLabel(h func() hash.Hash, secret []byte, label string, length int) []byte {
-	return verExpandLabelCtx(h, secret, label, nil, length)
-}
-
-// verExpandLabelCtx is HKDF-Expand-Label (RFC 8446 §7.1).
-func verExpandLabelCtx(h func() hash.Hash, secret []byte, label string, context []byte, length int) []byte {
-	var b cryptobyte.Builder
-	b.AddUint16(uint16(length))
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte("tls13 " + label)) })
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(context) })
-	out, err := hkdf.Expand(h, secret, string(b.BytesOrPanic()), length)
+	r, err := verFirstRecordOf(c, verRecordAlert, verRecordHandshake)
 	if err != nil {
-		panic(err)
+		return false, false, nil, errors.New("no ServerHello before " + err.Error())
 	}
-	return out
-}
-
-// verInnerRecord is one decrypted (or plaintext) record.
-type verInnerRecord struct {
-	typ       uint8
-	payload   []byte
-	encrypted bool
-}
-
-// verDecryptDirection decrypts one direction of a recorded connection:
-// plaintext records first, then records under hsSecret until that side's
-// Finished, then under appSecret, following KeyUpdates. It returns the
-// records and the handshake messages they carry.
-func verDecryptDirection(suite uint16, wire, hsSecret, appSecret []byte) (recs []verInnerRecord, msgs [][]byte, err error) {
-	h, keyLen, newAEAD := verSuiteParams(suite)
-	if h == nil {
-		return nil, nil, fmt.Errorf("unknown suite %#04x", suite)
+	if r[0] == verRecordAlert {
+		return false, false, nil, fmt.Errorf("alert %v", r[5:])
 	}
-	var aead cipher.AEAD
-	var iv []byte
-	var seq uint64
-	secret := []byte(nil)
-	setKey := func(s []byte) error {
-		secret = s
-		var err error
-		aead, err = newAEAD(verExpandLabel(h, s, "key", keyLen))
-		iv = verExpandLabel(h, s, "iv", 12)
-		seq = 0
-		return err
+	s := cryptobyte.String(r[5:])
+	var typ uint8
+	var body, random, sid cryptobyte.String
+	var vers uint16
+	if !s.ReadUint8(&typ) || !s.ReadUint24LengthPrefixed(&body) || typ != 2 ||
+		!body.ReadUint16(&vers) || !body.ReadBytes((*[]byte)(&random), 32) ||
+		!body.ReadUint8LengthPrefixed(&sid) {
+		return false, false, nil, fmt.Errorf("first handshake record is not a ServerHello: % x", r[5:min(len(r), 16)])
 	}
-	epoch := 0 // 0 plaintext, 1 handshake keys, 2 application keys
-	var hsBuf []byte
-	raw, _ := verSplitRecords(wire)
-	for _, r := range raw {
-		typ, body := r[0], r[5:]
-		if typ == verRecordCCS {
-			continue
-		}
-		if typ != verRecordAppData {
-			recs = append(recs, verInnerRecord{typ: typ, payload: body})
-			if typ == verRecordHandshake {
-				hsBuf = append(hsBuf, body...)
-			}
-		} else {
-			if epoch == 0 {
-				if hsSecret == nil {
-					return recs, msgs, errors.New("encrypted record but no handshake secret")
-				}
-				if err := setKey(hsSecret); err != nil {
-					return recs, msgs, err
-				}
-				epoch = 1
-			}
-			nonce := append([]byte(nil), iv...)
-			for i := 0; i < 8; i++ {
-				nonce[len(nonce)-1-i] ^= byte(seq >> (8 * i))
-			}
-			seq++
-			plain, err := aead.Open(nil, nonce, body, r[:5])
-			if err != nil {
-				return recs, msgs, fmt.Errorf("record %d: %v", len(recs), err)
-			}
-			i := len(plain) - 1
-			for i >= 0 && plain[i] == 0 {
-				i--
-			}
-			if i < 0 {
-				return recs, msgs, errors.New("all-zero inner plaintext")
-			}
-			typ = plain[i]
-			recs = append(recs, verInnerRecord{typ: typ, payload: plain[:i], encrypted: true})
-			if typ == verRecordHandshake {
-				hsBuf = append(hsBuf, plain[:i]...)
-			}
-		}
-		// Cut complete handshake messages and follow key changes, which
-		// fall on record boundaries.
-		switchTo := []byte(nil)
-		for len(hsBuf) >= 4 {
-			n := 4 + (int(hsBuf[1])<<16 | int(hsBuf[2])<<8 | int(hsBuf[3]))
-			if len(hsBuf) < n {
-				break
-			}
-			m := append([]byte(nil), hsBuf[:n]...)
-			msgs = append(msgs, m)
-			hsBuf = hsBuf[n:]
-			switch {
-			case m[0] == 20 && epoch == 1:
-				switchTo = appSecret
-			case m[0] == 24 && epoch == 2:
-				switchTo = verExpandLabel(h, secret, "traffic upd", h().Size())
-			}
-		}
-		if switchTo != nil {
-			if err := setKey(switchTo); err != nil {
-				return recs, msgs, err
-			}
-			epoch = 2
-		}
-	}
-	return recs, msgs, nil
-}
-
-// verServerHelloSuite finds the cipher suite of the (non-HRR) ServerHello
-// among handshake messages.
-func verServerHelloSuite(msgs [][]byte) uint16 {
-	for _, m := range msgs {
-		if len(m) >= 4+2+32+1 && m[0] == 2 && !bytes.Equal(m[6:38], verHRRRandom) {
-			off := 38
-			off += 1 + int(m[off])
-			if len(m) >= off+2 {
-				return uint16(m[off])<<8 | uint16(m[off+1])
-			}
-		}
-	}
-	return 0
-}
-
-// verDecryptConn decrypts both directions of a connection recorded on the
-// client side (w) with the client's key log.
-func verDecryptConn(w *verWireConn, kl *verKeyLog) (c2s, s2c []verInnerRecord, c2sMsgs, s2cMsgs [][]byte, err error) {
-	// The suite comes from the plaintext ServerHello.
-	rawS2C := w.readBytes()
-	var plainMsgs [][]byte
-	recs, _ := verSplitRecords(rawS2C)
-	var hs []byte
-	for _, r := range recs {
-		if r[0] == verRecordHandshake {
-			hs = append(hs, r[5:]...)
-		}
-	}
-	for len(hs) >= 4 {
-		n := 4 + (int(hs[1])<<16 | int(hs[2])<<8 | int(hs[3]))
-		if len(hs) < n {
-			break
-		}
-		plainMsgs = append(plainMsgs, hs[:n])
-		hs = hs[n:]
-	}
-	suite := verServerHelloSuite(plainMsgs)
-	if suite == 0 {
-		return nil, nil, nil, nil, errors.New("no ServerHello recorded")
-	}
-	s2c, s2cMsgs, err = verDecryptDirection(suite, rawS2C, kl.get("SERVER_HANDSHAKE_TRAFFIC_SECRET"), kl.get("SERVER_TRAFFIC_SECRET_0"))
-	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("server to client: %w", err)
-	}
-	c2s, c2sMsgs, err = verDecryptDirection(suite, w.wroteBytes(), kl.get("CLIENT_HANDSHAKE_TRAFFIC_SECRET"), kl.get("CLIENT_TRAFFIC_SECRET_0"))
-	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("client to server: %w", err)
-	}
-	return c2s, s2c, c2sMsgs, s2cMsgs, nil
+	return true, bytes.Equal(random, verHRRRandom), []byte(sid), nil
 }
 
 // ---------------------------------------------------------------------------
 // tls13 configurations.
+
+// verMixedPair connects a tls13 end and a crypto/tls end over loopback,
+// tls13 playing side ("tls13-client" or "tls13-server"); the handshakes
+// run on first use. It returns the ends as client and server, and which
+// of them is the tls13 Conn and which the crypto/tls one.
+func verMixedPair(t *testing.T, p *verPKI, side string) (client, server net.Conn, tc *Conn, std *tls.Conn) {
+	t.Helper()
+	ln := verListen(t)
+	scfg := verTLS13ServerConfig(t, p)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		c.SetDeadline(time.Now().Add(verWait))
+		accepted <- c
+	}()
+	raw := verDial(t, ln.Addr().String())
+	c := <-accepted
+	if c == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close() })
+	if side == "tls13-client" {
+		tc, std = Client(raw, verTLS13ClientConfig(p)), tls.Server(c, verStdlibServerConfig(p))
+		return tc, std, tc, std
+	}
+	std, tc = tls.Client(raw, verStdlibClientConfig(p)), Server(c, scfg)
+	return std, tc, tc, std
+}
 
 // verTLS13ServerConfig is a tls13 server for p with fresh ticket keys.
 func verTLS13ServerConfig(t testing.TB, p *verPKI) *Config {
@@ -1120,4 +927,181 @@ func verAlertOf(err error) (a Alert, received, ok bool) {
 		return ae.Alert, ae.Received, true
 	}
 	return 0, false, false
+}
+
+// ---------------------------------------------------------------------------
+// Engine-to-engine sessions and the unit tests' PKI (example.test).
+
+// testPKI is a CA and leaf certificates for "example.test" of each key type.
+type testPKI struct {
+	caCert *x509.Certificate
+	caKey  crypto.Signer
+	pool   *x509.CertPool
+	ecdsa  tls.Certificate
+	ed     tls.Certificate
+	rsa    tls.Certificate
+}
+
+var (
+	pkiMu sync.Mutex
+	pki   *testPKI
+)
+
+// getPKI returns the unit tests' PKI: an ECDSA CA and ECDSA, Ed25519 and
+// RSA leaves for example.test and 127.0.0.1, made once per test binary.
+func getPKI(t testing.TB) *testPKI {
+	t.Helper()
+	pkiMu.Lock()
+	defer pkiMu.Unlock()
+	if pki != nil {
+		return pki
+	}
+	ca, caKey, caDER, err := verNewCA(verECDSA, "tls13 test CA", 0)
+	if err != nil {
+		t.Fatalf("make the test CA: %v", err)
+	}
+	p := &testPKI{pool: x509.NewCertPool(), caCert: ca, caKey: caKey}
+	p.pool.AddCert(ca)
+	leaf := func(kind verCertKind, serial int64) tls.Certificate {
+		key, err := verNewKey(kind)
+		if err != nil {
+			t.Fatalf("make a %s key: %v", kind, err)
+		}
+		der, err := verIssueLeaf(ca, caKey, key, serial, "example.test", []net.IP{net.IPv4(127, 0, 0, 1)}, 0)
+		if err != nil {
+			t.Fatalf("issue a %s leaf: %v", kind, err)
+		}
+		return tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}
+	}
+	p.ecdsa = leaf(verECDSA, 2)
+	p.ed = leaf(verEd25519, 3)
+	p.rsa = leaf(verRSAPSS, 4)
+	pki = p
+	return pki
+}
+
+func testServerConfig(t testing.TB) *Config {
+	p := getPKI(t)
+	keys, err := NewRandomTicketKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Config{Certificates: []tls.Certificate{p.ecdsa}, TicketKeys: keys}
+}
+
+func testClientConfig(t testing.TB) *Config {
+	return &Config{RootCAs: getPKI(t).pool, ServerName: "example.test"}
+}
+
+// pipePair runs both handshakes over net.Pipe and returns the results.
+func handshakePair(t testing.TB, client, server interface{ Handshake() error }) (cerr, serr error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- server.Handshake() }()
+	cerr = client.Handshake()
+	serr = <-done
+	return
+}
+
+// leafFor issues an ECDSA leaf for name from the test CA.
+func (p *testPKI) leafFor(t testing.TB, name string) tls.Certificate {
+	t.Helper()
+	key, err := verNewKey(verECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := verIssueLeaf(p.caCert, p.caKey, key, time.Now().UnixNano(), name, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// session runs one client/server connection over net.Pipe: the server
+// writes "ok" after its handshake, the client reads it (which also
+// delivers the tickets that precede it).
+type session struct {
+	client, server *Conn
+	cerr, serr     error
+}
+
+func runSession(t *testing.T, ccfg, scfg *Config) *session {
+	t.Helper()
+	c1, c2 := net.Pipe()
+	s := &session{client: Client(c1, ccfg), server: Server(c2, scfg)}
+	t.Cleanup(func() { c1.Close(); c2.Close() })
+	done := make(chan error, 1)
+	go func() {
+		err := s.server.Handshake()
+		if err == nil {
+			_, err = s.server.Write([]byte("ok"))
+		}
+		done <- err
+	}()
+	s.cerr = s.client.Handshake()
+	if s.cerr == nil {
+		buf := make([]byte, 2)
+		_, s.cerr = io.ReadFull(s.client, buf)
+	}
+	if s.cerr != nil {
+		c1.Close()
+	}
+	s.serr = <-done
+	return s
+}
+
+func runSessionPlain(t *testing.T) *session {
+	s := runSession(t, testClientConfig(t), testServerConfig(t))
+	if s.cerr != nil || s.serr != nil {
+		t.Fatalf("client %v server %v", s.cerr, s.serr)
+	}
+	return s
+}
+
+// verPair is an established tls13 client and tls13 server over loopback;
+// cw and sw sit between each end and its socket.
+type verPair struct {
+	client, server *Conn
+	cw, sw         *verWireConn
+}
+
+// verTLS13Pair connects a tls13 client to a tls13 server and completes
+// both handshakes.
+func verTLS13Pair(t *testing.T, ccfg, scfg *Config) *verPair {
+	t.Helper()
+	ln := verListen(t)
+	type accepted struct {
+		c   *Conn
+		w   *verWireConn
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			ch <- accepted{err: err}
+			return
+		}
+		raw.SetDeadline(time.Now().Add(verWait))
+		w := &verWireConn{Conn: raw}
+		s := Server(w, scfg)
+		ch <- accepted{s, w, s.Handshake()}
+	}()
+	cw := &verWireConn{Conn: verDial(t, ln.Addr().String())}
+	c := Client(cw, ccfg)
+	cerr := c.Handshake()
+	a := <-ch
+	if a.w != nil {
+		t.Cleanup(func() { a.w.Close() })
+	}
+	if cerr != nil || a.err != nil {
+		t.Fatalf("handshake: client %v, server %v", cerr, a.err)
+	}
+	return &verPair{client: c, server: a.c, cw: cw, sw: a.w}
+}
+
+// verDecryptConn decrypts both directions of a connection recorded on the
+// client side (w) with a key log, through the independent oracle.
+func verDecryptConn(w *verWireConn, kl *oracle.KeyLog) (c2s, s2c []oracle.Record, c2sMsgs, s2cMsgs [][]byte, err error) {
+	return oracle.DecryptConn(w.wroteBytes(), w.readBytes(), kl)
 }

@@ -17,49 +17,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anysched/anysched/tls13/internal/oracle"
 )
-
-// verPair is an established tls13 client and tls13 server over loopback;
-// cw and sw sit between each end and its socket.
-type verPair struct {
-	client, server *Conn
-	cw, sw         *verWireConn
-}
-
-// verTLS13Pair connects a tls13 client to a tls13 server and completes
-// both handshakes.
-func verTLS13Pair(t *testing.T, ccfg, scfg *Config) *verPair {
-	t.Helper()
-	ln := verListen(t)
-	type accepted struct {
-		c   *Conn
-		w   *verWireConn
-		err error
-	}
-	ch := make(chan accepted, 1)
-	go func() {
-		raw, err := ln.Accept()
-		if err != nil {
-			ch <- accepted{err: err}
-			return
-		}
-		raw.SetDeadline(time.Now().Add(verWait))
-		w := &verWireConn{Conn: raw}
-		s := Server(w, scfg)
-		ch <- accepted{s, w, s.Handshake()}
-	}()
-	cw := &verWireConn{Conn: verDial(t, ln.Addr().String())}
-	c := Client(cw, ccfg)
-	cerr := c.Handshake()
-	a := <-ch
-	if a.w != nil {
-		t.Cleanup(func() { a.w.Close() })
-	}
-	if cerr != nil || a.err != nil {
-		t.Fatalf("handshake: client %v, server %v", cerr, a.err)
-	}
-	return &verPair{client: c, server: a.c, cw: cw, sw: a.w}
-}
 
 // verFlipFrom returns a mutate hook that flips one bit in the last byte of
 // the first record with index >= from whose type is typ.
@@ -345,6 +305,24 @@ func TestNegativeBinderAndTickets(t *testing.T) {
 		wantResume bool
 	}
 	var fixedNow = time.Now()
+	// issuedUnderKey1 issues tickets under the fixed key {1};
+	// rotatedFromKey1(n) resumes at a server that started from that key
+	// and rotated n times since ({2}, then {3}).
+	issuedUnderKey1 := func(t *testing.T) *Config {
+		c := verTLS13ServerConfig(t, p)
+		c.TicketKeys = NewTicketKeys([32]byte{1})
+		return c
+	}
+	rotatedFromKey1 := func(n int) func(t *testing.T, is *Config) *Config {
+		return func(t *testing.T, is *Config) *Config {
+			c := *is
+			c.TicketKeys = NewTicketKeys([32]byte{1})
+			for i := 0; i < n; i++ {
+				c.TicketKeys.Rotate([32]byte{byte(2 + i)})
+			}
+			return &c
+		}
+	}
 	cases := []ticketCase{
 		{"same server resumes", func(t *testing.T) *Config { return verTLS13ServerConfig(t, p) },
 			func(t *testing.T, is *Config) *Config { return is }, nil, true},
@@ -359,27 +337,8 @@ func TestNegativeBinderAndTickets(t *testing.T) {
 		}, nil, false},
 		{"foreign ticket keys", func(t *testing.T) *Config { return verTLS13ServerConfig(t, p) },
 			func(t *testing.T, is *Config) *Config { return verTLS13ServerConfig(t, p) }, nil, false},
-		{"keys rotated once: previous key still opens", func(t *testing.T) *Config {
-			c := verTLS13ServerConfig(t, p)
-			c.TicketKeys = NewTicketKeys([32]byte{1})
-			return c
-		}, func(t *testing.T, is *Config) *Config {
-			c := *is
-			c.TicketKeys = NewTicketKeys([32]byte{1})
-			c.TicketKeys.Rotate([32]byte{2})
-			return &c
-		}, nil, true},
-		{"keys rotated twice: ticket no longer opens", func(t *testing.T) *Config {
-			c := verTLS13ServerConfig(t, p)
-			c.TicketKeys = NewTicketKeys([32]byte{1})
-			return c
-		}, func(t *testing.T, is *Config) *Config {
-			c := *is
-			c.TicketKeys = NewTicketKeys([32]byte{1})
-			c.TicketKeys.Rotate([32]byte{2})
-			c.TicketKeys.Rotate([32]byte{3})
-			return &c
-		}, nil, false},
+		{"keys rotated once: previous key still opens", issuedUnderKey1, rotatedFromKey1(1), nil, true},
+		{"keys rotated twice: ticket no longer opens", issuedUnderKey1, rotatedFromKey1(2), nil, false},
 		{"server refuses resumption in OnClientHello", func(t *testing.T) *Config { return verTLS13ServerConfig(t, p) },
 			func(t *testing.T, is *Config) *Config {
 				c := *is
@@ -475,37 +434,25 @@ func TestNegativeNotifications(t *testing.T) {
 		ccfg.NotificationAlerts = []uint8{migrateNotify}
 		ccfg.OnNotification = func(_ *Conn, d uint8) { got <- d }
 		pr := verTLS13Pair(t, ccfg, scfg)
-		// server → client
-		if err := pr.server.SendNotification(migrateNotify); err != nil {
-			t.Fatal(err)
-		}
-		go verEchoLine(pr.server)
-		if err := verPingPong(pr.client, "still alive"); err != nil {
-			t.Fatalf("after notification: %v", err)
-		}
-		select {
-		case d := <-got:
-			if d != migrateNotify {
-				t.Errorf("callback got %d", d)
+		for _, dir := range []struct {
+			from, to *Conn
+			receiver string
+		}{{pr.server, pr.client, "client"}, {pr.client, pr.server, "server"}} {
+			if err := dir.from.SendNotification(migrateNotify); err != nil {
+				t.Fatal(err)
 			}
-		case <-time.After(verWait):
-			t.Fatal("client OnNotification not called")
-		}
-		// client → server
-		if err := pr.client.SendNotification(migrateNotify); err != nil {
-			t.Fatal(err)
-		}
-		go verEchoLine(pr.client)
-		if err := verPingPong(pr.server, "server still alive"); err != nil {
-			t.Fatalf("after client notification: %v", err)
-		}
-		select {
-		case d := <-got:
-			if d != migrateNotify {
-				t.Errorf("callback got %d", d)
+			go verEchoLine(dir.from)
+			if err := verPingPong(dir.to, dir.receiver+" still alive"); err != nil {
+				t.Fatalf("%s after notification: %v", dir.receiver, err)
 			}
-		case <-time.After(verWait):
-			t.Fatal("server OnNotification not called")
+			select {
+			case d := <-got:
+				if d != migrateNotify {
+					t.Errorf("%s callback got %d", dir.receiver, d)
+				}
+			case <-time.After(verWait):
+				t.Fatalf("%s OnNotification not called", dir.receiver)
+			}
 		}
 	})
 	t.Run("SendNotification refuses an unregistered description", func(t *testing.T) {
@@ -552,7 +499,7 @@ func TestNegativePostHandshake(t *testing.T) {
 		verWantAlert(t, "client read", err, AlertDecodeError, false)
 	})
 	t.Run("update_requested is answered once with update_not_requested", func(t *testing.T) {
-		kl := &verKeyLog{}
+		kl := &oracle.KeyLog{}
 		ccfg := verTLS13ClientConfig(p)
 		ccfg.KeyLogWriter = kl
 		pr := verTLS13Pair(t, ccfg, verTLS13ServerConfig(t, p))

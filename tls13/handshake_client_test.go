@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anysched/anysched/tls13/internal/oracle"
+
 	"golang.org/x/crypto/cryptobyte"
 )
 
@@ -31,7 +33,7 @@ type verSH struct {
 	sessionID     []byte
 	suite         uint16
 	compression   uint8
-	exts          []verExt
+	exts          verExts
 }
 
 func (s *verSH) record() []byte {
@@ -43,37 +45,14 @@ func (s *verSH) record() []byte {
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(s.sessionID) })
 		b.AddUint16(s.suite)
 		b.AddUint8(s.compression)
-		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			for _, e := range s.exts {
-				b.AddUint16(e.typ)
-				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(e.data) })
-			}
-		})
+		s.exts.add(b)
 	})
 	return verRecord(verRecordHandshake, b.BytesOrPanic())
 }
 
-func (s *verSH) set(typ uint16, data []byte) *verSH {
-	for i := range s.exts {
-		if s.exts[i].typ == typ {
-			s.exts[i].data = data
-			return s
-		}
-	}
-	s.exts = append(s.exts, verExt{typ, data})
-	return s
-}
+func (s *verSH) set(typ uint16, data []byte) *verSH { s.exts.set(typ, data); return s }
 
-func (s *verSH) remove(typ uint16) *verSH {
-	out := s.exts[:0]
-	for _, e := range s.exts {
-		if e.typ != typ {
-			out = append(out, e)
-		}
-	}
-	s.exts = out
-	return s
-}
+func (s *verSH) remove(typ uint16) *verSH { s.exts.remove(typ); return s }
 
 // verSeenHello is what the scripted server read of a ClientHello.
 type verSeenHello struct {
@@ -308,6 +287,33 @@ func TestNegativeClientServerHello(t *testing.T) {
 }
 
 func TestNegativeClientHelloRetryRequest(t *testing.T) {
+	// hrrThenAnotherSuite asks for a P-256 share (with cookie, when not
+	// nil, which the second ClientHello must echo), then answers the
+	// second ClientHello with a ServerHello whose suite differs from the
+	// HelloRetryRequest's.
+	hrrThenAnotherSuite := func(cookie []byte) func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
+		return func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
+			hrr := verHRRMsg(ch, verGroupP256)
+			if cookie != nil {
+				hrr.set(verExtCookie, verCookieExt(cookie))
+			}
+			if _, err := c.Write(hrr.record()); err != nil {
+				return err
+			}
+			ch2, err := rr.readClientHello()
+			if err != nil {
+				return err
+			}
+			if cookie != nil && !bytes.Equal(ch2.cookie, cookie) {
+				return errors.New("second ClientHello does not echo the cookie")
+			}
+			sh := verGoodSH(t, ch2)
+			sh.suite = verSuiteAES256GCM
+			sh.set(verExtKeyShare, verServerShareExt(verGroupP256, verP256Point(t)))
+			_, err = c.Write(sh.record())
+			return err
+		}
+	}
 	cases := []struct {
 		name   string
 		script func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error
@@ -345,37 +351,8 @@ func TestNegativeClientHelloRetryRequest(t *testing.T) {
 			_, err = c.Write(verHRRMsg(ch2, verGroupP256).set(verExtCookie, verCookieExt([]byte("again"))).record())
 			return err
 		}, AlertUnexpectedMessage},
-		{"HRR cookie is echoed, then a ServerHello with another suite", func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
-			if _, err := c.Write(verHRRMsg(ch, verGroupP256).set(verExtCookie, verCookieExt([]byte("opaque cookie"))).record()); err != nil {
-				return err
-			}
-			ch2, err := rr.readClientHello()
-			if err != nil {
-				return err
-			}
-			if string(ch2.cookie) != "opaque cookie" {
-				return errors.New("second ClientHello does not echo the cookie")
-			}
-			sh := verGoodSH(t, ch2)
-			sh.suite = verSuiteAES256GCM
-			sh.set(verExtKeyShare, verServerShareExt(verGroupP256, verP256Point(t)))
-			_, err = c.Write(sh.record())
-			return err
-		}, AlertIllegalParameter},
-		{"ServerHello after HRR with another suite", func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
-			if _, err := c.Write(verHRRMsg(ch, verGroupP256).record()); err != nil {
-				return err
-			}
-			ch2, err := rr.readClientHello()
-			if err != nil {
-				return err
-			}
-			sh := verGoodSH(t, ch2)
-			sh.suite = verSuiteAES256GCM
-			sh.set(verExtKeyShare, verServerShareExt(verGroupP256, verP256Point(t)))
-			_, err = c.Write(sh.record())
-			return err
-		}, AlertIllegalParameter},
+		{"HRR cookie is echoed, then a ServerHello with another suite", hrrThenAnotherSuite([]byte("opaque cookie")), AlertIllegalParameter},
+		{"ServerHello after HRR with another suite", hrrThenAnotherSuite(nil), AlertIllegalParameter},
 		{"ServerHello after HRR with another group", func(t *testing.T, rr *verRecReader, c net.Conn, ch *verSeenHello) error {
 			if _, err := c.Write(verHRRMsg(ch, verGroupP256).record()); err != nil {
 				return err
@@ -435,10 +412,10 @@ type verSealer struct {
 }
 
 func verNewSealer(secret []byte) *verSealer {
-	key := verExpandLabel(sha256.New, secret, "key", 16)
+	key := oracle.ExpandLabel(sha256.New, secret, "key", 16)
 	b, _ := aes.NewCipher(key)
 	aead, _ := cipher.NewGCM(b)
-	return &verSealer{aead: aead, iv: verExpandLabel(sha256.New, secret, "iv", 12)}
+	return &verSealer{aead: aead, iv: oracle.ExpandLabel(sha256.New, secret, "iv", 12)}
 }
 
 func (s *verSealer) nonce() []byte {
@@ -502,11 +479,11 @@ func verRunScriptedTLS13(t *testing.T, edit func(t *testing.T, f *verFlight, ch 
 		}
 		zeros := make([]byte, 32)
 		early, _ := hkdf.Extract(sha256.New, zeros, nil)
-		derived := verExpandLabelCtx(sha256.New, early, "derived", th(), 32)
+		derived := oracle.ExpandLabelContext(sha256.New, early, "derived", th(), 32)
 		hsSecret, _ := hkdf.Extract(sha256.New, shared, derived)
 		chsh := th(ch.raw, shMsg)
-		cHS := verExpandLabelCtx(sha256.New, hsSecret, "c hs traffic", chsh, 32)
-		sHS := verExpandLabelCtx(sha256.New, hsSecret, "s hs traffic", chsh, 32)
+		cHS := oracle.ExpandLabelContext(sha256.New, hsSecret, "c hs traffic", chsh, 32)
+		sHS := oracle.ExpandLabelContext(sha256.New, hsSecret, "s hs traffic", chsh, 32)
 
 		f := &verFlight{ee: verMsg(8, []byte{0, 0})}
 		var certBody cryptobyte.Builder
@@ -524,7 +501,7 @@ func verRunScriptedTLS13(t *testing.T, edit func(t *testing.T, f *verFlight, ch 
 			return
 		}
 		f.cv = verMsg(15, append([]byte{0x04, 0x03, byte(len(sig) >> 8), byte(len(sig))}, sig...))
-		finishedKey := verExpandLabel(sha256.New, sHS, "finished", 32)
+		finishedKey := oracle.ExpandLabel(sha256.New, sHS, "finished", 32)
 		mac := hmac.New(sha256.New, finishedKey)
 		mac.Write(th(ch.raw, shMsg, f.ee, f.cert, f.cv))
 		f.fin = verMsg(20, mac.Sum(nil))
@@ -574,11 +551,11 @@ func verRunScriptedTLS13(t *testing.T, edit func(t *testing.T, f *verFlight, ch 
 					continue
 				}
 				// Client Finished: on to application keys.
-				derived2 := verExpandLabelCtx(sha256.New, hsSecret, "derived", th(), 32)
+				derived2 := oracle.ExpandLabelContext(sha256.New, hsSecret, "derived", th(), 32)
 				master, _ := hkdf.Extract(sha256.New, zeros, derived2)
 				full := th(ch.raw, shMsg, f.ee, f.cert, f.cv, f.fin)
-				sAP := verNewSealer(verExpandLabelCtx(sha256.New, master, "s ap traffic", full, 32))
-				opener = verNewSealer(verExpandLabelCtx(sha256.New, master, "c ap traffic", full, 32))
+				sAP := verNewSealer(oracle.ExpandLabelContext(sha256.New, master, "s ap traffic", full, 32))
+				opener = verNewSealer(oracle.ExpandLabelContext(sha256.New, master, "c ap traffic", full, 32))
 				f.after(t, func(inner []byte) { c.Write(sAP.seal(inner)) })
 			}
 		}
