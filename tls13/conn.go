@@ -146,6 +146,10 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		}()
 		defer func() { close(stop); <-finished }()
 	}
+	// The handshake reads records as Read does, so it holds inMu for its
+	// whole run: a Close from another goroutine must not give the read
+	// buffer back while the handshake is still filling it.
+	c.inMu.Lock()
 	var err error
 	if c.isClient {
 		err = c.clientHandshake()
@@ -157,6 +161,10 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		err = c.flushLocked()
 		c.outMu.Unlock()
 	}
+	if err == nil {
+		c.releaseRaw()
+	}
+	c.inMu.Unlock()
 	if ctxErr := ctx.Err(); err != nil && ctxErr != nil {
 		err = ctxErr
 	}
@@ -164,9 +172,6 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		c.handshakeErr = err
 		return err
 	}
-	c.inMu.Lock()
-	c.releaseRaw()
-	c.inMu.Unlock()
 	c.stateReady.Store(true)
 	c.handshakeDone.Store(true)
 	return nil

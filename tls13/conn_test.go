@@ -880,3 +880,26 @@ func TestNegativeTicketLifetimes(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseDuringHandshake closes a server whose handshake is blocked
+// reading a ClientHello that never completes: Close must not give the read
+// buffer back under the running handshake (the race detector watches), and
+// the handshake must end with an error instead of hanging.
+func TestCloseDuringHandshake(t *testing.T) {
+	raw, peer := net.Pipe()
+	defer peer.Close()
+	srv := Server(raw, testServerConfig(t))
+	done := make(chan error, 1)
+	go func() { done <- srv.Handshake() }()
+	// Half a record header and a few body bytes: the server's read is
+	// mid-record when Close comes.
+	if _, err := peer.Write([]byte{22, 3, 1, 0, 200, 1, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("handshake succeeded on a closed connection")
+	}
+}
