@@ -204,3 +204,12 @@ func killInside(path string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// CheckPrefix reports whether p can name a bed (Options.Prefix).
+func CheckPrefix(p string) error { return checkPrefix(p) }
+
+// Exists reports whether any namespace of the bed named prefix exists.
+func Exists(prefix string) (bool, error) {
+	names, err := bedNamespaces(prefix)
+	return len(names) > 0, err
+}
