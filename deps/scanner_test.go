@@ -12,6 +12,7 @@ import (
 const shellSample = `#!/bin/sh
 # comment: notatool
 x=$(alpha -n | beta) y=1 gamma "$x" 'delta'
+a=${x[2 * (notatool - 1)]} b=${y:-$(upsilon)}
 helper() { echo "$(epsilon)"; }
 helper arg
 case "$1" in
@@ -42,7 +43,7 @@ func TestShellScanner(t *testing.T) {
 		sort.Strings(got)
 		return strings.Join(got, " ")
 	}
-	want := "alpha beta cat cat epsilon eta gamma iota ip kappa nu omicron pi rho sigma tau theta xi zeta"
+	want := "alpha beta cat cat epsilon eta gamma iota ip kappa nu omicron pi rho sigma tau theta upsilon xi zeta"
 	if got := names(shellTools("t.sh", shellSample)); got != want {
 		t.Errorf("found %s\nwant  %s", got, want)
 	}

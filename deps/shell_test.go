@@ -282,13 +282,20 @@ func (l *shellLexer) dollar(b *strings.Builder) {
 		l.i += 2
 		l.subs = append(l.subs, l.tokens(')'))
 	case strings.HasPrefix(rest, "${"):
+		l.i++
 		depth := 0
+		var ignored strings.Builder
 		for l.i < len(l.src) {
 			switch l.src[l.i] {
 			case '{':
 				depth++
 			case '}':
 				depth--
+			case '$', '`': // ${x:-$(cmd)} runs cmd
+				if l.i+1 < len(l.src) && l.src[l.i+1] != '{' {
+					l.dollar(&ignored)
+					continue
+				}
 			}
 			l.i++
 			if depth == 0 {
