@@ -20,6 +20,27 @@ var goToolchain = set("go gofmt")
 // and its run("ip", ...).
 var goExec = regexp.MustCompile(`(?:exec\.LookPath|\bExec|\.Command|\.CommandContext|\brun)\((?:[A-Za-z_][\w.\[\]]*,\s*)?"([^"]+)"`)
 
+// goCommandRow is a row of a [][]string table of commands, run in a loop
+// (for _, c := range [][]string{{"nft", "add", ...}, ...} { h.Exec(c...) }).
+var goCommandRow = regexp.MustCompile(`(?:^\s*|\{)\{"([^"]+)",`)
+
+// tableSpan is how many lines a [][]string table of commands and the loop
+// that runs its rows may take.
+const tableSpan = 12
+
+// goRunsRow is a call that runs a row of such a table as a command line.
+var goRunsRow = regexp.MustCompile(`(?:Exec|Command|CommandContext)\((?:[A-Za-z_][\w.]*,\s*)?\w+\.\.\.\)|Command\(\w+\[0\]`)
+
+// runsRows reports whether the lines after a table's start run its rows.
+func runsRows(lines []string) bool {
+	for _, l := range lines {
+		if goRunsRow.MatchString(l) {
+			return true
+		}
+	}
+	return false
+}
+
 // listedTools reads debian.txt: package → the commands named for it.
 func listedTools(t *testing.T) (packages []string, tools map[string]string) {
 	t.Helper()
@@ -123,9 +144,19 @@ func repoTools(t *testing.T) []toolUse {
 			return err
 		}
 		rel, _ := filepath.Rel(root, path)
-		for n, line := range strings.Split(string(b), "\n") {
-			for _, m := range goExec.FindAllStringSubmatch(line, -1) {
-				if plainName.MatchString(m[1]) { // not a flag to os.Args[0]
+		table := 0 // lines left of a [][]string table of commands
+		lines := strings.Split(string(b), "\n")
+		for n, line := range lines {
+			found := goExec.FindAllStringSubmatch(line, -1)
+			if strings.Contains(line, "[][]string{") && runsRows(lines[n:min(n+tableSpan, len(lines))]) {
+				table = tableSpan
+			}
+			if table > 0 {
+				table--
+				found = append(found, goCommandRow.FindAllStringSubmatch(line, -1)...)
+			}
+			for _, m := range found {
+				if plainName.MatchString(m[1]) { // not a flag, nor os.Args[0]'s
 					uses = append(uses, toolUse{m[1], rel, n + 1})
 				}
 			}
@@ -154,7 +185,7 @@ func TestEveryCommandIsProvided(t *testing.T) {
 		t.Errorf("%s:%d runs %q: add its Debian package to deps/debian.txt (or stop needing it)", u.file, u.line, u.name)
 	}
 	// The scan finds what is known to be there, or it scans nothing.
-	for _, want := range []string{"go", "ip", "git", "openssl", "awk"} {
+	for _, want := range []string{"go", "ip", "git", "openssl", "awk", "nft"} {
 		if !seen[want] {
 			t.Errorf("the scan did not find %q; it is broken", want)
 		}

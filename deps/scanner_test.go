@@ -71,3 +71,24 @@ func TestShellScanner(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandTables: the rows of a [][]string table of commands count,
+// flags in the first column do not.
+func TestCommandTables(t *testing.T) {
+	for _, c := range []struct{ line, want string }{
+		{`	{"nft", "add", "table", "netdev", "x"},`, "nft"},
+		{`for _, c := range [][]string{{"eight", "-x"}} {`, "eight"},
+		{`	{"-n", b.Fabric, "link", "set", "br0", "up"},`, ""},
+	} {
+		got := ""
+		if m := goCommandRow.FindStringSubmatch(c.line); m != nil && plainName.MatchString(m[1]) {
+			got = m[1]
+		}
+		if got != c.want {
+			t.Errorf("%s: found %q, want %q", c.line, got, c.want)
+		}
+	}
+	if !runsRows([]string{"} {", "\tif out, err := h.Exec(c...); err != nil {"}) || runsRows([]string{"rows = append(rows, r)", "printTable(rows...)"}) {
+		t.Error("runsRows: a table run by Exec(c...) is one of commands; a table printed is not")
+	}
+}
