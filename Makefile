@@ -7,7 +7,9 @@ FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 TESTFLAGS ?= -race -count=1 -timeout 9m
 
-.PHONY: all build test lint bench fuzz demo clean
+DEPS_LIST := deps/debian.txt
+
+.PHONY: all deps build test lint bench fuzz demo clean
 
 all: build
 
@@ -15,12 +17,35 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
+# Installs the Debian packages of $(DEPS_LIST) that are missing (apt-get,
+# as root), or names the command to run. Uses only Essential tools (sed,
+# grep, dpkg-query), so it works on a minimal Debian. NODEPS=1 skips it
+# (a non-Debian machine that has the tools another way).
+deps:
+ifeq ($(NODEPS),)
+	@pkgs=$$(sed -n 's/^\([a-z0-9][a-z0-9.+-]*\)[[:space:]].*/\1/p' $(DEPS_LIST)); \
+	if ! command -v dpkg-query >/dev/null; then \
+		echo "make deps: not a Debian system; install the equivalents of:" $$pkgs; \
+		echo "  then run with NODEPS=1 (e.g. make test NODEPS=1)"; exit 1; fi; \
+	missing=; for p in $$pkgs; do \
+		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -qx 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "make deps: missing Debian packages:$$missing"; \
+		echo "  as root run: apt-get update && apt-get install -y --no-install-recommends$$missing"; \
+		echo "  (or: sudo make deps)"; exit 1; fi; \
+	echo "make deps: installing$$missing"; \
+	apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+endif
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-test: lint
+test: deps lint
 	$(GO) test $(TESTFLAGS) ./...
 
 bench:
@@ -31,7 +56,7 @@ fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
 # The captures' verdicts offline, then the live veth test bed (needs root).
-demo: build
+demo: deps build
 	./scripts/demo.sh
 	./scripts/demo_testbed.sh
 

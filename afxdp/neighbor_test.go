@@ -36,8 +36,8 @@ func TestNeighborMACAndWatcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := r.Exec("ping", "-c1", "-W2", n1.Addr4.String()); err != nil {
-		t.Fatalf("ping: %v %s", err, out)
+	if err := r.PingOK(n1.Addr4, 2*time.Second); err != nil {
+		t.Fatal(err)
 	}
 	err = r.Do(func() error {
 		mac, ok, err := afxdp.NeighborMAC(r.Iface, n1.Addr4)

@@ -173,11 +173,13 @@ func TestPortRedirectsVIPTrafficAndPassesTheRest(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 
 	// ARP, ND and the router's own traffic pass while the program is attached.
-	if out, err := b.Client.Exec("ping", "-c2", "-i0.2", "-W2", b.Router.Addr4.String()); err != nil {
-		t.Fatalf("ping router (v4) through XDP: %v\n%s", err, out)
-	}
-	if out, err := b.Client.Exec("ping", "-6", "-c2", "-i0.2", "-W2", b.Router.Addr6.String()); err != nil {
-		t.Fatalf("ping router (v6) through XDP: %v\n%s", err, out)
+	for range 2 {
+		if err := b.Client.PingOK(b.Router.Addr4, 2*time.Second); err != nil {
+			t.Fatalf("ping router (v4) through XDP: %v", err)
+		}
+		if err := b.Client.PingOK(b.Router.Addr6, 2*time.Second); err != nil {
+			t.Fatalf("ping router (v6) through XDP: %v", err)
+		}
 	}
 	// A TCP connection to a closed port of the router is refused by the
 	// router's kernel, so its SYN passed.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -207,61 +208,139 @@ func sameHello(a, b *ClientHello) bool {
 		a.ECH == b.ECH && a.GREASE == b.GREASE && a.Malformed == b.Malformed
 }
 
-// FuzzReassembler feeds data as a sequence of segments, retransmissions
-// and overlaps chosen by plan, and checks every verdict against a scan of
-// the bytes delivered so far.
+// FuzzReassembler feeds data as segments in the order plan chooses —
+// in order, anywhere (reordered), repeated, overlapping, or with a byte
+// that contradicts one already held — after the flow's SYN (Open) or
+// without it, and checks every verdict against a model: the bytes
+// delivered, their contiguous prefix scanned as one message, the runs held
+// beyond a gap, the MaxBytes bound.
 func FuzzReassembler(f *testing.F) {
 	for i, s := range helloSeeds(f) {
-		f.Add(s, []byte{byte(i), 200, 1, 7, 2, 50, 3, 9, 0, 255, 0, 255, 0, 255, 0, 255, 0, 255, 0, 255})
+		f.Add(s, []byte{byte(i), 0, 0, 0, 200, 1, 0, 0, 7, 0, 0, 120, 50, 2, 0, 0, 9, 0, 0, 0, 255, 0, 0, 0, 255})
+		// Reordered after a SYN: the second half, the first, a conflict.
+		half := byte(len(s) / 2 >> 8)
+		f.Add(s, []byte{1, 0, half, byte(len(s) / 2), 255, 0, 0, 0, 255, 0, 0, 0, 255, 3, 0, 0, 1})
 	}
-	r, err := NewReassembler(ReassemblerConfig{Slots: 4, MaxBytes: 4096, Timeout: 1 << 40}) // time is the step number; TestReassemblerUnknown covers timeouts
+	const maxBytes = 4096
+	r, err := NewReassembler(ReassemblerConfig{Slots: 4, MaxBytes: maxBytes, Timeout: 1 << 40}) // time is the step number; TestReassemblerUnknown covers timeouts
 	if err != nil {
 		f.Fatal(err)
 	}
+	verdictOf := map[HelloStatus]Verdict{HelloIncomplete: VerdictPending, HelloComplete: VerdictComplete,
+		HelloMalformed: VerdictMalformed, HelloNotClientHello: VerdictNotHello}
 	f.Fuzz(func(t *testing.T, data []byte, plan []byte) {
+		if len(plan) == 0 {
+			return
+		}
 		k := flowN(len(data))
 		defer r.Forget(&k)
-		var isn uint32 = 0xffffff00 - uint32(len(plan)) // wraps for most inputs
-		end := 0                                        // bytes delivered in order
+		var isn uint32 = 0xffffff00 - uint32(len(plan)) // the flight's first byte; wraps for most inputs
+		opened := plan[0]&1 == 1
+		if opened && !r.Open(&k, isn-1, 0) {
+			t.Fatal("no slot for the SYN")
+		}
+		held := make([]bool, min(len(data), maxBytes)) // the model: bytes held
+		prefix := 0
+		tracked := opened
 		var h ClientHello
-		for i := 0; i+1 < len(plan) && end < len(data); i += 2 {
-			op, n := plan[i]%4, int(plan[i+1])+1
-			var from, to int
+		for i := 1; i+3 < len(plan); i += 4 {
+			op, from, n := plan[i]%4, int(plan[i+1])<<8|int(plan[i+2]), int(plan[i+3])+1
+			from %= len(data) + 1
 			switch op {
-			case 0, 1: // next segment
-				from, to = end, min(end+n*(1+int(op)*4), len(data))
-			case 2: // overlaps the end
-				from, to = max(0, end-n), min(end+n, len(data))
-			case 3: // old bytes only
-				from, to = max(0, end-n), end
+			case 0: // anywhere
+			case 1: // in order
+				from, n = prefix, n*8
+			case 2: // a retransmission of what is held, and a little more
+				from = max(0, prefix-n)
 			}
-			v := r.Feed(&k, isn+uint32(from), data[from:to], int64(i), nil, &h)
-			if to <= end && i > 0 { // nothing new
+			if !tracked {
+				from = 0 // without a SYN, the flight starts with the first segment seen
+			}
+			to := min(from+n, len(data))
+			payload := data[from:to]
+			if op == 3 {
+				// A byte that contradicts one held at or after from.
+				p := slices.Index(held[min(from, len(held)):], true)
+				if !tracked || p < 0 {
+					continue
+				}
+				p += min(from, len(held))
+				bad := []byte{data[p] ^ 0xa5}
+				if v := r.Feed(&k, isn+uint32(p), bad, int64(i), nil, &h); v != VerdictUnknown {
+					t.Fatalf("step %d: byte %d contradicted: %v", i, p, v)
+				}
+				return
+			}
+			v := r.Feed(&k, isn+uint32(from), payload, int64(i), nil, &h)
+			if !tracked {
+				st := ScanClientHello(payload, nil, new(ClientHello))
+				exp := verdictOf[st]
+				if len(payload) == 0 {
+					exp = VerdictNotHello
+				} else if st == HelloIncomplete && len(payload) >= maxBytes {
+					exp = VerdictUnknown
+				}
+				if v != exp {
+					t.Fatalf("first segment [0,%d): %v, want %v", to, v, exp)
+				}
 				if v != VerdictPending {
-					t.Fatalf("step %d: duplicate gave %v", i, v)
+					return
+				}
+				tracked = true
+				for j := range held[:to] {
+					held[j] = true
+				}
+				prefix = to
+				continue
+			}
+			lo, hi := min(from, maxBytes), min(to, maxBytes)
+			for j := lo; j < hi; j++ {
+				held[j] = true
+			}
+			grown := prefix
+			for grown < len(held) && held[grown] {
+				grown++
+			}
+			if grown == prefix {
+				exp := VerdictPending
+				if runs(held[prefix:]) > reasmGaps {
+					exp = VerdictUnknown
+				}
+				if v != exp {
+					t.Fatalf("step %d: [%d,%d) adds nothing to the prefix %d (%d runs held): %v, want %v", i, from, to, prefix, runs(held[prefix:]), v, exp)
+				}
+				if v != VerdictPending {
+					return
 				}
 				continue
 			}
-			end = max(end, to)
+			prefix = grown
 			var want ClientHello
-			st := ScanClientHello(data[:end], nil, &want)
-			exp := map[HelloStatus]Verdict{HelloIncomplete: VerdictPending, HelloComplete: VerdictComplete,
-				HelloMalformed: VerdictMalformed, HelloNotClientHello: VerdictNotHello}[st]
-			if st == HelloIncomplete && end > 4096 {
+			st := ScanClientHello(data[:prefix], nil, &want)
+			exp := verdictOf[st]
+			if st == HelloIncomplete && prefix == maxBytes {
 				exp = VerdictUnknown
 			}
-			if from > 0 && i == 0 {
-				break
-			}
 			if v != exp {
-				t.Fatalf("step %d: bytes [%d,%d) of %d: verdict %v, scan %v", i, from, to, len(data), v, st)
+				t.Fatalf("step %d: [%d,%d) makes the prefix %d of %d: %v, scan %v", i, from, to, prefix, len(data), v, st)
 			}
 			if v != VerdictUnknown && !sameHello(&h, &want) {
 				t.Fatalf("step %d: hello differs: %+v vs %+v", i, h, want)
 			}
 			if v != VerdictPending {
-				break
+				return
 			}
 		}
 	})
+}
+
+// runs counts the runs of held bytes.
+func runs(held []bool) int {
+	n := 0
+	for i, b := range held {
+		if b && (i == 0 || !held[i-1]) {
+			n++
+		}
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -96,22 +97,41 @@ func (v Verdict) String() string {
 
 // ReassemblerStats counts what a Reassembler did since it was made.
 type ReassemblerStats struct {
-	Started    uint64 // flows that got a slot
+	Started    uint64 // flows that got a slot on their first ClientHello bytes
+	Opened     uint64 // flows that got a slot from Open (their SYN)
 	Completed  uint64 // VerdictComplete after buffering
 	Malformed  uint64 // VerdictMalformed after buffering
 	NoSlot     uint64 // VerdictUnknown: every slot busy
-	Overflow   uint64 // VerdictUnknown: more than MaxBytes
-	OutOfOrder uint64 // VerdictUnknown: a gap before the segment
+	Overflow   uint64 // VerdictUnknown: the ClientHello needs more than MaxBytes
+	OutOfOrder uint64 // segments held ahead of a gap, waiting for it to fill
+	Holes      uint64 // VerdictUnknown: more gaps than a slot can track
+	Conflict   uint64 // VerdictUnknown: a segment's bytes differ from bytes held for the same sequence numbers
 	Timeout    uint64 // VerdictUnknown: the flow was pending too long
 	Expired    uint64 // slots freed by Expire or to make room
+	Replaced   uint64 // slots of opened flows that had sent nothing, given to another flow
 	Forgotten  uint64 // slots freed by Forget
 }
 
+// reasmGaps is how many separate runs of bytes a slot holds beyond its
+// contiguous prefix: a ClientHello of n segments arriving in any order
+// needs at most n-1 of them.
+const reasmGaps = 4
+
 // Reassembler holds the first flight of flows whose ClientHello spans TCP
 // segments, in a fixed number of preallocated slots, so the fast path can
-// scan the whole message. Segments are taken in sequence order; duplicates
-// and overlaps keep the bytes received first (as Linux does); a gap makes
-// the flow unknown. It never allocates after NewReassembler.
+// scan the whole message.
+//
+// Segments may arrive in any order, duplicated or retransmitted: each is
+// placed by its sequence number relative to the first byte of the flight,
+// which is known from the flow's SYN (Open) or, without it, taken to be the
+// first byte of the first segment that starts a ClientHello. The bytes
+// held form a contiguous prefix plus up to reasmGaps runs beyond a gap;
+// the ClientHello is scanned when the prefix grows, so a duplicate or a
+// segment held ahead of a gap costs a comparison and a copy of its own
+// bytes, never a rescan. A segment whose bytes differ from bytes already
+// held for the same sequence numbers (an attack or a broken stack), more
+// gaps than that, or a ClientHello longer than MaxBytes makes the flow
+// VerdictUnknown. It never allocates after NewReassembler.
 //
 // A Reassembler is not safe for concurrent use: each fast-path worker owns
 // one and calls it from its own goroutine only.
@@ -123,19 +143,34 @@ type Reassembler struct {
 	mask  uint32
 	seed  [2]uint64
 	free  []int32 // stack of free slots
-	// The slots in use form a list in the order they were taken; with one
-	// timeout for all, the head is always the next to expire.
-	head, tail int32
+	// The slots in use form two lists in the order they joined them:
+	// opened flows that have sent nothing yet, and flows holding bytes.
+	// With one timeout for all, each head is the next of its list to
+	// expire, and the opened list's head is the first to give way.
+	head, tail [numReasmLists]int32
 	stats      ReassemblerStats
 }
 
+// The lists of slots in use.
+const (
+	listHolding = iota // bytes held
+	listOpened         // Open was called, no byte yet
+	numReasmLists
+)
+
 type reasmSlot struct {
 	key        FlowKey
-	start      uint32 // sequence number of the first byte held
-	n          int    // bytes held
-	created    int64
+	start      uint32 // sequence number of the flight's first byte
+	n          int32  // bytes held contiguously from start
+	gaps       uint8  // runs used in held
+	list       uint8
+	held       [reasmGaps]reasmRun // beyond n: sorted, disjoint, not touching
+	created    int64               // when the slot joined its list
 	prev, next int32
 }
+
+// reasmRun is a run of bytes held beyond a gap, as offsets from start.
+type reasmRun struct{ lo, hi int32 }
 
 const noSlot = -1
 
@@ -154,8 +189,8 @@ func NewReassembler(cfg ReassemblerConfig) (*Reassembler, error) {
 		index: make([]int32, size),
 		mask:  size - 1,
 		free:  make([]int32, 0, cfg.Slots),
-		head:  noSlot,
-		tail:  noSlot,
+		head:  [numReasmLists]int32{noSlot, noSlot},
+		tail:  [numReasmLists]int32{noSlot, noSlot},
 	}
 	var seed [16]byte
 	if _, err := rand.Read(seed[:]); err != nil {
@@ -175,13 +210,62 @@ func (r *Reassembler) Config() ReassemblerConfig { return r.cfg }
 // Stats returns the counters. Call it from the owning goroutine.
 func (r *Reassembler) Stats() ReassemblerStats { return r.stats }
 
-// InUse returns how many slots hold a pending flow.
+// InUse returns how many slots hold a pending or opened flow.
 func (r *Reassembler) InUse() int { return len(r.slots) - len(r.free) }
+
+// Open tells the Reassembler that the flow's client sent a SYN with
+// sequence number synSeq, so its first payload byte will be synSeq+1:
+// then segments of its ClientHello are placed exactly even when the first
+// one arrives last. It takes a slot if one is free, else the slot of the
+// opened flow that has waited longest without sending a byte, else none
+// (the flow is then followed from its first ClientHello bytes, as without
+// Open). A repeated SYN keeps the slot; one with another sequence number
+// (the 5-tuple reused) starts over. It reports whether the flow has a slot.
+func (r *Reassembler) Open(key *FlowKey, synSeq uint32, now int64) bool {
+	h := r.hash(key)
+	if si := r.find(key, h); si != noSlot {
+		s := &r.slots[si]
+		if s.start == synSeq+1 {
+			return true
+		}
+		r.release(si)
+	}
+	si := r.take(now)
+	if si == noSlot {
+		return false
+	}
+	s := &r.slots[si]
+	s.key, s.start, s.n, s.gaps = *key, synSeq+1, 0, 0
+	r.insert(h, si)
+	r.push(si, listOpened, now)
+	r.stats.Opened++
+	return true
+}
+
+// take returns a free slot, making room if it can: expired flows first,
+// then the opened flow that has waited longest without a byte.
+func (r *Reassembler) take(now int64) int32 {
+	if len(r.free) == 0 {
+		r.expire(now)
+	}
+	if len(r.free) == 0 && r.head[listOpened] != noSlot {
+		r.release(r.head[listOpened])
+		r.stats.Replaced++
+	}
+	if len(r.free) == 0 {
+		return noSlot
+	}
+	si := r.free[len(r.free)-1]
+	r.free = r.free[:len(r.free)-1]
+	return si
+}
 
 // Feed takes one client→server TCP segment (sequence number seq and its
 // payload) of the flow key at time now and returns the verdict. out is
-// filled by every call that scans (all verdicts except some Unknown ones,
-// where out is reset). Slices in out may point into the Reassembler's
+// filled by every call that scans: a segment that adds to the contiguous
+// bytes held, or the first ClientHello bytes of a flow; otherwise (the
+// segment is held ahead of a gap, repeats bytes held, or the flow is
+// Unknown) out is reset. Slices in out may point into the Reassembler's
 // buffer: they are valid until the next call on r.
 func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, cfg *HelloConfig, out *ClientHello) Verdict {
 	h := r.hash(key)
@@ -191,12 +275,12 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 	}
 	s := &r.slots[si]
 	if now-s.created > r.cfg.Timeout {
-		r.release(si)
-		r.stats.Timeout++
-		out.reset()
-		return VerdictUnknown
+		return r.drop(si, &r.stats.Timeout, out)
 	}
-	// Place the segment relative to the first byte held (serial arithmetic).
+	// Place the segment relative to the flight's first byte (serial
+	// arithmetic); bytes before it or past MaxBytes are not the flight's
+	// or cannot be held: a ClientHello that needs the latter is Unknown
+	// below, when the bytes held reach MaxBytes.
 	off := int64(int32(seq - s.start))
 	data := payload
 	if off < 0 {
@@ -207,28 +291,49 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 		}
 		off = 0
 	}
-	if off > int64(s.n) {
-		r.release(si)
+	limit := int64(r.cfg.MaxBytes)
+	if off >= limit {
+		data = nil
+	} else if off+int64(len(data)) > limit {
+		data = data[:limit-off]
+	}
+	if len(data) == 0 {
+		out.reset()
+		return VerdictPending
+	}
+	lo, hi := int32(off), int32(off)+int32(len(data))
+	base := int(si) * r.cfg.MaxBytes
+	if !r.agrees(s, r.buf[base:base+r.cfg.MaxBytes], lo, data) {
+		return r.drop(si, &r.stats.Conflict, out)
+	}
+	copy(r.buf[base+int(lo):], data)
+	if s.list == listOpened {
+		r.unlink(si)
+		r.push(si, listHolding, now)
+	}
+	if lo > s.n {
+		if !s.hold(lo, hi) {
+			return r.drop(si, &r.stats.Holes, out)
+		}
 		r.stats.OutOfOrder++
 		out.reset()
-		return VerdictUnknown
+		return VerdictPending
 	}
-	if dup := s.n - int(off); dup >= len(data) {
-		data = nil
-	} else {
-		data = data[dup:]
+	if hi <= s.n {
+		out.reset() // nothing new: a duplicate
+		return VerdictPending
 	}
-	if s.n+len(data) > r.cfg.MaxBytes {
-		r.release(si)
-		r.stats.Overflow++
-		out.reset()
-		return VerdictUnknown
+	s.n = hi
+	for s.gaps > 0 && s.held[0].lo <= s.n {
+		s.n = max(s.n, s.held[0].hi)
+		copy(s.held[:], s.held[1:s.gaps])
+		s.gaps--
 	}
-	base := int(si) * r.cfg.MaxBytes
-	copy(r.buf[base+s.n:], data)
-	s.n += len(data)
-	switch ScanClientHello(r.buf[base:base+s.n:base+s.n], cfg, out) {
+	switch ScanClientHello(r.buf[base:base+int(s.n):base+int(s.n)], cfg, out) {
 	case HelloIncomplete:
+		if int(s.n) == r.cfg.MaxBytes {
+			return r.drop(si, &r.stats.Overflow, out)
+		}
 		return VerdictPending
 	case HelloComplete:
 		r.release(si)
@@ -239,8 +344,70 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 		r.stats.Malformed++
 		return VerdictMalformed
 	}
-	r.release(si) // cannot happen: the bytes held started a ClientHello
+	// An opened flow whose first bytes are not a ClientHello.
+	r.release(si)
 	return VerdictNotHello
+}
+
+// drop frees slot si as VerdictUnknown, counting why.
+func (r *Reassembler) drop(si int32, why *uint64, out *ClientHello) Verdict {
+	r.release(si)
+	*why++
+	out.reset()
+	return VerdictUnknown
+}
+
+// agrees reports whether data, to be placed at offset lo, matches every
+// byte already held for the same offsets.
+func (r *Reassembler) agrees(s *reasmSlot, buf []byte, lo int32, data []byte) bool {
+	hi := lo + int32(len(data))
+	same := func(from, to int32) bool {
+		from, to = max(from, lo), min(to, hi)
+		return from >= to || bytes.Equal(buf[from:to], data[from-lo:to-lo])
+	}
+	if !same(0, s.n) {
+		return false
+	}
+	for _, run := range s.held[:s.gaps] {
+		if !same(run.lo, run.hi) {
+			return false
+		}
+	}
+	return true
+}
+
+// hold records [lo, hi), beyond a gap, merging the runs it overlaps or
+// touches; false when that would need more than reasmGaps runs.
+func (s *reasmSlot) hold(lo, hi int32) bool {
+	var merged [reasmGaps + 1]reasmRun
+	n, placed := 0, false
+	for _, run := range s.held[:s.gaps] {
+		switch {
+		case run.hi < lo: // wholly before
+			merged[n] = run
+			n++
+		case run.lo > hi: // wholly after
+			if !placed {
+				merged[n] = reasmRun{lo, hi}
+				n++
+				placed = true
+			}
+			merged[n] = run
+			n++
+		default: // overlaps or touches: absorb it
+			lo, hi = min(lo, run.lo), max(hi, run.hi)
+		}
+	}
+	if !placed {
+		merged[n] = reasmRun{lo, hi}
+		n++
+	}
+	if n > reasmGaps {
+		return false
+	}
+	copy(s.held[:], merged[:n])
+	s.gaps = uint8(n)
+	return true
 }
 
 // feedNew handles a segment of a flow that holds no slot.
@@ -257,26 +424,20 @@ func (r *Reassembler) feedNew(key *FlowKey, h uint32, seq uint32, payload []byte
 	case HelloMalformed:
 		return VerdictMalformed
 	}
-	if len(payload) > r.cfg.MaxBytes {
+	if len(payload) >= r.cfg.MaxBytes {
 		r.stats.Overflow++
 		return VerdictUnknown
 	}
-	if len(r.free) == 0 {
-		r.expire(now)
-		if len(r.free) == 0 {
-			r.stats.NoSlot++
-			return VerdictUnknown
-		}
+	si := r.take(now)
+	if si == noSlot {
+		r.stats.NoSlot++
+		return VerdictUnknown
 	}
-	si := r.free[len(r.free)-1]
-	r.free = r.free[:len(r.free)-1]
 	s := &r.slots[si]
-	s.key = *key
-	s.start = seq
-	s.created = now
-	s.n = copy(r.buf[int(si)*r.cfg.MaxBytes:], payload)
+	s.key, s.start, s.gaps = *key, seq, 0
+	s.n = int32(copy(r.buf[int(si)*r.cfg.MaxBytes:], payload))
 	r.insert(h, si)
-	r.pushTail(si)
+	r.push(si, listHolding, now)
 	r.stats.Started++
 	// out points into payload; the caller's buffer is still valid.
 	return VerdictPending
@@ -299,9 +460,11 @@ func (r *Reassembler) Expire(now int64) int {
 
 func (r *Reassembler) expire(now int64) int {
 	n := 0
-	for r.head != noSlot && now-r.slots[r.head].created > r.cfg.Timeout {
-		r.release(r.head)
-		n++
+	for l := range r.head {
+		for r.head[l] != noSlot && now-r.slots[r.head[l]].created > r.cfg.Timeout {
+			r.release(r.head[l])
+			n++
+		}
 	}
 	r.stats.Expired += uint64(n)
 	return n
@@ -347,7 +510,7 @@ func (r *Reassembler) insert(h uint32, si int32) {
 }
 
 // release frees slot si: out of the index (backward-shift deletion, so no
-// tombstones accumulate), out of the age list, onto the free stack.
+// tombstones accumulate), out of its list, onto the free stack.
 func (r *Reassembler) release(si int32) {
 	s := &r.slots[si]
 	i := r.hash(&s.key) & r.mask
@@ -365,27 +528,35 @@ func (r *Reassembler) release(si int32) {
 		}
 	}
 	r.index[i] = 0
+	r.unlink(si)
+	s.n, s.gaps = 0, 0
+	r.free = append(r.free, si)
+}
+
+// unlink takes slot si out of its list.
+func (r *Reassembler) unlink(si int32) {
+	s := &r.slots[si]
 	if s.prev != noSlot {
 		r.slots[s.prev].next = s.next
 	} else {
-		r.head = s.next
+		r.head[s.list] = s.next
 	}
 	if s.next != noSlot {
 		r.slots[s.next].prev = s.prev
 	} else {
-		r.tail = s.prev
+		r.tail[s.list] = s.prev
 	}
-	s.n = 0
-	r.free = append(r.free, si)
 }
 
-func (r *Reassembler) pushTail(si int32) {
+// push appends slot si to list l, joining it at time now.
+func (r *Reassembler) push(si int32, l uint8, now int64) {
 	s := &r.slots[si]
-	s.prev, s.next = r.tail, noSlot
-	if r.tail != noSlot {
-		r.slots[r.tail].next = si
+	s.list, s.created = l, now
+	s.prev, s.next = r.tail[l], noSlot
+	if r.tail[l] != noSlot {
+		r.slots[r.tail[l]].next = si
 	} else {
-		r.head = si
+		r.head[l] = si
 	}
-	r.tail = si
+	r.tail[l] = si
 }

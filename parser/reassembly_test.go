@@ -2,6 +2,7 @@ package parser
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -121,10 +122,8 @@ func TestReassemblerRetransmissions(t *testing.T) {
 	if v := r.Feed(&k, isn-5, withPrefix, 0, nil, &h); v != VerdictPending || h.Missing != len(pq)-700 {
 		t.Fatalf("%v missing %d", v, h.Missing)
 	}
-	// Overlapping bytes keep what was received first.
-	bad := append([]byte(nil), pq[600:]...)
-	bad[0] ^= 0xff
-	if v := r.Feed(&k, isn+600, bad, 0, nil, &h); v != VerdictComplete || string(h.SNI) != "example.com" {
+	// The rest completes it, overlapping what is held with the same bytes.
+	if v := r.Feed(&k, isn+600, pq[600:], 0, nil, &h); v != VerdictComplete || string(h.SNI) != "example.com" {
 		t.Fatal(v)
 	}
 	if h2 := scan(t, pq, HelloComplete); h2.Extensions != h.Extensions {
@@ -135,11 +134,23 @@ func TestReassemblerRetransmissions(t *testing.T) {
 func TestReassemblerUnknown(t *testing.T) {
 	pq, _ := goHellos(t)
 	var h ClientHello
-	t.Run("gap", func(t *testing.T) {
+	t.Run("gap filled", func(t *testing.T) {
 		r := newReasm(t, ReassemblerConfig{})
 		k := flowN(5)
 		r.Feed(&k, 100, pq[:500], 0, nil, &h)
-		if v := r.Feed(&k, 100+600, pq[600:], 0, nil, &h); v != VerdictUnknown || r.InUse() != 0 || r.Stats().OutOfOrder != 1 {
+		if v := r.Feed(&k, 100+600, pq[600:], 0, nil, &h); v != VerdictPending || r.InUse() != 1 || r.Stats().OutOfOrder != 1 {
+			t.Fatalf("held ahead of the gap: %v", v)
+		}
+		if v := r.Feed(&k, 100+500, pq[500:600], 0, nil, &h); v != VerdictComplete || r.InUse() != 0 || string(h.SNI) != "example.com" {
+			t.Fatalf("gap filled: %v", v)
+		}
+	})
+	t.Run("gap never filled", func(t *testing.T) {
+		r := newReasm(t, ReassemblerConfig{Timeout: 100})
+		k := flowN(5)
+		r.Feed(&k, 100, pq[:500], 0, nil, &h)
+		r.Feed(&k, 100+600, pq[600:], 10, nil, &h)
+		if v := r.Feed(&k, 100+600, pq[600:], 101, nil, &h); v != VerdictUnknown || r.InUse() != 0 || r.Stats().Timeout != 1 {
 			t.Fatalf("%v", v)
 		}
 	})
@@ -288,11 +299,299 @@ func TestReassemblerNoAllocs(t *testing.T) {
 		r.Feed(&k, 1, pq[:1000], 0, nil, &h)
 		r.Forget(&k)
 		r.Expire(10)
+		// After the SYN: last segment first, a duplicate, the first.
+		r.Open(&k, 0, 0)
+		r.Feed(&k, 1001, pq[1000:], 0, nil, &h)
+		r.Feed(&k, 1001, pq[1000:], 0, nil, &h)
+		r.Feed(&k, 1, pq[:1000], 0, nil, &h)
 	})
 	if n != 0 {
 		t.Fatalf("%v allocations", n)
 	}
 	if names := len(verdictNames); names != int(NumVerdict) || NumVerdict.String() != "unknown_verdict" || VerdictPending.String() != "pending" {
 		t.Fatal("verdict names")
+	}
+}
+
+// permutations returns every order of 0..n-1.
+func permutations(n int) [][]int {
+	if n == 1 {
+		return [][]int{{0}}
+	}
+	var out [][]int
+	for _, p := range permutations(n - 1) {
+		for i := 0; i <= len(p); i++ {
+			q := append(append(append([]int{}, p[:i]...), n-1), p[i:]...)
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// cuts splits hello into segments at the given offsets.
+func cuts(hello []byte, at ...int) [][2]int {
+	var segs [][2]int
+	from := 0
+	for _, c := range append(at, len(hello)) {
+		segs = append(segs, [2]int{from, c})
+		from = c
+	}
+	return segs
+}
+
+// TestReassemblerEveryOrder: a ClientHello of 2 or 3 segments, after the
+// flow's SYN, comes out exactly in every arrival order, with and without
+// a retransmission of any segment at any point: Pending until the last
+// new byte, then Complete with what a scan of the whole message finds.
+func TestReassemblerEveryOrder(t *testing.T) {
+	pq, _ := goHellos(t)
+	mig := records(buildHello(migrationExts()))
+	support := strings.Index(string(mig), "\xfe\x4d")
+	for _, c := range []struct {
+		name  string
+		hello []byte
+		segs  [][2]int
+	}{
+		{"pq 2", pq, cuts(pq, 1200)},
+		{"pq 3", pq, cuts(pq, 500, 1000)},
+		{"pq 3, tiny first", pq, cuts(pq, 3, 1448)},
+		{"migration 2, support in 2nd", mig, cuts(mig, support-2)},
+		{"migration 3, support split", mig, cuts(mig, 20, support+1)},
+	} {
+		want := scan(t, c.hello, HelloComplete)
+		for _, order := range permutations(len(c.segs)) {
+			// dup -1: no retransmission; else segment order[dup%n] is
+			// sent again right after arrival dup/n (if it was sent by then).
+			for dup := -1; dup < len(order)*len(order); dup++ {
+				r := newReasm(t, ReassemblerConfig{Slots: 2})
+				k := flowN(30)
+				const syn = 0xfffffa00 // sequence numbers wrap inside the hello
+				if !r.Open(&k, syn, 0) {
+					t.Fatal("no slot")
+				}
+				arrivals := append([]int{}, order...)
+				if dup >= 0 {
+					seg, at := order[dup%len(order)], dup/len(order)
+					if at < slices.Index(order, seg) {
+						continue // a retransmission comes after the original
+					}
+					arrivals = slices.Insert(arrivals, at+1, seg)
+				}
+				var h ClientHello
+				seen := map[int]bool{}
+				for i, s := range arrivals {
+					seg := c.segs[s]
+					v := r.Feed(&k, syn+1+uint32(seg[0]), c.hello[seg[0]:seg[1]], int64(i), nil, &h)
+					seen[s] = true
+					wantV := VerdictPending
+					if len(seen) == len(c.segs) {
+						wantV = VerdictComplete
+					}
+					if v != wantV {
+						t.Fatalf("%s: order %v: arrival %d (segment %d): %v, want %v", c.name, arrivals, i, s, v, wantV)
+					}
+					if v == VerdictComplete {
+						if !sameHello(&h, want) {
+							t.Fatalf("%s: order %v: %+v, want %+v", c.name, arrivals, h, want)
+						}
+						if r.InUse() != 0 {
+							t.Fatal("slot kept after Complete")
+						}
+						break
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestReassemblerWithoutSYN: without Open the flight starts at the first
+// segment that starts a ClientHello. Orders that begin with it come out
+// exactly; a segment seen before it cannot be placed (its bytes are not
+// recognisable), so such flows stay pending — pinned, safe — until they
+// time out.
+func TestReassemblerWithoutSYN(t *testing.T) {
+	pq, _ := goHellos(t)
+	segs := cuts(pq, 500, 1000)
+	want := scan(t, pq, HelloComplete)
+	for _, order := range permutations(3) {
+		r := newReasm(t, ReassemblerConfig{Slots: 2})
+		k := flowN(31)
+		var h ClientHello
+		var v Verdict
+		for i, s := range order {
+			v = r.Feed(&k, 7000+uint32(segs[s][0]), pq[segs[s][0]:segs[s][1]], int64(i), nil, &h)
+			if i == 0 && s != 0 && v != VerdictNotHello {
+				t.Fatalf("order %v: a middle segment first: %v, want not_hello", order, v)
+			}
+		}
+		if order[0] == 0 && (v != VerdictComplete || !sameHello(&h, want)) {
+			t.Errorf("order %v: %v, want complete", order, v)
+		}
+		if order[0] != 0 && v != VerdictPending {
+			t.Errorf("order %v: %v, want pending (the first segment missed)", order, v)
+		}
+	}
+}
+
+// TestReassemblerConflictingOverlaps: bytes that differ from bytes held for
+// the same sequence numbers make the flow Unknown, wherever they overlap;
+// bytes that agree, or that overlap nothing held, are taken.
+func TestReassemblerConflictingOverlaps(t *testing.T) {
+	pq, _ := goHellos(t)
+	flip := func(b []byte, at int) []byte {
+		c := append([]byte(nil), b...)
+		c[at] ^= 0x5a
+		return c
+	}
+	const syn = 100
+	seq := func(off int) uint32 { return syn + 1 + uint32(off) }
+	type feed struct {
+		off  int
+		data []byte
+		want Verdict
+	}
+	for _, c := range []struct {
+		name  string
+		feeds []feed
+	}{
+		{"retransmitted first segment differs", []feed{
+			{0, pq[:600], VerdictPending}, {0, flip(pq[:600], 599), VerdictUnknown}}},
+		{"overlap into the held prefix differs", []feed{
+			{0, pq[:600], VerdictPending}, {500, flip(pq[500:900], 10), VerdictUnknown}}},
+		{"overlap into a run held ahead of a gap differs", []feed{
+			{800, pq[800:1200], VerdictPending}, {0, pq[:600], VerdictPending}, {600, flip(pq[600:1000], 250), VerdictUnknown}}},
+		{"run held ahead retransmitted differently", []feed{
+			{800, pq[800:1200], VerdictPending}, {800, flip(pq[800:1200], 0), VerdictUnknown}}},
+		{"a difference outside the overlap is new data", []feed{
+			{0, pq[:600], VerdictPending}, {500, pq[500:700], VerdictPending}, {700, pq[700:], VerdictComplete}}},
+	} {
+		r := newReasm(t, ReassemblerConfig{Slots: 2})
+		k := flowN(32)
+		r.Open(&k, syn, 0)
+		var h ClientHello
+		for i, f := range c.feeds {
+			if v := r.Feed(&k, seq(f.off), f.data, int64(i), nil, &h); v != f.want {
+				t.Fatalf("%s: feed %d at %d: %v, want %v", c.name, i, f.off, v, f.want)
+			}
+		}
+		if last := c.feeds[len(c.feeds)-1]; last.want == VerdictUnknown && (r.Stats().Conflict != 1 || r.InUse() != 0) {
+			t.Errorf("%s: %+v, in use %d", c.name, r.Stats(), r.InUse())
+		}
+	}
+}
+
+// TestReassemblerGapsAndBounds: up to reasmGaps runs beyond a gap are held;
+// one more is Unknown. Bytes past MaxBytes are never held: a ClientHello
+// that needs them is Unknown once the bytes held reach MaxBytes.
+func TestReassemblerGapsAndBounds(t *testing.T) {
+	pq, _ := goHellos(t)
+	var h ClientHello
+	r := newReasm(t, ReassemblerConfig{Slots: 2})
+	k := flowN(33)
+	r.Open(&k, 0, 0)
+	for i := range reasmGaps {
+		off := 100 * (i + 1)
+		if v := r.Feed(&k, 1+uint32(off), pq[off:off+50], 0, nil, &h); v != VerdictPending {
+			t.Fatalf("run %d: %v", i, v)
+		}
+	}
+	// Filling a gap between two runs merges them, freeing a run.
+	if v := r.Feed(&k, 1+150, pq[150:200], 0, nil, &h); v != VerdictPending {
+		t.Fatal(v)
+	}
+	if v := r.Feed(&k, 1+700, pq[700:750], 0, nil, &h); v != VerdictPending {
+		t.Fatalf("a run after a merge: %v", v)
+	}
+	if v := r.Feed(&k, 1+900, pq[900:950], 0, nil, &h); v != VerdictUnknown || r.Stats().Holes != 1 {
+		t.Fatalf("one run too many: %v %+v", v, r.Stats())
+	}
+
+	small := newReasm(t, ReassemblerConfig{Slots: 2, MaxBytes: 1000})
+	small.Open(&k, 0, 0)
+	if v := small.Feed(&k, 1+900, pq[900:], 0, nil, &h); v != VerdictPending {
+		t.Fatalf("past MaxBytes, ahead of a gap: %v", v)
+	}
+	if v := small.Feed(&k, 1, pq[:900], 0, nil, &h); v != VerdictUnknown || small.Stats().Overflow != 1 || small.InUse() != 0 {
+		t.Fatalf("a hello longer than MaxBytes: %v %+v", v, small.Stats())
+	}
+}
+
+// TestReassemblerOpen: what the SYN's slot does — repeated SYNs, a reused
+// 5-tuple, a flow whose first bytes are not a ClientHello, a full table,
+// timeouts.
+func TestReassemblerOpen(t *testing.T) {
+	pq, _ := goHellos(t)
+	var h ClientHello
+	r := newReasm(t, ReassemblerConfig{Slots: 2, Timeout: 100})
+	a, b, c := flowN(40), flowN(41), flowN(42)
+	if !r.Open(&a, 1000, 0) || !r.Open(&a, 1000, 1) || r.InUse() != 1 || r.Stats().Opened != 1 {
+		t.Fatalf("repeated SYN: in use %d %+v", r.InUse(), r.Stats())
+	}
+	if v := r.Feed(&a, 1001+500, pq[500:], 2, nil, &h); v != VerdictPending {
+		t.Fatal(v)
+	}
+	if !r.Open(&a, 1000, 3) { // a SYN retransmitted late keeps what is held
+		t.Fatal("late SYN")
+	}
+	if v := r.Feed(&a, 1001, pq[:500], 4, nil, &h); v != VerdictComplete {
+		t.Fatalf("after a late SYN: %v", v)
+	}
+	// The 5-tuple reused with another ISN starts over.
+	r.Open(&a, 1000, 5)
+	r.Feed(&a, 1001+500, pq[500:], 6, nil, &h)
+	r.Open(&a, 9000, 7)
+	if v := r.Feed(&a, 9001, pq[:500], 8, nil, &h); v != VerdictPending || h.Missing != len(pq)-500 {
+		t.Fatalf("reused 5-tuple: %v missing %d", v, h.Missing)
+	}
+	r.Forget(&a)
+	// First bytes that are not a ClientHello free the slot.
+	r.Open(&b, 0, 10)
+	if v := r.Feed(&b, 1, []byte("GET / HTTP/1.1\r\n\r\n"), 11, nil, &h); v != VerdictNotHello || r.InUse() != 0 {
+		t.Fatalf("not a hello: %v, in use %d", v, r.InUse())
+	}
+	// A full table: an opened flow that sent nothing gives way, one that
+	// holds bytes does not.
+	r.Open(&a, 0, 20)
+	r.Open(&b, 0, 21)
+	if !r.Open(&c, 0, 22) || r.Stats().Replaced != 1 {
+		t.Fatalf("opened flow not replaced: %+v", r.Stats())
+	}
+	if v := r.Feed(&a, 1+500, pq[500:], 23, nil, &h); v != VerdictNotHello {
+		t.Fatalf("the replaced flow is still tracked: %v", v)
+	}
+	r.Feed(&b, 1, pq[:300], 24, nil, &h)
+	r.Feed(&c, 1+300, pq[300:600], 25, nil, &h)
+	if r.Open(&a, 0, 26) || r.InUse() != 2 {
+		t.Fatal("a flow holding bytes gave way to a SYN")
+	}
+	if v := r.Feed(&a, 1, pq[:300], 27, nil, &h); v != VerdictUnknown || r.Stats().NoSlot != 1 {
+		t.Fatalf("no slot for a hello: %v", v)
+	}
+	// An opened flow times out like a pending one.
+	r.Forget(&b)
+	r.Forget(&c)
+	r.Open(&a, 0, 30)
+	if n := r.Expire(131); n != 1 || r.InUse() != 0 {
+		t.Fatalf("opened flow not expired: %d", n)
+	}
+}
+
+// BenchmarkReassemblerFeedReordered: BenchmarkReassemblerFeed's hello after
+// the flow's SYN, its second segment first.
+func BenchmarkReassemblerFeedReordered(b *testing.B) {
+	pq, _ := goHellos(b)
+	r := newReasm(b, ReassemblerConfig{})
+	k := flowN(1)
+	var h ClientHello
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pq)))
+	defer reportCPU(b)()
+	for b.Loop() {
+		r.Open(&k, 0, 0)
+		r.Feed(&k, 1449, pq[1448:], 0, nil, &h)
+		if r.Feed(&k, 1, pq[:1448], 0, nil, &h) != VerdictComplete {
+			b.Fatal("not complete")
+		}
 	}
 }

@@ -399,11 +399,11 @@ func TestRunForwardsOnTheVethBed(t *testing.T) {
 
 	// ARP and the router's own traffic pass: ping it, and fetch its
 	// metrics from the client over the fabric.
-	if out, err := b.Client.Exec("ping", "-c1", "-W2", b.Router.Addr4.String()); err != nil {
-		t.Fatalf("ping the router: %v\n%s", err, out)
+	if err := b.Client.PingOK(b.Router.Addr4, 2*time.Second); err != nil {
+		t.Fatalf("ping the router: %v", err)
 	}
-	if out, err := b.Client.Exec("ping", "-6", "-c1", "-W2", b.Router.Addr6.String()); err != nil {
-		t.Fatalf("ping the router over IPv6 (neighbour discovery): %v\n%s", err, out)
+	if err := b.Client.PingOK(b.Router.Addr6, 2*time.Second); err != nil {
+		t.Fatalf("ping the router over IPv6 (neighbour discovery): %v", err)
 	}
 	if _, err := newMetricsClient(b.Client, metricsAddr).get("/ready"); err != nil {
 		t.Fatalf("router's own TCP service from the client: %v", err)

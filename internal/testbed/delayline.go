@@ -151,23 +151,3 @@ func (d *delayLine) close() {
 		d.wg.Wait()
 	}
 }
-
-var (
-	netemOnce  sync.Once
-	netemFound bool
-)
-
-// NetemAvailable reports whether the kernel has the netem qdisc (it
-// probes once, on lo of a namespace it creates and removes).
-func NetemAvailable() bool {
-	netemOnce.Do(func() {
-		ns := fmt.Sprintf("asb%d-netem-probe", os.Getpid())
-		if _, err := run("ip", "netns", "add", ns); err != nil {
-			return
-		}
-		defer run("ip", "netns", "del", ns)
-		_, err := Exec(ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms")
-		netemFound = err == nil
-	})
-	return netemFound
-}

@@ -32,12 +32,15 @@
 // expiring TTLs), Pktgen sends TCP frames at rate from an AF_XDP socket,
 // TCPFrame and PacketSocket make and catch single frames.
 //
-// Per-node delay: this project's CI kernel has no sch_netem (nor fq), so
-// where netem is missing a node's veth peer is taken off the bridge and a
+// Per-node delay: the kernels this runs on may lack sch_netem (the CI's
+// does), so a delayed node's veth peer is taken off the bridge and a
 // userspace delay line (two AF_PACKET sockets in the fabric namespace)
 // holds the node's egress frames for the delay; see Options.DelayLine.
 //
-// Tests need root, ip and tc (iproute2) and ping (iputils-ping).
+// Reachability probes are Go's own (Host.Ping: ICMP on a raw socket;
+// WaitTCP) and offloads are set with the ethtool ioctl, so the bed needs
+// root and ip (iproute2) only. cmd/testbed builds the same bed for humans
+// (scripts/testbed.sh); Open finds a bed by its prefix again.
 package testbed
 
 import (
@@ -66,8 +69,8 @@ type Options struct {
 	Nodes int
 	// VIP4 and VIP6 are the anycast addresses on the nodes' lo.
 	VIP4, VIP6 netip.Addr
-	// NodeDelay delays node i's (0-based) egress: tc netem where the kernel
-	// has it, else a delay line (see DelayLine). SetDelay changes it later.
+	// NodeDelay delays node i's (0-based) egress with a delay line (setting
+	// it implies DelayLine). SetDelay changes it later.
 	NodeDelay []time.Duration
 	// RouterQueues is the number of RX/TX queues of the router's veth
 	// (default 1).
@@ -75,10 +78,13 @@ type Options struct {
 	// KeepOffloads leaves TX checksum offload on (see the package doc).
 	KeepOffloads bool
 	// DelayLine puts a userspace delay line between every node and the
-	// bridge, so SetDelay works on kernels without netem. It is chosen
-	// anyway when NodeDelay is set and the kernel has no netem. It costs
-	// two system calls per frame to and from the node.
+	// bridge, so SetDelay works (on kernels without netem too). It costs
+	// two system calls per frame to and from the node. The delay lines
+	// run in this process: they stop when it exits.
 	DelayLine bool
+	// Prefix names the bed's namespaces (<Prefix>-fabric, -client, ...);
+	// empty: a unique one (PID and counter), as tests want.
+	Prefix string
 }
 
 // Host is one namespace of the bed with its fabric interface.
@@ -172,7 +178,12 @@ func Build(opts Options) (*Bed, error) {
 	if opts.RouterQueues == 0 {
 		opts.RouterQueues = 1
 	}
-	prefix := fmt.Sprintf("asb%d-%d", os.Getpid(), bedCounter.Add(1))
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = fmt.Sprintf("asb%d-%d", os.Getpid(), bedCounter.Add(1))
+	} else if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
 	b := &Bed{Prefix: prefix, Fabric: prefix + "-fabric", VIP4: opts.VIP4, VIP6: opts.VIP6}
 	host := func(role string, port string, last byte) *Host {
 		a4 := Subnet4.Addr().As4()
@@ -187,7 +198,7 @@ func Build(opts Options) (*Bed, error) {
 	for i := 0; i < opts.Nodes; i++ {
 		b.Nodes = append(b.Nodes, host(fmt.Sprintf("node%d", i+1), fmt.Sprintf("pn%d", i+1), byte(10+i+1)))
 	}
-	if len(opts.NodeDelay) > 0 && !opts.DelayLine && !NetemAvailable() {
+	if len(opts.NodeDelay) > 0 {
 		opts.DelayLine = true
 	}
 	if err := b.build(opts); err != nil {
@@ -522,31 +533,19 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// SetDelay delays the host's egress by d (0 removes the delay): with its
-// delay line when the bed has them, else with tc netem.
+// SetDelay delays the host's egress by d (0 removes the delay) with its
+// delay line.
 func (h *Host) SetDelay(d time.Duration) error {
-	if h.delay != nil {
-		h.delay.set(max(d, 0))
-		return nil
+	if h.delay == nil {
+		return fmt.Errorf("%w: %s", ErrNoDelayLine, h.Role)
 	}
-	if d <= 0 {
-		out, err := h.Exec("tc", "qdisc", "del", "dev", h.Iface, "root")
-		if err != nil && !strings.Contains(out, "No such file") && !strings.Contains(out, "Cannot delete qdisc with handle of zero") {
-			return err
-		}
-		return nil
-	}
-	out, err := h.Exec("tc", "qdisc", "replace", "dev", h.Iface, "root", "netem", "delay",
-		fmt.Sprintf("%dus", d.Microseconds()))
-	if err != nil && strings.Contains(out, "qdisc kind is unknown") {
-		return fmt.Errorf("%w: %v", ErrNoNetem, err)
-	}
-	return err
+	h.delay.set(max(d, 0))
+	return nil
 }
 
-// ErrNoNetem is SetDelay's error on a kernel built without sch_netem
-// when the bed has no delay lines (Options.DelayLine).
-var ErrNoNetem = errors.New("testbed: the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM)")
+// ErrNoDelayLine is SetDelay's error on a host without a delay line (a
+// bed built without Options.DelayLine or NodeDelay, or found by Open).
+var ErrNoDelayLine = errors.New("testbed: no delay line (build the bed with Options.DelayLine)")
 
 // Sysctl sets net.* sysctls inside the host's namespace ("key=value").
 func (h *Host) Sysctl(kv ...string) error { return sysctl(h.NS, kv...) }

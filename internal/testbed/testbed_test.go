@@ -2,9 +2,11 @@ package testbed
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +19,11 @@ func TestBedConnectivity(t *testing.T) {
 			t.Fatalf("%s: link not read: %+v", h.Role, h)
 		}
 	}
-	if out, err := b.Client.Exec("ping", "-c1", "-W2", b.Router.Addr4.String()); err != nil {
-		t.Fatalf("client -> router: %v\n%s", err, out)
+	if err := b.Client.PingOK(b.Router.Addr4, 2*time.Second); err != nil {
+		t.Fatalf("client -> router: %v", err)
 	}
-	if out, err := b.Client.Exec("ping", "-6", "-c1", "-W2", b.Nodes[1].Addr6.String()); err != nil {
-		t.Fatalf("client -> node2 v6: %v\n%s", err, out)
+	if err := b.Client.PingOK(b.Nodes[1].Addr6, 2*time.Second); err != nil {
+		t.Fatalf("client -> node2 v6: %v", err)
 	}
 	// A node serves on the VIP; the client reaches it through its unicast
 	// address only when the VIP route is bypassed: here we only check that
@@ -51,16 +53,9 @@ func TestBedConnectivity(t *testing.T) {
 	if strings.Contains(out, b.VIP4.String()) {
 		t.Fatalf("router holds the VIP: %s", out)
 	}
-	// netem delay on node2, where the kernel has netem.
-	if err := b.Nodes[1].SetDelay(5 * time.Millisecond); errors.Is(err, ErrNoNetem) {
-		t.Logf("no delay: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	} else {
-		out, err = b.Nodes[1].Exec("tc", "qdisc", "show", "dev", "eth0")
-		if err != nil || !strings.Contains(out, "netem") {
-			t.Fatalf("node2 qdisc: %v %s", err, out)
-		}
+	// Without delay lines there is nothing to delay with.
+	if err := b.Nodes[1].SetDelay(5 * time.Millisecond); !errors.Is(err, ErrNoDelayLine) {
+		t.Fatalf("SetDelay without a delay line: %v, want ErrNoDelayLine", err)
 	}
 	rx, tx, err := b.Client.LinkStats()
 	if err != nil || rx == 0 || tx == 0 {
@@ -127,8 +122,8 @@ func TestNodeDelay(t *testing.T) {
 		t.Errorf("after SetDelay, connect to node1 took %v, less than %v", d, delay)
 	}
 	// ARP, ping and IPv6 still cross the delay line.
-	if out, err := b.Client.Exec("ping", "-6", "-c1", "-W2", b.Nodes[0].Addr6.String()); err != nil {
-		t.Fatalf("ping6 through the delay line: %v %s", err, out)
+	if err := b.Client.PingOK(b.Nodes[0].Addr6, 2*time.Second); err != nil {
+		t.Fatalf("ping6 through the delay line: %v", err)
 	}
 }
 
@@ -157,9 +152,15 @@ func TestRouteVIPVia(t *testing.T) {
 		t.Fatalf("client -> VIP through the router's kernel: %v", err)
 	}
 	// TTL 1 to the VIP: the router answers with time exceeded.
-	out, _ := b.Client.Exec("ping", "-c1", "-W2", "-t1", b.VIP4.String())
-	if !strings.Contains(out, "Time to live exceeded") {
-		t.Errorf("ping -t1 VIP: %s", out)
+	for _, vip := range []netip.Addr{b.VIP4, b.VIP6} {
+		r, err := b.Client.Ping(vip, 1, 2*time.Second)
+		if err != nil || !r.TimeExceeded || r.From != b.Router.Addr4 && r.From != b.Router.Addr6 {
+			t.Errorf("TTL 1 to %s: %+v %v, want time exceeded from the router", vip, r, err)
+		}
+		// Without the TTL limit the node behind the router answers.
+		if r, err := b.Client.Ping(vip, 0, 2*time.Second); err != nil || r.TimeExceeded || r.From != vip {
+			t.Errorf("ping %s: %+v %v, want the VIP's echo reply", vip, r, err)
+		}
 	}
 }
 
@@ -175,15 +176,69 @@ func TestNodesDoNotClaimTheVIP(t *testing.T) {
 			t.Fatalf("%v: %v %s", c, err, out)
 		}
 	}
-	if out, err := b.Client.Exec("ping", "-c1", "-W1", b.VIP4.String()); err == nil {
-		t.Errorf("a node answered ARP for the VIP:\n%s", out)
+	if r, err := b.Client.Ping(b.VIP4, 0, time.Second); !errors.Is(err, ErrNoReply) {
+		t.Errorf("a node answered ARP for the VIP: %+v %v", r, err)
 	}
-	if out, err := b.Client.Exec("ping", "-6", "-c1", "-W1", b.VIP6.String()); err == nil {
-		t.Errorf("a node answered ND for the VIP:\n%s", out)
+	if r, err := b.Client.Ping(b.VIP6, 0, time.Second); !errors.Is(err, ErrNoReply) {
+		t.Errorf("a node answered ND for the VIP: %+v %v", r, err)
 	}
 	// The client's command runs in its namespace.
 	out, err := b.Client.Command("ip", "-br", "addr", "show", "dev", b.Client.Iface).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), b.Client.Addr4.String()) {
 		t.Errorf("Command: %v %s", err, out)
+	}
+}
+
+// TestOpenAndDown: a bed built under a chosen prefix is found again by
+// another Bed value (as `testbed status` in a later process does), and
+// Down removes all of it, twice without complaint.
+func TestOpenAndDown(t *testing.T) {
+	RequireRoot(t)
+	prefix := fmt.Sprintf("asbo%d", os.Getpid())
+	t.Cleanup(func() { Down(prefix) })
+	built, err := Build(Options{Nodes: 3, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(Options{Prefix: prefix}); err == nil {
+		t.Fatal("a second bed under the same prefix was built")
+	}
+	b, err := Open(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Nodes) != 3 || b.VIP4 != built.VIP4 || b.VIP6 != built.VIP6 {
+		t.Fatalf("opened %d nodes, VIPs %s %s", len(b.Nodes), b.VIP4, b.VIP6)
+	}
+	for i, h := range b.Hosts() {
+		w := built.Hosts()[i]
+		if h.NS != w.NS || h.Port != w.Port || h.Addr4 != w.Addr4 || h.Addr6 != w.Addr6 || h.MAC != w.MAC || h.Index != w.Index {
+			t.Errorf("opened %+v, built %+v", h, w)
+		}
+	}
+	// A process left inside the bed does not keep a namespace alive.
+	sleeper := b.Nodes[0].Command("sleep", "1000")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Down(prefix); err != nil {
+		t.Fatal(err)
+	}
+	if err := sleeper.Wait(); err == nil {
+		t.Error("the process inside the bed was not stopped")
+	}
+	if names, err := bedNamespaces(prefix); err != nil || len(names) != 0 {
+		t.Fatalf("after Down: %v %v", names, err)
+	}
+	if err := Down(prefix); err != nil {
+		t.Fatalf("second Down: %v", err)
+	}
+	if _, err := Open(prefix); err == nil {
+		t.Fatal("Open found a bed after Down")
+	}
+	for _, bad := range []string{"-x", "a/b", strings.Repeat("x", 41)} {
+		if _, err := Build(Options{Prefix: bad}); err == nil {
+			t.Errorf("prefix %q accepted", bad)
+		}
 	}
 }
