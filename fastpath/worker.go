@@ -363,6 +363,12 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 		if !vip.tls {
 			w.dec.Pin(&p.Flow, d.Hash, d.Node, snap.PinIdle, now)
 			pinned = true
+		} else {
+			// The SYN fixes where the ClientHello starts, so its segments
+			// are placed exactly even when the first arrives last. Slots
+			// that never see a byte are the first to give way, so a SYN
+			// flood costs reordered hellos a pin, never a real hello's slot.
+			w.reasm.Open(&p.Flow, p.Seq, now)
 		}
 	default:
 		switch d.Via {

@@ -282,6 +282,13 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 	// or cannot be held: a ClientHello that needs the latter is Unknown
 	// below, when the bytes held reach MaxBytes.
 	off := int64(int32(seq - s.start))
+	if off < 0 && s.n == 0 && s.gaps == 0 {
+		// Data from before the byte the SYN promised, and nothing held:
+		// that SYN was not this stream's (a spoofed or stale one). Follow
+		// the flow from this segment, as if it had never been opened.
+		r.release(si)
+		return r.feedNew(key, h, seq, payload, now, cfg, out)
+	}
 	data := payload
 	if off < 0 {
 		if int64(len(data)) <= -off {

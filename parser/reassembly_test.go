@@ -595,3 +595,27 @@ func BenchmarkReassemblerFeedReordered(b *testing.B) {
 		}
 	}
 }
+
+// TestReassemblerOpenedByAnotherStream: a slot opened by a SYN whose
+// sequence number does not fit the data (a spoofed or stale SYN, or a
+// sender that numbers its first byte like its SYN) and that holds nothing
+// yet does not swallow the ClientHello: the flow is followed from its
+// first segment, as if no SYN had been seen.
+func TestReassemblerOpenedByAnotherStream(t *testing.T) {
+	pq, _ := goHellos(t)
+	segs := cuts(pq, 700)
+	want := scan(t, pq, HelloComplete)
+	for _, syn := range []uint32{5000, 4999, 9000} {
+		r := newReasm(t, ReassemblerConfig{Slots: 2})
+		k := flowN(41)
+		r.Open(&k, syn, 0)
+		var h ClientHello
+		var v Verdict
+		for i, s := range segs {
+			v = r.Feed(&k, 5000+uint32(s[0]), pq[s[0]:s[1]], int64(i+1), nil, &h)
+		}
+		if v != VerdictComplete || !sameHello(&h, want) {
+			t.Errorf("SYN at %d, data from 5000: %v, want complete", syn, v)
+		}
+	}
+}
