@@ -61,6 +61,8 @@ func (r *recordingTB) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 
-func (r *recordingTB) Skip(args ...any)                 { r.TB.Errorf("Start skipped: %v", args) }
-func (r *recordingTB) Skipf(format string, args ...any) { r.TB.Errorf("Start skipped: "+format, args...) }
-func (r *recordingTB) SkipNow()                         { r.TB.Error("Start skipped") }
+func (r *recordingTB) Skip(args ...any) { r.TB.Errorf("Start skipped: %v", args) }
+func (r *recordingTB) Skipf(format string, args ...any) {
+	r.TB.Errorf("Start skipped: "+format, args...)
+}
+func (r *recordingTB) SkipNow() { r.TB.Error("Start skipped") }
