@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/netip"
 	"time"
 
@@ -155,11 +154,15 @@ type VerifyInput struct {
 	Now       time.Time
 }
 
-// ExpiryTime is the instant t stops being valid. An expiry beyond what
-// time.Time's Unix seconds hold is clamped to the largest.
+// maxExpiry is the latest expiry ExpiryTime returns (the end of year 9999):
+// time.Time compares wrongly from about 2^63 - 2^36 seconds on.
+var maxExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+
+// ExpiryTime is the instant t stops being valid. Expiries beyond year 9999
+// are clamped to its end.
 func (t *Token) ExpiryTime() time.Time {
-	if t.Expiry > math.MaxInt64 {
-		return time.Unix(math.MaxInt64, 0)
+	if t.Expiry > uint64(maxExpiry) {
+		return time.Unix(maxExpiry, 0)
 	}
 	return time.Unix(int64(t.Expiry), 0)
 }
