@@ -1,0 +1,282 @@
+package migration
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anysched/anysched/tls13"
+)
+
+// The seed's five steps over real sockets: (1) ClientHello with
+// migration_support to the VIP, (2) full handshake, (3) NewSessionTicket
+// with a token, (4) resumption with the token at the unicast listener,
+// (5) the application's session continues there; the VIP conn closes.
+func TestSeedFiveStepsRendezvous(t *testing.T) {
+	cp := DefaultCodePoints()
+	var mu sync.Mutex
+	var hellos []tls13.ClientHelloInfo
+	var local []string
+	node := startNode(t, nodeOpts{onHello: func(info *tls13.ClientHelloInfo) {
+		mu.Lock()
+		hellos = append(hellos, *info)
+		local = append(local, info.Conn.LocalAddr().String())
+		mu.Unlock()
+	}})
+	d := newDialer(t, PolicyRendezvous)
+	var ticketsWithToken int
+	d.TLS.OnNewSessionTicket = func(_ *tls13.Conn, s *tls13.ClientSession) {
+		for _, e := range s.Extensions {
+			if e.Type == cp.Token {
+				mu.Lock()
+				ticketsWithToken++
+				mu.Unlock()
+			}
+		}
+	}
+	c := dial(t, d, node.vipAddr())
+
+	info := c.Info()
+	if !info.Migrated || !info.Resumed || info.Fallback != "" || info.Moves != 1 {
+		t.Fatalf("Info %+v, want migrated and resumed without fallback", info)
+	}
+	if info.Remote != node.uniAddr() || info.Anycast != node.vipAddr() {
+		t.Fatalf("Info remote %s anycast %s, want %s and %s", info.Remote, info.Anycast, node.uniAddr(), node.vipAddr())
+	}
+	if !c.ConnectionState().DidResume {
+		t.Fatal("the unicast connection did not resume")
+	}
+	mu.Lock()
+	if ticketsWithToken == 0 {
+		t.Error("no NewSessionTicket carried a migration_token")
+	}
+	if len(hellos) != 2 {
+		t.Fatalf("server saw %d ClientHellos, want 2", len(hellos))
+	}
+	if !hasExt(hellos[0].Extensions, cp.Support) || hasExt(hellos[0].Extensions, cp.Token) || local[0] != node.vipAddr() {
+		t.Errorf("first hello at %s: support %v token %v", local[0], hasExt(hellos[0].Extensions, cp.Support), hasExt(hellos[0].Extensions, cp.Token))
+	}
+	if !hasExt(hellos[1].Extensions, cp.Support) || !hasExt(hellos[1].Extensions, cp.Token) || hellos[1].Resumption == nil || local[1] != node.uniAddr() {
+		t.Errorf("resuming hello at %s lacks the token or the ticket", local[1])
+	}
+	mu.Unlock()
+
+	body := httpGet(t, c, bufio.NewReader(c))
+	if body != "node unicast resumed=true" {
+		t.Fatalf("application request answered %q, want it on the resumed unicast conn", body)
+	}
+	node.waitClosed(t, KindAnycast)
+	st := node.srv.Stats()
+	if st.TokensAccepted != 1 || st.TokensIssued < 2 || st.HandshakesFull != 1 || st.HandshakesResumed != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if st.Active[KindAnycast] != 0 || st.Active[KindUnicast] != 1 || st.ActiveCapable != 1 {
+		t.Errorf("active %v capable %d, want only the unicast conn", st.Active, st.ActiveCapable)
+	}
+	for r, n := range st.TokensRejected {
+		if n != 0 {
+			t.Errorf("rejected %s = %d", r, n)
+		}
+	}
+}
+
+func hasExt(exts []tls13.Extension, typ uint16) bool {
+	for _, e := range exts {
+		if e.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRendezvousFallbacks(t *testing.T) {
+	t.Run("no token", func(t *testing.T) {
+		node := startNode(t, nodeOpts{tickets: -1})
+		d := newDialer(t, PolicyRendezvous)
+		d.TokenWait = 100 * time.Millisecond
+		c := dial(t, d, node.vipAddr())
+		if info := c.Info(); info.Migrated || info.Fallback != FallbackNoToken || info.Remote != node.vipAddr() {
+			t.Fatalf("Info %+v", info)
+		}
+		if body := httpGet(t, c, bufio.NewReader(c)); body != "node anycast resumed=false" {
+			t.Fatalf("body %q", body)
+		}
+	})
+	t.Run("target unreachable", func(t *testing.T) {
+		closed := listen(t)
+		dead := addrOf(closed)
+		closed.Close()
+		node := startNode(t, nodeOpts{unicastAddr: dead})
+		c := dial(t, newDialer(t, PolicyRendezvous), node.vipAddr())
+		info := c.Info()
+		if info.Migrated || !strings.Contains(info.Fallback, "unreachable") || info.Remote != node.vipAddr() {
+			t.Fatalf("Info %+v", info)
+		}
+		if body := httpGet(t, c, bufio.NewReader(c)); body != "node anycast resumed=false" {
+			t.Fatalf("body %q", body)
+		}
+	})
+	t.Run("full handshake at target", func(t *testing.T) {
+		// The target belongs to the same service but not to the ticket-key
+		// pool: it cannot resume, the client still lands there.
+		target := startNode(t, nodeOpts{name: "other", noAnycast: true})
+		node := startNode(t, nodeOpts{unicastAddr: addrOf(target.uni)})
+		c := dial(t, newDialer(t, PolicyRendezvous), node.vipAddr())
+		info := c.Info()
+		if !info.Migrated || info.Resumed || info.Fallback != FallbackFullHandshake || info.Remote != target.uniAddr() {
+			t.Fatalf("Info %+v", info)
+		}
+		if body := httpGet(t, c, bufio.NewReader(c)); body != "other unicast resumed=false" {
+			t.Fatalf("body %q", body)
+		}
+		if n := target.srv.Stats().TokensRejected[ReasonNoTicket]; n != 1 {
+			t.Errorf("target counted no_ticket %d times, want 1", n)
+		}
+		node.waitClosed(t, KindAnycast)
+	})
+	t.Run("target is another service", func(t *testing.T) {
+		// A target whose certificate is not for the original name is not
+		// the same server: the client stays on the VIP.
+		other := getPKI(t).leaf("evil.test")
+		target := startNode(t, nodeOpts{name: "evil", noAnycast: true, cert: &other})
+		node := startNode(t, nodeOpts{unicastAddr: addrOf(target.uni)})
+		c := dial(t, newDialer(t, PolicyRendezvous), node.vipAddr())
+		info := c.Info()
+		if info.Migrated || !strings.Contains(info.Fallback, "unreachable") || info.Remote != node.vipAddr() {
+			t.Fatalf("Info %+v", info)
+		}
+		if body := httpGet(t, c, bufio.NewReader(c)); body != "node anycast resumed=false" {
+			t.Fatalf("body %q", body)
+		}
+	})
+}
+
+// A Never client registers neither element: a migrate_request is an
+// unexpected_message and alert 240 is fatal, as for any stock stack. A
+// capable client takes both in its stride.
+func TestNeverClientTreatsMigrationMessagesAsFatal(t *testing.T) {
+	cp := DefaultCodePoints()
+	cases := []struct {
+		name string
+		send func(*tls13.Conn) error
+		want tls13.Alert
+		recv bool
+	}{
+		{"migrate_request", func(c *tls13.Conn) error {
+			body, _ := (&MigrateRequest{Target: "127.0.0.1:1"}).Marshal()
+			return c.SendHandshakeMessage(cp.Request, body)
+		}, tls13.AlertUnexpectedMessage, false},
+		{"migrate_notify", func(c *tls13.Conn) error { return c.SendNotification(cp.Notify) }, tls13.Alert(cp.Notify), true},
+	}
+	for _, tc := range cases {
+		for _, p := range []Policy{PolicyNever, PolicyBackground} {
+			t.Run(tc.name+"/"+p.String(), func(t *testing.T) {
+				l := listen(t)
+				keys, _ := tls13.NewRandomTicketKeys()
+				scfg := &tls13.Config{Certificates: []tls.Certificate{getPKI(t).cert}, TicketKeys: keys,
+					NotificationAlerts: []uint8{cp.Notify}, HandshakeMessageTypes: []uint8{cp.Request}}
+				sent := make(chan error, 1)
+				go func() {
+					raw, err := l.Accept()
+					if err != nil {
+						sent <- err
+						return
+					}
+					sc := tls13.Server(raw, scfg)
+					defer sc.Close()
+					if err := sc.Handshake(); err != nil {
+						sent <- err
+						return
+					}
+					err = tc.send(sc)
+					if err == nil {
+						_, err = sc.Write([]byte("after"))
+					}
+					sent <- err
+					hold := make([]byte, 1)
+					sc.Read(hold) // keep the conn until the client is done
+				}()
+				c := dial(t, newDialer(t, p), l.Addr().String())
+				if err := <-sent; err != nil {
+					t.Fatalf("server: %v", err)
+				}
+				c.SetReadDeadline(time.Now().Add(waitLimit))
+				buf := make([]byte, 5)
+				n, err := c.Read(buf)
+				if p != PolicyNever {
+					if err != nil || string(buf[:n]) != "after" {
+						t.Fatalf("capable client: read %q, %v", buf[:n], err)
+					}
+					return
+				}
+				var ae *tls13.AlertError
+				if !errors.As(err, &ae) || ae.Alert != tc.want || ae.Received != tc.recv {
+					t.Fatalf("Never client read %q, err %v; want alert %v (received %v)", buf[:n], err, tc.want, tc.recv)
+				}
+			})
+		}
+	}
+}
+
+// Background: the VIP conn is used at once; the move happens in the
+// background and takes effect at SwitchIfReady.
+func TestBackgroundSwitchIfReady(t *testing.T) {
+	node := startNode(t, nodeOpts{})
+	c := dial(t, newDialer(t, PolicyBackground), node.vipAddr())
+	if info := c.Info(); info.Migrated || info.Remote != node.vipAddr() {
+		t.Fatalf("Info %+v, want the VIP conn at once", info)
+	}
+	br := bufio.NewReader(c)
+	if body := httpGet(t, c, br); body != "node anycast resumed=false" {
+		t.Fatalf("first request: %q", body)
+	}
+	waitReady(t, c)
+	switched, err := c.SwitchIfReady()
+	if err != nil || !switched {
+		t.Fatalf("SwitchIfReady = %v, %v", switched, err)
+	}
+	if info := c.Info(); !info.Migrated || !info.Resumed || info.Moves != 1 || info.Remote != node.uniAddr() {
+		t.Fatalf("Info after switch %+v", info)
+	}
+	if body := httpGet(t, c, br); body != "node unicast resumed=true" {
+		t.Fatalf("request after switch: %q", body)
+	}
+	node.waitClosed(t, KindAnycast)
+	if again, _ := c.SwitchIfReady(); again {
+		t.Fatal("switched twice")
+	}
+}
+
+func TestDialerConfigErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range []*Dialer{{}, {TLS: clientTLS(t), Policy: 9}, {TLS: clientTLS(t), TokenWait: -1}} {
+		if _, err := d.DialContext(ctx, "tcp", "127.0.0.1:1"); err == nil {
+			t.Errorf("%+v: no error", d)
+		}
+	}
+	if _, err := newDialer(t, PolicyNever).DialContext(ctx, "tcp", "no-port"); err == nil {
+		t.Error("address without port accepted")
+	}
+}
+
+// waitReady waits until c has a background move ready.
+func waitReady(t testing.TB, c *Conn) {
+	t.Helper()
+	ready := make(chan struct{})
+	var once sync.Once
+	c.setOnReady(func() { once.Do(func() { close(ready) }) })
+	if c.ready() {
+		once.Do(func() { close(ready) })
+	}
+	select {
+	case <-ready:
+	case <-time.After(waitLimit):
+		t.Fatal("background move never became ready")
+	}
+	c.setOnReady(nil)
+}
