@@ -232,6 +232,7 @@ type movePlan struct {
 	token    []byte // seed: migration_token to present
 	draft    bool   // draft-03: nothing migration-specific in the ClientHello
 	migrated bool   // addr is a migration target (not the anycast address)
+	target   netip.AddrPort
 	why      string // when no plan: why not
 }
 
@@ -473,7 +474,7 @@ func (l *leg) plan() (movePlan, bool) {
 		l.request = nil
 		p := movePlan{session: l.allowedTicket, draft: true}
 		if ap, err := ParseTarget(mr.Target); err == nil && !sameAddrPort(ap, l.addr) {
-			p.addr, p.migrated = ap.String(), true
+			p.addr, p.migrated, p.target = ap.String(), true, ap
 			return p, true
 		}
 		p.addr = c.anycast
@@ -481,7 +482,7 @@ func (l *leg) plan() (movePlan, bool) {
 	}
 	if tok := l.token; tok != nil {
 		if !sameAddrPort(tok.Target, l.addr) {
-			return movePlan{addr: FormatTarget(tok.Target), session: l.tokenTicket, token: l.tokenRaw, migrated: true}, true
+			return movePlan{addr: FormatTarget(tok.Target), session: l.tokenTicket, token: l.tokenRaw, migrated: true, target: tok.Target}, true
 		}
 		return movePlan{addr: c.anycast, session: l.lastTicket}, true
 	}
@@ -507,7 +508,7 @@ func (c *Conn) offer(l *leg, ticket bool) {
 	if ticket && l.migrated {
 		return
 	}
-	if l != c.cur {
+	if l != c.cur || c.moving {
 		l.wantMove = true
 		return
 	}
@@ -522,8 +523,8 @@ func (c *Conn) startMoveLocked(from *leg) {
 		return
 	}
 	plan, ok := from.plan()
-	if !ok {
-		return
+	if !ok || (plan.migrated && c.cur != nil && sameAddrPort(plan.target, c.cur.addr)) {
+		return // nothing to do, or already there
 	}
 	c.moving = true
 	go c.runMove(plan)
@@ -574,7 +575,8 @@ func (c *Conn) setOnReady(f func()) {
 // SwitchIfReady moves to a connection prepared in the background and
 // closes the old one. Call it at an application boundary: no request in
 // flight and nothing unread. It reports false when nothing is prepared or
-// the old connection still has unread data or a write in progress.
+// the old connection still has unread data or a write in progress. It
+// does not block.
 func (c *Conn) SwitchIfReady() (bool, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -603,14 +605,21 @@ func (c *Conn) SwitchIfReady() (bool, error) {
 	close(c.switched)
 	c.switched = make(chan struct{})
 	wd := c.writeDL
-	if nl.wantMove {
+	switch {
+	case old.wantMove:
+		// Told to move again while this move was under way (e.g. a
+		// re-target): the old leg's latest offer still stands.
+		c.startMoveLocked(old)
+	case nl.wantMove:
 		c.startMoveLocked(nl)
 	}
 	c.mu.Unlock()
 	if !wd.IsZero() {
 		nl.tc.SetWriteDeadline(wd)
 	}
-	old.close()
+	// Make-before-break is done: the old conn closes (close_notify) off
+	// the caller's path.
+	go old.close()
 	return true, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -180,7 +181,19 @@ func startNode(t testing.TB, o nodeOpts) *testNode {
 		t.Fatal(err)
 	}
 	n.srv = srv
-	hs := &http.Server{
+	hs := newNodeHTTP(n)
+	if n.vip != nil {
+		go hs.Serve(srv.Listen(n.vip, KindAnycast))
+	}
+	go hs.Serve(srv.Listen(n.uni, KindUnicast))
+	t.Cleanup(func() { hs.Close() })
+	return n
+}
+
+// newNodeHTTP is n's HTTP/1.1 server: it counts requests by listener kind
+// and names the node and the connection in the body.
+func newNodeHTTP(n *testNode) *http.Server {
+	return &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			sc := r.Context().Value(ctxKey{}).(*ServerConn)
 			n.served[sc.Kind()].Add(1)
@@ -190,14 +203,8 @@ func startNode(t testing.TB, o nodeOpts) *testNode {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, ctxKey{}, c)
 		},
-		ErrorLog: nil,
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
-	if n.vip != nil {
-		go hs.Serve(srv.Listen(n.vip, KindAnycast))
-	}
-	go hs.Serve(srv.Listen(n.uni, KindUnicast))
-	t.Cleanup(func() { hs.Close() })
-	return n
 }
 
 func (n *testNode) vipAddr() string { return n.vip.Addr().String() }
@@ -263,6 +270,8 @@ func rawDial(t testing.TB, addr string, session *tls13.ClientSession, extra []tl
 		mu.Unlock()
 	}
 	if !legacy {
+		cfg.NotificationAlerts = []uint8{cp.Notify}
+		cfg.HandshakeMessageTypes = []uint8{cp.Request}
 		cfg.ClientHelloExtensions = func(*tls13.Conn, *tls13.ClientSession) []tls13.Extension {
 			return append([]tls13.Extension{{Type: cp.Support}}, extra...)
 		}

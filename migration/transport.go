@@ -267,10 +267,12 @@ func (t *Transport) putIdle(pc *pooledConn) {
 	}
 }
 
-// switchIdle switches pc if it is still idle (taken out of the pool
-// meanwhile, its next RoundTrip switches it).
+// switchIdle switches pc if it is still idle; it stays in the pool
+// meanwhile (the switch itself does not block: the old conn closes in
+// the background). Taken out of the pool, its next RoundTrip switches it.
 func (t *Transport) switchIdle(pc *pooledConn) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	list := t.idle[pc.key]
 	i := -1
 	for j, x := range list {
@@ -279,22 +281,12 @@ func (t *Transport) switchIdle(pc *pooledConn) {
 		}
 	}
 	if i < 0 {
-		t.mu.Unlock()
 		return
 	}
-	t.idle[pc.key] = append(list[:i:i], list[i+1:]...)
-	t.mu.Unlock()
-	if pc.br.Buffered() > 0 {
-		pc.c.Close()
-		return
+	if _, err := pc.c.SwitchIfReady(); err != nil || pc.br.Buffered() > 0 {
+		t.idle[pc.key] = append(list[:i:i], list[i+1:]...)
+		go pc.c.Close()
 	}
-	if _, err := pc.c.SwitchIfReady(); err != nil {
-		pc.c.Close()
-		return
-	}
-	t.mu.Lock()
-	t.idle[pc.key] = append(t.idle[pc.key], pc)
-	t.mu.Unlock()
 }
 
 // CloseIdleConnections closes every idle pooled connection.
