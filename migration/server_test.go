@@ -455,7 +455,9 @@ func TestNewServerConfigErrors(t *testing.T) {
 		"Profile":       func(c *ServerConfig) { c.Profile = 7 },
 		"Unicast":       func(c *ServerConfig) { c.Unicast = netip.AddrPort{} },
 		"TokenLifetime": func(c *ServerConfig) { c.TokenLifetime = -time.Second },
-		"CodePoints":    func(c *ServerConfig) { c.CodePoints = CodePoints{Support: 1, Token: 1, Allowed: 2, Request: 3, Notify: 4} },
+		"CodePoints": func(c *ServerConfig) {
+			c.CodePoints = CodePoints{Support: 1, Token: 1, Allowed: 2, Request: 3, Notify: 4}
+		},
 	}
 	for field, mutate := range cases {
 		cfg := good()

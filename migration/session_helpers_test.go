@@ -316,4 +316,3 @@ func dial(t testing.TB, d *Dialer, addr string) *Conn {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
-
