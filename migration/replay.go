@@ -151,6 +151,10 @@ func OpenReplayStore(spec string) (ReplayStore, io.Closer, error) {
 	return NewRedisReplayStore(client, ReplayKeyPrefix), client, nil
 }
 
+// RedisReplayTimeout bounds each dial, read and write of the Redis client
+// OpenReplayStore makes.
+const RedisReplayTimeout = time.Second
+
 func parseRedisSpec(spec string) (*redis.Options, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("migration: replay store %q: %s (want memory or redis://HOST:PORT[/DB])", redactSpec(spec), fmt.Sprintf(format, args...))
@@ -190,7 +194,19 @@ func parseRedisSpec(spec string) (*redis.Options, error) {
 		}
 		db = int(n)
 	}
-	opts := &redis.Options{Addr: net.JoinHostPort(host, port), DB: db}
+	opts := &redis.Options{
+		Addr: net.JoinHostPort(host, port),
+		DB:   db,
+		// A handshake waits on Claim, and a store that cannot answer only
+		// costs a full handshake: give up fast rather than stall clients.
+		DialTimeout:           RedisReplayTimeout,
+		ReadTimeout:           RedisReplayTimeout,
+		WriteTimeout:          RedisReplayTimeout,
+		PoolTimeout:           RedisReplayTimeout,
+		MaxRetries:            1,
+		DialerRetries:         1,
+		ContextTimeoutEnabled: true,
+	}
 	if u.User != nil {
 		opts.Username = u.User.Username()
 		opts.Password, _ = u.User.Password()

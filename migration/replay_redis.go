@@ -34,11 +34,7 @@ func NewRedisReplayStore(client *redis.Client, prefix string) *RedisReplayStore 
 // already passed is a claim that lapses at once (true unless the nonce is
 // held, and held for 1 ms).
 func (s *RedisReplayStore) Claim(ctx context.Context, nonce []byte, expiry time.Time) (bool, error) {
-	ttl := expiry.Sub(s.now())
-	ms := int64((ttl + time.Millisecond - 1) / time.Millisecond)
-	if ms < 1 {
-		ms = 1
-	}
+	ms := claimTTLMillis(expiry, s.now())
 	key := make([]byte, 0, len(s.prefix)+hex.EncodedLen(len(nonce)))
 	key = append(key, s.prefix...)
 	key = hex.AppendEncode(key, nonce)
@@ -51,6 +47,21 @@ func (s *RedisReplayStore) Claim(ctx context.Context, nonce []byte, expiry time.
 	default:
 		return false, fmt.Errorf("migration: redis replay store: %w", err)
 	}
+}
+
+// claimTTLMillis is the PX of a claim: the time from now to expiry in
+// milliseconds, rounded up so the nonce is held for all of the token's life,
+// and at least 1 (Redis refuses PX 0).
+func claimTTLMillis(expiry, now time.Time) int64 {
+	ttl := expiry.Sub(now)
+	if ttl <= 0 {
+		return 1
+	}
+	ms := int64(ttl / time.Millisecond)
+	if ttl%time.Millisecond != 0 {
+		ms++
+	}
+	return ms
 }
 
 // Ping checks that Redis answers, e.g. to warn at start.
