@@ -337,3 +337,24 @@ func TestFuzzCorpusIsCurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestFuzzVerifySeedsReachTheirOutcome keeps FuzzVerifyToken's seeds honest:
+// each one is named after the outcome it must reach, so the fuzzer starts
+// from the accept path and from every early rejection.
+func TestFuzzVerifySeedsReachTheirOutcome(t *testing.T) {
+	for _, s := range verifySeeds() {
+		store := NewMemoryReplayStore(4)
+		store.now = func() time.Time { return fuzzNow }
+		in := VerifyInput{Raw: s.args[0].([]byte), PSK: s.args[1].([]byte), SessionID: s.args[2].([]byte), Local: fuzzLocal, Now: fuzzNow}
+		_, err := VerifyToken(context.Background(), in, store)
+		if s.name == "genuine" {
+			if err != nil {
+				t.Fatalf("seed %s: %v", s.name, err)
+			}
+			continue
+		}
+		if got := reasonOf(t, err); string(got) != s.name {
+			t.Fatalf("seed %s: reason %q", s.name, got)
+		}
+	}
+}
