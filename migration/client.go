@@ -184,7 +184,7 @@ func (c *Conn) rendezvous(ctx context.Context, vip *leg, wait time.Duration) err
 	c.moves++
 	c.fallback = nl.note
 	c.mu.Unlock()
-	vip.close()
+	go vip.close() // off the path to the application's first byte
 	return nil
 }
 

@@ -236,6 +236,9 @@ func TestBackgroundSwitchIfReady(t *testing.T) {
 		t.Fatalf("first request: %q", body)
 	}
 	waitReady(t, c)
+	if !c.MigrationPending() {
+		t.Fatal("a ready move is not reported pending")
+	}
 	switched, err := c.SwitchIfReady()
 	if err != nil || !switched {
 		t.Fatalf("SwitchIfReady = %v, %v", switched, err)
@@ -247,6 +250,9 @@ func TestBackgroundSwitchIfReady(t *testing.T) {
 		t.Fatalf("request after switch: %q", body)
 	}
 	node.waitClosed(t, KindAnycast)
+	if c.MigrationPending() {
+		t.Fatal("a migrated conn whose tickets name itself reports a pending move")
+	}
 	if again, _ := c.SwitchIfReady(); again {
 		t.Fatal("switched twice")
 	}

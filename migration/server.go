@@ -479,6 +479,14 @@ func (c *ServerConn) Close() error {
 		if f := c.s.cfg.Events.ConnClosed; f != nil {
 			f(c.kind, c.ready() && c.Capable())
 		}
+		if !c.tc.ConnectionState().HandshakeComplete {
+			// tls13.Conn.Close races with a handshake still reading
+			// (it frees the read buffer); mid-handshake there is no
+			// close_notify to send anyway, so close the socket and let
+			// the handshake fail on it.
+			err = c.raw.Close()
+			return
+		}
 		err = c.tc.Close()
 	})
 	return err
