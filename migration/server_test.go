@@ -514,3 +514,20 @@ func TestDrainWithoutTargetSendsUnicastClientsBackToTheVIP(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseTicketApp: the sealed envelope parser never panics, and what
+// it accepts re-encodes to the same bytes (one encoding per value).
+func FuzzParseTicketApp(f *testing.F) {
+	f.Add((&ticketApp{}).marshal())
+	f.Add((&ticketApp{allowed: true, user: []byte("x")}).marshal())
+	f.Add((&ticketApp{sessionID: make([]byte, sessionIDLen)}).marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a := parseTicketApp(b)
+		if a == nil {
+			return
+		}
+		if got := a.marshal(); string(got) != string(b) {
+			t.Fatalf("re-encoded %x as %x", b, got)
+		}
+	})
+}
