@@ -32,7 +32,7 @@ func runArgs(args ...string) (int, string, string) {
 }
 
 func TestHelpExplainsEveryFlag(t *testing.T) {
-	common := []string{"--ca", "--insecure", "--policy", "--server-name", "--token-wait", "--timeout", "--verbose", "--json"}
+	common := []string{"--code-points", "--ca", "--insecure", "--policy", "--server-name", "--token-wait", "--timeout", "--verbose", "--json"}
 	for _, c := range []struct {
 		sub   string
 		flags []string
@@ -89,6 +89,7 @@ func TestBadUsageExits2NamingTheFlag(t *testing.T) {
 		{[]string{"load", "--report-every", "-1s", u}, "--report-every"},
 		{[]string{"load", "--progress", "maybe", u}, "--progress"},
 		{[]string{"load", "--policy", "x", u}, "--policy"},
+		{[]string{"get", "--code-points", "notify=0", u}, "--code-points"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runArgs(c.args...)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/anysched/anysched/internal/cpflag"
 	"github.com/anysched/anysched/migration"
 	"github.com/anysched/anysched/tls13"
 )
@@ -25,6 +26,7 @@ type clientFlags struct {
 	timeout    time.Duration
 	verbose    bool
 	json       bool
+	codePoints string
 }
 
 func (c *clientFlags) register(fs *pflag.FlagSet) {
@@ -36,6 +38,7 @@ func (c *clientFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "limit for each request, connection set-up included")
 	fs.BoolVarP(&c.verbose, "verbose", "v", false, "say where each request landed and how (anycast address, remote, migrated, resumed, fallback, node) on stderr")
 	fs.BoolVar(&c.json, "json", false, "machine-readable output on stdout")
+	fs.StringVar(&c.codePoints, "code-points", "", "wire code points: "+cpflag.Syntax)
 }
 
 // parseURL checks the one positional argument.
@@ -70,6 +73,10 @@ func (c *clientFlags) dialer(log *slog.Logger) (*migration.Dialer, error) {
 	if c.timeout <= 0 {
 		return nil, &usageError{fmt.Sprintf("--timeout %v: want a positive duration", c.timeout)}
 	}
+	cp, err := cpflag.Parse(c.codePoints)
+	if err != nil {
+		return nil, &usageError{fmt.Sprintf("--code-points: %v", err)}
+	}
 	cfg := &tls13.Config{
 		ServerName:         c.serverName,
 		InsecureSkipVerify: c.insecure,
@@ -87,11 +94,12 @@ func (c *clientFlags) dialer(log *slog.Logger) (*migration.Dialer, error) {
 		cfg.RootCAs = pool
 	}
 	return &migration.Dialer{
-		TLS:       cfg,
-		Policy:    policy,
-		NetDialer: &net.Dialer{Timeout: c.timeout},
-		TokenWait: c.tokenWait,
-		Logger:    log,
+		TLS:        cfg,
+		Policy:     policy,
+		NetDialer:  &net.Dialer{Timeout: c.timeout},
+		TokenWait:  c.tokenWait,
+		CodePoints: cp,
+		Logger:     log,
 	}, nil
 }
 

@@ -275,3 +275,36 @@ func TestCurlAndOpenSSLGetNormalService(t *testing.T) {
 		t.Errorf("legacy clients only, yet: %+v", st)
 	}
 }
+
+func TestCodePointsAreConfiguration(t *testing.T) {
+	const cps = "support=0xFF10,token=0xFF11,allowed=0xFF12,notify=241"
+	n := startNode(t, nodeArgs("kilo", "--code-points", cps)...)
+	url := "https://" + n.vip + "/"
+	if r := getJSON(t, "--insecure", "--code-points", cps, url); !r.Migrated || r.Remote != n.unicast {
+		t.Errorf("matching code points: %+v, want migrated to %s", r, n.unicast)
+	}
+	// A client on the default code points is a legacy client to this node:
+	// served, never given a token.
+	r := getJSON(t, "--insecure", url)
+	if r.Migrated || r.Remote != n.vip || r.Fallback == "" || r.Status != 200 {
+		t.Errorf("default code points against custom ones: %+v, want served on the VIP with a fallback reason", r)
+	}
+}
+
+func TestRedisDownFailsClosed(t *testing.T) {
+	redis := redistest.StartServer(t)
+	n := startNode(t, nodeArgs("lima", "--replay", "redis://"+redis.Addr)...)
+	url := "https://" + n.vip + "/"
+	if r := getJSON(t, "--insecure", url); !r.Migrated || !r.Resumed {
+		t.Fatalf("with Redis up: %+v", r)
+	}
+	redis.Kill()
+	r := getJSON(t, "--insecure", url)
+	if r.Status != 200 || r.Resumed || r.Fallback == "" || r.Node != "lima" {
+		t.Errorf("with Redis down: %+v; want service after a full handshake, the fallback named", r)
+	}
+	st := n.status()
+	if st.TokensRefused["store_unavailable"] < 1 || st.ReplayErrors < 1 {
+		t.Errorf("with Redis down: %+v; want the refusal counted as store_unavailable", st)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/anysched/anysched/internal/cpflag"
 	"github.com/anysched/anysched/migration"
 )
 
@@ -38,6 +39,7 @@ type options struct {
 	tokenLifetime time.Duration
 	ticketLife    time.Duration
 	capacity      int64
+	codePoints    migration.CodePoints
 	logLevel      slog.Level
 }
 
@@ -59,6 +61,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 		o                                  options
 		vips                               []string
 		unicast, backend, drainTarget, lvl string
+		codePoints                         string
 	)
 	fs.StringVar(&o.name, "name", "", "this node's name: in every response (Anysched-Node header), the load report and the self-signed certificate; must match the node's name in the router config; required")
 	fs.StringSliceVar(&vips, "vip", nil, "anycast service address HOST:PORT to serve (the VIP, held on lo: direct server return); repeat or comma-separate for more (e.g. an IPv4 and an IPv6 VIP); required")
@@ -79,6 +82,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.tokenLifetime, "token-lifetime", 5*time.Minute, "how long a migration token stays valid (never beyond the ticket lifetime)")
 	fs.DurationVar(&o.ticketLife, "ticket-lifetime", 24*time.Hour, "session ticket lifetime (at most 168h)")
 	fs.Int64Var(&o.capacity, "capacity", 0, "connections this node is sized for, sent in the load report (the scheduler's load = active/capacity); 0: leave it to the router config")
+	fs.StringVar(&codePoints, "code-points", "", "wire code points: "+cpflag.Syntax)
 	fs.StringVar(&lvl, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintln(usageOut, "usage: anynode --name NAME --vip HOST:PORT --unicast HOST:PORT [flags]")
@@ -160,7 +164,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 		return bad("--profile %q: want seed or draft03", o.profileName)
 	}
 	if o.replay != "memory" && !strings.HasPrefix(o.replay, "redis://") {
-		return bad("--replay %q: want memory or redis://HOST:PORT", o.replay)
+		return bad("--replay %q: want memory or redis://HOST:PORT", redactURL(o.replay))
 	}
 	if backend != "" {
 		u, err := url.Parse(backend)
@@ -197,6 +201,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	if o.capacity < 0 {
 		return bad("--capacity %d: want 0 or more", o.capacity)
 	}
+	if o.codePoints, err = cpflag.Parse(codePoints); err != nil {
+		return bad("--code-points: %v", err)
+	}
 	if err := o.logLevel.UnmarshalText([]byte(lvl)); err != nil {
 		return bad("--log-level %q: want debug, info, warn or error", lvl)
 	}
@@ -211,4 +218,17 @@ func parseAddrPort(s string) (netip.AddrPort, error) {
 		return netip.AddrPort{}, errors.New("want IP:PORT (IPv6 as [ADDR]:PORT)")
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// redactURL hides a password in a URL-shaped flag value (a Redis URL may
+// carry one), for messages and logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if strings.Contains(s, "@") {
+			return "<unparsable, hidden>"
+		}
+		return s
+	}
+	return u.Redacted()
 }

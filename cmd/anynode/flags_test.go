@@ -21,7 +21,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	}
 	for _, f := range []string{"--name", "--vip", "--unicast", "--cert", "--key", "--server-name", "--write-cert",
 		"--ticket-keys", "--ticket-keys-check", "--profile", "--replay", "--backend", "--admin-addr", "--metrics-addr",
-		"--drain-timeout", "--drain-target", "--token-lifetime", "--ticket-lifetime", "--capacity", "--log-level",
+		"--drain-timeout", "--drain-target", "--token-lifetime", "--ticket-lifetime", "--capacity", "--code-points", "--log-level",
 		"POST /migrate", "POST /drain", "GET /status", "GET /load", "SIGHUP", "SIGUSR1", "SIGTERM", "report_port"} {
 		if !strings.Contains(out, f) {
 			t.Errorf("--help does not mention %s", f)
@@ -77,6 +77,7 @@ func TestBadUsageExits2NamingTheFlagOrFile(t *testing.T) {
 		{with("--ticket-lifetime", "200h"), "--ticket-lifetime"},
 		{with("--capacity", "-1"), "--capacity"},
 		{with("--log-level", "loud"), "--log-level"},
+		{with("--code-points", "token=0xFE4D"), "--code-points"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCapture(c.args...)

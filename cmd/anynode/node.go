@@ -64,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	replay, closer, err := migration.OpenReplayStore(o.replay)
 	if err != nil {
-		fmt.Fprintf(stderr, "anynode: --replay %q: %v\n", o.replay, err)
+		fmt.Fprintf(stderr, "anynode: --replay: %v\n", err) // the error hides any password
 		return exitUsage
 	}
 	if closer != nil {
@@ -101,6 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Unicast:       n.unicast,
 		Replay:        replay,
 		TokenLifetime: o.tokenLifetime,
+		CodePoints:    o.codePoints,
 		Events:        n.metrics.events(),
 		Logger:        log,
 	})
@@ -139,7 +140,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serve(web, n.srv.Listen(unicastLn, migration.KindUnicast))
 
 	var side []*http.Server
-	attrs := []any{"vip", strings.Join(vipAddrs, ","), "unicast", n.unicast.String(), "profile", o.profileName, "replay", o.replay}
+	attrs := []any{"vip", strings.Join(vipAddrs, ","), "unicast", n.unicast.String(), "profile", o.profileName, "replay", redactURL(o.replay)}
 	if o.adminAddr != "" {
 		l, err := net.Listen("tcp", o.adminAddr)
 		if err != nil {
