@@ -14,7 +14,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -278,6 +280,49 @@ func FuzzVerifyToken(f *testing.F) {
 	})
 }
 
+func replaySpecSeeds() []seedEntry {
+	var seeds []seedEntry
+	for i, s := range []string{
+		"memory", "redis://127.0.0.1:6379", "redis://127.0.0.1:6379/3", "redis://[::1]:6380/",
+		"redis://user:secret@127.0.0.1:6379/0", "redis://:secret@127.0.0.1:6379", "rediss://127.0.0.1:6379",
+		"redis://127.0.0.1", "redis://127.0.0.1:0", "redis://127.0.0.1:6379/x", "redis://127.0.0.1:6379/0?a=b",
+		"redis://[::1", "",
+	} {
+		seeds = append(seeds, seedEntry{fmt.Sprintf("spec_%02d", i), []any{s}})
+	}
+	return seeds
+}
+
+// FuzzOpenReplayStoreSpec fuzzes the --replay value's parser: no panic, an
+// accepted spec names a dialable HOST:PORT and a database, and a rejected
+// one never repeats the user:password@ of a spec that url.Parse reads.
+func FuzzOpenReplayStoreSpec(f *testing.F) {
+	f.Fuzz(func(t *testing.T, spec string) {
+		opts, err := parseRedisSpec(spec)
+		if err != nil {
+			if opts != nil {
+				t.Fatalf("parseRedisSpec(%q) = %+v and %v", spec, opts, err)
+			}
+			if u, perr := url.Parse(spec); perr == nil && u.User != nil {
+				if pw, ok := u.User.Password(); ok && strings.Contains(err.Error(), ":"+pw+"@") {
+					t.Fatalf("error %q repeats the password %q", err, pw)
+				}
+			}
+			return
+		}
+		host, port, err := net.SplitHostPort(opts.Addr)
+		if err != nil || host == "" || port == "0" || port == "" {
+			t.Fatalf("parseRedisSpec(%q): Addr %q is not HOST:PORT", spec, opts.Addr)
+		}
+		if opts.DB < 0 || opts.DB > 65535 {
+			t.Fatalf("parseRedisSpec(%q): DB %d", spec, opts.DB)
+		}
+		if !strings.HasPrefix(spec, "redis://") {
+			t.Fatalf("parseRedisSpec accepted %q, which is not redis://", spec)
+		}
+	})
+}
+
 // fuzzCorpora lists every target's seeds, for the corpus files.
 func fuzzCorpora() map[string][]seedEntry {
 	return map[string][]seedEntry{
@@ -287,6 +332,7 @@ func fuzzCorpora() map[string][]seedEntry {
 		"FuzzParseNotifyAlert":     notifySeeds(),
 		"FuzzParseEmptyExtensions": emptyExtensionSeeds(),
 		"FuzzVerifyToken":          verifySeeds(),
+		"FuzzOpenReplayStoreSpec":  replaySpecSeeds(),
 	}
 }
 

@@ -168,7 +168,13 @@ func parseRedisSpec(spec string) (*redis.Options, error) {
 	}
 	u, err := url.Parse(spec)
 	if err != nil {
-		return nil, bad("not a URL")
+		// url.Error repeats the whole spec, password included: keep only
+		// what is wrong.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, bad("%v", err)
 	}
 	if u.RawQuery != "" || u.ForceQuery {
 		return nil, bad("query %q is not supported", u.RawQuery)
@@ -214,12 +220,27 @@ func parseRedisSpec(spec string) (*redis.Options, error) {
 	return opts, nil
 }
 
-// redactSpec hides a password in spec before it goes into an error.
+// redactSpec hides a password in spec before it goes into an error, also
+// when spec does not parse as a URL.
 func redactSpec(spec string) string {
-	if u, err := url.Parse(spec); err == nil && u.User != nil {
-		return u.Redacted()
+	slashes := strings.Index(spec, "//")
+	if slashes < 0 {
+		return spec
 	}
-	return spec
+	head, rest := spec[:slashes+2], spec[slashes+2:]
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return spec
+	}
+	user, _, hasPassword := strings.Cut(authority[:at], ":")
+	if !hasPassword {
+		return spec
+	}
+	return head + user + ":xxxxx" + rest[at:]
 }
 
 type nopCloser struct{}

@@ -230,14 +230,14 @@ func TestOpenReplayStoreErrorsNameTheBadPart(t *testing.T) {
 		"redis://:6379":                "host missing",
 		"redis://127.0.0.1:0":          `port "0"`,
 		"redis://127.0.0.1:65536":      `port "65536"`,
-		"redis://127.0.0.1:x":          "",
+		"redis://127.0.0.1:x":          `invalid port ":x"`,
 		"redis://127.0.0.1:6379/x":     `database "x"`,
 		"redis://127.0.0.1:6379/1/2":   `database "1/2"`,
 		"redis://127.0.0.1:6379/-1":    `database "-1"`,
 		"redis://127.0.0.1:6379/0?x=1": `query "x=1"`,
 		"redis://127.0.0.1:6379/0?":    "query",
 		"redis://127.0.0.1:6379#frag":  `fragment "frag"`,
-		"redis://[::1:6379":            "",
+		"redis://[::1:6379":            "missing ']'",
 	}
 	for spec, want := range cases {
 		store, closer, err := OpenReplayStore(spec)
@@ -255,9 +255,11 @@ func TestOpenReplayStoreErrorsNameTheBadPart(t *testing.T) {
 }
 
 func TestOpenReplayStoreHidesThePassword(t *testing.T) {
-	_, _, err := OpenReplayStore("redis://user:hunter2@127.0.0.1:0")
-	if err == nil || strings.Contains(err.Error(), "hunter2") {
-		t.Fatalf("err = %v, want an error without the password", err)
+	for _, spec := range []string{"redis://user:hunter2@127.0.0.1:0", "redis://user:hunter2@127.0.0.1:x", "redis://:hunter2@[::1"} {
+		_, _, err := OpenReplayStore(spec)
+		if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), ":xxxxx@") {
+			t.Fatalf("OpenReplayStore(%q): err = %v, want an error with the password redacted", spec, err)
+		}
 	}
 	opts, err := parseRedisSpec("redis://user:hunter2@127.0.0.1:6379/2")
 	if err != nil {
