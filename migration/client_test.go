@@ -286,3 +286,15 @@ func waitReady(t testing.TB, c *Conn) {
 	}
 	c.setOnReady(nil)
 }
+
+// The token names an IPv6 target as well (address type ipv6).
+func TestRendezvousIPv6(t *testing.T) {
+	node := startNode(t, nodeOpts{ipv6: true})
+	c := dial(t, newDialer(t, PolicyRendezvous), node.vipAddr())
+	if info := c.Info(); !info.Migrated || !info.Resumed || info.Remote != node.uniAddr() || !strings.HasPrefix(info.Remote, "[::1]:") {
+		t.Fatalf("Info %+v", info)
+	}
+	if body := httpGet(t, c, bufio.NewReader(c)); body != "node unicast resumed=true" {
+		t.Fatalf("body %q", body)
+	}
+}

@@ -391,6 +391,8 @@ func (s *Server) Stats() Stats {
 
 // ServerConn is one TLS connection accepted by a Server's listener. It is
 // a net.Conn; the handshake runs on the first Read, Write or Handshake.
+// The Server tracks it until Close (net/http's Server closes every
+// connection it accepted).
 type ServerConn struct {
 	s    *Server
 	kind Kind
@@ -413,7 +415,8 @@ func (c *ServerConn) Kind() Kind { return c.kind }
 // migration_support, or resumed a migration_allowed ticket).
 func (c *ServerConn) Capable() bool { return c.capable.Load() }
 
-// TLS returns the underlying TLS connection.
+// TLS returns the underlying TLS connection, for inspection: read and
+// write through the ServerConn, which counts the handshake.
 func (c *ServerConn) TLS() *tls13.Conn { return c.tc }
 
 // ConnectionState reports the TLS parameters.
@@ -525,12 +528,12 @@ func (c *ServerConn) currentTarget() netip.AddrPort {
 	return c.s.cfg.Unicast
 }
 
-// Migrate asks this client to move. Seed profile: if target is valid and
-// differs from what this connection's tokens name, a fresh
-// NewSessionTicket whose token names target goes first; then
-// migrate_notify. Draft-03: migrate_request{target} (zero target: this
-// node's unicast address). A client that did not offer migration_support
-// is never told (ErrNotCapable).
+// Migrate asks this client to move. A fresh NewSessionTicket goes first
+// (seed: its token names target if target is valid, else what this
+// connection's tokens named so far; draft-03: migration_allowed), then
+// migrate_notify (seed) or migrate_request{target} (draft-03; zero target:
+// this node's unicast address). A client that did not offer
+// migration_support is never told (ErrNotCapable).
 func (c *ServerConn) Migrate(target netip.AddrPort) error {
 	if !c.ready() {
 		return ErrHandshakeIncomplete
@@ -539,19 +542,22 @@ func (c *ServerConn) Migrate(target netip.AddrPort) error {
 		return ErrNotCapable
 	}
 	s := c.s
+	// A fresh ticket goes first either way: a connection may outlive its
+	// tokens (TokenLifetime) and tickets, and a re-target needs a token
+	// naming the new target.
+	if s.cfg.Profile == ProfileSeed && target.IsValid() && !sameAddrPort(target, c.currentTarget()) {
+		c.mu.Lock()
+		c.retarget = target
+		c.mu.Unlock()
+	}
+	if err := c.tc.SendSessionTicket(); err != nil {
+		return fmt.Errorf("migration: fresh ticket before the move: %w", err)
+	}
 	if s.cfg.Profile == ProfileDraft03 {
 		if !target.IsValid() {
 			target = s.cfg.Unicast
 		}
 		return c.sendMigrateRequest(target)
-	}
-	if target.IsValid() && !sameAddrPort(target, c.currentTarget()) {
-		c.mu.Lock()
-		c.retarget = target
-		c.mu.Unlock()
-		if err := c.tc.SendSessionTicket(); err != nil {
-			return fmt.Errorf("migration: re-targeting ticket: %w", err)
-		}
 	}
 	if err := c.tc.SendNotification(s.cp.Notify); err != nil {
 		return fmt.Errorf("migration: migrate_notify: %w", err)

@@ -373,6 +373,7 @@ func TestRetargetToSibling(t *testing.T) {
 			if body := httpGet(t, c, br); body != "a unicast resumed=true" {
 				t.Fatalf("before: %q", body)
 			}
+			a.waitClosed(t, KindAnycast) // the VIP conn is gone
 			if n := a.srv.MigrateAll(addrOf(b.uni)); n != 1 {
 				t.Fatalf("MigrateAll told %d", n)
 			}

@@ -109,6 +109,16 @@ func listen(t testing.TB) net.Listener {
 	return l
 }
 
+func listen6(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
 func addrOf(l net.Listener) netip.AddrPort { return l.Addr().(*net.TCPAddr).AddrPort() }
 
 // nodeOpts configures a test node.
@@ -125,6 +135,7 @@ type nodeOpts struct {
 	tickets     int
 	onHello     func(info *tls13.ClientHelloInfo)
 	noAnycast   bool
+	ipv6        bool // listen on ::1
 }
 
 // testNode is one Server with an anycast and a unicast listener, serving
@@ -157,12 +168,16 @@ func startNode(t testing.TB, o nodeOpts) *testNode {
 	}
 	n := &testNode{name: o.name, closed: make(chan Kind, 1024),
 		served: map[Kind]*atomic.Int64{KindAnycast: {}, KindUnicast: {}}}
+	lst := listen
+	if o.ipv6 {
+		lst = listen6
+	}
 	if !o.noAnycast {
-		n.vip = listen(t)
+		n.vip = lst(t)
 	}
 	n.uni = o.unicast
 	if n.uni == nil {
-		n.uni = listen(t)
+		n.uni = lst(t)
 	}
 	target := o.unicastAddr
 	if !target.IsValid() {

@@ -104,6 +104,7 @@ func TestTransportBackgroundRequestLoopLosesNothing(t *testing.T) {
 		}
 	}
 	waitSeen("a unicast")
+	a.waitClosed(t, KindAnycast) // make-before-break: the VIP conn closes after the switch
 	if n := a.srv.MigrateAll(addrOf(b.uni)); n != 1 {
 		t.Errorf("MigrateAll told %d connections, want 1", n)
 	}
