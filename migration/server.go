@@ -246,10 +246,14 @@ func (s *Server) NewConn(raw net.Conn, kind Kind) *ServerConn {
 	cfg := s.base // a per-connection copy: the hooks are bound to sc
 	userHello, userTicket := s.base.OnClientHello, s.base.TicketExtensions
 	cfg.OnClientHello = func(info *tls13.ClientHelloInfo) error {
-		sc.onClientHello(info)
+		// The caller's hook runs first so that the token check has the
+		// last word on RejectResumption.
 		if userHello != nil {
-			return userHello(info)
+			if err := userHello(info); err != nil {
+				return err
+			}
 		}
+		sc.onClientHello(info)
 		return nil
 	}
 	cfg.TicketExtensions = func(c *tls13.Conn, t *tls13.ServerTicket) []tls13.Extension {

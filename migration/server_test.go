@@ -532,3 +532,24 @@ func FuzzParseTicketApp(f *testing.F) {
 		}
 	})
 }
+
+// The caller's own OnClientHello cannot turn a rejected token back into
+// a resumption: the token check runs after it.
+func TestCallerHookCannotOverrideTokenRejection(t *testing.T) {
+	var calls atomic.Int64
+	node := startNode(t, nodeOpts{onHello: func(info *tls13.ClientHelloInfo) {
+		calls.Add(1)
+		info.RejectResumption = false
+	}})
+	session, tok := rawDial(t, node.vipAddr(), nil, nil, false).tokenTicket(t)
+	forged := append([]byte(nil), tok...)
+	forged[len(forged)-1] ^= 0x80
+	before := node.srv.Stats()
+	if resumeWith(t, node.uniAddr(), session, forged) {
+		t.Fatal("a forged token resumed through the caller's hook")
+	}
+	wantRejected(t, node.srv, before, ReasonForged)
+	if calls.Load() != 2 {
+		t.Errorf("caller's hook ran %d times, want 2", calls.Load())
+	}
+}
