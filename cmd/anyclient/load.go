@@ -267,7 +267,7 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "anyclient load: %v\n", err)
 		return exitUsage
 	}
-	level := slog.LevelError
+	level := slog.LevelError // -v: each broken connection's error, and the Dialer's notes
 	if o.verbose {
 		level = slog.LevelInfo
 	}
@@ -319,7 +319,7 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
-	generate(o, d, t)
+	generate(o, d, t, log)
 	close(done)
 	r := t.report(o.policyName, time.Since(start), true)
 	out.Lock()
@@ -341,7 +341,7 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 
 // generate opens connections until --duration or --total says stop, with
 // at most --connections open at once, and waits for all of them.
-func generate(o *loadOptions, d *migration.Dialer, t *tally) {
+func generate(o *loadOptions, d *migration.Dialer, t *tally, log *slog.Logger) {
 	deadline := time.Now().Add(o.duration)
 	slots := make(chan struct{}, o.connections)
 	var wg sync.WaitGroup
@@ -376,7 +376,11 @@ func generate(o *loadOptions, d *migration.Dialer, t *tally) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			t.add(oneConnection(o, d))
+			r := oneConnection(o, d)
+			if r.broken {
+				log.Warn("connection broke", "err", r.why, "node", r.node, "remote", r.remote, "migrated", r.migrated)
+			}
+			t.add(r)
 		}()
 	}
 	wg.Wait()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,12 +162,19 @@ func (l *legacyConn) get() (string, error) {
 const heldConns = 4
 
 // holdingLoad starts a background-policy load whose connections stay open
-// long enough to be moved, and waits until all of them are up on node n.
-func holdingLoad(t *testing.T, n *nodeProc) *clientProc {
-	c := startClient(t, "load", "--insecure", "--json", "--policy", "background",
+// long enough to be moved, and waits until all of them are up on node n's
+// unicast address; legacy is how many other (legacy) connections n holds
+// on its VIP.
+func holdingLoad(t *testing.T, n *nodeProc, legacy int) *clientProc {
+	c := startClient(t, "load", "-v", "--insecure", "--json", "--policy", "background",
 		"--connections", fmt.Sprint(heldConns), "--duration", "0", "--requests-per-conn", "25", "--think", "200ms",
 		"https://"+n.vip+"/")
-	n.waitStatus("the load's connections up", func(st statusReport) bool { return st.Capable == heldConns })
+	// Settled: every client has switched to its unicast connection (a
+	// background client keeps its VIP leg until it switches, at a request
+	// boundary).
+	n.waitStatus("the load's connections on the unicast address", func(st statusReport) bool {
+		return st.Capable == heldConns && st.Connections["unicast"] == heldConns && st.Connections["anycast"] == legacy
+	})
 	return c
 }
 
@@ -176,7 +184,7 @@ func TestRetargetToSiblingSparesLegacyAndBreaksNothing(t *testing.T) {
 	if node, err := legacy.get(); err != nil || node != "alpha" {
 		t.Fatalf("legacy client before: %q, %v", node, err)
 	}
-	load := holdingLoad(t, a)
+	load := holdingLoad(t, a, 1)
 
 	body := httpDo(t, http.MethodPost, "http://"+a.admin+"/migrate?target="+b.unicast, http.StatusOK)
 	var told struct{ Notified int }
@@ -217,7 +225,7 @@ func TestDrainOnSIGTERMMovesEveryCapableClient(t *testing.T) {
 	b := startNode(t, nodeArgs("bravo", "--ticket-keys", keys, "--replay", replay)...)
 	a := startNode(t, nodeArgs("alpha", "--ticket-keys", keys, "--replay", replay,
 		"--drain-target", b.unicast, "--drain-timeout", "50s")...)
-	load := holdingLoad(t, a)
+	load := holdingLoad(t, a, 0)
 
 	from := a.logLen()
 	a.signal(syscall.SIGTERM)
@@ -306,5 +314,32 @@ func TestRedisDownFailsClosed(t *testing.T) {
 	st := n.status()
 	if st.TokensRefused["store_unavailable"] < 1 || st.ReplayErrors < 1 {
 		t.Errorf("with Redis down: %+v; want the refusal counted as store_unavailable", st)
+	}
+}
+
+func TestBackendProxy(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case seen <- r.Header.Clone():
+		default:
+		}
+		w.Header().Set("X-Backend", "yes")
+		fmt.Fprintf(w, "backend says hi to %s\n", r.URL.Path)
+	}))
+	t.Cleanup(backend.Close)
+	n := startNode(t, nodeArgs("mike", "--backend", backend.URL)...)
+	r := getJSON(t, "--insecure", "https://"+n.vip+"/some/path")
+	if r.Status != 200 || r.Body != "backend says hi to /some/path\n" || r.Node != "mike" || !r.Migrated {
+		t.Errorf("through the proxy: %+v", r)
+	}
+	h := <-seen
+	if h.Get("X-Forwarded-For") == "" || h.Get("X-Forwarded-Proto") != "https" || h.Get("Anysched-Via") != "unicast" {
+		t.Errorf("backend saw headers %v; want X-Forwarded-For, X-Forwarded-Proto https, Anysched-Via unicast", h)
+	}
+	backend.Close()
+	code, out, _ := runClient(t, "get", "--insecure", "--json", "https://"+n.vip+"/")
+	if code != 1 || !strings.Contains(out, `"status":502`) || !strings.Contains(out, `"node":"mike"`) {
+		t.Errorf("backend down: exit %d, %s; want 502 from mike and exit 1", code, out)
 	}
 }

@@ -206,7 +206,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				n.requestDrain()
 			}
 		case <-n.drainReq:
-			n.drain(web, side)
+			n.drain(web, side, sigs)
 			return exitOK
 		}
 	}
@@ -293,10 +293,26 @@ func (n *node) requestDrain() {
 // drain notifies every capable client (re-targeted to --drain-target when
 // given), waits up to --drain-timeout for them to leave, then closes the
 // servers. Legacy clients cannot be moved; they are closed at the end.
-func (n *node) drain(web *http.Server, side []*http.Server) {
+func (n *node) drain(web *http.Server, side []*http.Server, sigs <-chan os.Signal) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), n.o.drainTimeout)
 	defer cancel()
+	go func() {
+		// A second SIGTERM or SIGINT cuts the wait short (an operator who
+		// will not wait); SIGHUP and SIGUSR1 mean nothing while draining.
+		for {
+			select {
+			case s := <-sigs:
+				if s == syscall.SIGTERM || s == syscall.SIGINT {
+					n.log.Warn("second stop signal: ending the drain now", "signal", s.String())
+					cancel()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	before := n.srv.Stats()
 	left := n.srv.Drain(ctx, n.o.drainTarget)
 	st := n.srv.Stats()
