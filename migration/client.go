@@ -700,6 +700,12 @@ func (c *Conn) readChunk(l *leg, b []byte, expired <-chan time.Time, dlCh, sw <-
 	select {
 	case chunk, ok := <-l.data:
 		if !ok {
+			c.mu.Lock()
+			switched := l != c.cur
+			c.mu.Unlock()
+			if switched {
+				return 0, nil, true // the old leg closed after a switch
+			}
 			return 0, l.err(), false
 		}
 		c.mu.Lock()

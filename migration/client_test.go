@@ -298,3 +298,35 @@ func TestRendezvousIPv6(t *testing.T) {
 		t.Fatalf("body %q", body)
 	}
 }
+
+// A move prepared while the application sits in Read (nothing in flight)
+// switches under it: the blocked Read continues on the new connection.
+func TestSwitchUnderABlockedRead(t *testing.T) {
+	node := startNode(t, nodeOpts{})
+	c := dial(t, newDialer(t, PolicyBackground), node.vipAddr())
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf) // blocks: nothing was asked yet
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		got <- string(buf[:n])
+	}()
+	waitReady(t, c)
+	if ok, err := c.SwitchIfReady(); !ok || err != nil {
+		t.Fatalf("SwitchIfReady %v %v", ok, err)
+	}
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: " + testServerName + "\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if !strings.HasPrefix(s, "HTTP/1.1 200") || !strings.HasSuffix(s, "node unicast resumed=true") {
+			t.Fatalf("blocked Read returned %q", s)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("blocked Read never returned")
+	}
+}
