@@ -19,8 +19,9 @@
 #
 # Usage: scripts/demo_testbed.sh            (as root)
 # Environment: ANYSCHED (the router binary; default bin/anysched from
-# `make build`, built here if missing), GO (default go), GRACE (grace
-# period in seconds, default 5).
+# `make build`, built here if missing), ANYNODE and ANYCLIENT (default:
+# built here from ./cmd), GO (default go), GRACE (grace period in seconds,
+# default 5).
 # Exit codes: 0 everything worked, 1 something did not (the message says
 # what), 2 not root or bad environment. The bed is torn down on every exit.
 set -euo pipefail
@@ -42,7 +43,7 @@ die() {
 }
 
 case "${1:-}" in
--h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 '') ;;
 *) echo "demo_testbed.sh: unexpected argument '$1' (try --help)" >&2; exit 2 ;;
 esac
@@ -190,8 +191,13 @@ else
 	(cd "$repo" && "$GO" build -o "$work/" ./cmd/anysched) || die "go build ./cmd/anysched failed"
 	echo "    router: built ./cmd/anysched ($ANYSCHED not found)"
 fi
-(cd "$repo" && "$GO" build -o "$work/" ./cmd/anynode ./cmd/anyclient) || die "go build ./cmd/anynode ./cmd/anyclient failed"
-echo "    node and client: built ./cmd/anynode, ./cmd/anyclient"
+if [[ -n ${ANYNODE:-} && -n ${ANYCLIENT:-} ]]; then
+	cp "$ANYNODE" "$work/anynode" && cp "$ANYCLIENT" "$work/anyclient" || die "ANYNODE=$ANYNODE or ANYCLIENT=$ANYCLIENT cannot be copied"
+	echo "    node and client: $ANYNODE, $ANYCLIENT"
+else
+	(cd "$repo" && "$GO" build -o "$work/" ./cmd/anynode ./cmd/anyclient) || die "go build ./cmd/anynode ./cmd/anyclient failed"
+	echo "    node and client: built ./cmd/anynode, ./cmd/anyclient"
+fi
 
 section "2. veth test bed $PREFIX ($NODES nodes, VIP $VIP4 and $VIP6)"
 bed_up=true
@@ -209,7 +215,7 @@ for i in $(seq 1 "$NODES"); do
 done
 grep -E 'interface open| mac=' "$work/router.log" | sed 's/^time=[^ ]* //' | indent || true
 echo "    its table (anysched table):"
-"$work/anysched" table --config "$cfg" | sed -n '/^POOL  *NODE/,/^$/p' | indent
+"$work/anysched" table --config "$cfg" | sed -n '/^POOL  *NODE/,/^$/p' | sed '/^$/d' | indent
 
 section "4. nodes: anynode on the VIP (direct server return) and on its unicast address"
 for pool in a b; do od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$work/pool-$pool.keys"; echo >>"$work/pool-$pool.keys"; done
