@@ -633,7 +633,7 @@ func (c *ServerConn) onClientHello(info *tls13.ClientHelloInfo) {
 			}
 			s.countRejected(reason, err)
 			info.RejectResumption = true
-			s.log.Info("migration token rejected", "reason", string(reason), "remote", info.Conn.RemoteAddr(), "err", err)
+			s.log.Debug("migration token rejected", "reason", string(reason), "remote", info.Conn.RemoteAddr(), "err", err)
 			return
 		}
 		s.countAccepted()

@@ -2,7 +2,10 @@ package migration
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -158,5 +161,76 @@ func TestTransportReplacesDeadIdleConn(t *testing.T) {
 	node.waitClosed(t, KindUnicast)
 	if n, info := get(t, tr, node.vipAddr()); n != "node" || !info.Migrated {
 		t.Fatalf("after the server closed the idle conn: node %q info %+v", n, info)
+	}
+}
+
+// A reused connection the server drops after reading a request (no
+// response byte): an idempotent GET is retried on a fresh connection, a
+// POST whose bytes all went out is not (it may have run).
+func TestTransportRetryRules(t *testing.T) {
+	keys, _ := tls13.NewRandomTicketKeys()
+	uni := listen(t)
+	srv, err := NewServer(ServerConfig{
+		TLS:     &tls13.Config{Certificates: []tls.Certificate{getPKI(t).cert}, TicketKeys: keys},
+		Unicast: addrOf(uni),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type connCount struct{ n atomic.Int64 }
+	var served atomic.Int64
+	hs := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cc := r.Context().Value(ctxKey{}).(*connCount)
+			if cc.n.Add(1) == 2 {
+				// Second request on this connection: drop it unanswered.
+				c, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					c.Close()
+				}
+				return
+			}
+			served.Add(1)
+			io.WriteString(w, "ok")
+		}),
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, ctxKey{}, &connCount{})
+		},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	go hs.Serve(srv.Listen(uni, KindUnicast))
+	t.Cleanup(func() { hs.Close() })
+
+	tr := &Transport{Dialer: newDialer(t, PolicyNever)}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	url := "https://" + uni.Addr().String() + "/"
+	do := func(method string, body io.Reader) error {
+		req, _ := http.NewRequest(method, url, body)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && string(b) != "ok" {
+			t.Errorf("%s body %q", method, b)
+		}
+		return err
+	}
+	if err := do(http.MethodGet, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := do(http.MethodGet, nil); err != nil {
+		t.Fatalf("idempotent GET on a dropped reused conn was not retried: %v", err)
+	}
+	if served.Load() != 2 {
+		t.Fatalf("served %d", served.Load())
+	}
+	if err := do(http.MethodPost, io.MultiReader(strings.NewReader("payload"))); err == nil {
+		t.Fatal("a POST that was fully written was retried on another conn")
+	}
+	if served.Load() != 2 {
+		t.Errorf("served %d after the dropped POST", served.Load())
 	}
 }
