@@ -25,6 +25,7 @@ func ParseProfile(s string) (Profile, error) {
 	return 0, fmt.Errorf("migration: unknown profile %q (want seed or draft03)", s)
 }
 
+// String returns the name ParseProfile accepts.
 func (p Profile) String() string {
 	switch p {
 	case ProfileSeed:
@@ -64,6 +65,7 @@ func ParsePolicy(s string) (Policy, error) {
 	return 0, fmt.Errorf("migration: unknown policy %q (want rendezvous, background or never)", s)
 }
 
+// String returns the name ParsePolicy accepts.
 func (p Policy) String() string {
 	switch p {
 	case PolicyRendezvous:
@@ -86,6 +88,7 @@ const (
 	KindUnicast
 )
 
+// String returns "anycast" or "unicast" (metric label values).
 func (k Kind) String() string {
 	switch k {
 	case KindAnycast:

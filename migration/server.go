@@ -499,10 +499,19 @@ func (c *ServerConn) Close() error {
 	return err
 }
 
-func (c *ServerConn) LocalAddr() net.Addr                { return c.raw.LocalAddr() }
-func (c *ServerConn) RemoteAddr() net.Addr               { return c.raw.RemoteAddr() }
-func (c *ServerConn) SetDeadline(t time.Time) error      { return c.tc.SetDeadline(t) }
-func (c *ServerConn) SetReadDeadline(t time.Time) error  { return c.tc.SetReadDeadline(t) }
+// LocalAddr is the address the client reached (VIP or unicast).
+func (c *ServerConn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
+
+// RemoteAddr is the client's address.
+func (c *ServerConn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+
+// SetDeadline sets the read and write deadlines (see tls13.Conn).
+func (c *ServerConn) SetDeadline(t time.Time) error { return c.tc.SetDeadline(t) }
+
+// SetReadDeadline sets the read deadline; a timed-out read can be retried.
+func (c *ServerConn) SetReadDeadline(t time.Time) error { return c.tc.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the write deadline.
 func (c *ServerConn) SetWriteDeadline(t time.Time) error { return c.tc.SetWriteDeadline(t) }
 
 func (c *ServerConn) localAddrPort() netip.AddrPort { return addrPortOf(c.raw.LocalAddr()) }
