@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -328,5 +329,36 @@ func TestSwitchUnderABlockedRead(t *testing.T) {
 		}
 	case <-time.After(waitLimit):
 		t.Fatal("blocked Read never returned")
+	}
+}
+
+// A read deadline interrupts a blocked Read with a timeout; the
+// connection stays usable (net/http's pattern).
+func TestConnReadDeadline(t *testing.T) {
+	node := startNode(t, nodeOpts{})
+	c := dial(t, newDialer(t, PolicyRendezvous), node.vipAddr())
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	var buf [16]byte
+	_, err := c.Read(buf[:])
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Read past the deadline: %v", err)
+	}
+	c.SetReadDeadline(time.Time{})
+	if body := httpGet(t, c, bufio.NewReader(c)); body != "node unicast resumed=true" {
+		t.Fatalf("after the timeout: %q", body)
+	}
+	if c.LocalAddr() == nil || c.RemoteAddr().String() != node.uniAddr() {
+		t.Errorf("addresses %v → %v", c.LocalAddr(), c.RemoteAddr())
+	}
+	c.Close()
+	if _, err := c.Read(buf[:]); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Read after Close: %v", err)
+	}
+	if _, err := c.Write(buf[:]); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write after Close: %v", err)
+	}
+	if _, err := c.SwitchIfReady(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("SwitchIfReady after Close: %v", err)
 	}
 }
