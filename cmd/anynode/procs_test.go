@@ -50,8 +50,11 @@ func binaries(t *testing.T) string {
 		if _, err := os.Stat(gobin); err != nil {
 			gobin = "go"
 		}
-		cmd := exec.Command(gobin, "build", "-o", binDir+string(os.PathSeparator),
-			"github.com/anysched/anysched/cmd/anynode", "github.com/anysched/anysched/cmd/anyclient")
+		args := []string{"build", "-o", binDir + string(os.PathSeparator)}
+		if raceBuild {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command(gobin, append(args, "github.com/anysched/anysched/cmd/anynode", "github.com/anysched/anysched/cmd/anyclient")...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -119,6 +122,14 @@ func startNode(t *testing.T, args ...string) *nodeProc {
 			cmd.Process.Kill()
 			<-n.exited
 		}
+		n.mu.Lock()
+		for _, l := range n.lines {
+			if strings.Contains(l, "DATA RACE") {
+				t.Errorf("the race detector fired in anynode %v", args)
+				break
+			}
+		}
+		n.mu.Unlock()
 		if t.Failed() {
 			n.mu.Lock()
 			t.Logf("anynode %v log:\n%s", args, strings.Join(n.lines, "\n"))
@@ -295,6 +306,9 @@ func (c *clientProc) wait(t *testing.T) (int, string, string) {
 	case <-c.done:
 	case <-time.After(2 * failAfter):
 		t.Fatalf("anyclient %v did not finish", c.cmd.Args)
+	}
+	if strings.Contains(c.stderr.String(), "DATA RACE") {
+		t.Errorf("the race detector fired in anyclient %v:\n%s", c.cmd.Args, c.stderr.String())
 	}
 	return c.cmd.ProcessState.ExitCode(), c.stdout.String(), c.stderr.String()
 }
