@@ -230,6 +230,8 @@ for i in $(seq 1 "$NODES"); do
 	wait_for 10 "node$i's anynode" grep -q msg=serving "$work/node$i.log"
 	echo "    node$i: https on $VIP4:443, [$VIP6]:443 and $(unicast "$i"):443; pool-$(pool_of "$i") ticket keys (shared with node$(sibling "$i"))"
 done
+echo "    node1's load report (GET /load on its admin API, the format the router's scheduler reads):"
+echo "      $(http node1 GET "$ADMIN" /load | tr -d ' \n')"
 cat "$work"/node*.pem >"$work/ca.pem" # each node's self-signed certificate: the clients' --ca
 echo "    clients verify the nodes with --ca (the nodes' self-signed certificates, from --write-cert)"
 

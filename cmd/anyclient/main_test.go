@@ -233,6 +233,17 @@ func TestLoadCountsConnections(t *testing.T) {
 	}
 }
 
+func TestLoadRateIsBounded(t *testing.T) {
+	n := startTestNode(t, named("n1"))
+	// 20 new connections a second for 300ms: a ticker never fires faster
+	// than its period, so at most 1 + 300/50 connections open.
+	code, out, errOut := runArgs("load", "--insecure", "--json", "--rate", "20", "--duration", "300ms", "--connections", "3", "https://"+n.vip+"/")
+	r := loadJSON(t, out)
+	if code != exitOK || r.Connections < 1 || r.Connections > 7 || r.Broken != 0 || r.Migrated != r.Connections {
+		t.Errorf("exit %d, %+v (stderr %s)", code, r, errOut)
+	}
+}
+
 func TestLoadExitsOneWhenAConnectionBreaks(t *testing.T) {
 	var requests atomic.Int64
 	// Every second request on a connection is cut off: headers promise
