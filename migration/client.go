@@ -156,6 +156,9 @@ func (c *Conn) rendezvous(ctx context.Context, vip *leg, wait time.Duration) err
 		c.setFallback(FallbackNoToken)
 		return nil
 	case <-vip.dead:
+		if len(vip.data) == 0 {
+			return fmt.Errorf("migration: the anycast connection closed before a token arrived: %w", vip.err())
+		}
 		c.setFallback("anycast connection closed before a token arrived")
 		return nil
 	case <-ctx.Done():

@@ -108,6 +108,26 @@ func TestRendezvousFallbacks(t *testing.T) {
 			t.Fatalf("body %q", body)
 		}
 	})
+	t.Run("anycast closes before a token", func(t *testing.T) {
+		l := listen(t)
+		keys, _ := tls13.NewRandomTicketKeys()
+		scfg := &tls13.Config{Certificates: []tls.Certificate{getPKI(t).cert}, TicketKeys: keys, TicketsPerHandshake: -1}
+		go func() {
+			raw, err := l.Accept()
+			if err != nil {
+				return
+			}
+			sc := tls13.Server(raw, scfg)
+			sc.Handshake()
+			sc.Close()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		if c, err := newDialer(t, PolicyRendezvous).DialContext(ctx, "tcp", l.Addr().String()); err == nil {
+			c.Close()
+			t.Fatal("a dial whose only connection closed before a token succeeded")
+		}
+	})
 	t.Run("target unreachable", func(t *testing.T) {
 		closed := listen(t)
 		dead := addrOf(closed)
