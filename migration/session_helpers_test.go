@@ -190,7 +190,12 @@ func startNode(t testing.TB, o nodeOpts) *testNode {
 	}
 	srv, err := NewServer(ServerConfig{
 		TLS: cfg, Profile: o.profile, Unicast: target, Replay: o.replay,
-		Events: Events{ConnClosed: func(k Kind, _ bool) { n.closed <- k }},
+		Events: Events{ConnClosed: func(k Kind, _ bool) {
+			select { // Events must not block (benchmarks close thousands)
+			case n.closed <- k:
+			default:
+			}
+		}},
 	})
 	if err != nil {
 		t.Fatal(err)
