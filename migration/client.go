@@ -498,6 +498,13 @@ func (l *leg) plan() (movePlan, bool) {
 // offer handles a migration offer on l: a token-bearing ticket (ticket
 // true) or migrate_notify / migrate_request. A ticket moves only an
 // anycast leg; a migrated leg waits to be told.
+//
+// An offer is followed at once on the leg in use and on a prepared leg
+// not yet switched to (a drain re-targets both while the application is
+// between requests: waiting for the switch would leave the prepared leg
+// on a node about to exit). An offer that arrives while a move is under
+// way, or on a leg still in its handshake, is kept (wantMove) and
+// followed when that move ends.
 func (c *Conn) offer(l *leg, ticket bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -511,26 +518,44 @@ func (c *Conn) offer(l *leg, ticket bool) {
 	if ticket && l.migrated {
 		return
 	}
-	if l != c.cur || c.moving {
-		l.wantMove = true
-		return
+	l.wantMove = true
+	if l == c.cur || l == c.next {
+		c.followLocked(l)
 	}
-	c.startMoveLocked(l)
+}
+
+// followLocked starts a move for the first of legs (newest first) with
+// an offer pending; it does nothing while a move is under way (runMove
+// calls it again when that one ends). c.mu is held.
+func (c *Conn) followLocked(legs ...*leg) {
+	for _, l := range legs {
+		if c.moving {
+			return
+		}
+		if l != nil && l.wantMove {
+			c.startMoveLocked(l)
+		}
+	}
 }
 
 // startMoveLocked dials the target of from's latest offer in the
 // background; c.mu is held.
 func (c *Conn) startMoveLocked(from *leg) {
-	from.wantMove = false
 	if c.moving || c.closed || c.policy == PolicyNever {
 		return
 	}
+	from.wantMove = false
 	plan, ok := from.plan()
-	if !ok || (plan.migrated && c.cur != nil && sameAddrPort(plan.target, c.cur.addr)) {
-		return // nothing to do, or already there
+	if !ok || plan.migrated && (c.at(c.cur, plan.target) || c.at(c.next, plan.target)) {
+		return // nothing to do, or already there (or prepared there)
 	}
 	c.moving = true
 	go c.runMove(plan)
+}
+
+// at reports whether l is a live leg to target.
+func (c *Conn) at(l *leg, target netip.AddrPort) bool {
+	return l != nil && !l.isDead.Load() && sameAddrPort(target, l.addr)
 }
 
 func (c *Conn) runMove(plan movePlan) {
@@ -541,6 +566,8 @@ func (c *Conn) runMove(plan movePlan) {
 	c.moving = false
 	if err != nil {
 		c.fallback = fmt.Sprintf("target %s unreachable: %v", plan.addr, err)
+		// Offers that came in meanwhile may name another target.
+		c.followLocked(c.next, c.cur)
 		c.mu.Unlock()
 		c.log.Info("migration: background move failed", "target", plan.addr, "err", err)
 		return
@@ -552,6 +579,10 @@ func (c *Conn) runMove(plan movePlan) {
 	}
 	old := c.next
 	c.next = nl
+	// Offers that came in during this move: on the new leg (told during
+	// or right after its handshake), on the prepared leg it replaces, on
+	// the leg in use.
+	c.followLocked(nl, old, c.cur)
 	ready := c.onReady
 	c.mu.Unlock()
 	if old != nil {
@@ -608,14 +639,9 @@ func (c *Conn) SwitchIfReady() (bool, error) {
 	close(c.switched)
 	c.switched = make(chan struct{})
 	wd := c.writeDL
-	switch {
-	case old.wantMove:
-		// Told to move again while this move was under way (e.g. a
-		// re-target): the old leg's latest offer still stands.
-		c.startMoveLocked(old)
-	case nl.wantMove:
-		c.startMoveLocked(nl)
-	}
+	// Offers kept while a move was under way still stand, the newest
+	// leg's first.
+	c.followLocked(nl, old)
 	c.mu.Unlock()
 	if !wd.IsZero() {
 		nl.tc.SetWriteDeadline(wd)

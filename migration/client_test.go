@@ -382,3 +382,67 @@ func TestConnReadDeadline(t *testing.T) {
 		t.Errorf("SwitchIfReady after Close: %v", err)
 	}
 }
+
+// readyChan is closed once c has a background move ready (any move that
+// completes after this call, or one already prepared).
+func readyChan(c *Conn) <-chan struct{} {
+	ready := make(chan struct{})
+	var once sync.Once
+	c.setOnReady(func() { once.Do(func() { close(ready) }) })
+	if c.ready() {
+		once.Do(func() { close(ready) })
+	}
+	return ready
+}
+
+// A migrate_notify with a re-targeting ticket on a prepared leg that the
+// application has not switched to yet (a drain tells it while the
+// Transport is between requests) is followed at once, make-before-break:
+// when the old node goes away the switch lands on the new target instead
+// of leaving the client on a dead VIP connection.
+func TestBackgroundFollowsNotifyOnPreparedLeg(t *testing.T) {
+	keys, _ := tls13.NewRandomTicketKeys()
+	replay := NewMemoryReplayStore(1024)
+	a := startNode(t, nodeOpts{name: "a", keys: keys, replay: replay})
+	b := startNode(t, nodeOpts{name: "b", keys: keys, replay: replay})
+	c := dial(t, newDialer(t, PolicyBackground), a.vipAddr())
+	br := bufio.NewReader(c)
+	if body := httpGet(t, c, br); body != "a anycast resumed=false" {
+		t.Fatalf("first request: %q", body)
+	}
+	waitReady(t, c) // prepared on a's unicast address, not switched to
+	a.waitHandshake(t, KindUnicast)
+	var prepared *ServerConn
+	for _, sc := range a.srv.snapshot() {
+		if sc.Kind() == KindUnicast {
+			prepared = sc
+		}
+	}
+	if prepared == nil {
+		t.Fatal("no unicast connection at a")
+	}
+	moved := make(chan struct{})
+	var once sync.Once
+	c.setOnReady(func() { once.Do(func() { close(moved) }) })
+	if err := prepared.Migrate(addrOf(b.uni)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-moved:
+	case <-time.After(waitLimit):
+		t.Fatal("the notify on the prepared leg was not followed")
+	}
+	c.setOnReady(nil)
+	for _, sc := range a.srv.snapshot() { // node a exits
+		sc.Close()
+	}
+	if ok, err := c.SwitchIfReady(); !ok || err != nil {
+		t.Fatalf("SwitchIfReady = %v, %v after a went away", ok, err)
+	}
+	if body := httpGet(t, c, br); body != "b unicast resumed=true" {
+		t.Fatalf("after the switch: %q", body)
+	}
+	if info := c.Info(); info.Remote != b.uniAddr() || !info.Migrated || !info.Resumed {
+		t.Errorf("Info %+v", info)
+	}
+}

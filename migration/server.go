@@ -105,9 +105,13 @@ type Server struct {
 	notificationsSent, replayErrors   atomic.Uint64
 	rejected                          map[Reason]*atomic.Uint64
 
-	mu      sync.Mutex
-	conns   map[*ServerConn]struct{}
-	removed chan struct{} // closed and replaced whenever a conn goes away
+	mu    sync.Mutex
+	conns map[*ServerConn]struct{}
+	// changed is closed and replaced whenever a conn goes away or, while
+	// draining, finishes or fails its handshake (Drain re-counts).
+	changed     chan struct{}
+	draining    bool
+	drainTarget netip.AddrPort
 }
 
 // NewServer checks cfg and returns a Server. Errors name the field.
@@ -144,7 +148,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		replay:   cfg.Replay,
 		log:      cfg.Logger,
 		conns:    make(map[*ServerConn]struct{}),
-		removed:  make(chan struct{}),
+		changed:  make(chan struct{}),
 		rejected: make(map[Reason]*atomic.Uint64, len(Reasons)),
 	}
 	for _, r := range Reasons {
@@ -274,8 +278,29 @@ func (s *Server) forget(sc *ServerConn) {
 	s.mu.Lock()
 	if _, ok := s.conns[sc]; ok {
 		delete(s.conns, sc)
-		close(s.removed)
-		s.removed = make(chan struct{})
+		s.signalChangedLocked()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) signalChangedLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// drainingTo reports whether a Drain is under way and its target.
+func (s *Server) drainingTo() (netip.AddrPort, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.drainTarget, s.draining
+}
+
+// handshakeSettled wakes a Drain, which counts capable connections still
+// in their handshake.
+func (s *Server) handshakeSettled() {
+	s.mu.Lock()
+	if s.draining {
+		s.signalChangedLocked()
 	}
 	s.mu.Unlock()
 }
@@ -313,15 +338,8 @@ func (s *Server) MigrateAll(target netip.AddrPort) int {
 func (s *Server) migrateAll(target netip.AddrPort, drain bool) []*ServerConn {
 	var told []*ServerConn
 	for _, sc := range s.snapshot() {
-		if !sc.ready() || !sc.Capable() {
+		if !sc.wantsMove(target, drain) {
 			continue
-		}
-		local := sc.localAddrPort()
-		switch {
-		case target.IsValid() && sameAddrPort(local, target):
-			continue // already there
-		case !target.IsValid() && sc.kind != KindAnycast && !drain:
-			continue // already on a unicast address
 		}
 		if err := sc.Migrate(target); err != nil {
 			s.log.Debug("migrate", "remote", sc.RemoteAddr(), "err", err)
@@ -332,21 +350,58 @@ func (s *Server) migrateAll(target netip.AddrPort, drain bool) []*ServerConn {
 	return told
 }
 
+// wantsMove reports whether a Migrate(target) from MigrateAll (drain
+// false) or Drain (drain true) applies to c.
+func (c *ServerConn) wantsMove(target netip.AddrPort, drain bool) bool {
+	if !c.ready() || !c.Capable() {
+		return false
+	}
+	switch {
+	case target.IsValid() && sameAddrPort(c.localAddrPort(), target):
+		return false // already there
+	case !target.IsValid() && c.kind != KindAnycast && !drain:
+		return false // already on a unicast address
+	}
+	return true
+}
+
 // Drain tells every capable connection to move (as MigrateAll; with a
 // zero target the unicast connections are told too, and their clients
 // go back through the anycast address), then waits until all of them
 // have closed or ctx is done. It returns how many were still open.
+//
+// Connections keep arriving while a node drains (a background client
+// finishing its move to this node's unicast address, a VIP connection
+// the router still sends), so until Drain returns: the tokens issued
+// name target when it is valid, each capable connection is told as its
+// handshake completes, and Drain waits for those too, and for capable
+// connections still in their handshake. With a zero target an anycast
+// connection that arrives meanwhile has nowhere better to go (the
+// router chose this node; its unicast address is going away): it gets
+// no token, is not told and is not waited for.
 func (s *Server) Drain(ctx context.Context, target netip.AddrPort) int {
-	told := s.migrateAll(target, true)
+	s.mu.Lock()
+	s.draining, s.drainTarget = true, target
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.draining, s.drainTarget = false, netip.AddrPort{}
+		s.mu.Unlock()
+	}()
+	// A connection finishing its handshake now is told either here or by
+	// its afterHandshake (which sees draining): drainConn tells it once.
+	for _, sc := range s.snapshot() {
+		sc.drainConn(target, false)
+	}
 	for {
 		s.mu.Lock()
 		open := 0
-		for _, sc := range told {
-			if _, ok := s.conns[sc]; ok {
+		for sc := range s.conns {
+			if sc.drainTold.Load() || sc.capableHandshaking() && !sc.stayDuringDrain(target) {
 				open++
 			}
 		}
-		removed := s.removed
+		changed := s.changed
 		s.mu.Unlock()
 		if open == 0 {
 			return 0
@@ -354,8 +409,23 @@ func (s *Server) Drain(ctx context.Context, target netip.AddrPort) int {
 		select {
 		case <-ctx.Done():
 			return open
-		case <-removed:
+		case <-changed:
 		}
+	}
+}
+
+// drainConn tells c to move for a Drain to target, once; arriving: c
+// completed its handshake during the drain.
+func (c *ServerConn) drainConn(target netip.AddrPort, arriving bool) {
+	if arriving && c.stayDuringDrain(target) {
+		return
+	}
+	if !c.wantsMove(target, true) || !c.drainTold.CompareAndSwap(false, true) {
+		return
+	}
+	if err := c.Migrate(target); err != nil {
+		c.s.log.Debug("drain: migrate", "remote", c.RemoteAddr(), "err", err)
+		c.drainTold.Store(false)
 	}
 }
 
@@ -405,6 +475,8 @@ type ServerConn struct {
 
 	capable   atomic.Bool // migration_support seen, or a migration_allowed ticket resumed
 	done      atomic.Bool // handshake completed and counted
+	hsFailed  atomic.Bool
+	drainTold atomic.Bool // told to move by the Drain under way
 	afterOnce sync.Once
 	closeOnce sync.Once
 
@@ -428,12 +500,27 @@ func (c *ServerConn) ConnectionState() tls13.ConnectionState { return c.tc.Conne
 
 func (c *ServerConn) ready() bool { return c.done.Load() }
 
+// stayDuringDrain: an anycast connection arriving during a Drain without
+// target stays where the router sent it.
+func (c *ServerConn) stayDuringDrain(target netip.AddrPort) bool {
+	return !target.IsValid() && c.kind == KindAnycast
+}
+
+// capableHandshaking: the ClientHello offered migration, the handshake
+// has neither completed nor failed.
+func (c *ServerConn) capableHandshaking() bool {
+	return c.Capable() && !c.done.Load() && !c.hsFailed.Load()
+}
+
 // Handshake runs the TLS handshake if it has not run yet.
 func (c *ServerConn) Handshake() error { return c.HandshakeContext(context.Background()) }
 
 // HandshakeContext runs the handshake; cancelling ctx aborts it.
 func (c *ServerConn) HandshakeContext(ctx context.Context) error {
 	if err := c.tc.HandshakeContext(ctx); err != nil {
+		if !c.done.Load() && c.hsFailed.CompareAndSwap(false, true) {
+			c.s.handshakeSettled()
+		}
 		return err
 	}
 	c.afterOnce.Do(c.afterHandshake)
@@ -449,10 +536,16 @@ func (c *ServerConn) afterHandshake() {
 		s.handshakesFull.Add(1)
 	}
 	capable := c.Capable()
+	// Ready before the event: a listener may Migrate from it.
+	c.done.Store(true)
 	if f := s.cfg.Events.Handshake; f != nil {
 		f(c.kind, resumed, capable)
 	}
-	c.done.Store(true)
+	if target, draining := s.drainingTo(); draining {
+		c.drainConn(target, true)
+		s.handshakeSettled()
+		return
+	}
 	// Draft-03 carries no token: the node asks an anycast client to move
 	// right away, in its own record after the tickets.
 	if s.cfg.Profile == ProfileDraft03 && capable && c.kind == KindAnycast {
@@ -531,12 +624,18 @@ func sameAddrPort(a, b netip.AddrPort) bool {
 	return a.Addr().Unmap() == b.Addr().Unmap() && a.Port() == b.Port()
 }
 
-// currentTarget is what this connection's tokens name.
+// currentTarget is what this connection's tokens name: where it was
+// last told to go, else the target of a Drain under way, else this
+// node's unicast address.
 func (c *ServerConn) currentTarget() netip.AddrPort {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.retarget.IsValid() {
-		return c.retarget
+	retarget := c.retarget
+	c.mu.Unlock()
+	if retarget.IsValid() {
+		return retarget
+	}
+	if target, draining := c.s.drainingTo(); draining && target.IsValid() {
+		return target
 	}
 	return c.s.cfg.Unicast
 }
@@ -558,7 +657,9 @@ func (c *ServerConn) Migrate(target netip.AddrPort) error {
 	// A fresh ticket goes first either way: a connection may outlive its
 	// tokens (TokenLifetime) and tickets, and a re-target needs a token
 	// naming the new target.
-	if s.cfg.Profile == ProfileSeed && target.IsValid() && !sameAddrPort(target, c.currentTarget()) {
+	// The target is kept on the connection (not only the Drain's): its
+	// tokens keep naming it after a Drain returns.
+	if s.cfg.Profile == ProfileSeed && target.IsValid() {
 		c.mu.Lock()
 		c.retarget = target
 		c.mu.Unlock()
@@ -661,6 +762,9 @@ func (c *ServerConn) ticketExtensions(t *tls13.ServerTicket, exts []tls13.Extens
 	if c.Capable() {
 		switch s.cfg.Profile {
 		case ProfileSeed:
+			if target, draining := s.drainingTo(); draining && !c.ready() && c.stayDuringDrain(target) {
+				break // see Drain: no token to this draining node's unicast address
+			}
 			if ext, sid, ok := c.issueToken(t); ok {
 				exts = append(exts, ext)
 				app.sessionID = sid

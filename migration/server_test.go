@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -551,5 +552,52 @@ func TestCallerHookCannotOverrideTokenRejection(t *testing.T) {
 	wantRejected(t, node.srv, before, ReasonForged)
 	if calls.Load() != 2 {
 		t.Errorf("caller's hook ran %d times, want 2", calls.Load())
+	}
+}
+
+// A capable connection whose handshake completes while the node drains
+// (here a new VIP connection the router still sends) is told as well:
+// its tokens name the drain target, and Drain waits until it has gone.
+func TestDrainTellsConnectionsThatArriveDuringIt(t *testing.T) {
+	keys, _ := tls13.NewRandomTicketKeys()
+	replay := NewMemoryReplayStore(1024)
+	a := startNode(t, nodeOpts{name: "a", keys: keys, replay: replay})
+	b := startNode(t, nodeOpts{name: "b", keys: keys, replay: replay})
+	holder := rawDial(t, a.vipAddr(), nil, nil, false) // keeps the drain waiting
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	drained := make(chan int, 1)
+	go func() { drained <- a.srv.Drain(ctx, addrOf(b.uni)) }()
+	a.waitNotified(t, KindAnycast) // the drain is under way
+
+	c := dial(t, newDialer(t, PolicyBackground), a.vipAddr())
+	holder.conn.Close()
+	// The application switches once its move is ready (as a Transport
+	// does for an idle conn); the drain has to wait for it.
+	switched := make(chan error, 1)
+	go func() {
+		select {
+		case <-readyChan(c):
+		case <-ctx.Done():
+			switched <- ctx.Err()
+			return
+		}
+		ok, err := c.SwitchIfReady()
+		if err == nil && !ok {
+			err = errors.New("SwitchIfReady did not switch")
+		}
+		switched <- err
+	}()
+	if open := <-drained; open != 0 {
+		t.Fatalf("Drain left %d capable connections open", open)
+	}
+	if st := a.srv.Stats(); st.ActiveCapable != 0 {
+		t.Fatalf("Drain returned with capable connections still open: %+v", st)
+	}
+	if err := <-switched; err != nil {
+		t.Fatal(err)
+	}
+	if body := httpGet(t, c, bufio.NewReader(c)); body != "b unicast resumed=true" {
+		t.Fatalf("the client that arrived during the drain is served by %q, want the drain target", body)
 	}
 }

@@ -141,11 +141,13 @@ type nodeOpts struct {
 // testNode is one Server with an anycast and a unicast listener, serving
 // HTTP/1.1; the handler answers "NAME KIND resumed=BOOL".
 type testNode struct {
-	name     string
-	srv      *Server
-	vip, uni net.Listener
-	closed   chan Kind // ConnClosed events
-	served   map[Kind]*atomic.Int64
+	name      string
+	srv       *Server
+	vip, uni  net.Listener
+	closed    chan Kind // ConnClosed events
+	notified  chan Kind // NotifySent events
+	handshook chan Kind // Handshake events
+	served    map[Kind]*atomic.Int64
 }
 
 type ctxKey struct{}
@@ -167,6 +169,7 @@ func startNode(t testing.TB, o nodeOpts) *testNode {
 		cert = *o.cert
 	}
 	n := &testNode{name: o.name, closed: make(chan Kind, 1024),
+		notified: make(chan Kind, 1024), handshook: make(chan Kind, 1024),
 		served: map[Kind]*atomic.Int64{KindAnycast: {}, KindUnicast: {}}}
 	lst := listen
 	if o.ipv6 {
@@ -190,12 +193,11 @@ func startNode(t testing.TB, o nodeOpts) *testNode {
 	}
 	srv, err := NewServer(ServerConfig{
 		TLS: cfg, Profile: o.profile, Unicast: target, Replay: o.replay,
-		Events: Events{ConnClosed: func(k Kind, _ bool) {
-			select { // Events must not block (benchmarks close thousands)
-			case n.closed <- k:
-			default:
-			}
-		}},
+		Events: Events{
+			ConnClosed: func(k Kind, _ bool) { sendEvent(n.closed, k) },
+			NotifySent: func(k Kind) { sendEvent(n.notified, k) },
+			Handshake:  func(k Kind, _, _ bool) { sendEvent(n.handshook, k) },
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -230,18 +232,43 @@ func newNodeHTTP(n *testNode) *http.Server {
 func (n *testNode) vipAddr() string { return n.vip.Addr().String() }
 func (n *testNode) uniAddr() string { return n.uni.Addr().String() }
 
+// sendEvent never blocks: Events must not (benchmarks close thousands).
+func sendEvent(ch chan Kind, k Kind) {
+	select {
+	case ch <- k:
+	default:
+	}
+}
+
 // waitClosed waits for a ConnClosed event of kind.
 func (n *testNode) waitClosed(t testing.TB, kind Kind) {
+	t.Helper()
+	n.waitEvent(t, n.closed, kind, "connection closed")
+}
+
+// waitNotified waits for a NotifySent event of kind.
+func (n *testNode) waitNotified(t testing.TB, kind Kind) {
+	t.Helper()
+	n.waitEvent(t, n.notified, kind, "connection notified")
+}
+
+// waitHandshake waits for a completed server handshake of kind.
+func (n *testNode) waitHandshake(t testing.TB, kind Kind) {
+	t.Helper()
+	n.waitEvent(t, n.handshook, kind, "handshake completed")
+}
+
+func (n *testNode) waitEvent(t testing.TB, ch chan Kind, kind Kind, what string) {
 	t.Helper()
 	deadline := time.After(waitLimit)
 	for {
 		select {
-		case k := <-n.closed:
+		case k := <-ch:
 			if k == kind {
 				return
 			}
 		case <-deadline:
-			t.Fatalf("%s: no %s connection closed", n.name, kind)
+			t.Fatalf("%s: no %s %s", n.name, kind, what)
 		}
 	}
 }
