@@ -207,9 +207,12 @@ type Conn struct {
 
 	readMu sync.Mutex // one Read at a time
 
-	mu        sync.Mutex
-	cur       *leg // in use
-	next      *leg // prepared by a background move, not yet switched to
+	mu   sync.Mutex
+	cur  *leg // in use
+	next *leg // prepared by a background move, not yet switched to
+	// orphan is a retired leg whose offer came in after it was retired
+	// (the server told it before it saw the close): still to follow.
+	orphan    *leg
 	moving    bool
 	dialing   bool // DialContext still running: offers only signal
 	closed    bool
@@ -267,6 +270,7 @@ type leg struct {
 	allowedTicket *tls13.ClientSession
 	request       *MigrateRequest
 	wantMove      bool // an offer arrived while this leg was not in use (guarded by c.mu)
+	retired       bool // switched away from or replaced; closing (guarded by c.mu)
 }
 
 func (c *Conn) dialLeg(ctx context.Context, plan movePlan) (*leg, error) {
@@ -519,7 +523,15 @@ func (c *Conn) offer(l *leg, ticket bool) {
 		return
 	}
 	l.wantMove = true
-	if l == c.cur || l == c.next {
+	switch {
+	case l == c.cur || l == c.next:
+		c.followLocked(l)
+	case l.retired:
+		// Told while it closed, e.g. a re-target sent to the leg the
+		// application just switched away from: the server may have no
+		// other leg to tell (the new one's handshake is still in flight
+		// on its side).
+		c.orphan = l
 		c.followLocked(l)
 	}
 }
@@ -545,6 +557,9 @@ func (c *Conn) startMoveLocked(from *leg) {
 		return
 	}
 	from.wantMove = false
+	if from == c.orphan {
+		c.orphan = nil
+	}
 	plan, ok := from.plan()
 	if !ok || plan.migrated && (c.at(c.cur, plan.target) || c.at(c.next, plan.target)) {
 		return // nothing to do, or already there (or prepared there)
@@ -567,7 +582,7 @@ func (c *Conn) runMove(plan movePlan) {
 	if err != nil {
 		c.fallback = fmt.Sprintf("target %s unreachable: %v", plan.addr, err)
 		// Offers that came in meanwhile may name another target.
-		c.followLocked(c.next, c.cur)
+		c.followLocked(c.next, c.cur, c.orphan)
 		c.mu.Unlock()
 		c.log.Info("migration: background move failed", "target", plan.addr, "err", err)
 		return
@@ -579,10 +594,13 @@ func (c *Conn) runMove(plan movePlan) {
 	}
 	old := c.next
 	c.next = nl
+	if old != nil {
+		old.retired = true
+	}
 	// Offers that came in during this move: on the new leg (told during
 	// or right after its handshake), on the prepared leg it replaces, on
-	// the leg in use.
-	c.followLocked(nl, old, c.cur)
+	// the leg in use, on a retired one.
+	c.followLocked(nl, old, c.cur, c.orphan)
 	ready := c.onReady
 	c.mu.Unlock()
 	if old != nil {
@@ -634,6 +652,7 @@ func (c *Conn) SwitchIfReady() (bool, error) {
 	}
 	old := c.cur
 	c.cur, c.next = nl, nil
+	old.retired = true
 	c.moves++
 	c.fallback = nl.note
 	close(c.switched)
@@ -641,7 +660,7 @@ func (c *Conn) SwitchIfReady() (bool, error) {
 	wd := c.writeDL
 	// Offers kept while a move was under way still stand, the newest
 	// leg's first.
-	c.followLocked(nl, old)
+	c.followLocked(nl, old, c.orphan)
 	c.mu.Unlock()
 	if !wd.IsZero() {
 		nl.tc.SetWriteDeadline(wd)
