@@ -642,6 +642,10 @@ func (c *Conn) SwitchIfReady() (bool, error) {
 	}
 	if nl.isDead.Load() {
 		c.next = nil
+		nl.retired = true
+		// Its node went away: an offer the leg in use got meanwhile
+		// still stands.
+		c.followLocked(c.cur, c.orphan)
 		c.mu.Unlock()
 		nl.close()
 		return false, nil

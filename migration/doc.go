@@ -52,7 +52,12 @@
 // PolicyNever is a legacy TLS 1.3 client. A migrated connection that is
 // told to move again (a drain, a re-target to a sibling node) moves the
 // same way as a background one; a target equal to where it already is
-// sends it back through the anycast address.
+// sends it back through the anycast address. A move prepared but not
+// yet switched to that is itself told to move is followed at once (the
+// prepared connection is replaced, make-before-break), so a drain that
+// re-targets it while the application is between requests loses
+// nothing. A draining Server tells connections whose handshake
+// completes during the drain as well (see Server.Drain).
 //
 // # Use
 //
