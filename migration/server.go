@@ -387,6 +387,9 @@ func (s *Server) Drain(ctx context.Context, target netip.AddrPort) int {
 		s.mu.Lock()
 		s.draining, s.drainTarget = false, netip.AddrPort{}
 		s.mu.Unlock()
+		for _, sc := range s.snapshot() { // a later Drain tells them again
+			sc.drainTold.Store(false)
+		}
 	}()
 	// A connection finishing its handshake now is told either here or by
 	// its afterHandshake (which sees draining): drainConn tells it once.

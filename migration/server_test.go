@@ -601,3 +601,23 @@ func TestDrainTellsConnectionsThatArriveDuringIt(t *testing.T) {
 		t.Fatalf("the client that arrived during the drain is served by %q, want the drain target", body)
 	}
 }
+
+// A Drain cut short by its context leaves the connection open; a later
+// Drain tells it again.
+func TestDrainAgainTellsAgain(t *testing.T) {
+	a := startNode(t, nodeOpts{name: "a"})
+	rawDial(t, a.vipAddr(), nil, nil, false)
+	for i := 0; i < 2; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		left := make(chan int, 1)
+		go func() { left <- a.srv.Drain(ctx, netip.AddrPort{}) }()
+		a.waitNotified(t, KindAnycast)
+		cancel()
+		if n := <-left; n != 1 {
+			t.Fatalf("Drain %d cut short left %d open, want 1", i+1, n)
+		}
+	}
+	if st := a.srv.Stats(); st.NotificationsSent != 2 {
+		t.Errorf("two drains sent %d notifications, want 2", st.NotificationsSent)
+	}
+}
