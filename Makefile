@@ -57,8 +57,8 @@ fuzz:
 
 # The captures' verdicts offline, then the live veth test bed (needs root).
 demo: deps build
-	./scripts/demo.sh
-	./scripts/demo_testbed.sh
+	ANYSCHED=$(BIN)/anysched ./scripts/demo.sh
+	ANYSCHED=$(BIN)/anysched ANYNODE=$(BIN)/anynode ANYCLIENT=$(BIN)/anyclient ./scripts/demo_testbed.sh
 
 clean:
 	rm -rf $(BIN)
