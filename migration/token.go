@@ -1,4 +1,4 @@
-// This file issues and checks MigrationTokens (DESIGN.md §7): the HMAC key
+// This file issues and checks MigrationTokens: the HMAC key
 // derived from the ticket's PSK, the signature over every field before it,
 // and the ordered checks of VerifyToken with one named Reason per rejection.
 

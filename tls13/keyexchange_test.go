@@ -1,7 +1,7 @@
 package tls13
 
-// Key-share tests of the groups added for issue 12 (P-384, P-521, X448,
-// FFDHE2048, FFDHE3072), over a raw socket: a valid share completes the
+// Key-share tests of the groups beyond X25519MLKEM768, X25519 and P-256
+// (P-384, P-521, X448, FFDHE2048, FFDHE3072), over a raw socket: a valid share completes the
 // handshake on that group; each invalid share (point at infinity, off the
 // curve, compressed, truncated, padded, another group's share, low-order
 // or out-of-range values) is illegal_parameter (RFC 8446 §4.2.8,

@@ -1,5 +1,5 @@
-// Command anyclient is the client side of the seed's protocol (DESIGN.md
-// §2, §7): an HTTPS client on migration.Transport that sends
+// Command anyclient is the client side of the TLS service-affinity
+// protocol: an HTTPS client on migration.Transport that sends
 // migration_support, takes the token the node offers and moves to the
 // node's unicast address (policy rendezvous or background), or behaves as
 // a legacy client (policy never). `anyclient get` makes one request and

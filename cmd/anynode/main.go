@@ -1,4 +1,4 @@
-// Command anynode is a service node of an anycast pool (DESIGN.md §2, §7):
+// Command anynode is a service node of an anycast pool:
 // an HTTPS server (HTTP/1.1 over tls13) on the VIP, held on lo for direct
 // server return, and on the node's unicast address. Through the migration
 // package it gives every client that sent migration_support a token that

@@ -1,6 +1,6 @@
 // Package cpflag owns the --code-points flag syntax that anynode and
-// anyclient share: the draft's code points are configuration (DESIGN.md
-// §7), so a deployment can follow another revision or a peer's proof of
+// anyclient share: the draft's code points are configuration (the draft
+// leaves them unassigned), so a deployment can follow another revision or a peer's proof of
 // concept without a rebuild.
 package cpflag
 

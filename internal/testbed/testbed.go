@@ -1,5 +1,6 @@
-// Package testbed builds, for root integration tests, the veth test bed of
-// DESIGN.md §8 out of network namespaces, and tears it down afterwards.
+// Package testbed builds, for root integration tests, the veth test bed
+// (a client, a router on a stick and pools of nodes on one L2 fabric) out
+// of network namespaces, and tears it down afterwards.
 //
 //	                      fabric namespace: bridge br0
 //	    +-------------------+-------------------+-------------------+
