@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/anysched/anysched/internal/cli"
 	"github.com/anysched/anysched/migration"
 )
 
@@ -46,36 +47,13 @@ type getResult struct {
 }
 
 func parseGetFlags(args []string, stdout, stderr io.Writer) (*getOptions, error) {
-	fs := pflag.NewFlagSet("get", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	usageOut := stderr
-	for _, a := range args {
-		if a == "-h" || a == "--help" {
-			usageOut = stdout
-		}
-	}
+	fs := cli.NewFlagSet("get", args, stdout, stderr, getHelp...)
 	var o getOptions
 	o.register(fs)
 	fs.IntVar(&o.repeat, "repeat", 1, "requests to make one after another on the same keep-alive connection (1..10000); with background policy, later ones go over the migrated connection")
 	fs.DurationVar(&o.interval, "interval", 0, "pause between --repeat requests")
-	fs.Usage = func() {
-		fmt.Fprintln(usageOut, "usage: anyclient get [--ca FILE | --insecure] [--policy rendezvous|background|never] [--json] [-v] URL")
-		fmt.Fprintln(usageOut)
-		fmt.Fprintln(usageOut, "Makes one GET request through migration.Transport and prints the body. -v also says on")
-		fmt.Fprintln(usageOut, "stderr where it landed: the anycast address dialed, the remote address that answered,")
-		fmt.Fprintln(usageOut, "whether the connection migrated and resumed, why not (fallback) and the node's name.")
-		fmt.Fprintln(usageOut, "--json prints, per request, one object with url, status, node, migrated, resumed,")
-		fmt.Fprintln(usageOut, "remote, anycast, fallback, moves, policy and body. Exit 1 when a request fails or")
-		fmt.Fprintln(usageOut, "its status is 400 or above.")
-		fmt.Fprintln(usageOut)
-		fmt.Fprintln(usageOut, "flags:")
-		fmt.Fprint(usageOut, fs.FlagUsages())
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil, err
-		}
-		return nil, &usageError{err.Error()}
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
 	}
 	u, err := parseURL(fs)
 	if err != nil {
@@ -83,10 +61,10 @@ func parseGetFlags(args []string, stdout, stderr io.Writer) (*getOptions, error)
 	}
 	o.url = u
 	if o.repeat < 1 || o.repeat > 10000 {
-		return nil, &usageError{fmt.Sprintf("--repeat %d: want 1..10000", o.repeat)}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("--repeat %d: want 1..10000", o.repeat)}
 	}
 	if o.interval < 0 {
-		return nil, &usageError{fmt.Sprintf("--interval %v: want 0 or more", o.interval)}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("--interval %v: want 0 or more", o.interval)}
 	}
 	return &o, nil
 }
@@ -184,4 +162,15 @@ func describe(r getResult) string {
 		s += fmt.Sprintf(" error=%q", r.Error)
 	}
 	return s
+}
+
+var getHelp = []string{
+	"usage: anyclient get [--ca FILE | --insecure] [--policy rendezvous|background|never] [--json] [-v] URL",
+	"",
+	"Makes one GET request through migration.Transport and prints the body. -v also says on",
+	"stderr where it landed: the anycast address dialed, the remote address that answered,",
+	"whether the connection migrated and resumed, why not (fallback) and the node's name.",
+	"--json prints, per request, one object with url, status, node, migrated, resumed,",
+	"remote, anycast, fallback, moves, policy and body. Exit 1 when a request fails or",
+	"its status is 400 or above.",
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/anysched/anysched/internal/cli"
 	"github.com/anysched/anysched/migration"
 )
 
@@ -34,14 +35,7 @@ type loadOptions struct {
 }
 
 func parseLoadFlags(args []string, stdout, stderr io.Writer) (*loadOptions, error) {
-	fs := pflag.NewFlagSet("load", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	usageOut := stderr
-	for _, a := range args {
-		if a == "-h" || a == "--help" {
-			usageOut = stdout
-		}
-	}
+	fs := cli.NewFlagSet("load", args, stdout, stderr, loadHelp...)
 	var o loadOptions
 	o.register(fs)
 	fs.IntVar(&o.connections, "connections", 10, "connections open at once (1..100000)")
@@ -52,26 +46,8 @@ func parseLoadFlags(args []string, stdout, stderr io.Writer) (*loadOptions, erro
 	fs.DurationVar(&o.think, "think", 0, "pause between the requests of a connection (the application's think time; with --policy background, the connection moves meanwhile)")
 	fs.DurationVar(&o.reportEvery, "report-every", 0, "also print the counts so far every this long (0: only at the end)")
 	fs.StringVar(&o.progress, "progress", "auto", "live progress line on stderr: auto (when stderr is a terminal), on, off")
-	fs.Usage = func() {
-		fmt.Fprintln(usageOut, "usage: anyclient load [--ca FILE | --insecure] [--policy P] --connections N [--rate R]")
-		fmt.Fprintln(usageOut, "                      --duration D --requests-per-conn K [--think D] [--report-every D] [--json] URL")
-		fmt.Fprintln(usageOut)
-		fmt.Fprintln(usageOut, "Opens connections through migration.Transport (one transport per connection, so each is a")
-		fmt.Fprintln(usageOut, "new client), makes K GET requests on each, and counts: connections, migrated (ended on")
-		fmt.Fprintln(usageOut, "the migrated unicast connection), resumed, fallback (migration did not happen: a full")
-		fmt.Fprintln(usageOut, "handshake or the VIP connection was kept; the reason is counted), broken (a request")
-		fmt.Fprintln(usageOut, "failed, a body was short or a status was 400 or above), and the connect-to-first-byte")
-		fmt.Fprintln(usageOut, "time of each connection's first response (p50, p99). It stops by itself: after --duration")
-		fmt.Fprintln(usageOut, "or --total. Exit 1 when any connection broke.")
-		fmt.Fprintln(usageOut)
-		fmt.Fprintln(usageOut, "flags:")
-		fmt.Fprint(usageOut, fs.FlagUsages())
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil, err
-		}
-		return nil, &usageError{err.Error()}
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
 	}
 	u, err := parseURL(fs)
 	if err != nil {
@@ -79,7 +55,7 @@ func parseLoadFlags(args []string, stdout, stderr io.Writer) (*loadOptions, erro
 	}
 	o.url = u
 	bad := func(format string, a ...any) (*loadOptions, error) {
-		return nil, &usageError{fmt.Sprintf(format, a...)}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf(format, a...)}
 	}
 	switch {
 	case o.connections < 1 || o.connections > 100000:
@@ -457,4 +433,17 @@ func oneConnection(o *loadOptions, d *migration.Dialer) connResult {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && fdIsTerminal(f.Fd())
+}
+
+var loadHelp = []string{
+	"usage: anyclient load [--ca FILE | --insecure] [--policy P] --connections N [--rate R]",
+	"                      --duration D --requests-per-conn K [--think D] [--report-every D] [--json] URL",
+	"",
+	"Opens connections through migration.Transport (one transport per connection, so each is a",
+	"new client), makes K GET requests on each, and counts: connections, migrated (ended on",
+	"the migrated unicast connection), resumed, fallback (migration did not happen: a full",
+	"handshake or the VIP connection was kept; the reason is counted), broken (a request",
+	"failed, a body was short or a status was 400 or above), and the connect-to-first-byte",
+	"time of each connection's first response (p50, p99). It stops by itself: after --duration",
+	"or --total. Exit 1 when any connection broke.",
 }

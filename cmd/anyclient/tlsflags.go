@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/anysched/anysched/internal/cli"
 	"github.com/anysched/anysched/internal/cpflag"
 	"github.com/anysched/anysched/migration"
 	"github.com/anysched/anysched/tls13"
@@ -45,14 +46,14 @@ func (c *clientFlags) register(fs *pflag.FlagSet) {
 func parseURL(fs *pflag.FlagSet) (*url.URL, error) {
 	switch fs.NArg() {
 	case 0:
-		return nil, &usageError{"a URL is required (https://HOST[:PORT]/PATH)"}
+		return nil, &cli.UsageError{Msg: "a URL is required (https://HOST[:PORT]/PATH)"}
 	case 1:
 	default:
-		return nil, &usageError{fmt.Sprintf("unexpected argument %q after the URL", fs.Arg(1))}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("unexpected argument %q after the URL", fs.Arg(1))}
 	}
 	u, err := url.Parse(fs.Arg(0))
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, &usageError{fmt.Sprintf("URL %q: want https://HOST[:PORT]/PATH", fs.Arg(0))}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("URL %q: want https://HOST[:PORT]/PATH", fs.Arg(0))}
 	}
 	return u, nil
 }
@@ -62,20 +63,20 @@ func parseURL(fs *pflag.FlagSet) (*url.URL, error) {
 func (c *clientFlags) dialer(log *slog.Logger) (*migration.Dialer, error) {
 	policy, err := migration.ParsePolicy(c.policyName)
 	if err != nil {
-		return nil, &usageError{fmt.Sprintf("--policy %q: want rendezvous, background or never", c.policyName)}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("--policy %q: want rendezvous, background or never", c.policyName)}
 	}
 	if c.ca != "" && c.insecure {
-		return nil, &usageError{"--ca and --insecure exclude each other"}
+		return nil, &cli.UsageError{Msg: "--ca and --insecure exclude each other"}
 	}
 	if c.tokenWait <= 0 {
-		return nil, &usageError{fmt.Sprintf("--token-wait %v: want a positive duration", c.tokenWait)}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("--token-wait %v: want a positive duration", c.tokenWait)}
 	}
 	if c.timeout <= 0 {
-		return nil, &usageError{fmt.Sprintf("--timeout %v: want a positive duration", c.timeout)}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("--timeout %v: want a positive duration", c.timeout)}
 	}
 	cp, err := cpflag.Parse(c.codePoints)
 	if err != nil {
-		return nil, &usageError{fmt.Sprintf("--code-points: %v", err)}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("--code-points: %v", err)}
 	}
 	cfg := &tls13.Config{
 		ServerName:         c.serverName,
@@ -85,11 +86,11 @@ func (c *clientFlags) dialer(log *slog.Logger) (*migration.Dialer, error) {
 	if c.ca != "" {
 		pem, err := os.ReadFile(c.ca)
 		if err != nil {
-			return nil, &usageError{fmt.Sprintf("--ca %s: %v", c.ca, err)}
+			return nil, &cli.UsageError{Msg: fmt.Sprintf("--ca %s: %v", c.ca, err)}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &usageError{fmt.Sprintf("--ca %s: no PEM certificate in it", c.ca)}
+			return nil, &cli.UsageError{Msg: fmt.Sprintf("--ca %s: no PEM certificate in it", c.ca)}
 		}
 		cfg.RootCAs = pool
 	}
@@ -102,8 +103,3 @@ func (c *clientFlags) dialer(log *slog.Logger) (*migration.Dialer, error) {
 		Logger:     log,
 	}, nil
 }
-
-// usageError is a bad flag or argument; its message names it.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }

@@ -11,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
+	"github.com/anysched/anysched/internal/cli"
 	"github.com/anysched/anysched/internal/cpflag"
 	"github.com/anysched/anysched/migration"
 )
@@ -43,20 +42,8 @@ type options struct {
 	logLevel      slog.Level
 }
 
-// usageError is a bad flag; its message names the flag.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
 func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
-	fs := pflag.NewFlagSet("anynode", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	usageOut := stderr
-	for _, a := range args {
-		if a == "-h" || a == "--help" {
-			usageOut = stdout // asked for: not an error
-		}
-	}
+	fs := cli.NewFlagSet("anynode", args, stdout, stderr, anynodeHelp...)
 	var (
 		o                                  options
 		vips                               []string
@@ -84,39 +71,11 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	fs.Int64Var(&o.capacity, "capacity", 0, "connections this node is sized for, sent in the load report (the scheduler's load = active/capacity); 0: leave it to the router config")
 	fs.StringVar(&codePoints, "code-points", "", "wire code points: "+cpflag.Syntax)
 	fs.StringVar(&lvl, "log-level", "info", "log level: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprintln(usageOut, "usage: anynode --name NAME --vip HOST:PORT --unicast HOST:PORT [flags]")
-		fmt.Fprintln(usageOut)
-		fmt.Fprintln(usageOut, "A service node of an anycast pool: serves HTTPS (HTTP/1.1 over TLS 1.3) on the VIP and")
-		fmt.Fprintln(usageOut, "on its unicast address, gives migration-capable clients a token that moves them to")
-		fmt.Fprintln(usageOut, "the unicast address (so the router keeps nothing for them), and reports its load.")
-		fmt.Fprintln(usageOut, "Clients that did not send migration_support are never notified.")
-		fmt.Fprintln(usageOut)
-		fmt.Fprintln(usageOut, "signals: SIGHUP reloads --ticket-keys; SIGUSR1 notifies every capable client now;")
-		fmt.Fprintln(usageOut, "SIGTERM/SIGINT drain: notify every capable client, wait up to --drain-timeout (a second")
-		fmt.Fprintln(usageOut, "SIGTERM/SIGINT ends the wait), close, exit 0.")
-		fmt.Fprintln(usageOut)
-		fmt.Fprintln(usageOut, "admin API (--admin-addr):")
-		fmt.Fprintln(usageOut, "  POST /migrate[?target=HOST:PORT]  notify every capable client now; with target, first")
-		fmt.Fprintln(usageOut, "                                    send each a fresh ticket whose token names that sibling")
-		fmt.Fprintln(usageOut, "  POST /drain                       start draining (as SIGTERM; the process exits after)")
-		fmt.Fprintln(usageOut, "  GET  /status                      JSON: connections by kind, handshakes, tokens, notifications")
-		fmt.Fprintln(usageOut, "  GET  /load                        JSON load report for the router's scheduler:")
-		fmt.Fprintln(usageOut, "                                    {\"node\",\"active_connections\",\"capacity\",\"cpu\",\"draining\"}")
-		fmt.Fprintln(usageOut)
-		fmt.Fprintln(usageOut, "exit codes: 0 ok (also after a drain), 1 runtime failure, 2 bad flag or file.")
-		fmt.Fprintln(usageOut)
-		fmt.Fprintln(usageOut, "flags:")
-		fmt.Fprint(usageOut, fs.FlagUsages())
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil, err
-		}
-		return nil, &usageError{err.Error()}
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
 	}
 	bad := func(format string, a ...any) (*options, error) {
-		return nil, &usageError{fmt.Sprintf(format, a...)}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf(format, a...)}
 	}
 	if fs.NArg() > 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
@@ -232,4 +191,27 @@ func redactURL(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+var anynodeHelp = []string{
+	"usage: anynode --name NAME --vip HOST:PORT --unicast HOST:PORT [flags]",
+	"",
+	"A service node of an anycast pool: serves HTTPS (HTTP/1.1 over TLS 1.3) on the VIP and",
+	"on its unicast address, gives migration-capable clients a token that moves them to",
+	"the unicast address (so the router keeps nothing for them), and reports its load.",
+	"Clients that did not send migration_support are never notified.",
+	"",
+	"signals: SIGHUP reloads --ticket-keys; SIGUSR1 notifies every capable client now;",
+	"SIGTERM/SIGINT drain: notify every capable client, wait up to --drain-timeout (a second",
+	"SIGTERM/SIGINT ends the wait), close, exit 0.",
+	"",
+	"admin API (--admin-addr):",
+	"  POST /migrate[?target=HOST:PORT]  notify every capable client now; with target, first",
+	"                                    send each a fresh ticket whose token names that sibling",
+	"  POST /drain                       start draining (as SIGTERM; the process exits after)",
+	"  GET  /status                      JSON: connections by kind, handshakes, tokens, notifications",
+	"  GET  /load                        JSON load report for the router's scheduler:",
+	"                                    {\"node\",\"active_connections\",\"capacity\",\"cpu\",\"draining\"}",
+	"",
+	"exit codes: 0 ok (also after a drain), 1 runtime failure, 2 bad flag or file.",
 }

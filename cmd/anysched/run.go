@@ -18,6 +18,7 @@ import (
 
 	"github.com/anysched/anysched/afxdp"
 	"github.com/anysched/anysched/fastpath"
+	"github.com/anysched/anysched/internal/cli"
 	"github.com/anysched/anysched/internal/daemon"
 	"github.com/anysched/anysched/parser"
 	"github.com/anysched/anysched/ring/offline"
@@ -56,20 +57,8 @@ type runOptions struct {
 	pollMs      int
 }
 
-// usageError is a bad flag; its message names the flag.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
 func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error) {
-	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	usageOut := stderr
-	for _, a := range args {
-		if a == "-h" || a == "--help" {
-			usageOut = stdout // asked for: not an error
-		}
-	}
+	fs := cli.NewFlagSet("run", args, stdout, stderr, runHelp...)
 	var (
 		o                         runOptions
 		queues, cpus, mode, level string
@@ -95,29 +84,14 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	fs.BoolVar(&o.explain, "explain", false, "print one line per frame saying what was decided and why (always on with --pcap-in unless --log-level is above info)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error (debug also explains every frame)")
 	fs.IntVar(&o.pollMs, "poll-ms", fastpath.DefaultPollMs, "how long a worker waits for frames before it checks for shutdown (milliseconds)")
-	fs.Usage = func() {
-		fmt.Fprintln(usageOut, "usage: anysched run --config FILE --iface IF [flags]")
-		fmt.Fprintln(usageOut, "       anysched run --config FILE --pcap-in IN [--pcap-out OUT] [flags]")
-		fmt.Fprintln(usageOut)
-		fmt.Fprintln(usageOut, "Runs the ingress router: an XDP program steers TCP to the configured VIPs into one")
-		fmt.Fprintln(usageOut, "AF_XDP socket per RX queue; a worker per queue parses, schedules and forwards each")
-		fmt.Fprintln(usageOut, "frame to its node's MAC (direct server return). SIGHUP reloads the config; SIGINT")
-		fmt.Fprintln(usageOut, "and SIGTERM stop cleanly and detach the program.")
-		fmt.Fprintln(usageOut)
-		fmt.Fprintln(usageOut, "flags:")
-		fmt.Fprint(usageOut, fs.FlagUsages())
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil, err
-		}
-		return nil, &usageError{err.Error()}
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	bad := func(format string, a ...any) (*runOptions, error) {
-		return nil, &usageError{fmt.Sprintf(format, a...)}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf(format, a...)}
 	}
 	var err error
 	if o.config == "" {
@@ -166,7 +140,7 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	}
 	pow2 := func(name string, v, lo, hi int) error {
 		if v < lo || v > hi || v&(v-1) != 0 {
-			return &usageError{fmt.Sprintf("--%s %d: want a power of two in %d..%d", name, v, lo, hi)}
+			return &cli.UsageError{Msg: fmt.Sprintf("--%s %d: want a power of two in %d..%d", name, v, lo, hi)}
 		}
 		return nil
 	}
@@ -396,4 +370,14 @@ func exitCode(log *slog.Logger, err error) int {
 		return exitUsage
 	}
 	return exitFailure
+}
+
+var runHelp = []string{
+	"usage: anysched run --config FILE --iface IF [flags]",
+	"       anysched run --config FILE --pcap-in IN [--pcap-out OUT] [flags]",
+	"",
+	"Runs the ingress router: an XDP program steers TCP to the configured VIPs into one",
+	"AF_XDP socket per RX queue; a worker per queue parses, schedules and forwards each",
+	"frame to its node's MAC (direct server return). SIGHUP reloads the config; SIGINT",
+	"and SIGTERM stop cleanly and detach the program.",
 }
