@@ -163,7 +163,7 @@ func TestRendezvousFallbacks(t *testing.T) {
 	t.Run("target is another service", func(t *testing.T) {
 		// A target whose certificate is not for the original name is not
 		// the same server: the client stays on the VIP.
-		other := getPKI(t).leaf("evil.test")
+		other := getPKI(t).leaf(t, "evil.test")
 		target := startNode(t, nodeOpts{name: "evil", noAnycast: true, cert: &other})
 		node := startNode(t, nodeOpts{unicastAddr: addrOf(target.uni)})
 		c := dial(t, newDialer(t, PolicyRendezvous), node.vipAddr())

@@ -3,27 +3,20 @@ package migration
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/anysched/anysched/internal/certtest"
 	"github.com/anysched/anysched/tls13"
 )
 
@@ -37,63 +30,58 @@ const testServerName = "vip.test"
 const waitLimit = 20 * time.Second
 
 type testPKI struct {
-	pool   *x509.CertPool
-	caPEM  []byte
-	cert   tls.Certificate
-	caCert *x509.Certificate
-	caKey  *ecdsa.PrivateKey
+	ca   *certtest.CA
+	pool *x509.CertPool
+	cert tls.Certificate
 }
 
 var (
 	pkiOnce sync.Once
 	pkiVal  *testPKI
+	pkiErr  error
 )
+
+// pkiValidity outlives any test binary's run.
+const pkiValidity = 48 * time.Hour
 
 func getPKI(t testing.TB) *testPKI {
 	t.Helper()
 	pkiOnce.Do(func() {
-		caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		caTmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "migration test CA"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-		}
-		caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+		ca, err := certtest.NewCA(certtest.CAOptions{Name: "migration test CA", Validity: pkiValidity})
 		if err != nil {
-			panic(err)
+			pkiErr = err
+			return
 		}
-		ca, _ := x509.ParseCertificate(caDER)
-		p := &testPKI{pool: x509.NewCertPool(), caCert: ca, caKey: caKey}
-		p.pool.AddCert(ca)
-		p.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-		p.cert = p.leaf(testServerName)
-		pkiVal = p
+		p := &testPKI{ca: ca, pool: ca.Pool()}
+		if p.cert, pkiErr = p.issue(testServerName); pkiErr == nil {
+			pkiVal = p
+		}
 	})
+	if pkiErr != nil {
+		t.Fatalf("make the test PKI: %v", pkiErr)
+	}
 	return pkiVal
 }
 
-func (p *testPKI) leaf(name string) tls.Certificate {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		DNSNames:  []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, key.Public(), p.caKey)
+func (p *testPKI) issue(name string) (tls.Certificate, error) {
+	leaf, err := p.ca.Issue(certtest.LeafOptions{DNSNames: []string{name}, Validity: pkiValidity})
 	if err != nil {
-		panic(err)
+		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return leaf.TLS, nil
 }
 
-func (p *testPKI) caFile(t *testing.T) string {
-	f := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(f, p.caPEM, 0o600); err != nil {
+// leaf issues a certificate for name from the test CA.
+func (p *testPKI) leaf(t testing.TB, name string) tls.Certificate {
+	t.Helper()
+	cert, err := p.issue(name)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	return cert
 }
+
+func (p *testPKI) caFile(t *testing.T) string { return p.ca.WriteFile(t) }
 
 func clientTLS(t testing.TB) *tls13.Config {
 	return &tls13.Config{RootCAs: getPKI(t).pool, ServerName: testServerName}

@@ -10,21 +10,13 @@ package tls13
 import (
 	"bufio"
 	"bytes"
-	"crypto"
 	"crypto/ecdh"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -35,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anysched/anysched/internal/certtest"
 	"github.com/anysched/anysched/tls13/internal/oracle"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -92,59 +85,15 @@ func verGetPKI(t testing.TB, kind verCertKind) *verPKI {
 	return p
 }
 
-func verNewKey(kind verCertKind) (crypto.Signer, error) {
+// verKeyType is the certtest key type behind a certificate kind.
+func verKeyType(kind verCertKind) certtest.KeyType {
 	switch kind {
-	case verECDSA:
-		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	case verEd25519:
-		_, k, err := ed25519.GenerateKey(rand.Reader)
-		return k, err
+		return certtest.Ed25519
 	case verRSAPSS:
-		return rsa.GenerateKey(rand.Reader, 2048)
+		return certtest.RSA2048
 	}
-	return nil, errors.New("unknown certificate kind " + string(kind))
-}
-
-// verNewCA makes a self-signed CA whose key is of the given kind.
-func verNewCA(kind verCertKind, name string, sigAlg x509.SignatureAlgorithm) (cert *x509.Certificate, key crypto.Signer, der []byte, err error) {
-	key, err = verNewKey(kind)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		SignatureAlgorithm:    sigAlg,
-	}
-	der, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	cert, err = x509.ParseCertificate(der)
-	return cert, key, der, err
-}
-
-// verIssueLeaf signs a server certificate for name (and ips) over key.
-func verIssueLeaf(ca *x509.Certificate, caKey, key crypto.Signer, serial int64, name string, ips []net.IP, sigAlg x509.SignatureAlgorithm) ([]byte, error) {
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:       big.NewInt(serial),
-		Subject:            pkix.Name{CommonName: name},
-		DNSNames:           []string{name},
-		IPAddresses:        ips,
-		NotBefore:          now.Add(-time.Hour),
-		NotAfter:           now.Add(24 * time.Hour),
-		KeyUsage:           x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:        []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		SignatureAlgorithm: sigAlg,
-	}
-	return x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	return certtest.ECDSAP256
 }
 
 func verNewPKI(kind verCertKind) (*verPKI, error) {
@@ -154,41 +103,25 @@ func verNewPKI(kind verCertKind) (*verPKI, error) {
 	if kind == verRSAPSS {
 		sigAlg = x509.SHA256WithRSAPSS
 	}
-	caCert, caKey, caDER, err := verNewCA(kind, "anysched test CA "+string(kind), sigAlg)
+	ca, err := certtest.NewCA(certtest.CAOptions{Name: "anysched test CA " + string(kind), Key: verKeyType(kind), SignatureAlgorithm: sigAlg})
 	if err != nil {
 		return nil, err
 	}
-	leafKey, err := verNewKey(kind)
+	leaf, err := ca.Issue(certtest.LeafOptions{
+		Key: verKeyType(kind), DNSNames: []string{verServerName}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, WithCA: true,
+	})
 	if err != nil {
 		return nil, err
 	}
-	leafDER, err := verIssueLeaf(caCert, caKey, leafKey, 2, verServerName, []net.IP{net.IPv4(127, 0, 0, 1)}, sigAlg)
-	if err != nil {
-		return nil, err
-	}
-	leafCert, err := x509.ParseCertificate(leafDER)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(leafKey)
-	if err != nil {
-		return nil, err
-	}
-	p := &verPKI{
-		kind:   kind,
-		caCert: caCert,
-		roots:  x509.NewCertPool(),
-		leaf: tls.Certificate{
-			Certificate: [][]byte{leafDER, caDER},
-			PrivateKey:  leafKey,
-			Leaf:        leafCert,
-		},
-		caPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		keyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-	}
-	p.roots.AddCert(caCert)
-	p.certPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), p.caPEM...)
-	return p, nil
+	return &verPKI{
+		kind:    kind,
+		caCert:  ca.Cert,
+		roots:   ca.Pool(),
+		leaf:    leaf.TLS,
+		caPEM:   ca.PEM,
+		certPEM: leaf.CertPEM,
+		keyPEM:  leaf.KeyPEM,
+	}, nil
 }
 
 // writePEM writes ca.pem, cert.pem (leaf + CA) and key.pem into a fresh
@@ -934,12 +867,11 @@ func verAlertOf(err error) (a Alert, received, ok bool) {
 
 // testPKI is a CA and leaf certificates for "example.test" of each key type.
 type testPKI struct {
-	caCert *x509.Certificate
-	caKey  crypto.Signer
-	pool   *x509.CertPool
-	ecdsa  tls.Certificate
-	ed     tls.Certificate
-	rsa    tls.Certificate
+	ca    *certtest.CA
+	pool  *x509.CertPool
+	ecdsa tls.Certificate
+	ed    tls.Certificate
+	rsa   tls.Certificate
 }
 
 var (
@@ -956,26 +888,16 @@ func getPKI(t testing.TB) *testPKI {
 	if pki != nil {
 		return pki
 	}
-	ca, caKey, caDER, err := verNewCA(verECDSA, "tls13 test CA", 0)
-	if err != nil {
-		t.Fatalf("make the test CA: %v", err)
+	ca := certtest.MustCA(t, certtest.CAOptions{Name: "tls13 test CA"})
+	p := &testPKI{ca: ca, pool: ca.Pool()}
+	leaf := func(kind verCertKind) tls.Certificate {
+		return ca.MustIssue(t, certtest.LeafOptions{
+			Key: verKeyType(kind), DNSNames: []string{"example.test"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, WithCA: true,
+		}).TLS
 	}
-	p := &testPKI{pool: x509.NewCertPool(), caCert: ca, caKey: caKey}
-	p.pool.AddCert(ca)
-	leaf := func(kind verCertKind, serial int64) tls.Certificate {
-		key, err := verNewKey(kind)
-		if err != nil {
-			t.Fatalf("make a %s key: %v", kind, err)
-		}
-		der, err := verIssueLeaf(ca, caKey, key, serial, "example.test", []net.IP{net.IPv4(127, 0, 0, 1)}, 0)
-		if err != nil {
-			t.Fatalf("issue a %s leaf: %v", kind, err)
-		}
-		return tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}
-	}
-	p.ecdsa = leaf(verECDSA, 2)
-	p.ed = leaf(verEd25519, 3)
-	p.rsa = leaf(verRSAPSS, 4)
+	p.ecdsa = leaf(verECDSA)
+	p.ed = leaf(verEd25519)
+	p.rsa = leaf(verRSAPSS)
 	pki = p
 	return pki
 }
@@ -1006,15 +928,7 @@ func handshakePair(t testing.TB, client, server interface{ Handshake() error }) 
 // leafFor issues an ECDSA leaf for name from the test CA.
 func (p *testPKI) leafFor(t testing.TB, name string) tls.Certificate {
 	t.Helper()
-	key, err := verNewKey(verECDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := verIssueLeaf(p.caCert, p.caKey, key, time.Now().UnixNano(), name, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return p.ca.MustIssue(t, certtest.LeafOptions{DNSNames: []string{name}}).TLS
 }
 
 // session runs one client/server connection over net.Pipe: the server

@@ -7,16 +7,10 @@ package tls13
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/anysched/anysched/internal/certtest"
 )
 
 var verSuites = []struct {
@@ -735,44 +731,16 @@ func TestInteropReadDeadlineIsRetryable(t *testing.T) {
 func TestInteropLargeCertificateChain(t *testing.T) {
 	// A leaf with ~24 KiB of subjectAltNames: the Certificate message
 	// spans several records in both directions (§5.1).
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	names := []string{verServerName}
 	for i := 0; len(names) < 800; i++ {
 		names = append(names, fmt.Sprintf("host-%04d.a-rather-long-name.test", i))
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: verServerName}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	ca := certtest.MustCA(t, certtest.CAOptions{Name: "big chain CA"})
+	leaf := ca.MustIssue(t, certtest.LeafOptions{CommonName: verServerName, DNSNames: names, WithCA: true})
+	if n := len(leaf.TLS.Certificate[0]); n < 20000 {
+		t.Fatalf("leaf is only %d bytes", n)
 	}
-	caPriv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(78), Subject: pkix.Name{CommonName: "big chain CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caPriv.PublicKey, caPriv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	leafDER, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caPriv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(leafDER) < 20000 {
-		t.Fatalf("leaf is only %d bytes", len(leafDER))
-	}
-	bigPKI := &verPKI{kind: verECDSA, caCert: ca, roots: x509.NewCertPool(),
-		leaf: tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: key}}
-	bigPKI.roots.AddCert(ca)
-	bigPKI.leaf.Leaf, _ = x509.ParseCertificate(leafDER)
+	bigPKI := &verPKI{kind: verECDSA, caCert: ca.Cert, roots: ca.Pool(), leaf: leaf.TLS}
 	t.Run("tls13-client", func(t *testing.T) {
 		r := verTLS13ClientToStdlib(t, verTLS13ClientConfig(bigPKI), verStdlibServerConfig(bigPKI))
 		if len(r.tls13.PeerCertificates) != 2 || len(r.tls13.PeerCertificates[0].DNSNames) != len(names) {

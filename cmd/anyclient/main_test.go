@@ -2,15 +2,9 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -19,8 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/anysched/anysched/internal/certtest"
 	"github.com/anysched/anysched/migration"
 	"github.com/anysched/anysched/tls13"
 )
@@ -112,24 +106,9 @@ type testNode struct {
 
 func startTestNode(t *testing.T, h http.Handler) *testNode {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2")},
-		IsCA:        true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := certtest.MustCA(t, certtest.CAOptions{})
+	leaf := ca.MustIssue(t, certtest.LeafOptions{IPs: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2")}})
+	caFile := ca.WriteFile(t)
 	keys, err := tls13.NewRandomTicketKeys()
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +122,7 @@ func startTestNode(t *testing.T, h http.Handler) *testNode {
 		t.Fatal(err)
 	}
 	srv, err := migration.NewServer(migration.ServerConfig{
-		TLS:     &tls13.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, TicketKeys: keys},
+		TLS:     &tls13.Config{Certificates: []tls.Certificate{leaf.TLS}, TicketKeys: keys},
 		Unicast: netip.MustParseAddrPort(uniLn.Addr().String()),
 	})
 	if err != nil {

@@ -4,15 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -29,6 +23,7 @@ import (
 
 	utls "github.com/refraction-networking/utls"
 
+	"github.com/anysched/anysched/internal/certtest"
 	"github.com/anysched/anysched/internal/testbed"
 	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/parser"
@@ -108,21 +103,12 @@ type peekedConn struct {
 
 func (c *peekedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
-func selfSigned(t *testing.T) tls.Certificate {
+// vipCert is the nodes' certificate for vip.test (the clients skip
+// verification: these tests are about routing, not trust).
+func vipCert(t *testing.T) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vip.test"},
-		DNSNames: []string{"vip.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	ca := certtest.MustCA(t, certtest.CAOptions{})
+	return ca.MustIssue(t, certtest.LeafOptions{DNSNames: []string{"vip.test"}}).TLS
 }
 
 // clientConn is one connection from the client namespace to the VIP.
@@ -349,7 +335,7 @@ func TestRunForwardsOnTheVethBed(t *testing.T) {
 	writeRouterConfig(t, cfgPath, b, grace, -1, 0)
 
 	vip := netip.AddrPortFrom(b.VIP4, 443)
-	cert := selfSigned(t)
+	cert := vipCert(t)
 	servers := map[string]*nodeServer{
 		"node1": startNodeServer(t, b.Nodes[0], "node1", vip, cert),
 		"node2": startNodeServer(t, b.Nodes[1], "node2", vip, cert),
@@ -603,7 +589,7 @@ func TestRunRateOnTheVethBed(t *testing.T) {
 		dur = d
 	}
 	bin := buildRouter(t)
-	cert := selfSigned(t)
+	cert := vipCert(t)
 	rates := map[string]float64{}
 	for _, mode := range []string{"reflect", "forward"} {
 		// A fresh bed per mode: the kernel keeps the client's queue busy
@@ -705,7 +691,7 @@ func TestRunTwoQueues(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "router.yaml")
 	writeRouterConfig(t, cfgPath, b, 3*time.Second, -1, 0)
 	vip := netip.AddrPortFrom(b.VIP4, 443)
-	cert := selfSigned(t)
+	cert := vipCert(t)
 	servers := map[string]*nodeServer{
 		"node1": startNodeServer(t, b.Nodes[0], "node1", vip, cert),
 		"node2": startNodeServer(t, b.Nodes[1], "node2", vip, cert),

@@ -2,21 +2,15 @@ package oracle_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/anysched/anysched/internal/certtest"
 	"github.com/anysched/anysched/tls13/internal/oracle"
 )
 
@@ -88,24 +82,8 @@ func serveExclaim(ln net.Listener, cert tls.Certificate) error {
 // code involved) recorded on the client side, with the client's key log:
 // the application data and the handshake messages must come out.
 func TestDecryptConnCryptoTLS(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "oracle.test"},
-		DNSNames:     []string{"oracle.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	ca := certtest.MustCA(t, certtest.CAOptions{Name: "oracle test CA"})
+	cert := ca.MustIssue(t, certtest.LeafOptions{DNSNames: []string{"oracle.test"}}).TLS
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
