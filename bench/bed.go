@@ -115,7 +115,7 @@ func (b *Bed) setup() error {
 		}
 	}
 	for _, n := range b.TB.Nodes {
-		c, err := LoadCounter(false, n.MAC)
+		c, err := LoadCounter(n.MAC)
 		if err != nil {
 			return err
 		}

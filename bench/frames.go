@@ -172,13 +172,15 @@ func clientHello(postQuantum, migration bool) []byte {
 	shares = binary.BigEndian.AppendUint16(shares, 32)
 	shares = append(shares, patterned(32, 0x5a)...)
 	add(51, append(binary.BigEndian.AppendUint16(nil, uint16(len(shares))), shares...))
-	if migration {
-		add(codepoint.MigrationSupport, nil)
-	}
 	if postQuantum {
 		// Chromium's hello also carries an ECH GREASE extension of about
-		// this size; with it the hello is ~1.75 KB, two segments.
+		// this size; with it the hello is ~1.75 KB, two segments, and
+		// migration_support (last) is in segment 2: the router must
+		// reassemble to see it.
 		add(0xfe0d, patterned(300, 0x44))
+	}
+	if migration {
+		add(codepoint.MigrationSupport, nil)
 	}
 	body := []byte{0x03, 0x03}
 	body = append(body, patterned(32, 0x11)...) // random

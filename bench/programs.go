@@ -133,14 +133,12 @@ func generatorInstructions(flows int32) asm.Instructions {
 	return p
 }
 
-// countInstructions builds the node side's counting program: it counts
-// (packets, bytes) in a per-CPU array and drops what it counts. With all
-// false it counts only IPv4 TCP to port 443 (what the scenarios deliver)
-// and passes the rest, so ARP keeps the router's neighbour entries alive;
-// with all true it counts and drops every frame (the generator's ceiling).
-// A frame for another MAC than mac (flooded by the bridge) is passed
-// uncounted, so no frame is counted twice.
-func countInstructions(all bool, mac [6]byte) asm.Instructions {
+// countInstructions builds the counting program (on the nodes, and on the
+// router for the generator's ceiling): it counts (packets, bytes) of IPv4
+// TCP to port 443 for mac in a per-CPU array and drops what it counts. The
+// rest passes: ARP keeps neighbour entries alive, and a frame for another
+// MAC (flooded by the bridge) is not counted twice.
+func countInstructions(mac [6]byte) asm.Instructions {
 	var p asm.Instructions
 	p = append(p,
 		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word),
@@ -148,25 +146,23 @@ func countInstructions(all bool, mac [6]byte) asm.Instructions {
 		asm.Mov.Reg(asm.R6, asm.R3),
 		asm.Sub.Reg(asm.R6, asm.R2), // frame length
 	)
-	if !all {
-		p = append(p,
-			asm.Mov.Reg(asm.R4, asm.R2),
-			asm.Add.Imm(asm.R4, offDstPort+2),
-			asm.JGT.Reg(asm.R4, asm.R3, "pass"),
-			asm.LoadMem(asm.R4, asm.R2, 0, asm.Word),
-			asm.JNE.Imm32(asm.R4, int32(binary.LittleEndian.Uint32(mac[0:4])), "pass"),
-			asm.LoadMem(asm.R4, asm.R2, 4, asm.Half),
-			asm.JNE.Imm(asm.R4, int32(binary.LittleEndian.Uint16(mac[4:6])), "pass"),
-			asm.LoadMem(asm.R4, asm.R2, 12, asm.Half),
-			asm.JNE.Imm(asm.R4, ethIPv4le, "pass"),
-			asm.LoadMem(asm.R4, asm.R2, offIPVerIHL, asm.Byte),
-			asm.JNE.Imm(asm.R4, 0x45, "pass"),
-			asm.LoadMem(asm.R4, asm.R2, offIPProto, asm.Byte),
-			asm.JNE.Imm(asm.R4, protoTCP, "pass"),
-			asm.LoadMem(asm.R4, asm.R2, offDstPort, asm.Half),
-			asm.JNE.Imm(asm.R4, port443le, "pass"),
-		)
-	}
+	p = append(p,
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, offDstPort+2),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.LoadMem(asm.R4, asm.R2, 0, asm.Word),
+		asm.JNE.Imm32(asm.R4, int32(binary.LittleEndian.Uint32(mac[0:4])), "pass"),
+		asm.LoadMem(asm.R4, asm.R2, 4, asm.Half),
+		asm.JNE.Imm(asm.R4, int32(binary.LittleEndian.Uint16(mac[4:6])), "pass"),
+		asm.LoadMem(asm.R4, asm.R2, 12, asm.Half),
+		asm.JNE.Imm(asm.R4, ethIPv4le, "pass"),
+		asm.LoadMem(asm.R4, asm.R2, offIPVerIHL, asm.Byte),
+		asm.JNE.Imm(asm.R4, 0x45, "pass"),
+		asm.LoadMem(asm.R4, asm.R2, offIPProto, asm.Byte),
+		asm.JNE.Imm(asm.R4, protoTCP, "pass"),
+		asm.LoadMem(asm.R4, asm.R2, offDstPort, asm.Half),
+		asm.JNE.Imm(asm.R4, port443le, "pass"),
+	)
 	p = append(p,
 		asm.StoreImm(asm.R10, -4, 0, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference("bench_counts"),
@@ -183,13 +179,10 @@ func countInstructions(all bool, mac [6]byte) asm.Instructions {
 		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
 		asm.Return(),
 	)
-	if !all {
-		p = append(p,
-			asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
-			asm.Return(),
-		)
-	}
-	return p
+	return append(p,
+		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
+		asm.Return(),
+	)
 }
 
 // xdpProgram is a loaded XDP program and its one per-CPU array.
@@ -248,9 +241,9 @@ type countValue struct{ Packets, Bytes uint64 }
 type Counter struct{ *xdpProgram }
 
 // LoadCounter loads the counting program (see countInstructions); mac is
-// the interface's own address (unused when all).
-func LoadCounter(all bool, mac [6]byte) (*Counter, error) {
-	x, err := loadXDP("bench_count", "bench_counts", countInstructions(all, mac), 16, 1)
+// the interface's own address.
+func LoadCounter(mac [6]byte) (*Counter, error) {
+	x, err := loadXDP("bench_count", "bench_counts", countInstructions(mac), 16, 1)
 	if err != nil {
 		return nil, err
 	}

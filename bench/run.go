@@ -54,7 +54,7 @@ func (c PacketConfig) Check() error {
 	}
 	for _, n := range c.Only {
 		if !known[n] {
-			return fmt.Errorf("scenario %q: not one of %s", n, strings.Join(ScenarioNames(), ", "))
+			return fmt.Errorf("scenarios: %q is not one of %s", n, strings.Join(ScenarioNames(), ", "))
 		}
 	}
 	if _, err := os.Stat(c.Anysched); err != nil {

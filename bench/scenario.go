@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -91,8 +92,9 @@ const (
 	NameNftDNAT   = "nft-dnat"
 )
 
-// ceiling: a counting program that drops every frame, on the router's
-// eth0: the generator's own rate into a veth, and the bed's receive limit.
+// ceiling: the counting program on the router's eth0 counts and drops the
+// generator's frames: the generator's own rate into a veth, and the bed's
+// receive limit.
 type ceiling struct {
 	c *Counter
 	l link.Link
@@ -100,11 +102,11 @@ type ceiling struct {
 
 func (s *ceiling) Name() string { return NameCeiling }
 func (s *ceiling) About() string {
-	return "generator ceiling: an XDP program on the router's eth0 counts and drops every frame"
+	return "generator ceiling: an XDP program on the router's eth0 counts and drops the generator's frames"
 }
 
 func (s *ceiling) Start(e *Env) error {
-	c, err := LoadCounter(true, e.Bed.TB.Router.MAC)
+	c, err := LoadCounter(e.Bed.TB.Router.MAC)
 	if err != nil {
 		return err
 	}
@@ -285,7 +287,7 @@ func routerMetrics(text string) map[string]float64 {
 			continue
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
 		name, labels, _ := strings.Cut(series, "{")
@@ -465,7 +467,7 @@ func conntrackStats(text string) map[string]float64 {
 		}
 		switch k {
 		case "drop", "early_drop", "insert_failed", "invalid":
-			if n, err := strconv.ParseFloat(v, 64); err == nil {
+			if n, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(n) && !math.IsInf(n, 0) {
 				out[k] += n
 			}
 		}
@@ -494,10 +496,13 @@ type Sample struct {
 	// Offered is what the generator sent; RouterRX what the router's eth0
 	// received (the rest was dropped at the veth: its NAPI did not keep
 	// up); Delivered what the nodes counted (or the ceiling's counter).
-	Offered   uint64  `json:"offered"`
-	RouterRX  uint64  `json:"router_rx"`
-	Delivered uint64  `json:"delivered"`
-	Seconds   float64 `json:"seconds"`
+	Offered   uint64 `json:"offered"`
+	RouterRX  uint64 `json:"router_rx"`
+	Delivered uint64 `json:"delivered"`
+	// PerNode is what each node counted (also for the ceiling, where it
+	// should be nothing).
+	PerNode []uint64 `json:"per_node"`
+	Seconds float64  `json:"seconds"`
 	// OfferedPPS and PPS (delivered) are per generator second.
 	OfferedPPS float64            `json:"offered_pps"`
 	PPS        float64            `json:"pps"`
@@ -511,6 +516,12 @@ func (s Sample) Loss() float64 {
 	}
 	return 1 - float64(min(s.Delivered, s.Offered))/float64(s.Offered)
 }
+
+// How Measure waits for frames in flight after a burst.
+const (
+	settleQuiet = 200 * time.Millisecond
+	settleMax   = 3 * time.Second
+)
 
 // Measure sends w at the router for d and counts what arrived. The
 // scenario must be started.
@@ -533,6 +544,10 @@ func Measure(ctx context.Context, e *Env, gen *Generator, sc Scenario, w Workloa
 	if err != nil {
 		return Sample{}, err
 	}
+	n0, err := e.Bed.PerNode()
+	if err != nil {
+		return Sample{}, err
+	}
 	rx0, _, err := e.Bed.TB.Router.LinkStats()
 	if err != nil {
 		return Sample{}, err
@@ -544,24 +559,28 @@ func Measure(ctx context.Context, e *Env, gen *Generator, sc Scenario, w Workloa
 	}); err != nil {
 		return Sample{}, err
 	}
-	// Frames in flight (rings, backlogs) arrive within moments: count
-	// until the count stops growing.
+	// Frames in flight (rings, backlogs, a router thread waiting for a
+	// CPU) arrive within moments: count until the count has not grown for
+	// settleQuiet, for at most settleMax.
 	var got uint64
-	err = testbed.WaitFor(time.Now().Add(2*time.Second), func() error {
+	changed := time.Now()
+	err = testbed.WaitFor(time.Now().Add(settleMax), func() error {
 		n, err := counted()
 		if err != nil {
 			return err
 		}
-		if n == got && n > d0 {
+		if n != got {
+			got, changed = n, time.Now()
+		}
+		if got > d0 && time.Since(changed) >= settleQuiet {
 			return nil
 		}
-		got = n
 		return errors.New("still counting")
 	})
 	if got == d0 {
 		return Sample{}, fmt.Errorf("bench: %s/%s: nothing arrived (%d offered)", sc.Name(), w.Name, burst.Sent)
 	}
-	_ = err // the count never settled within 2 s: take the last one
+	_ = err // the count never settled within settleMax: take the last one
 	rx1, _, err := e.Bed.TB.Router.LinkStats()
 	if err != nil {
 		return Sample{}, err
@@ -570,7 +589,20 @@ func Measure(ctx context.Context, e *Env, gen *Generator, sc Scenario, w Workloa
 	if err != nil {
 		return Sample{}, err
 	}
-	s := Sample{
+	n1, err := e.Bed.PerNode()
+	if err != nil {
+		return Sample{}, err
+	}
+	perNode := make([]uint64, len(n1))
+	var nodeSum uint64
+	for i := range n1 {
+		perNode[i] = n1[i] - n0[i]
+		nodeSum += perNode[i]
+	}
+	if _, ok := sc.(counting); !ok {
+		got = d0 + nodeSum // the latest count, consistent with PerNode
+	}
+	s := Sample{PerNode: perNode,
 		Scenario: sc.Name(), Workload: w.Name,
 		Offered: burst.Sent, RouterRX: rx1 - rx0, Delivered: got - d0,
 		Seconds: burst.Elapsed.Seconds(), OfferedPPS: burst.PPS(),
