@@ -129,6 +129,19 @@ func (b *Bed) setup() error {
 	return nil
 }
 
+// CheckPinning fails unless the router's NAPI thread still exists and runs
+// only on RouterCPU (attaching an XDP program must not have replaced it).
+func (b *Bed) CheckPinning() error {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(b.NAPIThread, &set); err != nil {
+		return fmt.Errorf("bench: the router's NAPI thread %d: %w", b.NAPIThread, err)
+	}
+	if set.Count() != 1 || !set.IsSet(b.RouterCPU) {
+		return fmt.Errorf("bench: the router's NAPI thread %d is not pinned to CPU %d alone", b.NAPIThread, b.RouterCPU)
+	}
+	return nil
+}
+
 // Delivered sums what the nodes' counting programs counted.
 func (b *Bed) Delivered() (packets, bytes uint64, err error) {
 	for _, c := range b.counters {

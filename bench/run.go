@@ -150,6 +150,10 @@ func RunPackets(ctx context.Context, cfg PacketConfig, progress func(string)) (*
 			if err := s.Start(env); err != nil {
 				return run, fmt.Errorf("%s: %w", s.Name(), err)
 			}
+			if err := bed.CheckPinning(); err != nil {
+				s.Stop(env)
+				return run, fmt.Errorf("%s: %w", s.Name(), err)
+			}
 			for _, w := range workloads {
 				sample, err := Measure(ctx, env, gen, s, w, cfg.Burst)
 				if err != nil {
