@@ -13,21 +13,22 @@ import (
 // PacketConfig sizes a packet run.
 type PacketConfig struct {
 	// Reps is how many times the scenario sequence is repeated.
-	Reps int
+	Reps int `json:"reps"`
 	// Burst is how long the generator sends per workload.
-	Burst time.Duration
+	Burst time.Duration `json:"burst_ns"`
 	// Unit is the frames per template per generator call (see Workloads).
-	Unit int
+	Unit int `json:"unit"`
 	// Flows is the generator's flow count per template.
-	Flows int
+	Flows int `json:"flows"`
 	// Anysched is the built router binary.
-	Anysched string
+	Anysched string `json:"anysched"`
 	// Dir is scratch space for configs and logs.
-	Dir string
+	Dir string `json:"-"`
 	// SenderCPU and RouterCPU pin the generator and the router.
-	SenderCPU, RouterCPU int
+	SenderCPU int `json:"sender_cpu"`
+	RouterCPU int `json:"router_cpu"`
 	// Only, when not empty, limits the run to these scenario names.
-	Only []string
+	Only []string `json:"only,omitempty"`
 }
 
 // Check validates the configuration; errors name the field.
@@ -147,6 +148,9 @@ func RunPackets(ctx context.Context, cfg PacketConfig, progress func(string)) (*
 	done := 0
 	for rep := 1; rep <= cfg.Reps; rep++ {
 		for _, s := range scenarios {
+			if err := ctx.Err(); err != nil {
+				return run, err
+			}
 			if err := s.Start(env); err != nil {
 				return run, fmt.Errorf("%s: %w", s.Name(), err)
 			}

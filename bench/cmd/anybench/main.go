@@ -120,7 +120,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err == nil {
 			defer os.RemoveAll(dir)
 			o.packet.Dir = dir
-			res.Packet.Dir = ""
 			res.Packets, err = bench.RunPackets(ctx, o.packet, progress)
 		}
 		if err != nil {
