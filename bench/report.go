@@ -95,13 +95,15 @@ func (r *Results) series(s, w string) map[int]float64 {
 	return out
 }
 
+// samples applies f to the samples of scenario s with workload w ("" for
+// any).
 func (r *Results) samples(s, w string, f func(Sample) float64) []float64 {
 	var out []float64
 	if r.Packets == nil {
 		return out
 	}
 	for _, x := range r.Packets.Samples {
-		if x.Scenario == s && x.Workload == w {
+		if (s == "" || x.Scenario == s) && (w == "" || x.Workload == w) {
 			out = append(out, f(x))
 		}
 	}
@@ -198,6 +200,8 @@ func (r *Results) packetSection(b *bytes.Buffer, plots []string) {
 	p("## Packet scenarios\n\n")
 	p("Bed: internal/testbed's veth bed (router on a stick, two nodes, one bridge). The **generator** is an XDP program run by `BPF_PROG_RUN` in live-frame mode (`BPF_F_TEST_XDP_LIVE_FRAMES`) from one thread pinned to CPU %d: it rewrites each template frame's source address and port (%d flows per template, checksums fixed incrementally) and transmits it with `XDP_TX` out of the router's bridge port, so frames land on the router's eth0 as if switched. The router's eth0 runs threaded NAPI pinned to CPU %d; every router (the `anysched` binary under `taskset`, or the kernel) runs there. The nodes count what arrives with an XDP program (IPv4 TCP to port 443 for their own MAC) and drop it. %d reps × %v bursts per workload.\n\n",
 		c.SenderCPU, c.Flows, c.RouterCPU, c.Reps, c.Burst)
+	load := Summarize(r.samples("", "", func(x Sample) float64 { return x.Load1 }))
+	p("1-minute load average while the bursts ran: %s.\n\n", statRange(load, func(v float64) string { return fmt.Sprintf("%.1f", v) }))
 	p("Scenarios:\n\n")
 	for _, s := range r.Packets.Scenarios {
 		p("- **%s**: %s\n", s.Name, s.About)

@@ -507,6 +507,8 @@ type Sample struct {
 	OfferedPPS float64            `json:"offered_pps"`
 	PPS        float64            `json:"pps"`
 	Extra      map[string]float64 `json:"extra,omitempty"`
+	// Load1 is the 1-minute load average when the burst ended.
+	Load1 float64 `json:"load1"`
 }
 
 // Loss is the share of offered frames that were not delivered.
@@ -608,6 +610,7 @@ func Measure(ctx context.Context, e *Env, gen *Generator, sc Scenario, w Workloa
 		Seconds: burst.Elapsed.Seconds(), OfferedPPS: burst.PPS(),
 	}
 	s.PPS = float64(s.Delivered) / max(s.Seconds, 1e-9)
+	s.Load1 = LoadAverage()[0]
 	if len(after) > 0 {
 		s.Extra = map[string]float64{}
 		for k, v := range after {
