@@ -23,8 +23,26 @@ type xdpMD struct {
 // a redirect to the ingress device). On a veth, the frames arrive at the
 // peer only if the peer has NAPI (an XDP program or GRO).
 type Generator struct {
-	prog  *xdpProgram
-	flows int
+	prog    *xdpProgram
+	headers *ebpf.Map // per slot: the template's pristine headers
+	flows   int
+}
+
+// SetHeaders stores the pristine headers of w's templates, which the
+// program restores in every frame.
+func (g *Generator) SetHeaders(w Workload) error {
+	for _, p := range w.Parts {
+		f := p.Template.Frame
+		if len(f) < minGenFrame {
+			return fmt.Errorf("bench: template %s: %d bytes, want at least %d", p.Template.Name, len(f), minGenFrame)
+		}
+		var v [headerSlot]byte
+		copy(v[:], f[:minGenFrame])
+		if err := g.headers.Put(uint32(f[offIPID+1]&(maxTemplates-1)), v); err != nil {
+			return fmt.Errorf("bench: generator headers: %w", err)
+		}
+	}
+	return nil
 }
 
 // GeneratorOptions shape the generator.
@@ -39,11 +57,21 @@ func NewGenerator(opts GeneratorOptions) (*Generator, error) {
 	if opts.Flows < 1 || opts.Flows > MaxFlows {
 		return nil, errFlows
 	}
-	x, err := loadXDP("bench_gen", "bench_gen_counters", generatorInstructions(int32(opts.Flows)), 8, maxTemplates)
-	if err != nil {
-		return nil, err
+	spec := &ebpf.CollectionSpec{
+		Maps: map[string]*ebpf.MapSpec{
+			"bench_gen_counters": {Name: "bench_gen_counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: maxTemplates},
+			"bench_gen_headers":  {Name: "bench_gen_headers", Type: ebpf.Array, KeySize: 4, ValueSize: headerSlot, MaxEntries: maxTemplates},
+		},
+		Programs: map[string]*ebpf.ProgramSpec{
+			"bench_gen": {Name: "bench_gen", Type: ebpf.XDP, Instructions: generatorInstructions(int32(opts.Flows)), License: "Dual MIT/GPL"},
+		},
 	}
-	return &Generator{prog: x, flows: opts.Flows}, nil
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		return nil, fmt.Errorf("bench: load bench_gen: %w", err)
+	}
+	x := &xdpProgram{coll: coll, prog: coll.Programs["bench_gen"], m: coll.Maps["bench_gen_counters"]}
+	return &Generator{prog: x, headers: coll.Maps["bench_gen_headers"], flows: opts.Flows}, nil
 }
 
 // Close unloads the program.
@@ -97,6 +125,9 @@ func (g *Generator) Run(ctx context.Context, w Workload, ifindex, cpu int, d tim
 	}
 	defer unix.SchedSetaffinity(0, &old)
 
+	if err := g.SetHeaders(w); err != nil {
+		return Burst{}, err
+	}
 	before, err := g.Sent()
 	if err != nil {
 		return Burst{}, err

@@ -85,6 +85,24 @@ func generatorInstructions(flows int32) asm.Instructions {
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
 		asm.Mod.Imm(asm.R8, flows),
+		// Restore the template's headers: live-frame mode recycles pages,
+		// and a kernel that forwarded the frame in place rewrote them
+		// (MACs, TTL, a DNAT'd destination).
+		asm.LoadMapPtr(asm.R1, 0).WithReference("bench_gen_headers"),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "abort"),
+	)
+	for off := int16(0); off+4 <= minGenFrame; off += 4 {
+		p = append(p,
+			asm.LoadMem(asm.R1, asm.R0, off, asm.Word),
+			asm.StoreMem(asm.R7, off, asm.R1, asm.Word),
+		)
+	}
+	p = append(p,
+		asm.LoadMem(asm.R1, asm.R0, minGenFrame-2, asm.Half),
+		asm.StoreMem(asm.R7, minGenFrame-2, asm.R1, asm.Half),
 		// New port and address half, in network byte order.
 		asm.Mov.Reg(asm.R4, asm.R8),
 		asm.And.Imm(asm.R4, genPorts-1),
@@ -132,6 +150,10 @@ func generatorInstructions(flows int32) asm.Instructions {
 	)
 	return p
 }
+
+// headerSlot is a value of the generator's header map: a template's first
+// minGenFrame bytes, padded to 8.
+const headerSlot = (minGenFrame + 7) &^ 7
 
 // countInstructions builds the counting program (on the nodes, and on the
 // router for the generator's ceiling): it counts (packets, bytes) of IPv4

@@ -39,10 +39,31 @@ func TestGeneratorRewritesFlows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var all Workload
+	for _, tpl := range tm {
+		all.Parts = append(all.Parts, Part{Template: tpl, Weight: 1})
+	}
+	if err := g.SetHeaders(all); err != nil {
+		t.Fatal(err)
+	}
 	// Every template, several flows: checksums stay right and the flow
-	// follows the template's own counter.
+	// follows the template's own counter; headers a forwarding kernel
+	// rewrote in a recycled page (MACs, TTL, destination) are restored.
 	runs := 0
 	for slot, tpl := range tm {
+		used := append([]byte(nil), tpl.Frame...)
+		copy(used[0:12], []byte{9, 9, 9, 9, 9, 9, 8, 8, 8, 8, 8, 8})
+		used[14+8] = 3      // TTL
+		used[14+16] ^= 0x55 // destination address
+		used[14+10] ^= 0x11 // and a checksum to match nothing
+		if ret, out := runOnce(t, g.prog.prog, used); ret != xdpTX || string(out[:offSrcPort]) != string(tpl.Frame[:offSrcPort]) {
+			t.Errorf("%s: headers not restored", tpl.Name)
+		} else {
+			checksumsOK(t, out)
+		}
+		if err := g.prog.m.Put(uint32(slot), perCPU(0)); err != nil {
+			t.Fatal(err)
+		}
 		for i := 0; i < 2*flows+1; i++ {
 			ret, out := runOnce(t, g.prog.prog, tpl.Frame)
 			runs++
@@ -93,6 +114,9 @@ func TestGeneratorFlowsAcrossAddresses(t *testing.T) {
 	}
 	tm, err := Templates(testAddrs)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SetHeaders(Workload{Parts: []Part{{Template: tm[slotACK], Weight: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	_, out := runOnce(t, g.prog.prog, tm[slotACK].Frame)
