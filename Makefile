@@ -48,8 +48,11 @@ lint:
 test: deps lint
 	$(GO) test $(TESTFLAGS) ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+# The side-by-side report (bench/): packet scenarios on the veth bed (root)
+# and the Go micro-benchmarks; writes bench/REPORT.md, bench/plots/ and
+# bench/results/. BENCHFLAGS passes more flags (go run ./bench/cmd/anybench -h).
+bench: build
+	$(GO) run ./bench/cmd/anybench --anysched $(BIN)/anysched --micro-benchtime $(BENCHTIME) $(BENCHFLAGS)
 
 # A short run of every fuzz target; FUZZTIME=1m for the full check.
 fuzz:
