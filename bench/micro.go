@@ -14,10 +14,10 @@ import (
 )
 
 // MicroPackages and MicroBenchmarks select the Go micro-benchmarks of the
-// per-packet core and the handshakes (issue 14 point 5).
+// per-packet core and the handshakes.
 var (
-	MicroPackages   = []string{"./parser", "./sched", "./fastpath", "./afxdp", "./tls13"}
-	MicroBenchmarks = "^Benchmark(ParseFrame|ScanClientHello|ReassemblerFeed|GopacketDLP|FlowHash|Lookup|PinTable|MaglevBuild|Pipeline|MemRingReplay|Program|ReflectBatch|Handshake)$"
+	MicroPackages   = []string{"./parser", "./lookup", "./sched", "./fastpath", "./ring/offline", "./afxdp", "./tls13", "./migration"}
+	MicroBenchmarks = "^Benchmark(ParseFrame|ScanClientHello|ReassemblerFeed|GopacketDLP|FlowHash|Lookup|PinTable|MaglevBuild|Pipeline|MemRingReplay|Program|ReflectBatch|Handshake|TokenIssue|TokenVerify|ConnectFirstByte)$"
 )
 
 // MicroConfig sizes the micro-benchmark run.

@@ -57,7 +57,7 @@ func TestSummarize(t *testing.T) {
 func TestRunMicroTiny(t *testing.T) {
 	var lines []string
 	raw, err := RunMicro(context.Background(), MicroConfig{Dir: "..", Count: 2, Benchtime: "1x",
-		Packages: []string{"./sched"}, Bench: "^BenchmarkFlowHash$"}, func(s string) { lines = append(lines, s) })
+		Packages: []string{"./lookup"}, Bench: "^BenchmarkFlowHash$"}, func(s string) { lines = append(lines, s) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -190,7 +190,7 @@ func (r *Results) Report(jsonName string, plots []string) string {
 		r.microSection(&b, plots)
 	}
 	p("## Not measured yet\n\n")
-	p("Connection-level scenarios (issue 14 points 3–4: TLS connections/s and connect-to-first-byte p50/p99 for anysched + anynode with migration, legacy clients, nftables, HAProxy; state per connection at 0/50/90/100 %% migration-capable clients) wait for the migration layer. They plug in as further `bench.Scenario`s with a connection measure beside `bench.Measure` (see bench/scenario.go).\n")
+	p("Connection-level scenarios (TLS connections/s and connect-to-first-byte p50/p99 for anysched + anynode with migration, legacy clients, nftables, HAProxy; state per connection at 0/50/90/100 %% migration-capable clients) wait for the migration layer. They plug in as further `bench.Scenario`s with a connection measure beside `bench.Measure` (see bench/scenario.go).\n")
 	return b.String()
 }
 
