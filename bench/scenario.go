@@ -42,7 +42,7 @@ type Env struct {
 // is measured by sending every workload at the router with the generator
 // and counting what reaches the nodes (Measure).
 //
-// Connection-level scenarios (issue 14, points 3–4: TLS connections/s and
+// Connection-level scenarios (TLS connections/s and
 // connect-to-first-byte, state per connection) are Scenarios too: they
 // start their router (anysched + anynode, HAProxy, nftables) in Start and
 // are measured by a second measuring function beside Measure that opens
@@ -71,7 +71,7 @@ type counting interface {
 	Counted() (uint64, error)
 }
 
-// PacketScenarios are the scenarios of issue 14 point 2, in the order they
+// PacketScenarios are the packet-level scenarios, in the order they
 // are interleaved, after the generator's ceiling.
 func PacketScenarios() []Scenario {
 	return []Scenario{
