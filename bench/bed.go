@@ -5,10 +5,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -229,32 +227,7 @@ func pinPID(pid, cpu int) error {
 	return nil
 }
 
-// setGRO turns generic receive offload on or off with the legacy
-// ETHTOOL_SGRO ioctl (no ethtool binary needed).
+// setGRO turns generic receive offload on or off.
 func setGRO(ns, ifname string, on bool) error {
-	return testbed.DoIn(ns, func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		const ethtoolSGRO = 0x2c
-		val := struct{ cmd, data uint32 }{cmd: ethtoolSGRO}
-		if on {
-			val.data = 1
-		}
-		var ifr struct {
-			name [unix.IFNAMSIZ]byte
-			data unsafe.Pointer
-			_    [16]byte
-		}
-		copy(ifr.name[:], ifname)
-		ifr.data = unsafe.Pointer(&val)
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
-		runtime.KeepAlive(&val)
-		if errno != 0 {
-			return fmt.Errorf("bench: GRO on %s: %w", ifname, errno)
-		}
-		return nil
-	})
+	return testbed.SetOffload(ns, ifname, testbed.EthtoolSetGRO, on)
 }

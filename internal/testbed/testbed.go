@@ -592,17 +592,24 @@ func sysctl(ns string, kv ...string) error {
 	return nil
 }
 
-// setTxChecksum turns TX checksum offload on or off with the legacy
-// ETHTOOL_STXCSUM ioctl, so the bed needs no ethtool binary.
-func (b *Bed) setTxChecksum(ns, ifname string, on bool) error {
+// Offload commands of the legacy ethtool ioctl that the bed and the
+// benchmarks set (linux/ethtool.h).
+const (
+	EthtoolSetTxChecksum uint32 = 0x17 // ETHTOOL_STXCSUM
+	EthtoolSetGRO        uint32 = 0x2c // ETHTOOL_SGRO
+)
+
+// SetOffload turns one offload (an Ethtool* command) on or off for
+// ifname inside namespace ns with the SIOCETHTOOL ioctl, so nothing here
+// needs the ethtool binary.
+func SetOffload(ns, ifname string, cmd uint32, on bool) error {
 	return DoIn(ns, func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		const ethtoolSTXCSUM = 0x17
-		val := struct{ cmd, data uint32 }{cmd: ethtoolSTXCSUM}
+		val := struct{ cmd, data uint32 }{cmd: cmd}
 		if on {
 			val.data = 1
 		}
@@ -616,10 +623,16 @@ func (b *Bed) setTxChecksum(ns, ifname string, on bool) error {
 		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
 		runtime.KeepAlive(&val)
 		if errno != 0 {
-			return fmt.Errorf("testbed: tx checksum offload %s on %s: %w", map[bool]string{true: "on", false: "off"}[on], ifname, errno)
+			return fmt.Errorf("testbed: ethtool command %#x %s on %s: %w", cmd, map[bool]string{true: "on", false: "off"}[on], ifname, errno)
 		}
 		return nil
 	})
+}
+
+// setTxChecksum turns TX checksum offload on or off: frames sent with it
+// on reach AF_XDP with partial checksums, which the nodes would drop.
+func (b *Bed) setTxChecksum(ns, ifname string, on bool) error {
+	return SetOffload(ns, ifname, EthtoolSetTxChecksum, on)
 }
 
 func run(name string, args ...string) (string, error) {
