@@ -313,8 +313,15 @@ func TestReflectorEchoes(t *testing.T) {
 			if [6]byte(got[0:6]) != b.Client.MAC || [6]byte(got[6:12]) != b.Router.MAC {
 				t.Errorf("reflected frame dst %x src %x, want dst %x src %x", got[0:6], got[6:12], b.Client.MAC, b.Router.MAC)
 			}
-			if stats.Reflected.Load() == 0 {
-				t.Error("reflector counted nothing")
+			// The reflector counts after Transmit returns, and the frame
+			// can reach the client before that: wait for the count.
+			if err := testbed.WaitFor(time.Now().Add(5*time.Second), func() error {
+				if stats.Reflected.Load() == 0 {
+					return errors.New("reflector counted nothing")
+				}
+				return nil
+			}); err != nil {
+				t.Error(err)
 			}
 		})
 	}
