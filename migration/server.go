@@ -331,6 +331,8 @@ func (s *Server) countAccepted() {
 // how many were told. A zero target asks the anycast connections to move
 // to this node's unicast address (their token's target); a valid target
 // re-targets every capable connection except those already on it.
+// Connections still in their handshake (a client mid-move to this node)
+// are counted and told as the handshake completes, if they are capable.
 func (s *Server) MigrateAll(target netip.AddrPort) int {
 	return len(s.migrateAll(target, false))
 }
@@ -338,6 +340,10 @@ func (s *Server) MigrateAll(target netip.AddrPort) int {
 func (s *Server) migrateAll(target netip.AddrPort, drain bool) []*ServerConn {
 	var told []*ServerConn
 	for _, sc := range s.snapshot() {
+		if !drain && !sc.ready() && sc.deferMove(target) {
+			told = append(told, sc) // told when its handshake completes
+			continue
+		}
 		if !sc.wantsMove(target, drain) {
 			continue
 		}
@@ -348,6 +354,22 @@ func (s *Server) migrateAll(target netip.AddrPort, drain bool) []*ServerConn {
 		told = append(told, sc)
 	}
 	return told
+}
+
+// deferMove leaves target for the end of c's running handshake (a client
+// mid-move to this node must not miss a MigrateAll because its new
+// connection was not ready yet). It reports false when the handshake
+// ended meanwhile and the caller is to act now.
+func (c *ServerConn) deferMove(target netip.AddrPort) bool {
+	if !target.IsValid() && c.lateMove.Load() != nil {
+		return true // a re-target already waits: "move" must not undo it
+	}
+	t := target
+	c.lateMove.Store(&t)
+	if !c.ready() {
+		return true
+	}
+	return c.lateMove.Swap(nil) == nil // the handshake took it already
 }
 
 // wantsMove reports whether a Migrate(target) from MigrateAll (drain
@@ -480,6 +502,10 @@ type ServerConn struct {
 	done      atomic.Bool // handshake completed and counted
 	hsFailed  atomic.Bool
 	drainTold atomic.Bool // told to move by the Drain under way
+	// lateMove is a MigrateAll target that arrived while the handshake
+	// was still running; whoever swaps it out (MigrateAll or the end of
+	// the handshake) acts on it, so it is acted on exactly once.
+	lateMove  atomic.Pointer[netip.AddrPort]
 	afterOnce sync.Once
 	closeOnce sync.Once
 
@@ -547,6 +573,12 @@ func (c *ServerConn) afterHandshake() {
 	if target, draining := s.drainingTo(); draining {
 		c.drainConn(target, true)
 		s.handshakeSettled()
+		return
+	}
+	if t := c.lateMove.Swap(nil); t != nil && c.wantsMove(*t, false) {
+		if err := c.Migrate(*t); err != nil {
+			s.log.Debug("migrate", "remote", c.RemoteAddr(), "err", err)
+		}
 		return
 	}
 	// Draft-03 carries no token: the node asks an anycast client to move
