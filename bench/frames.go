@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/anysched/anysched/codepoint"
+	"github.com/anysched/anysched/internal/testbed"
 	"github.com/anysched/anysched/parser"
 )
 
@@ -101,7 +102,7 @@ func buildFrame(a Addresses, sport uint16, slot int, s segment) ([]byte, error) 
 	src, dst := a.Src.As4(), a.Dst.As4()
 	copy(ip[12:], src[:])
 	copy(ip[16:], dst[:])
-	binary.BigEndian.PutUint16(ip[10:], ^onesSum(0, ip))
+	binary.BigEndian.PutUint16(ip[10:], ^testbed.Checksum(0, ip))
 	tcp := f[34:]
 	binary.BigEndian.PutUint16(tcp[0:], sport)
 	binary.BigEndian.PutUint16(tcp[2:], a.DstPort)
@@ -112,33 +113,14 @@ func buildFrame(a Addresses, sport uint16, slot int, s segment) ([]byte, error) 
 	binary.BigEndian.PutUint16(tcp[14:], 64240)
 	copy(tcp[20:], s.options)
 	copy(tcp[20+len(s.options):], s.payload)
-	pseudo := onesAdd(0, src[:])
-	pseudo = onesAdd(pseudo, dst[:])
+	pseudo := testbed.ChecksumAdd(0, src[:])
+	pseudo = testbed.ChecksumAdd(pseudo, dst[:])
 	pseudo += protoTCP + uint32(tcpLen)
-	binary.BigEndian.PutUint16(tcp[16:], ^onesSum(pseudo, tcp))
+	binary.BigEndian.PutUint16(tcp[16:], ^testbed.Checksum(pseudo, tcp))
 	if s.size > len(f) {
 		f = f[:s.size] // zero padding after the IP datagram
 	}
 	return f, nil
-}
-
-func onesAdd(sum uint32, b []byte) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	return sum
-}
-
-// onesSum folds the one's complement sum of b onto sum (not complemented).
-func onesSum(sum uint32, b []byte) uint16 {
-	sum = onesAdd(sum, b)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return uint16(sum)
 }
 
 // clientHello builds a TLS 1.3 ClientHello record. postQuantum adds an

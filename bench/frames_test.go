@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/anysched/anysched/internal/testbed"
 	"github.com/anysched/anysched/parser"
 )
 
@@ -18,13 +19,13 @@ var testAddrs = Addresses{
 func checksumsOK(t *testing.T, f []byte) {
 	t.Helper()
 	ip := f[14:34]
-	if onesSum(0, ip) != 0xffff {
+	if testbed.Checksum(0, ip) != 0xffff {
 		t.Errorf("IPv4 header checksum wrong")
 	}
 	total := int(binary.BigEndian.Uint16(ip[2:]))
 	tcp := f[34 : 14+total]
-	pseudo := onesAdd(0, ip[12:20]) + protoTCP + uint32(len(tcp))
-	if onesSum(pseudo, tcp) != 0xffff {
+	pseudo := testbed.ChecksumAdd(0, ip[12:20]) + protoTCP + uint32(len(tcp))
+	if testbed.Checksum(pseudo, tcp) != 0xffff {
 		t.Errorf("TCP checksum wrong")
 	}
 }

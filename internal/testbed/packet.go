@@ -35,7 +35,7 @@ func TCPFrame(srcMAC, dstMAC [6]byte, src, dst netip.AddrPort, flags byte, paylo
 	binary.BigEndian.PutUint16(tcp[14:], 65535)
 	copy(tcp[20:], payload)
 	sa, da := src.Addr().Unmap(), dst.Addr().Unmap()
-	binary.BigEndian.PutUint16(tcp[16:], ^checksum(pseudoHeaderSum(sa, da, len(tcp)), tcp))
+	binary.BigEndian.PutUint16(tcp[16:], ^Checksum(pseudoHeaderSum(sa, da, len(tcp)), tcp))
 
 	f := make([]byte, 0, 14+40+len(tcp))
 	f = append(f, dstMAC[:]...)
@@ -50,7 +50,7 @@ func TCPFrame(srcMAC, dstMAC [6]byte, src, dst netip.AddrPort, flags byte, paylo
 		s4, d4 := sa.As4(), da.As4()
 		copy(ip[12:], s4[:])
 		copy(ip[16:], d4[:])
-		binary.BigEndian.PutUint16(ip[10:], ^checksum(0, ip))
+		binary.BigEndian.PutUint16(ip[10:], ^Checksum(0, ip))
 		f = append(f, ip...)
 	} else {
 		f = binary.BigEndian.AppendUint16(f, 0x86dd)
@@ -74,7 +74,7 @@ func SetTTL(frame []byte, ttl byte) {
 		ip := frame[14:34]
 		ip[8] = ttl
 		ip[10], ip[11] = 0, 0
-		binary.BigEndian.PutUint16(ip[10:], ^checksum(0, ip))
+		binary.BigEndian.PutUint16(ip[10:], ^Checksum(0, ip))
 	case 0x86dd:
 		frame[14+7] = ttl
 	}
@@ -82,12 +82,14 @@ func SetTTL(frame []byte, ttl byte) {
 
 func pseudoHeaderSum(src, dst netip.Addr, l4len int) uint32 {
 	var s uint32
-	s = checksumAdd(s, src.AsSlice())
-	s = checksumAdd(s, dst.AsSlice())
+	s = ChecksumAdd(s, src.AsSlice())
+	s = ChecksumAdd(s, dst.AsSlice())
 	return s + 6 + uint32(l4len)
 }
 
-func checksumAdd(sum uint32, b []byte) uint32 {
+// ChecksumAdd adds b, as 16-bit big-endian words, to a running one's
+// complement sum (unfolded).
+func ChecksumAdd(sum uint32, b []byte) uint32 {
 	for i := 0; i+1 < len(b); i += 2 {
 		sum += uint32(binary.BigEndian.Uint16(b[i:]))
 	}
@@ -97,9 +99,9 @@ func checksumAdd(sum uint32, b []byte) uint32 {
 	return sum
 }
 
-// checksum folds the Internet checksum of b onto sum (not complemented).
-func checksum(sum uint32, b []byte) uint16 {
-	sum = checksumAdd(sum, b)
+// Checksum folds the Internet checksum of b onto sum (not complemented).
+func Checksum(sum uint32, b []byte) uint16 {
+	sum = ChecksumAdd(sum, b)
 	for sum>>16 != 0 {
 		sum = sum&0xffff + sum>>16
 	}

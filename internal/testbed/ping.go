@@ -90,7 +90,7 @@ func ping(dst netip.Addr, ttl int, timeout time.Duration) (PingReply, error) {
 	if v6 {
 		sa = &unix.SockaddrInet6{Addr: dst.As16()} // the kernel fills in the ICMPv6 checksum
 	} else {
-		binary.BigEndian.PutUint16(msg[2:], ^checksum(0, msg))
+		binary.BigEndian.PutUint16(msg[2:], ^Checksum(0, msg))
 		sa = &unix.SockaddrInet4{Addr: dst.As4()}
 	}
 	if err := unix.Sendto(fd, msg, 0, sa); err != nil {
