@@ -402,6 +402,20 @@ func (c *ServerConn) wantsMove(target netip.AddrPort, drain bool) bool {
 // router chose this node; its unicast address is going away): it gets
 // no token, is not told and is not waited for.
 func (s *Server) Drain(ctx context.Context, target netip.AddrPort) int {
+	return s.DrainUntil(ctx, target, time.Time{})
+}
+
+// DrainUntil is Drain that also keeps draining until notBefore, even with
+// nobody left to wait for: a node that reports itself draining is still
+// sent new connections by the routers until they next read its report,
+// and those arrive (and are told, and waited for) while it lingers.
+func (s *Server) DrainUntil(ctx context.Context, target netip.AddrPort, notBefore time.Time) int {
+	var linger <-chan time.Time
+	if wait := time.Until(notBefore); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		linger = t.C
+	}
 	s.mu.Lock()
 	s.draining, s.drainTarget = true, target
 	s.mu.Unlock()
@@ -428,13 +442,15 @@ func (s *Server) Drain(ctx context.Context, target netip.AddrPort) int {
 		}
 		changed := s.changed
 		s.mu.Unlock()
-		if open == 0 {
+		if open == 0 && linger == nil {
 			return 0
 		}
 		select {
 		case <-ctx.Done():
 			return open
 		case <-changed:
+		case <-linger:
+			linger = nil
 		}
 	}
 }

@@ -602,6 +602,42 @@ func TestDrainTellsConnectionsThatArriveDuringIt(t *testing.T) {
 	}
 }
 
+// A node lingers in its drain with nobody to wait for (the routers still
+// send it flows until they read its report): a client that arrives then
+// is told and moves to the target, and the drain has not ended under it.
+func TestDrainUntilTellsClientsArrivingWhileItLingers(t *testing.T) {
+	keys, _ := tls13.NewRandomTicketKeys()
+	replay := NewMemoryReplayStore(1024)
+	a := startNode(t, nodeOpts{name: "a", keys: keys, replay: replay})
+	b := startNode(t, nodeOpts{name: "b", keys: keys, replay: replay})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	drained := make(chan int, 1)
+	go func() { drained <- a.srv.DrainUntil(ctx, addrOf(b.uni), time.Now().Add(time.Hour)) }()
+
+	c := dial(t, newDialer(t, PolicyBackground), a.vipAddr())
+	select {
+	case <-readyChan(c):
+	case <-ctx.Done():
+		t.Fatal("the client that arrived while the node lingered was never told to move")
+	}
+	if ok, err := c.SwitchIfReady(); err != nil || !ok {
+		t.Fatalf("SwitchIfReady = %v, %v", ok, err)
+	}
+	if body := httpGet(t, c, bufio.NewReader(c)); body != "b unicast resumed=true" {
+		t.Fatalf("the client that arrived while the node lingered is served by %q, want the drain target", body)
+	}
+	select {
+	case open := <-drained:
+		t.Fatalf("DrainUntil returned (%d open) long before its linger ended", open)
+	default:
+	}
+	cancel()
+	if open := <-drained; open != 0 {
+		t.Fatalf("DrainUntil left %d capable connections open", open)
+	}
+}
+
 // A Drain cut short by its context leaves the connection open; a later
 // Drain tells it again.
 func TestDrainAgainTellsAgain(t *testing.T) {

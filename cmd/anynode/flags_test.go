@@ -21,7 +21,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	}
 	for _, f := range []string{"--name", "--vip", "--unicast", "--cert", "--key", "--server-name", "--write-cert",
 		"--ticket-keys", "--ticket-keys-check", "--profile", "--replay", "--backend", "--admin-addr", "--metrics-addr",
-		"--drain-timeout", "--drain-target", "--token-lifetime", "--ticket-lifetime", "--capacity", "--code-points", "--log-level",
+		"--drain-timeout", "--drain-linger", "--drain-target", "--token-lifetime", "--ticket-lifetime", "--capacity", "--code-points", "--log-level",
 		"POST /migrate", "POST /drain", "GET /status", "GET /load", "SIGHUP", "SIGUSR1", "SIGTERM", "report_port"} {
 		if !strings.Contains(out, f) {
 			t.Errorf("--help does not mention %s", f)
@@ -66,6 +66,8 @@ func TestBadUsageExits2NamingTheFlagOrFile(t *testing.T) {
 		{with("--admin-addr", "nope"), "--admin-addr"},
 		{with("--metrics-addr", "nope"), "--metrics-addr"},
 		{with("--drain-timeout", "0s"), "--drain-timeout"},
+		{with("--drain-linger", "-1s"), "--drain-linger"},
+		{with("--drain-timeout", "2s", "--drain-linger", "3s"), "--drain-linger"},
 		{with("--drain-target", "node2:443"), "--drain-target"},
 		{with("--cert", badCert), "--cert and --key"},
 		{with("--cert", badCert, "--key", badCert), badCert},

@@ -291,7 +291,9 @@ func (n *node) requestDrain() {
 }
 
 // drain notifies every capable client (re-targeted to --drain-target when
-// given), waits up to --drain-timeout for them to leave, then closes the
+// given), goes on accepting for --drain-linger (the routers learn of the
+// drain from the next load report they read, and send new flows until
+// then), waits up to --drain-timeout for them to leave, then closes the
 // servers. Legacy clients cannot be moved; they are closed at the end.
 func (n *node) drain(web *http.Server, side []*http.Server, sigs <-chan os.Signal) {
 	start := time.Now()
@@ -314,7 +316,7 @@ func (n *node) drain(web *http.Server, side []*http.Server, sigs <-chan os.Signa
 		}
 	}()
 	before := n.srv.Stats()
-	left := n.srv.Drain(ctx, n.o.drainTarget)
+	left := n.srv.DrainUntil(ctx, n.o.drainTarget, start.Add(n.o.drainLinger))
 	st := n.srv.Stats()
 	n.log.Info("drained", "capable_at_start", before.ActiveCapable, "capable_left", left,
 		"notifications", st.NotificationsSent-before.NotificationsSent,
