@@ -270,7 +270,8 @@ func TestDecideAllocs(t *testing.T) {
 }
 
 // A pin wins over the table and transitions; a SYN on the same 5-tuple
-// drops it; a pin to a removed node is ignored.
+// follows it and leaves it in place (a stray SYN must not end a pin); a
+// pin to a removed node is ignored.
 func TestPinning(t *testing.T) {
 	var now int64 = int64(time.Hour)
 	s := testScheduler(t, 4, 1009, time.Second, &now)
@@ -290,9 +291,11 @@ func TestPinning(t *testing.T) {
 		t.Fatalf("unpinned flow: %+v", got)
 	}
 	d.Pin(&k, dec.Hash, other, snap.PinIdle, now)
-	d.Decide(snap, &k, true, now+3)
-	if got := d.Decide(snap, &k, false, now+4); got.Via == lookup.ViaPin {
-		t.Fatal("a new SYN kept the old connection's pin")
+	if got := d.Decide(snap, &k, true, now+3); got.Node != other || got.Via != lookup.ViaPin {
+		t.Fatalf("a SYN on a pinned 5-tuple went to %+v, not its pin", got)
+	}
+	if got := d.Decide(snap, &k, false, now+4); got.Node != other || got.Via != lookup.ViaPin {
+		t.Fatalf("a SYN on a pinned 5-tuple moved the pin: %+v", got)
 	}
 	// Pin to a node that a reload removes.
 	d.Pin(&k, dec.Hash, 3, snap.PinIdle, now)
@@ -310,7 +313,7 @@ func TestPinning(t *testing.T) {
 	if got := d.Decide(snap, &k, false, now+5); got.Via == lookup.ViaPin || got.Node == 3 {
 		t.Fatalf("pin to a removed node used: %+v", got)
 	}
-	if st := d.Stats(); st.PinsStale != 1 || st.PinHits != 1 {
+	if st := d.Stats(); st.PinsStale != 1 || st.PinHits != 3 || st.PinSYNsFollowed != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }
