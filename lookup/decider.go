@@ -238,6 +238,16 @@ func (d *Decider) Pin(key *parser.FlowKey, h uint64, node uint16, idle, now int6
 	d.pins.insert(key, h, node, now+idle, now)
 }
 
+// PinIntact pins like Pin if intact (as in DecidePacket) reports the
+// packet intact, and reports whether it pinned.
+func (d *Decider) PinIntact(key *parser.FlowKey, h uint64, node uint16, idle, now int64, intact func() bool) bool {
+	if !d.trust(intact) {
+		return false
+	}
+	d.Pin(key, h, node, idle, now)
+	return true
+}
+
 // MarkFinal marks the flow's live pin final and reports whether it has
 // one: its complete ClientHello was legacy, so no later ClientHello on
 // the 5-tuple (a spoofed one with migration_support) removes it
