@@ -250,3 +250,40 @@ func TestHostileBatchDoesNotAllocate(t *testing.T) {
 		t.Fatalf("the hostile mix did not take its paths: %+v", st)
 	}
 }
+
+// A SYN on a reused 5-tuple follows the old connection's pin; if the new
+// connection's ClientHello then offers migration_support, removing the
+// pin would move it (the table changed since the pin was made), so the
+// pin stays and the connection keeps its node.
+func TestUnpinNeverMovesAFlow(t *testing.T) {
+	h := newHarness(t)
+	port := h.portFor("a", 443, 41000)
+	hello := packettest.ClientHello(false, 1500)
+	h.send(packettest.Frame(t, flow(port, parser.TCPFlagSYN, nil)))
+	first := flow(port, parser.TCPFlagACK, hello[:700])
+	h.send(packettest.Frame(t, first)) // pending: pinned, not final
+	if st := h.w.Decider().Stats(); st.PinSize != 1 {
+		t.Fatalf("%d pins while the ClientHello is pending", st.PinSize)
+	}
+	moveA(h)
+	// The 5-tuple is reused by a new connection.
+	syn := flow(port, parser.TCPFlagSYN, nil)
+	syn.Seq = 70000
+	out := h.send(packettest.Frame(t, syn))
+	if len(out) != 1 || h.nodeOf(out[0]) != "a" {
+		t.Fatal("the SYN did not follow the pin")
+	}
+	modern := flow(port, parser.TCPFlagACK|parser.TCPFlagPSH, packettest.ClientHello(true, 0))
+	modern.Seq = 70001
+	out = h.send(packettest.Frame(t, modern))
+	if len(out) != 1 || h.nodeOf(out[0]) != "a" {
+		t.Fatal("the new connection's ClientHello left its node")
+	}
+	if n := h.ackGoesTo(port); n != "a" {
+		t.Fatalf("after its migration_support ClientHello the connection moved to %s", n)
+	}
+	c := h.counters()
+	if st := h.w.Decider().Stats(); c.ClientHelloMigrationSupport != 1 || st.PinUnpinWouldMove != 1 {
+		t.Fatalf("migration_support hellos %d, unpins refused (would move) %d", c.ClientHelloMigrationSupport, st.PinUnpinWouldMove)
+	}
+}

@@ -463,7 +463,7 @@ func (w *Worker) clientHello(p *parser.Packet, d *lookup.Decision, now int64) (v
 		}
 		if w.ch.MigrationSupport {
 			w.c.ClientHelloMigrationSupport++
-			if w.dec.UnpinUnlessFinal(&p.Flow, d.Hash, now) {
+			if w.dec.UnpinUnlessFinal(w.snap, &p.Flow, d.Hash, now) {
 				w.c.ClientHelloUnpins++
 				return v, false, true
 			}

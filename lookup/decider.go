@@ -94,16 +94,17 @@ type Decider struct {
 	pins  *flowTable
 	trans *flowTable
 
-	pinHits      ownerCounter
-	pinsStale    ownerCounter
-	synOnPin     ownerCounter
-	rstShortened ownerCounter
-	transOld     ownerCounter
-	transNew     ownerCounter
-	transStale   ownerCounter
-	transOldGone ownerCounter
-	unverified   ownerCounter
-	finalKept    ownerCounter
+	pinHits        ownerCounter
+	pinsStale      ownerCounter
+	synOnPin       ownerCounter
+	rstShortened   ownerCounter
+	transOld       ownerCounter
+	transNew       ownerCounter
+	transStale     ownerCounter
+	transOldGone   ownerCounter
+	unverified     ownerCounter
+	finalKept      ownerCounter
+	unpinWouldMove ownerCounter
 }
 
 // NewDecider preallocates a Decider's tables.
@@ -267,20 +268,44 @@ func (d *Decider) Unpin(key *parser.FlowKey, h uint64) bool {
 	return d.pins.remove(key, h)
 }
 
-// UnpinUnlessFinal removes the flow's pin (a ClientHello that turned out
-// to carry migration_support) unless a complete legacy ClientHello made
-// it final, and reports whether it removed one.
-func (d *Decider) UnpinUnlessFinal(key *parser.FlowKey, h uint64, now int64) bool {
+// UnpinUnlessFinal removes the flow's pin (its ClientHello turned out to
+// carry migration_support) and reports whether it did. It keeps a pin
+// that a complete legacy ClientHello made final (MarkFinal), and one
+// whose removal would move the flow: its node is not where the flow would
+// go without it under s (the table changed since it was made, or a SYN
+// on the reused 5-tuple followed it). An unpin only ever saves an entry;
+// it never moves a connection.
+func (d *Decider) UnpinUnlessFinal(s *Snapshot, key *parser.FlowKey, h uint64, now int64) bool {
 	i := d.pins.find(key, h, now)
 	if i < 0 {
 		return false
 	}
-	if d.pins.entries[i].flags&flagFinal != 0 {
+	e := &d.pins.entries[i]
+	if e.flags&flagFinal != 0 {
 		d.finalKept.add(1)
+		return false
+	}
+	if e.node != d.unpinnedNode(s, key, h, now) {
+		d.unpinWouldMove.add(1)
 		return false
 	}
 	d.pins.clear(i)
 	return true
+}
+
+// unpinnedNode is the node DecidePacket would give a non-SYN packet of
+// the flow if it had no pin, changing nothing.
+func (d *Decider) unpinnedNode(s *Snapshot, key *parser.FlowKey, h uint64, now int64) uint16 {
+	st := &s.Slots[reduce(h, s.M())]
+	if now < st.Until && st.Prev != st.Owner {
+		if n, ok := d.trans.peek(key, h, now); ok && s.serves(n) {
+			return n
+		}
+		if s.serves(st.Prev) {
+			return st.Prev
+		}
+	}
+	return st.Owner
 }
 
 // Pinned reports whether the flow (key, hash h) has a live pin at now,
@@ -302,15 +327,18 @@ func (d *Decider) Sweep(now int64, budget int) {
 // packet confirmed: what a flood of one-shot flows recycles) and
 // protected (flows that were talking: only when a whole bucket is).
 type DeciderStats struct {
-	PinSize, PinProtected, PinCapacity       uint64
-	PinInserts, PinPromotions                uint64
-	PinEvictions                             uint64 // both segments
-	PinEvictionsProbation                    uint64
-	PinEvictionsProtected                    uint64
-	PinExpirations                           uint64
-	PinHits, PinsStale                       uint64
-	PinSYNsFollowed, PinRSTShortened         uint64
-	PinFinalKept                             uint64
+	PinSize, PinProtected, PinCapacity uint64
+	PinInserts, PinPromotions          uint64
+	PinEvictions                       uint64 // both segments
+	PinEvictionsProbation              uint64
+	PinEvictionsProtected              uint64
+	PinExpirations                     uint64
+	PinHits, PinsStale                 uint64
+	PinSYNsFollowed, PinRSTShortened   uint64
+	// PinFinalKept counts migration_support ClientHellos that did not
+	// unpin because the pin was final; PinUnpinWouldMove those that did
+	// not because the flow would have moved.
+	PinFinalKept, PinUnpinWouldMove          uint64
 	TransSize, TransProtected, TransCapacity uint64
 	TransInserts, TransPromotions            uint64
 	TransEvictions                           uint64 // both segments
@@ -345,6 +373,7 @@ func (d *Decider) Stats() DeciderStats {
 		PinSYNsFollowed:         d.synOnPin.Load(),
 		PinRSTShortened:         d.rstShortened.Load(),
 		PinFinalKept:            d.finalKept.Load(),
+		PinUnpinWouldMove:       d.unpinWouldMove.Load(),
 		TransSize:               t.size.Load(),
 		TransProtected:          t.protectedSize.Load(),
 		TransCapacity:           uint64(t.capacity()),

@@ -203,22 +203,27 @@ func (t *flowTable) lookup(key *parser.FlowKey, h uint64, now int64) (uint16, bo
 	return t.entries[i].node, true
 }
 
-// holds reports whether key has a live entry at now, changing nothing (no
-// deadline extended, nothing expired).
-func (t *flowTable) holds(key *parser.FlowKey, h uint64, now int64) bool {
+// peek returns the node of key's live entry, changing nothing.
+func (t *flowTable) peek(key *parser.FlowKey, h uint64, now int64) (uint16, bool) {
 	if !t.mayHold(h) {
-		return false
+		return NoNode, false
 	}
 	b := t.bucketOf(h)
 	tag := tagOf(h)
 	for i, tg := range t.tags[b : b+bucketSize] {
-		if tg == tag && t.entries[b+i].key == *key && t.entries[b+i].deadline > now {
-			return true
+		if e := &t.entries[b+i]; tg == tag && e.key == *key && e.deadline > now {
+			return e.node, true
 		}
 	}
-	return false
+	return NoNode, false
 }
 
+// holds reports whether key has a live entry at now, changing nothing (no
+// deadline extended, nothing expired).
+func (t *flowTable) holds(key *parser.FlowKey, h uint64, now int64) bool {
+	_, ok := t.peek(key, h, now)
+	return ok
+}
 // insert stores key → node until deadline (for pins: now+idle) and
 // returns the entry's index. A key already present keeps its segment and
 // marks (a re-pin is no promotion and no demotion) and gets the new node

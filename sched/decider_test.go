@@ -467,13 +467,20 @@ func TestPinSurvivesSpoofablePackets(t *testing.T) {
 	}
 	d.Decide(snap, &k, false, now+6)
 	// Final pins stay; others go.
-	if !d.MarkFinal(&k, dec.Hash, now+6) || d.UnpinUnlessFinal(&k, dec.Hash, now+7) || !d.Pinned(&k, dec.Hash, now+7) {
+	if !d.MarkFinal(&k, dec.Hash, now+6) || d.UnpinUnlessFinal(snap, &k, dec.Hash, now+7) || !d.Pinned(&k, dec.Hash, now+7) {
 		t.Fatal("UnpinUnlessFinal removed a final pin")
 	}
+	// A pin that is not final goes, unless removing it would move the
+	// flow (its node is not the one the table gives it).
 	k2 := packettest.FlowKeyN(10)
 	h2 := snap.Hash(&k2)
-	d.Pin(&k2, h2, 1, snap.PinIdle, now)
-	if !d.UnpinUnlessFinal(&k2, h2, now+1) || d.Pinned(&k2, h2, now+1) {
+	owner := snap.LookupNew(&k2)
+	d.Pin(&k2, h2, (owner+1)%4, snap.PinIdle, now)
+	if d.UnpinUnlessFinal(snap, &k2, h2, now+1) || !d.Pinned(&k2, h2, now+1) {
+		t.Fatal("UnpinUnlessFinal moved a flow off its pinned node")
+	}
+	d.Pin(&k2, h2, owner, snap.PinIdle, now)
+	if !d.UnpinUnlessFinal(snap, &k2, h2, now+1) || d.Pinned(&k2, h2, now+1) {
 		t.Fatal("UnpinUnlessFinal kept a pin that is not final")
 	}
 	// An ICMP error (passive) neither refreshes nor promotes.
@@ -485,7 +492,7 @@ func TestPinSurvivesSpoofablePackets(t *testing.T) {
 	if d.Stats().PinProtected != protected || d.Pinned(&k3, h3, now+snap.PinIdle) {
 		t.Fatal("a passive packet changed its pin")
 	}
-	if st := d.Stats(); st.PinFinalKept != 1 {
+	if st := d.Stats(); st.PinFinalKept != 1 || st.PinUnpinWouldMove != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }

@@ -221,7 +221,7 @@ func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
 // to change.
 type deciderDescs struct {
 	pinHits, pinsStale, protected, promotions, evictions *prometheus.Desc
-	rstShortened, synFollowed, finalKept, transRoutes    *prometheus.Desc
+	rstShortened, synFollowed, unpinKept, transRoutes    *prometheus.Desc
 	transStale, unverified                               *prometheus.Desc
 }
 
@@ -234,7 +234,7 @@ func newDeciderDescs(d func(name, help string, labels ...string) *prometheus.Des
 		evictions:    d("flow_table_evictions_total", "Entries evicted to make room, by table (pin, transition) and segment (probation: never confirmed by a later packet; protected: the bucket was all talking flows).", "table", "segment"),
 		rstShortened: d("pin_rst_shortened_total", "Pins whose idle time a client RST cut to pins.rst_idle_timeout (a later packet of the flow restores it)."),
 		synFollowed:  d("pin_syn_followed_total", "SYNs on a live pinned 5-tuple, sent to the pin's node and changing nothing."),
-		finalKept:    d("pin_final_kept_total", "ClientHellos with migration_support on a flow whose complete legacy ClientHello had pinned it: the pin stays."),
+		unpinKept:    d("pin_unpins_refused_total", "ClientHellos with migration_support that left the flow's pin, by reason: final (a complete legacy ClientHello had pinned the flow), would_move (the pin's node is not where the flow would go without it).", "reason"),
 		transRoutes:  d("transition_routes_total", "Non-SYN packets on a slot in its grace period, by where they went: old (previous owner), new (recorded SYN's node), owner (previous owner removed or down: the current owner).", "to"),
 		transStale:   d("transition_records_stale_total", "Transition records dropped because their node was removed or down."),
 		unverified:   d("state_changes_refused_total", "Packets that would have changed a pin or transition record but had a bad TCP checksum (the node drops them): decided, changed nothing."),
@@ -243,7 +243,7 @@ func newDeciderDescs(d func(name, help string, labels ...string) *prometheus.Des
 
 func (t *deciderDescs) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{t.pinHits, t.pinsStale, t.protected, t.promotions, t.evictions,
-		t.rstShortened, t.synFollowed, t.finalKept, t.transRoutes, t.transStale, t.unverified} {
+		t.rstShortened, t.synFollowed, t.unpinKept, t.transRoutes, t.transStale, t.unverified} {
 		ch <- d
 	}
 }
@@ -265,6 +265,7 @@ func (t *deciderDescs) collect(ch chan<- prometheus.Metric, workers []*fastpath.
 		s.PinRSTShortened += st.PinRSTShortened
 		s.PinSYNsFollowed += st.PinSYNsFollowed
 		s.PinFinalKept += st.PinFinalKept
+		s.PinUnpinWouldMove += st.PinUnpinWouldMove
 		s.TransToOld += st.TransToOld
 		s.TransToNew += st.TransToNew
 		s.TransOldGone += st.TransOldGone
@@ -287,7 +288,8 @@ func (t *deciderDescs) collect(ch chan<- prometheus.Metric, workers []*fastpath.
 	metric(t.evictions, c, s.TransEvictionsProtected, "transition", "protected")
 	metric(t.rstShortened, c, s.PinRSTShortened)
 	metric(t.synFollowed, c, s.PinSYNsFollowed)
-	metric(t.finalKept, c, s.PinFinalKept)
+	metric(t.unpinKept, c, s.PinFinalKept, "final")
+	metric(t.unpinKept, c, s.PinUnpinWouldMove, "would_move")
 	metric(t.transRoutes, c, s.TransToOld, "old")
 	metric(t.transRoutes, c, s.TransToNew, "new")
 	metric(t.transRoutes, c, s.TransOldGone, "owner")
