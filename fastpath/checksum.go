@@ -18,45 +18,50 @@ func tcpChecksumOK(frame []byte, p *parser.Packet) bool {
 	if l4 < l3 || end < l4+20 || end > len(frame) {
 		return false
 	}
-	var pseudo [40]byte
-	n := 0
+	// The pseudo-header: the addresses as they lie in the IP header
+	// (whole 16-bit words), then protocol and segment length, each a
+	// 16-bit big-endian word; byte-swapped, as sumWords's lanes are.
+	var addrs []byte
 	if p.IPVersion == 4 {
 		if l3+20 > l4 {
 			return false
 		}
-		n += copy(pseudo[:], frame[l3+12:l3+20])
-		pseudo[n+1] = 6
-		binary.BigEndian.PutUint16(pseudo[n+2:], uint16(end-l4))
-		n += 4
+		addrs = frame[l3+12 : l3+20]
 	} else {
 		if l3+40 > l4 {
 			return false
 		}
-		n += copy(pseudo[:], frame[l3+8:l3+40])
-		binary.BigEndian.PutUint32(pseudo[n:], uint32(end-l4))
-		pseudo[n+7] = 6
-		n += 8
+		addrs = frame[l3+8 : l3+40]
 	}
-	return foldChecksum(sumWords(sumWords(0, pseudo[:n]), frame[l4:end])) == 0xffff
+	sum := uint64(bits.ReverseBytes16(6)) + uint64(bits.ReverseBytes16(uint16(end-l4)))
+	return foldChecksum(sumWords(sumWords(sum, addrs), frame[l4:end])) == 0xffff
 }
 
-// sumWords adds b to a one's complement sum kept in 64 bits, eight bytes
-// at a time. Words are loaded little-endian: the sum of byte-swapped
-// 16-bit lanes is the byte-swapped sum, and a correct checksum folds to
-// 0xffff either way.
+// sumWords adds b to a one's complement sum. It adds 32-bit words into
+// two 64-bit accumulators, which cannot overflow for any frame (2^32
+// words), so there is no carry chain between iterations; folding modulo
+// 0xffff at the end gives the 16-bit sum. Words are loaded little-endian:
+// the sum of byte-swapped 16-bit lanes is the byte-swapped sum, and a
+// correct checksum folds to 0xffff either way.
 func sumWords(sum uint64, b []byte) uint64 {
-	var carry uint64
-	for len(b) >= 8 {
-		sum, carry = bits.Add64(sum, binary.LittleEndian.Uint64(b), carry)
-		b = b[8:]
+	var s1 uint64
+	for len(b) >= 16 {
+		sum += uint64(binary.LittleEndian.Uint32(b[0:4])) + uint64(binary.LittleEndian.Uint32(b[8:12]))
+		s1 += uint64(binary.LittleEndian.Uint32(b[4:8])) + uint64(binary.LittleEndian.Uint32(b[12:16]))
+		b = b[16:]
 	}
 	if len(b) > 0 {
-		var last [8]byte
+		var last [16]byte
 		copy(last[:], b)
-		sum, carry = bits.Add64(sum, binary.LittleEndian.Uint64(last[:]), carry)
+		sum += uint64(binary.LittleEndian.Uint32(last[0:4])) + uint64(binary.LittleEndian.Uint32(last[8:12]))
+		s1 += uint64(binary.LittleEndian.Uint32(last[4:8])) + uint64(binary.LittleEndian.Uint32(last[12:16]))
 	}
-	sum, carry = bits.Add64(sum, 0, carry)
-	return sum + carry
+	return foldTo32(sum) + foldTo32(s1)
+}
+
+func foldTo32(s uint64) uint64 {
+	s = (s >> 32) + (s & 0xffffffff)
+	return (s >> 32) + (s & 0xffffffff)
 }
 
 // foldChecksum folds a 64-bit one's complement sum to 16 bits.

@@ -46,8 +46,9 @@ func TestFlowTableBasics(t *testing.T) {
 	}
 }
 
-// A full table evicts the oldest entry of the bucket.
-func TestFlowTableEvictsOldest(t *testing.T) {
+// A full bucket evicts its least recently active probation entry; a
+// touched (protected) entry outlives older untouched ones.
+func TestFlowTableEvictsLeastRecentProbation(t *testing.T) {
 	ft := newFlowTable(8, 1000) // one bucket
 	if ft.capacity() != 8 {
 		t.Fatalf("capacity %d", ft.capacity())
@@ -56,7 +57,8 @@ func TestFlowTableEvictsOldest(t *testing.T) {
 		k := keyN(i)
 		ft.insert(&k, HashFlow(refKey(), &k), uint16(i), int64(1000+i), int64(i))
 	}
-	// Touch key 0 so key 1 is now the oldest.
+	// Touch key 0 (protected) so key 1 is the least recently active
+	// probation entry.
 	k0 := keyN(0)
 	ft.lookup(&k0, HashFlow(refKey(), &k0), 500)
 	k8 := keyN(8)
@@ -66,7 +68,7 @@ func TestFlowTableEvictsOldest(t *testing.T) {
 	}
 	k1 := keyN(1)
 	if _, ok := ft.lookup(&k1, HashFlow(refKey(), &k1), 600); ok {
-		t.Fatal("the oldest entry was not the one evicted")
+		t.Fatal("the least recently active probation entry was not the one evicted")
 	}
 	for _, i := range []int{0, 2, 7, 8} {
 		k := keyN(i)
