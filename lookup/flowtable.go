@@ -224,6 +224,7 @@ func (t *flowTable) holds(key *parser.FlowKey, h uint64, now int64) bool {
 	_, ok := t.peek(key, h, now)
 	return ok
 }
+
 // insert stores key → node until deadline (for pins: now+idle) and
 // returns the entry's index. A key already present keeps its segment and
 // marks (a re-pin is no promotion and no demotion) and gets the new node
