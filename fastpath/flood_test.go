@@ -21,6 +21,14 @@ import (
 // table's capacity, each with a valid checksum (a spoofer can compute
 // one). They print the curve (flood size → legitimate entries lost) and
 // require that nothing is lost.
+//
+// The same tests on the code before the segmented LRU (main at aa9d7ac,
+// oldest-deadline eviction) lost, of 1000, at 0.5× / 1× / 2× / 4×:
+// pins at capacity 65536: 51 / 564 / 995 / 1000 (0x16 segments) and
+// 54 / 583 / 993 / 1000 (non-TLS SYNs); transition records at 16384:
+// 2 / 45 / 449 / 778. At the default capacities (262144 pins, 65536
+// records): 54 / 546 / 989 / 1000, 39 / 548 / 989 / 1000 and
+// 2 / 51 / 535 / 928. Now: 0 everywhere.
 
 const (
 	floodLegit       = 1000
