@@ -52,3 +52,22 @@ func TestTransitionSkipsADownNode(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// An entry is one cache line plus its tag, and Bytes counts what
+// NewDecider allocates (capacities rounded up to whole power-of-two
+// bucket counts), so a config can be checked against memory.
+func TestDeciderBytes(t *testing.T) {
+	if EntryBytes != 64+4 {
+		t.Fatalf("EntryBytes %d: an entry is no longer one cache line", EntryBytes)
+	}
+	for _, c := range []DeciderConfig{{0, 0}, {8, 8}, {1000, 100}, {1 << 18, 1 << 16}} {
+		d := NewDecider(c)
+		want := int64(d.pins.capacity()+d.trans.capacity()) * int64(EntryBytes)
+		if got := c.Bytes(); got != want {
+			t.Errorf("%+v: Bytes %d, tables take %d", c, got, want)
+		}
+	}
+	if got := (DeciderConfig{PinCapacity: 1 << 18, TransitionCapacity: 1 << 16}).Bytes(); got != (1<<18+1<<16)*68 {
+		t.Errorf("default capacities: %d bytes", got)
+	}
+}
