@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/anysched/anysched/internal/packettest"
 	"github.com/anysched/anysched/parser"
@@ -122,5 +123,78 @@ func FuzzTCPChecksum(f *testing.F) {
 		if tcpChecksumOK(frame, &short) {
 			t.Fatal("accepted a segment past the frame")
 		}
+	})
+}
+
+// FuzzPinnedFlowSurvivesOnePacket: a legacy flow is pinned by its
+// complete ClientHello and is talking; then one arbitrary client segment
+// on its 5-tuple (any flags, sequence number and payload, a good or a
+// bad checksum) arrives. No single packet may end or move the pin: the
+// flow is still pinned, and after a table change its next packet still
+// reaches its node. One worker serves every input, each on a new flow,
+// and the table is changed back after each.
+func FuzzPinnedFlowSurvivesOnePacket(f *testing.F) {
+	f.Add(uint8(parser.TCPFlagRST), uint32(0x9e3779b9), []byte{}, false)
+	f.Add(uint8(parser.TCPFlagRST|parser.TCPFlagACK), uint32(1), []byte{}, true)
+	f.Add(uint8(parser.TCPFlagSYN), uint32(7), []byte{}, false)
+	f.Add(uint8(parser.TCPFlagACK|parser.TCPFlagPSH), uint32(5000), packettest.ClientHello(true, 0), false)
+	f.Add(uint8(parser.TCPFlagACK|parser.TCPFlagPSH), uint32(1000), packettest.ClientHello(true, 0), false)
+	f.Add(uint8(parser.TCPFlagFIN|parser.TCPFlagACK), uint32(3000), []byte{0x16}, false)
+	var h *harness
+	next := uint16(1024)
+	f.Fuzz(func(t *testing.T, flags uint8, seq uint32, payload []byte, bad bool) {
+		if len(payload) > 1400 {
+			return
+		}
+		if h == nil {
+			h = newHarness(t)
+		}
+		h.t = t
+		port := h.portFor("a", 443, next)
+		next = port + 1
+		if next < 1024 {
+			next = 1024
+		}
+		k := parser.FlowKey{SrcPort: port, DstPort: 443, Proto: 6}
+		k.SetIPv4(client4.AsSlice(), vip4.AsSlice())
+		hello := packettest.ClientHello(false, 0)
+		h.send(packettest.Frame(t, flow(port, parser.TCPFlagSYN, nil)))
+		h.send(packettest.Frame(t, flow(port, parser.TCPFlagACK|parser.TCPFlagPSH, hello)))
+		ack := flow(port, parser.TCPFlagACK, nil)
+		ack.Seq = 1000 + uint32(len(hello))
+		h.send(packettest.Frame(t, ack))
+		s := flow(port, flags, payload)
+		s.Seq = seq
+		frame := packettest.Frame(t, s)
+		if bad {
+			var p parser.Packet
+			if parser.ParseFrame(frame, &p) != parser.StatusOK {
+				return
+			}
+			frame[p.L4Off+16] ^= 0x01
+		}
+		h.clk.t.Add(int64(time.Millisecond))
+		for _, out := range h.send(frame) {
+			if n := h.nodeOf(out); n != "a" {
+				t.Fatalf("the packet went to %s, not the pin's node", n)
+			}
+		}
+		if !h.w.Decider().Pinned(&k, h.s.Current().Hash(&k), h.clk.now()) {
+			t.Fatalf("one packet (flags %#x, %d payload bytes, bad checksum %v) ended the pin", flags, len(payload), bad)
+		}
+		h.clk.t.Add(int64(time.Second))
+		if n := h.ackGoesTo(port); n != "a" {
+			t.Fatalf("the flow went to %s", n)
+		}
+		moveA(h)
+		if n := h.ackGoesTo(port); n != "a" {
+			t.Fatalf("after a table change the flow went to %s", n)
+		}
+		// Back to the first table, past its grace period, for the next
+		// input.
+		if err := h.s.Reload(testConfig(t, -1)); err != nil {
+			t.Fatal(err)
+		}
+		h.clk.t.Add(int64(2 * time.Second))
 	})
 }
