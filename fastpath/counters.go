@@ -119,8 +119,6 @@ type Counters struct {
 	ClientHelloPartial, ClientHelloMalformed                             uint64
 	// Pins made and removed because of what a ClientHello said.
 	ClientHelloPins, ClientHelloUnpins uint64
-	// Connection-end handling (FIN/RST).
-	FinRstUnpins uint64
 
 	NodeForwarded [MaxNodes]uint64
 	NodeNewFlows  [MaxNodes]uint64
@@ -248,7 +246,6 @@ func (s *Counters) Add(o *Counters) {
 	s.ClientHelloMalformed += o.ClientHelloMalformed
 	s.ClientHelloPins += o.ClientHelloPins
 	s.ClientHelloUnpins += o.ClientHelloUnpins
-	s.FinRstUnpins += o.FinRstUnpins
 	for i := range s.NodeForwarded {
 		s.NodeForwarded[i] += o.NodeForwarded[i]
 		s.NodeNewFlows[i] += o.NodeNewFlows[i]

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/anysched/anysched/internal/packettest"
 	"github.com/anysched/anysched/parser"
@@ -75,5 +76,125 @@ func FuzzPipeline(f *testing.F) {
 		if !bytes.Equal(out[12:p.TTLOff], in[12:p.TTLOff]) {
 			t.Fatal("bytes between the MACs and the TTL changed")
 		}
+	})
+}
+
+// FuzzTCPChecksum: for any frame that parses as TCP, tcpChecksumOK agrees
+// with a plain RFC 1071 sum over the pseudo-header and segment, and it
+// never panics on frames whose offsets are off.
+func FuzzTCPChecksum(f *testing.F) {
+	f.Add(packettest.Frame(f, flow(1, parser.TCPFlagSYN, nil)))
+	f.Add(packettest.Frame(f, flow(2, parser.TCPFlagACK, []byte{0x16})))
+	f.Add(packettest.Frame(f, packettest.TCP{Src: netip.MustParseAddr("2001:db8::1"), Dst: vip6, SrcPort: 4, DstPort: 443, Flags: parser.TCPFlagACK, Payload: []byte{1, 2, 3}}))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		var p parser.Packet
+		if parser.ParseFrame(frame, &p) != parser.StatusOK || p.ICMPError {
+			return
+		}
+		got := tcpChecksumOK(frame, &p)
+		l3, l4, end := int(p.L3Off), int(p.L4Off), int(p.L3End)
+		var pseudo []byte
+		if p.IPVersion == 4 {
+			pseudo = append(pseudo, frame[l3+12:l3+20]...)
+			pseudo = append(pseudo, 0, 6, byte((end-l4)>>8), byte(end-l4))
+		} else {
+			pseudo = append(pseudo, frame[l3+8:l3+40]...)
+			pseudo = append(pseudo, 0, 0, byte((end-l4)>>8), byte(end-l4), 0, 0, 0, 6)
+		}
+		var s uint32
+		for _, part := range [][]byte{pseudo, frame[l4:end]} {
+			for i := 0; i < len(part); i += 2 {
+				w := uint32(part[i]) << 8
+				if i+1 < len(part) {
+					w |= uint32(part[i+1])
+				}
+				s += w
+			}
+		}
+		for s>>16 != 0 {
+			s = s&0xffff + s>>16
+		}
+		if want := s == 0xffff; got != want {
+			t.Fatalf("tcpChecksumOK %v, RFC 1071 sum %#x", got, s)
+		}
+		// Offsets past the frame are refused, not read.
+		short := p
+		short.L3End = uint16(len(frame) + 1)
+		if tcpChecksumOK(frame, &short) {
+			t.Fatal("accepted a segment past the frame")
+		}
+	})
+}
+
+// FuzzPinnedFlowSurvivesOnePacket: a legacy flow is pinned by its
+// complete ClientHello and is talking; then one arbitrary client segment
+// on its 5-tuple (any flags, sequence number and payload, a good or a
+// bad checksum) arrives. No single packet may end or move the pin: the
+// flow is still pinned, and after a table change its next packet still
+// reaches its node. One worker serves every input, each on a new flow,
+// and the table is changed back after each.
+func FuzzPinnedFlowSurvivesOnePacket(f *testing.F) {
+	f.Add(uint8(parser.TCPFlagRST), uint32(0x9e3779b9), []byte{}, false)
+	f.Add(uint8(parser.TCPFlagRST|parser.TCPFlagACK), uint32(1), []byte{}, true)
+	f.Add(uint8(parser.TCPFlagSYN), uint32(7), []byte{}, false)
+	f.Add(uint8(parser.TCPFlagACK|parser.TCPFlagPSH), uint32(5000), packettest.ClientHello(true, 0), false)
+	f.Add(uint8(parser.TCPFlagACK|parser.TCPFlagPSH), uint32(1000), packettest.ClientHello(true, 0), false)
+	f.Add(uint8(parser.TCPFlagFIN|parser.TCPFlagACK), uint32(3000), []byte{0x16}, false)
+	var h *harness
+	next := uint16(1024)
+	f.Fuzz(func(t *testing.T, flags uint8, seq uint32, payload []byte, bad bool) {
+		if len(payload) > 1400 {
+			return
+		}
+		if h == nil {
+			h = newHarness(t)
+		}
+		h.t = t
+		port := h.portFor("a", 443, next)
+		next = port + 1
+		if next < 1024 {
+			next = 1024
+		}
+		k := parser.FlowKey{SrcPort: port, DstPort: 443, Proto: 6}
+		k.SetIPv4(client4.AsSlice(), vip4.AsSlice())
+		hello := packettest.ClientHello(false, 0)
+		h.send(packettest.Frame(t, flow(port, parser.TCPFlagSYN, nil)))
+		h.send(packettest.Frame(t, flow(port, parser.TCPFlagACK|parser.TCPFlagPSH, hello)))
+		ack := flow(port, parser.TCPFlagACK, nil)
+		ack.Seq = 1000 + uint32(len(hello))
+		h.send(packettest.Frame(t, ack))
+		s := flow(port, flags, payload)
+		s.Seq = seq
+		frame := packettest.Frame(t, s)
+		if bad {
+			var p parser.Packet
+			if parser.ParseFrame(frame, &p) != parser.StatusOK {
+				return
+			}
+			frame[p.L4Off+16] ^= 0x01
+		}
+		h.clk.t.Add(int64(time.Millisecond))
+		for _, out := range h.send(frame) {
+			if n := h.nodeOf(out); n != "a" {
+				t.Fatalf("the packet went to %s, not the pin's node", n)
+			}
+		}
+		if !h.w.Decider().Pinned(&k, h.s.Current().Hash(&k), h.clk.now()) {
+			t.Fatalf("one packet (flags %#x, %d payload bytes, bad checksum %v) ended the pin", flags, len(payload), bad)
+		}
+		h.clk.t.Add(int64(time.Second))
+		if n := h.ackGoesTo(port); n != "a" {
+			t.Fatalf("the flow went to %s", n)
+		}
+		moveA(h)
+		if n := h.ackGoesTo(port); n != "a" {
+			t.Fatalf("after a table change the flow went to %s", n)
+		}
+		// Back to the first table, past its grace period, for the next
+		// input.
+		if err := h.s.Reload(testConfig(t, -1)); err != nil {
+			t.Fatal(err)
+		}
+		h.clk.t.Add(int64(2 * time.Second))
 	})
 }

@@ -110,9 +110,13 @@ type Explanation struct {
 //     reassembler: migration_support → unpin (nothing stored); no
 //     migration_support, malformed or unfollowable → pin; still incomplete
 //     → pin while unknown. Other payloads cost one byte comparison.
-//   - A client RST removes the flow's pin (the connection is gone). A FIN
-//     keeps it: the client still acknowledges the node's FIN on the same
-//     path, and the idle timeout removes the pin soon after.
+//   - No single packet the node would ignore ends or moves a pin: a SYN
+//     on a live pinned 5-tuple follows the pin; a client RST only
+//     shortens the pin's idle time (the real client's next packet
+//     restores it); a complete legacy ClientHello makes the pin final
+//     (a later hello with migration_support does not unpin). A packet
+//     changes state (pin, record, refresh, shorten) only if its TCP
+//     checksum is right; it is checked only then. A FIN changes nothing.
 //   - Rewrite as a router: destination MAC = the node's (from the config,
 //     else the MAC book), source MAC = ours, VLAN tags untouched, TTL or
 //     hop limit minus one with an RFC 1624 checksum update.
@@ -137,6 +141,13 @@ type Worker struct {
 	vips         []vipEntry
 	frames       uint64
 	expl         Explanation
+
+	// frame is the frame being processed and checked what is known of
+	// its TCP checksum; intact is packetIntact as a func value, made
+	// once, for DecidePacket.
+	frame   []byte
+	checked checksumState
+	intact  func() bool
 
 	c        Counters
 	xch      *counterExchange
@@ -185,6 +196,7 @@ func NewWorker(queue ring.Ring, src SnapshotSource, cfg Config) (*Worker, error)
 	if w.clock == nil {
 		w.clock = lookup.Now
 	}
+	w.intact = w.packetIntact
 	if w.hello == (parser.HelloConfig{}) {
 		w.hello = parser.DefaultHelloConfig()
 	}
@@ -335,7 +347,17 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 	}
 	snap := w.snap
 	syn := !p.ICMPError && p.TCPFlags&(parser.TCPFlagSYN|parser.TCPFlagACK) == parser.TCPFlagSYN
-	d := w.dec.Decide(snap, &p.Flow, syn, now)
+	kind := lookup.PacketData
+	switch {
+	case p.ICMPError:
+		kind = lookup.PacketPassive
+	case syn:
+		kind = lookup.PacketSYN
+	case p.TCPFlags&parser.TCPFlagRST != 0:
+		kind = lookup.PacketRST
+	}
+	w.frame, w.checked = frame, checksumUnknown
+	d := w.dec.DecidePacket(snap, &p.Flow, kind, now, w.intact)
 	if d.Node == lookup.NoNode || int(d.Node) >= len(snap.Nodes) {
 		return w.explainDrop(DropNoNode)
 	}
@@ -361,8 +383,11 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 			w.c.NodeNewFlows[d.Node]++
 		}
 		if !vip.tls {
-			w.dec.Pin(&p.Flow, d.Hash, d.Node, snap.PinIdle, now)
-			pinned = true
+			// A SYN on a live pinned 5-tuple went to its pin and leaves
+			// it as it is; a bad-checksum SYN pins nothing.
+			if d.Via != lookup.ViaPin {
+				pinned = w.dec.PinIntact(&p.Flow, d.Hash, d.Node, snap.PinIdle, now, w.intact)
+			}
 		} else {
 			// The SYN fixes where the ClientHello starts, so its segments
 			// are placed exactly even when the first arrives last. Slots
@@ -379,17 +404,17 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 		}
 		if len(p.Payload) > 0 && vip.tls && (w.reasm.InUse() > 0 || p.Payload[0] == tlsHandshakeRecordType) {
 			hello, pinned, unpinned = w.clientHello(p, &d, now)
-		}
-		if p.TCPFlags&parser.TCPFlagRST != 0 && d.Via == lookup.ViaPin {
-			// The client aborted the connection: nothing more will follow
-			// on this 5-tuple, so its pin would only hold a table entry.
-			// A FIN keeps the pin (the client still ACKs the node's FIN)
-			// until the idle timeout.
-			if w.dec.Unpin(&p.Flow, d.Hash) {
-				w.c.FinRstUnpins++
-				unpinned = true
+			if hello == parser.VerdictComplete && pinned {
+				// A complete legacy ClientHello is the flow's verdict: no
+				// later hello on the 5-tuple (the node ignores a second
+				// one) may unpin it.
+				w.dec.MarkFinal(&p.Flow, d.Hash, now)
 			}
 		}
+		// A client RST only shortened the flow's pin (in DecidePacket):
+		// it may be spoofed, and the real client's next packet restores
+		// the pin. A FIN changes nothing (the client still ACKs the
+		// node's FIN); the idle timeout ends the pin.
 	}
 
 	if p.IPVersion == 4 {
@@ -438,7 +463,7 @@ func (w *Worker) clientHello(p *parser.Packet, d *lookup.Decision, now int64) (v
 		}
 		if w.ch.MigrationSupport {
 			w.c.ClientHelloMigrationSupport++
-			if w.dec.Unpin(&p.Flow, d.Hash) {
+			if w.dec.UnpinUnlessFinal(w.snap, &p.Flow, d.Hash, now) {
 				w.c.ClientHelloUnpins++
 				return v, false, true
 			}
@@ -455,6 +480,27 @@ func (w *Worker) clientHello(p *parser.Packet, d *lookup.Decision, now int64) (v
 	w.dec.Pin(&p.Flow, d.Hash, d.Node, idle, now)
 	w.c.ClientHelloPins++
 	return v, true, false
+}
+
+type checksumState uint8
+
+const (
+	checksumUnknown checksumState = iota
+	checksumGood
+	checksumBad
+)
+
+// packetIntact reports whether the frame being processed has a correct
+// TCP checksum, computing it at most once per frame and only when asked:
+// only packets that would change state pay for it.
+func (w *Worker) packetIntact() bool {
+	if w.checked == checksumUnknown {
+		w.checked = checksumBad
+		if tcpChecksumOK(w.frame, &w.pkt) {
+			w.checked = checksumGood
+		}
+	}
+	return w.checked == checksumGood
 }
 
 // explainDrop counts a drop (reason NumDropReasons: a parse failure,

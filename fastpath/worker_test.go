@@ -230,10 +230,16 @@ func TestLegacyFlowIsPinnedAcrossATableChange(t *testing.T) {
 	if c.ClientHellos != 2 || c.ClientHelloMigrationSupport != 1 || c.ClientHelloPins != 1 || c.Routed[RoutePin] != 1 {
 		t.Fatalf("hellos %d support %d pins %d pin-routed %d", c.ClientHellos, c.ClientHelloMigrationSupport, c.ClientHelloPins, c.Routed[RoutePin])
 	}
-	// A client RST ends the pin.
+	// A client RST only shortens the pin: it ends after the RST idle
+	// time unless the flow sends again.
 	h.send(packettest.Frame(t, flow(legacy, parser.TCPFlagRST|parser.TCPFlagACK, nil)))
+	if st := h.w.Decider().Stats(); st.PinSize != 1 || st.PinRSTShortened != 1 {
+		t.Fatalf("after RST: %d pins, %d shortened", st.PinSize, st.PinRSTShortened)
+	}
+	h.clk.t.Add(int64(sched.DefaultPinRSTIdleTimeout))
+	h.w.Decider().Sweep(h.clk.now(), int(h.w.Decider().Stats().PinCapacity))
 	if st := h.w.Decider().Stats(); st.PinSize != 0 {
-		t.Fatalf("%d pins after RST", st.PinSize)
+		t.Fatalf("%d pins after the RST idle time", st.PinSize)
 	}
 }
 

@@ -25,20 +25,21 @@
 //
 // HashFlow is SipHash-1-3 (one compression round per 8-byte block, three
 // finalization rounds), keyed with the 128-bit secret table.seed, over the
-// 5-tuple with the destination folded into the source by XOR (7 bytes for
-// IPv4, 19 for IPv6; see hash.go). SipHash is a PRF designed for exactly
-// this job: short inputs, a secret key, and an attacker who may choose
-// inputs and observe some function of the output. Without the seed nobody
-// can predict which slot, and so which node, a 5-tuple lands on, so no
-// node can be aimed at; an attacker can only try connections and see
-// where they land, which any scheme allows. The folding is injective for
-// a given VIP and port, so per VIP the hash is the PRF of the full tuple;
-// it saves SipHash blocks (IPv4: 4 rounds in all, IPv6: 6). The 1-3
-// variant (the hash of Rust's standard HashMap and of CPython's str since
-// 3.11) is chosen over 2-4 because the flow hash is on the per-packet
-// path: an observer learns only a node choice (a few bits of a reduced
-// output), far from what a SipHash distinguisher needs, and 2-4 needs
-// 6 / 10 rounds instead of 4 / 6 (BenchmarkFlowHash/*-siphash24 measures
+// whole 5-tuple (13 bytes for IPv4, 37 for IPv6; see hash.go). SipHash is
+// a PRF designed for exactly this job: short inputs, a secret key, and an
+// attacker who may choose inputs and observe some function of the output.
+// Without the seed nobody can predict which slot, and so which node, a
+// 5-tuple lands on, so no node can be aimed at, nor can anyone build a
+// flow that shares another's pin bucket and tag; an attacker can only try
+// connections and see where they land, which any scheme allows. (An
+// earlier version XOR-folded the destination into the source to save
+// blocks; that let anyone construct, for another VIP:port, a flow with a
+// victim's exact hash under every seed.) The 1-3 variant (the hash of
+// Rust's standard HashMap and of CPython's str since 3.11) is chosen over
+// 2-4 because the flow hash is on the per-packet path: an observer learns
+// only a node choice (a few bits of a reduced output), far from what a
+// SipHash distinguisher needs, and 2-4 needs 8 / 14 rounds instead of
+// 5 / 8 (BenchmarkFlowHash/*-siphash24 measures
 // the generic 2-4 code). HighwayHash would need a module, and its speed
 // pays off only on long inputs. The implementation is written here,
 // specialised to the two input sizes so it loads whole words straight
@@ -93,9 +94,33 @@
 // of 8 entries whose tags share one cache line, and a bitmap with one bit
 // per bucket (small enough to stay in L1) lets a probe of an empty bucket
 // skip that line: a pin table is sized for the peak, so most lookups are
-// misses in mostly empty buckets. Insert reuses an empty or
-// expired entry of the bucket and otherwise evicts the bucket's oldest
-// entry (smallest deadline), which keeps every operation O(1) and
-// allocation free. Expiry is lazy on lookup and insert, plus Sweep, which
-// the fast path calls with a small budget once per batch.
+// misses in mostly empty buckets.
+//
+// Each bucket is a segmented LRU, because R1 cannot tell a real client
+// from someone forging its addresses (DESIGN.md §5, threat model): a new
+// entry starts on probation, and a later trusted packet of its flow
+// promotes it to protected and records its activity. Insert reuses an
+// empty or expired entry, else evicts the least recently active
+// probation entry, else (a bucket of eight talking flows) the least
+// recently active protected one. A flood of one-shot flows — spoofed
+// SYNs, spoofed one-byte 0x16 segments that each make a pin — only
+// recycles probation entries; to evict a flow that is talking an
+// attacker must complete two-packet flows and fill its whole bucket
+// with flows more recently active than it. Expiry is lazy on lookup and
+// insert, plus Sweep, which the fast path calls with a small budget once
+// per batch. An entry is one cache line (EntryBytes with its tag), which
+// DeciderConfig.Bytes turns into the tables' memory.
+//
+// # What a packet may change
+//
+// DecidePacket changes a table only for a packet that is intact (the
+// caller's check, the TCP checksum) and only in ways a forged packet
+// cannot use to end or move a connection: a SYN on a live pinned 5-tuple
+// follows the pin and changes nothing; an RST shortens its pin's idle
+// time (Snapshot.PinIdleAfterRST) and the flow's next packet restores it;
+// a pin made final by a complete legacy ClientHello is not removed by a
+// later one (UnpinUnlessFinal); an ICMP error changes nothing. A
+// transition record or previous owner whose node is removed or down stops
+// at once: those packets go to the slot's owner, as pins to removed nodes
+// do.
 package lookup

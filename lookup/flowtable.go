@@ -2,6 +2,7 @@ package lookup
 
 import (
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/anysched/anysched/parser"
 )
@@ -16,12 +17,23 @@ type ownerCounter struct{ v atomic.Uint64 }
 func (c *ownerCounter) add(n uint64) { c.v.Store(c.v.Load() + n) }
 func (c *ownerCounter) Load() uint64 { return c.v.Load() }
 
+// Store sets the counter (owner only).
+func (c *ownerCounter) Store(v uint64) { c.v.Store(v) }
+
 // flowTable maps flow keys to node IDs with a deadline. It is fixed-size,
 // preallocated, set-associative open addressing: a key's hash picks a
 // bucket of bucketSize entries whose 32-bit tags (hash bits, forced
 // non-zero; 0 marks an empty entry) share half a cache line, so a miss
-// reads one line and a hit one more. All of its methods belong to one
-// goroutine.
+// reads one line and a hit one more (an entry is one cache line). All of
+// its methods belong to one goroutine.
+//
+// Each bucket is a segmented LRU: a new entry starts on probation; a
+// later trusted packet of its flow (touch) promotes it to protected and
+// records its activity. A full bucket evicts its least recently active
+// probation entry, and a protected one only when all eight are protected.
+// A flood of one-shot flows (spoofed SYNs, spoofed segments that each make
+// a pin) therefore only recycles probation entries: the entries of flows
+// that are still talking stay.
 type flowTable struct {
 	mask    uint64 // bucket count - 1
 	tags    []uint32
@@ -31,43 +43,77 @@ type flowTable struct {
 	// entries, so it stays in the L1 cache) instead of the bucket's tag
 	// line: most lookups are misses in a table sized for the peak.
 	occupied []uint64
-	// idle > 0 makes a hit extend the deadline to now+idle (pins); 0
+	// idle > 0 makes a touch extend the deadline to now+idle (pins); 0
 	// keeps fixed deadlines (transition records).
-	idle   int64
-	count  int
-	sweepc int
+	idle      int64
+	count     int
+	protected int
+	sweepc    int
 
-	size        ownerCounter
-	inserts     ownerCounter
-	evictions   ownerCounter
-	expirations ownerCounter
+	size               ownerCounter
+	protectedSize      ownerCounter
+	inserts            ownerCounter
+	promotions         ownerCounter
+	evictionsProbation ownerCounter
+	evictionsProtected ownerCounter
+	expirations        ownerCounter
 }
 
+// entryFlags are an entry's segment and marks.
+type entryFlags uint8
+
+const (
+	// flagProtected: a later packet of the flow was seen.
+	flagProtected entryFlags = 1 << iota
+	// flagFinal: the pin comes from a complete legacy ClientHello; no
+	// later ClientHello removes it.
+	flagFinal
+	// flagShortened: an RST cut the pin's idle time; the next trusted
+	// packet restores it.
+	flagShortened
+)
+
+// flowEntry is one cache line (64 bytes).
 type flowEntry struct {
 	key      parser.FlowKey
 	node     uint16
+	flags    entryFlags
 	deadline int64
+	// active is when the flow was last seen doing something trusted
+	// (its insert, a touch): the eviction order within a segment.
+	active int64
 }
+
+// EntryBytes is the memory one pin-table or transition-set entry takes
+// (its tag included), for sizing tables against memory.
+const EntryBytes = int(unsafe.Sizeof(flowEntry{})) + 4
 
 // The idle argument of newFlowTable for the Decider's two tables. A
 // transition record keeps the deadline it was given (the end of its
-// slot's grace period). A pin's deadline moves to now+idle on every hit,
-// where idle is the snapshot's pin idle timeout, which Pin sets before
-// every insert (it can change with a reload); extendOnHit only marks the
-// table as one that extends.
+// slot's grace period). A pin's deadline moves to now+idle on every
+// touch, where idle is the snapshot's pin idle timeout, which Pin sets
+// before every insert (it can change with a reload); extendOnHit only
+// marks the table as one that extends.
 const (
 	fixedDeadlines int64 = 0
 	extendOnHit    int64 = 1
 )
 
-// newFlowTable preallocates room for at least capacity entries (rounded up
-// to a power-of-two number of buckets).
-func newFlowTable(capacity int, idle int64) *flowTable {
+// tableEntries is the entry count of a table asked for capacity entries:
+// a power-of-two number of buckets.
+func tableEntries(capacity int) int {
 	buckets := 1
 	for buckets*bucketSize < capacity {
 		buckets <<= 1
 	}
-	n := buckets * bucketSize
+	return buckets * bucketSize
+}
+
+// newFlowTable preallocates room for at least capacity entries (rounded up
+// to a power-of-two number of buckets).
+func newFlowTable(capacity int, idle int64) *flowTable {
+	n := tableEntries(capacity)
+	buckets := n / bucketSize
 	t := &flowTable{mask: uint64(buckets - 1), idle: idle}
 	t.tags = allocTable[uint32](t, n)
 	t.entries = allocTable[flowEntry](t, n)
@@ -89,11 +135,11 @@ func (t *flowTable) mayHold(h uint64) bool {
 	return t.occupied[b/64]&(1<<(b%64)) != 0
 }
 
-// lookup returns the node stored for key and whether it was there and
-// live; an expired entry is removed.
-func (t *flowTable) lookup(key *parser.FlowKey, h uint64, now int64) (uint16, bool) {
+// find returns the index of key's live entry, or -1. An expired entry is
+// removed; nothing else changes.
+func (t *flowTable) find(key *parser.FlowKey, h uint64, now int64) int {
 	if !t.mayHold(h) {
-		return NoNode, false
+		return -1
 	}
 	b := t.bucketOf(h)
 	tag := tagOf(h)
@@ -109,12 +155,65 @@ func (t *flowTable) lookup(key *parser.FlowKey, h uint64, now int64) (uint16, bo
 		if e.deadline <= now {
 			t.clear(b + i)
 			t.expirations.add(1)
-			return NoNode, false
+			return -1
 		}
-		if t.idle > 0 {
-			e.deadline = now + t.idle
+		return b + i
+	}
+	return -1
+}
+
+// touch records a trusted later packet of entry i's flow at now: it is
+// promoted to protected, its activity is now, and a pin's idle deadline
+// (even one an RST shortened) is now+idle again.
+func (t *flowTable) touch(i int, now int64) {
+	e := &t.entries[i]
+	if e.flags&flagProtected == 0 {
+		e.flags |= flagProtected
+		t.protected++
+		t.protectedSize.Store(uint64(t.protected))
+		t.promotions.add(1)
+	}
+	e.active = now
+	if t.idle > 0 {
+		e.deadline = now + t.idle
+		e.flags &^= flagShortened
+	}
+}
+
+// shorten brings entry i's deadline forward to until (never later than
+// it was) and marks it shortened. It reports whether it was not already.
+func (t *flowTable) shorten(i int, until int64) bool {
+	e := &t.entries[i]
+	if until < e.deadline {
+		e.deadline = until
+	}
+	first := e.flags&flagShortened == 0
+	e.flags |= flagShortened
+	return first
+}
+
+// lookup returns the node stored for key and whether it was there and
+// live, and counts the lookup as a trusted packet of the flow (touch).
+func (t *flowTable) lookup(key *parser.FlowKey, h uint64, now int64) (uint16, bool) {
+	i := t.find(key, h, now)
+	if i < 0 {
+		return NoNode, false
+	}
+	t.touch(i, now)
+	return t.entries[i].node, true
+}
+
+// peek returns the node of key's live entry, changing nothing.
+func (t *flowTable) peek(key *parser.FlowKey, h uint64, now int64) (uint16, bool) {
+	if !t.mayHold(h) {
+		return NoNode, false
+	}
+	b := t.bucketOf(h)
+	tag := tagOf(h)
+	for i, tg := range t.tags[b : b+bucketSize] {
+		if e := &t.entries[b+i]; tg == tag && e.key == *key && e.deadline > now {
+			return e.node, true
 		}
-		return e.node, true
 	}
 	return NoNode, false
 }
@@ -122,26 +221,20 @@ func (t *flowTable) lookup(key *parser.FlowKey, h uint64, now int64) (uint16, bo
 // holds reports whether key has a live entry at now, changing nothing (no
 // deadline extended, nothing expired).
 func (t *flowTable) holds(key *parser.FlowKey, h uint64, now int64) bool {
-	if !t.mayHold(h) {
-		return false
-	}
-	b := t.bucketOf(h)
-	tag := tagOf(h)
-	for i, tg := range t.tags[b : b+bucketSize] {
-		if tg == tag && t.entries[b+i].key == *key && t.entries[b+i].deadline > now {
-			return true
-		}
-	}
-	return false
+	_, ok := t.peek(key, h, now)
+	return ok
 }
 
-// insert stores key → node until deadline (for pins: now+idle). It
-// replaces the key's entry if present, else takes an empty or expired
-// entry of the bucket, else evicts the bucket's oldest entry.
-func (t *flowTable) insert(key *parser.FlowKey, h uint64, node uint16, deadline, now int64) {
+// insert stores key → node until deadline (for pins: now+idle) and
+// returns the entry's index. A key already present keeps its segment and
+// marks (a re-pin is no promotion and no demotion) and gets the new node
+// and deadline. A new key goes on probation in an empty or expired entry
+// of the bucket, else in place of the least recently active probation
+// entry, else of the least recently active protected one.
+func (t *flowTable) insert(key *parser.FlowKey, h uint64, node uint16, deadline, now int64) int {
 	b := t.bucketOf(h)
 	tag := tagOf(h)
-	free, expired, oldest := -1, -1, -1
+	free, expired, probation, protected := -1, -1, -1, -1
 	for i := b; i < b+bucketSize; i++ {
 		tg := t.tags[i]
 		if tg == 0 {
@@ -154,13 +247,22 @@ func (t *flowTable) insert(key *parser.FlowKey, h uint64, node uint16, deadline,
 		if tg == tag && e.key == *key {
 			e.node = node
 			e.deadline = deadline
-			return
+			e.flags &^= flagShortened
+			return i
 		}
-		if e.deadline <= now && expired < 0 {
-			expired = i
-		}
-		if oldest < 0 || e.deadline < t.entries[oldest].deadline {
-			oldest = i
+		switch {
+		case e.deadline <= now:
+			if expired < 0 {
+				expired = i
+			}
+		case e.flags&flagProtected == 0:
+			if probation < 0 || e.active < t.entries[probation].active {
+				probation = i
+			}
+		default:
+			if protected < 0 || e.active < t.entries[protected].active {
+				protected = i
+			}
 		}
 	}
 	i := free
@@ -170,18 +272,23 @@ func (t *flowTable) insert(key *parser.FlowKey, h uint64, node uint16, deadline,
 		i = expired
 		t.clear(i)
 		t.expirations.add(1)
-	default:
-		i = oldest
+	case probation >= 0:
+		i = probation
 		t.clear(i)
-		t.evictions.add(1)
+		t.evictionsProbation.add(1)
+	default:
+		i = protected
+		t.clear(i)
+		t.evictionsProtected.add(1)
 	}
 	t.tags[i] = tag
-	t.entries[i] = flowEntry{key: *key, node: node, deadline: deadline}
+	t.entries[i] = flowEntry{key: *key, node: node, deadline: deadline, active: now}
 	bucket := h & t.mask
 	t.occupied[bucket/64] |= 1 << (bucket % 64)
 	t.count++
 	t.size.Store(uint64(t.count))
 	t.inserts.add(1)
+	return i
 }
 
 // remove deletes key's entry and reports whether it was there.
@@ -204,6 +311,10 @@ func (t *flowTable) clear(e int) {
 	t.tags[e] = 0
 	t.count--
 	t.size.Store(uint64(t.count))
+	if t.entries[e].flags&flagProtected != 0 {
+		t.protected--
+		t.protectedSize.Store(uint64(t.protected))
+	}
 	b := e / bucketSize
 	for _, tg := range t.tags[b*bucketSize : b*bucketSize+bucketSize] {
 		if tg != 0 {
@@ -237,5 +348,7 @@ func (t *flowTable) sweep(now int64, budget int) int {
 	return removed
 }
 
-// Store sets the counter (owner only).
-func (c *ownerCounter) Store(v uint64) { c.v.Store(v) }
+// evictions is the total of both segments.
+func (t *flowTable) evictions() uint64 {
+	return t.evictionsProbation.Load() + t.evictionsProtected.Load()
+}

@@ -27,41 +27,36 @@ const (
 	sipInit3 = 0x7465646279746573
 )
 
-// The hashed message is the 5-tuple with the destination folded into the
-// source by XOR: (src XOR dst, srcport XOR dstport, protocol), 7 bytes for
-// IPv4 and 19 for IPv6. For a given destination (a VIP and port) the
-// folding is injective, so flows to one VIP are hashed exactly as their
-// full 5-tuples would be; two flows to different VIPs may share a
-// message, which gives nobody a way to aim. Folding saves SipHash blocks:
-// an IPv4 message fits the final block (4 rounds in all), IPv6 takes two
-// blocks more (6 rounds).
+// The hashed message is the whole 5-tuple: source address, destination
+// address, source port, destination port (little-endian), protocol: 13
+// bytes for IPv4, 37 for IPv6 (the length, in SipHash's last block, keeps
+// the families apart). Every bit of the tuple is under the key, so no one
+// without the seed can build a flow that collides with another (same
+// slot, same pin bucket, same tag). IPv4 takes one block and the final
+// one (5 rounds in all), IPv6 four and the final one (8 rounds).
 const (
-	flowMessageLenV4 = 4 + 2 + 1
-	flowMessageLenV6 = 16 + 2 + 1
+	flowMessageLenV4 = 4 + 4 + 2 + 2 + 1
+	flowMessageLenV6 = 16 + 16 + 2 + 2 + 1
 )
 
-// HashFlow is the keyed flow hash: SipHash-1-3 with key k over the folded
+// HashFlow is the keyed flow hash: SipHash-1-3 with key k over the
 // 5-tuple described above. It does not allocate.
 func HashFlow(k HashKey, key *parser.FlowKey) uint64 {
 	v0 := k.K0 ^ sipInit0
 	v1 := k.K1 ^ sipInit1
 	v2 := k.K0 ^ sipInit2
 	v3 := k.K1 ^ sipInit3
-	ports := uint64(key.SrcPort ^ key.DstPort)
-	var tail uint64
+	tail := uint64(key.SrcPort) | uint64(key.DstPort)<<16 | uint64(key.Proto)<<32
 	if key.Family == parser.FamilyIPv4 {
-		addr := uint64(binary.LittleEndian.Uint32(key.Src[12:16]) ^ binary.LittleEndian.Uint32(key.Dst[12:16]))
-		tail = addr | ports<<32 | uint64(key.Proto)<<48 | flowMessageLenV4<<56
+		m := uint64(binary.LittleEndian.Uint32(key.Src[12:16])) | uint64(binary.LittleEndian.Uint32(key.Dst[12:16]))<<32
+		v0, v1, v2, v3 = sipBlock(v0, v1, v2, v3, m)
+		tail |= flowMessageLenV4 << 56
 	} else {
-		m := binary.LittleEndian.Uint64(key.Src[0:8]) ^ binary.LittleEndian.Uint64(key.Dst[0:8])
-		v3 ^= m
-		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-		v0 ^= m
-		m = binary.LittleEndian.Uint64(key.Src[8:16]) ^ binary.LittleEndian.Uint64(key.Dst[8:16])
-		v3 ^= m
-		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-		v0 ^= m
-		tail = ports | uint64(key.Proto)<<16 | flowMessageLenV6<<56
+		v0, v1, v2, v3 = sipBlock(v0, v1, v2, v3, binary.LittleEndian.Uint64(key.Src[0:8]))
+		v0, v1, v2, v3 = sipBlock(v0, v1, v2, v3, binary.LittleEndian.Uint64(key.Src[8:16]))
+		v0, v1, v2, v3 = sipBlock(v0, v1, v2, v3, binary.LittleEndian.Uint64(key.Dst[0:8]))
+		v0, v1, v2, v3 = sipBlock(v0, v1, v2, v3, binary.LittleEndian.Uint64(key.Dst[8:16]))
+		tail |= flowMessageLenV6 << 56
 	}
 	v3 ^= tail
 	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
@@ -78,16 +73,21 @@ func HashFlow(k HashKey, key *parser.FlowKey) uint64 {
 func flowMessage(key *parser.FlowKey) []byte {
 	var b []byte
 	if key.Family == parser.FamilyIPv4 {
-		for i := 12; i < 16; i++ {
-			b = append(b, key.Src[i]^key.Dst[i])
-		}
+		b = append(append(b, key.Src[12:16]...), key.Dst[12:16]...)
 	} else {
-		for i := range 16 {
-			b = append(b, key.Src[i]^key.Dst[i])
-		}
+		b = append(append(b, key.Src[:]...), key.Dst[:]...)
 	}
-	b = binary.LittleEndian.AppendUint16(b, key.SrcPort^key.DstPort)
+	b = binary.LittleEndian.AppendUint16(b, key.SrcPort)
+	b = binary.LittleEndian.AppendUint16(b, key.DstPort)
 	return append(b, key.Proto)
+}
+
+// sipBlock absorbs one message word with one compression round
+// (SipHash-1-x).
+func sipBlock(v0, v1, v2, v3, m uint64) (uint64, uint64, uint64, uint64) {
+	v3 ^= m
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	return v0 ^ m, v1, v2, v3
 }
 
 func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
@@ -148,19 +148,16 @@ func hashFlow24(k HashKey, key *parser.FlowKey) uint64 {
 	var buf [flowMessageLenV6]byte
 	n := 0
 	if key.Family == parser.FamilyIPv4 {
-		for i := 12; i < 16; i++ {
-			buf[n] = key.Src[i] ^ key.Dst[i]
-			n++
-		}
+		n += copy(buf[n:], key.Src[12:16])
+		n += copy(buf[n:], key.Dst[12:16])
 	} else {
-		for i := range 16 {
-			buf[n] = key.Src[i] ^ key.Dst[i]
-			n++
-		}
+		n += copy(buf[n:], key.Src[:])
+		n += copy(buf[n:], key.Dst[:])
 	}
-	binary.LittleEndian.PutUint16(buf[n:], key.SrcPort^key.DstPort)
-	buf[n+2] = key.Proto
-	return sipHash(k, 2, 4, buf[:n+3])
+	binary.LittleEndian.PutUint16(buf[n:], key.SrcPort)
+	binary.LittleEndian.PutUint16(buf[n+2:], key.DstPort)
+	buf[n+4] = key.Proto
+	return sipHash(k, 2, 4, buf[:n+5])
 }
 
 // reduce maps a flow hash to a slot in [0, m) from its top 32 bits.

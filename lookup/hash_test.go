@@ -153,3 +153,39 @@ func BenchmarkFlowHash(b *testing.B) {
 		})
 	}
 }
+
+// Finding 3 of issue 11: when the destination was XOR-folded into the
+// source, the flow (S^V1^V2, sp^p1^p2) → V2:p2 had exactly the hash of
+// S:sp → V1:p1 under every seed (same slot, bucket and tag), so anyone
+// could aim a flow at a chosen pin. With the whole 5-tuple under the key
+// the constructed flow's hash is unrelated; so are the swapped tuple's
+// (the hash is not symmetric in source and destination).
+func TestHashFlowNoConstructedCollision(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for i := range 5000 {
+		var s Seed
+		for j := range s {
+			s[j] = byte(r.Uint32())
+		}
+		victim := randomKey(r, i%2 == 1)
+		other := randomKey(r, i%2 == 1) // another VIP:port of the same family
+		forged := victim
+		for j := range forged.Src {
+			forged.Src[j] = victim.Src[j] ^ victim.Dst[j] ^ other.Dst[j]
+		}
+		forged.SrcPort = victim.SrcPort ^ victim.DstPort ^ other.DstPort
+		forged.Dst, forged.DstPort = other.Dst, other.DstPort
+		swapped := victim
+		swapped.Src, swapped.Dst = victim.Dst, victim.Src
+		swapped.SrcPort, swapped.DstPort = victim.DstPort, victim.SrcPort
+		hv := HashFlow(s.Key(), &victim)
+		for name, k := range map[string]*parser.FlowKey{"XOR-constructed": &forged, "swapped": &swapped} {
+			if *k == victim {
+				continue
+			}
+			if h := HashFlow(s.Key(), k); h == hv || tagOf(h) == tagOf(hv) && h&0xffff == hv&0xffff {
+				t.Fatalf("%s flow %v collides with %v (hash %#x, %#x)", name, k, victim, h, hv)
+			}
+		}
+	}
+}

@@ -77,6 +77,10 @@ type Snapshot struct {
 	Grace int64
 	// PinIdle is the pin idle timeout in nanoseconds.
 	PinIdle int64
+	// PinIdleAfterRST is how long a pin lives after a client RST unless
+	// a later packet of the flow restores PinIdle (an RST may be
+	// spoofed: it only shortens the pin).
+	PinIdleAfterRST int64
 	// Held counts slots whose move waits for their dwell time.
 	Held int
 	// Digest identifies the table independent of node IDs: two routers

@@ -61,6 +61,12 @@ const (
 	MaxCapacity = 1_000_000
 )
 
+// DefaultPinRSTIdleTimeout is a pin's idle time after a client RST: long
+// enough that a client whose pin a spoofed RST shortened sends again (and
+// restores the pin) before it ends, short enough that the pins of
+// connections that did end free their entries soon.
+const DefaultPinRSTIdleTimeout = 10 * time.Second
+
 // Config is a validated router configuration.
 type Config struct {
 	// Path is the file the config was read from ("" when parsed from
@@ -160,6 +166,9 @@ type ScoreConfig struct {
 type PinConfig struct {
 	Capacity    int
 	IdleTimeout time.Duration
+	// RSTIdleTimeout replaces the idle timeout after a client RST (it
+	// only ever shortens a pin; the flow's next packet restores it).
+	RSTIdleTimeout time.Duration
 }
 
 // TransitionConfig sizes each worker's transition set.
@@ -255,7 +264,7 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 		Probe:       ProbeConfig{Interval: time.Second, Timeout: 500 * time.Millisecond, DownAfter: 3, UpAfter: 2, EWMAAlpha: 0.3},
 		Reports:     ReportConfig{Interval: time.Second, Timeout: 500 * time.Millisecond, StaleAfter: 5 * time.Second},
 		Score:       ScoreConfig{DelayReference: 50 * time.Millisecond, DelayWeight: 0.5, LoadWeight: 0.5},
-		Pins:        PinConfig{Capacity: DefaultPinCapacity, IdleTimeout: DefaultPinIdleTimeout},
+		Pins:        PinConfig{Capacity: DefaultPinCapacity, IdleTimeout: DefaultPinIdleTimeout, RSTIdleTimeout: DefaultPinRSTIdleTimeout},
 		Transitions: TransitionConfig{Capacity: DefaultTransitionCapacity},
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -350,6 +359,9 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 				"capacity": func(_, v *yaml.Node, f string) { cfg.Pins.Capacity = int(p.uint(v, f, 8, 1<<26)) },
 				"idle_timeout": func(_, v *yaml.Node, f string) {
 					cfg.Pins.IdleTimeout = p.duration(v, f, time.Millisecond, 24*time.Hour)
+				},
+				"rst_idle_timeout": func(_, v *yaml.Node, f string) {
+					cfg.Pins.RSTIdleTimeout = p.duration(v, f, 0, 24*time.Hour)
 				},
 			})
 		},

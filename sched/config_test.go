@@ -163,6 +163,7 @@ score:
 pins:
   capacity: 1024
   idle_timeout: 1m
+  rst_idle_timeout: 2s
 transitions:
   capacity: 512
 `), "r.yaml")
@@ -175,7 +176,7 @@ transitions:
 		Probe:       ProbeConfig{200 * time.Millisecond, 100 * time.Millisecond, 2, 4, 0.5},
 		Reports:     ReportConfig{300 * time.Millisecond, 200 * time.Millisecond, 2 * time.Second},
 		Score:       ScoreConfig{20 * time.Millisecond, 1, 2},
-		Pins:        PinConfig{1024, time.Minute},
+		Pins:        PinConfig{1024, time.Minute, 2 * time.Second},
 		Transitions: TransitionConfig{512},
 	}
 	if cfg.Policy != want.Policy || cfg.GracePeriod != want.GracePeriod || cfg.Hysteresis != want.Hysteresis ||

@@ -270,7 +270,8 @@ func TestDecideAllocs(t *testing.T) {
 }
 
 // A pin wins over the table and transitions; a SYN on the same 5-tuple
-// drops it; a pin to a removed node is ignored.
+// follows it and leaves it in place (a stray SYN must not end a pin); a
+// pin to a removed node is ignored.
 func TestPinning(t *testing.T) {
 	var now int64 = int64(time.Hour)
 	s := testScheduler(t, 4, 1009, time.Second, &now)
@@ -290,9 +291,11 @@ func TestPinning(t *testing.T) {
 		t.Fatalf("unpinned flow: %+v", got)
 	}
 	d.Pin(&k, dec.Hash, other, snap.PinIdle, now)
-	d.Decide(snap, &k, true, now+3)
-	if got := d.Decide(snap, &k, false, now+4); got.Via == lookup.ViaPin {
-		t.Fatal("a new SYN kept the old connection's pin")
+	if got := d.Decide(snap, &k, true, now+3); got.Node != other || got.Via != lookup.ViaPin {
+		t.Fatalf("a SYN on a pinned 5-tuple went to %+v, not its pin", got)
+	}
+	if got := d.Decide(snap, &k, false, now+4); got.Node != other || got.Via != lookup.ViaPin {
+		t.Fatalf("a SYN on a pinned 5-tuple moved the pin: %+v", got)
 	}
 	// Pin to a node that a reload removes.
 	d.Pin(&k, dec.Hash, 3, snap.PinIdle, now)
@@ -310,7 +313,7 @@ func TestPinning(t *testing.T) {
 	if got := d.Decide(snap, &k, false, now+5); got.Via == lookup.ViaPin || got.Node == 3 {
 		t.Fatalf("pin to a removed node used: %+v", got)
 	}
-	if st := d.Stats(); st.PinsStale != 1 || st.PinHits != 1 {
+	if st := d.Stats(); st.PinsStale != 1 || st.PinHits != 3 || st.PinSYNsFollowed != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -347,5 +350,149 @@ func TestDeciderStatsConcurrent(t *testing.T) {
 			}
 			last = st
 		}
+	}
+}
+
+// Finding 12 of issue 11: when a reload removes a node, packets that the
+// transition rule would send to it (it was a moved slot's previous
+// owner, or a recorded SYN went to it) go to the slot's owner at once,
+// not until the grace period ends.
+func TestTransitionsStopAtARemovedNode(t *testing.T) {
+	const grace = 10 * time.Second
+	var now int64 = int64(time.Hour)
+	s := testScheduler(t, 4, 1009, grace, &now)
+	d := lookup.NewDecider(lookup.DeciderConfig{PinCapacity: 64, TransitionCapacity: 64})
+	before := s.Current()
+	// An established flow on one of n3's slots, then n3 drains: the
+	// flow keeps going to n3 through the grace period.
+	old, i := findFlow(before, 0, func(sl lookup.Slot) bool { return before.Nodes[sl.Owner].Name == "n3" })
+	d.Decide(before, &old, true, now)
+	now += int64(time.Second)
+	reloadWith(t, s, 4, 1009, grace, map[int]string{3: "drain: true"})
+	drained := s.Current()
+	if dec := d.Decide(drained, &old, false, now); drained.Nodes[dec.Node].Name != "n3" || dec.Via != lookup.ViaTransitionOld {
+		t.Fatalf("old flow during the drain: %+v", dec)
+	}
+	// A new flow on a slot that moved from n3 to another node: recorded.
+	slotOwner := drained.Slots[drained.SlotOf(drained.Hash(&old))].Owner
+	fresh, _ := findFlow(drained, i+1, func(sl lookup.Slot) bool { return sl.Prev != sl.Owner })
+	if dec := d.Decide(drained, &fresh, true, now); dec.Via != lookup.ViaTable {
+		t.Fatalf("new flow: %+v", dec)
+	}
+	// n3 leaves the config, well within the grace period.
+	now += int64(time.Second)
+	reloadWith(t, s, 3, 1009, grace, nil)
+	after := s.Current()
+	if !after.Nodes[3].Removed {
+		t.Fatal("n3 not removed")
+	}
+	dec := d.Decide(after, &old, false, now)
+	if dec.Node == 3 || dec.Node != after.Slots[dec.Slot].Owner || dec.Via != lookup.ViaTable {
+		t.Fatalf("old flow after n3 was removed: %+v (slot owner %d, before %d)", dec, after.Slots[dec.Slot].Owner, slotOwner)
+	}
+	if st := d.Stats(); st.TransOldGone != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A transition record whose node a reload removes is dropped at once;
+// the flow is then an unrecorded one (here: the previous owner, which
+// still serves).
+func TestTransitionRecordToARemovedNodeIsDropped(t *testing.T) {
+	const grace = 10 * time.Second
+	var now int64 = int64(time.Hour)
+	s := testScheduler(t, 4, 1009, grace, &now)
+	d := lookup.NewDecider(lookup.DeciderConfig{PinCapacity: 64, TransitionCapacity: 64})
+	reloadWith(t, s, 4, 1009, grace, map[int]string{1: "drain: true"})
+	drained := s.Current()
+	// A new flow on a slot that moved from n1 to n3: recorded (n3).
+	rec, _ := findFlow(drained, 0, func(sl lookup.Slot) bool { return sl.Prev == 1 && sl.Owner == 3 })
+	if dec := d.Decide(drained, &rec, true, now); dec.Node != 3 {
+		t.Fatalf("SYN: %+v", dec)
+	}
+	if dec := d.Decide(drained, &rec, false, now+1); dec.Node != 3 || dec.Via != lookup.ViaTransitionNew {
+		t.Fatalf("recorded flow: %+v", dec)
+	}
+	now += int64(time.Second)
+	reloadWith(t, s, 3, 1009, grace, map[int]string{1: "drain: true"})
+	after := s.Current()
+	sl := after.Slots[after.SlotOf(after.Hash(&rec))]
+	if !after.Nodes[3].Removed || sl.Prev != 1 || now >= sl.Until {
+		t.Fatalf("slot after removing n3: %+v", sl)
+	}
+	if dec := d.Decide(after, &rec, false, now); dec.Node != 1 || dec.Via != lookup.ViaTransitionOld {
+		t.Fatalf("flow recorded to removed n3: %+v", dec)
+	}
+	if st := d.Stats(); st.TransStale != 1 || st.TransSize != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Finding 2 at the Decider: an RST shortens a pin, the next packet
+// restores it; a not-intact packet changes nothing; a final pin survives
+// UnpinUnlessFinal.
+func TestPinSurvivesSpoofablePackets(t *testing.T) {
+	var now int64 = int64(time.Hour)
+	s := testScheduler(t, 4, 1009, time.Second, &now)
+	snap := s.Current()
+	if snap.PinIdleAfterRST != int64(DefaultPinRSTIdleTimeout) {
+		t.Fatalf("PinIdleAfterRST %d", snap.PinIdleAfterRST)
+	}
+	d := lookup.NewDecider(lookup.DeciderConfig{PinCapacity: 64, TransitionCapacity: 64})
+	k := packettest.FlowKeyN(9)
+	dec := d.Decide(snap, &k, true, now)
+	d.Pin(&k, dec.Hash, dec.Node, snap.PinIdle, now)
+	bad := func() bool { return false }
+	// A bad-checksum RST changes nothing.
+	if got := d.DecidePacket(snap, &k, lookup.PacketRST, now+1, bad); got.Via != lookup.ViaPin {
+		t.Fatalf("RST: %+v", got)
+	}
+	if st := d.Stats(); st.PinRSTShortened != 0 || st.Unverified != 1 || st.PinProtected != 0 {
+		t.Fatalf("bad-checksum RST changed state: %+v", st)
+	}
+	// An intact RST shortens the pin; the flow's next packet restores it.
+	d.DecidePacket(snap, &k, lookup.PacketRST, now+2, nil)
+	if d.Pinned(&k, dec.Hash, now+2+snap.PinIdleAfterRST) {
+		t.Fatal("an RST did not shorten the pin")
+	}
+	d.Decide(snap, &k, false, now+3)
+	if !d.Pinned(&k, dec.Hash, now+3+snap.PinIdle-1) {
+		t.Fatal("the flow's next packet did not restore the pin's idle time")
+	}
+	// A bad-checksum packet does not restore a shortened pin.
+	d.DecidePacket(snap, &k, lookup.PacketRST, now+4, nil)
+	d.DecidePacket(snap, &k, lookup.PacketData, now+5, bad)
+	if d.Pinned(&k, dec.Hash, now+4+snap.PinIdleAfterRST) {
+		t.Fatal("a bad-checksum packet restored a shortened pin")
+	}
+	d.Decide(snap, &k, false, now+6)
+	// Final pins stay; others go.
+	if !d.MarkFinal(&k, dec.Hash, now+6) || d.UnpinUnlessFinal(snap, &k, dec.Hash, now+7) || !d.Pinned(&k, dec.Hash, now+7) {
+		t.Fatal("UnpinUnlessFinal removed a final pin")
+	}
+	// A pin that is not final goes, unless removing it would move the
+	// flow (its node is not the one the table gives it).
+	k2 := packettest.FlowKeyN(10)
+	h2 := snap.Hash(&k2)
+	owner := snap.LookupNew(&k2)
+	d.Pin(&k2, h2, (owner+1)%4, snap.PinIdle, now)
+	if d.UnpinUnlessFinal(snap, &k2, h2, now+1) || !d.Pinned(&k2, h2, now+1) {
+		t.Fatal("UnpinUnlessFinal moved a flow off its pinned node")
+	}
+	d.Pin(&k2, h2, owner, snap.PinIdle, now)
+	if !d.UnpinUnlessFinal(snap, &k2, h2, now+1) || d.Pinned(&k2, h2, now+1) {
+		t.Fatal("UnpinUnlessFinal kept a pin that is not final")
+	}
+	// An ICMP error (passive) neither refreshes nor promotes.
+	k3 := packettest.FlowKeyN(11)
+	h3 := snap.Hash(&k3)
+	d.Pin(&k3, h3, 2, snap.PinIdle, now)
+	protected := d.Stats().PinProtected
+	d.DecidePacket(snap, &k3, lookup.PacketPassive, now+snap.PinIdle/2, nil)
+	if d.Stats().PinProtected != protected || d.Pinned(&k3, h3, now+snap.PinIdle) {
+		t.Fatal("a passive packet changed its pin")
+	}
+	if st := d.Stats(); st.PinFinalKept != 1 || st.PinUnpinWouldMove != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }

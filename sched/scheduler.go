@@ -381,7 +381,7 @@ func (s *Scheduler) build(weights []uint32, now int64) {
 	s.gen++
 	snap := &lookup.Snapshot{
 		Generation: s.gen, BuiltAt: now, VIPs: cfg.VIPs, Nodes: nodes, Slots: slots,
-		Grace: grace, PinIdle: int64(cfg.Pins.IdleTimeout), Held: held,
+		Grace: grace, PinIdle: int64(cfg.Pins.IdleTimeout), PinIdleAfterRST: int64(cfg.Pins.RSTIdleTimeout), Held: held,
 		Digest: lookup.TableDigest(owners, nodes), Key: cfg.Seed.Key(),
 	}
 	s.weights = weights

@@ -30,6 +30,7 @@ type Collector struct {
 	pins, pinCap, pinInserts, pinEvictions    *prometheus.Desc
 	pinExpirations, trans, transEvictions     *prometheus.Desc
 	batch, txPartial, generation, reasm       *prometheus.Desc
+	tables                                    deciderDescs
 }
 
 // NewCollector returns a collector over workers; src names the nodes and
@@ -51,7 +52,7 @@ func NewCollector(src fastpath.SnapshotSource, workers ...*fastpath.Worker) *Col
 		nodeFwd:        d("node_forwarded_packets_total", "Frames forwarded to each node.", "node", "pool"),
 		nodeNew:        d("node_new_flows_total", "SYNs (new flows) sent to each node.", "node", "pool"),
 		hellos:         d("clienthellos_total", "ClientHellos by outcome: seen (decided), migration_support, migration_token, partial (segments held while incomplete, or given up), malformed.", "outcome"),
-		helloPins:      d("clienthello_pin_changes_total", "Pins made (legacy, malformed or unknown ClientHello) and removed (migration_support, client RST).", "change"),
+		helloPins:      d("clienthello_pin_changes_total", "Pins made (legacy, malformed or unknown ClientHello) and removed (migration_support on a pin no complete legacy ClientHello made final).", "change"),
 		pins:           d("pins", "Pinned flows (legacy clients) in the pin tables."),
 		pinCap:         d("pin_capacity", "Capacity of the pin tables."),
 		pinInserts:     d("pin_inserts_total", "Pins made."),
@@ -63,6 +64,7 @@ func NewCollector(src fastpath.SnapshotSource, workers ...*fastpath.Worker) *Col
 		txPartial:      d("tx_partial_total", "Transmit calls that took fewer frames than offered (retried)."),
 		generation:     d("table_generation", "Generation of the published table snapshot."),
 		reasm:          d("reassembly_in_use", "ClientHellos held across segments."),
+		tables:         newDeciderDescs(d),
 	}
 }
 
@@ -73,6 +75,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.transEvictions, c.batch, c.txPartial, c.generation, c.reasm} {
 		ch <- d
 	}
+	c.tables.describe(ch)
 }
 
 // Total returns the sum of the workers' counters and gauges (the
@@ -141,7 +144,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.hellos, sum.ClientHelloMalformed, "malformed")
 	counter(c.helloPins, sum.ClientHelloPins, "pin")
 	counter(c.helloPins, sum.ClientHelloUnpins, "unpin_migration_support")
-	counter(c.helloPins, sum.FinRstUnpins, "unpin_rst")
 	var dec lookup.DeciderStats
 	for _, w := range c.workers {
 		st := w.Decider().Stats()
@@ -160,6 +162,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.pinExpirations, dec.PinExpirations)
 	gauge(c.trans, dec.TransSize)
 	counter(c.transEvictions, dec.TransEvictions)
+	c.tables.collect(ch, c.workers)
 	gauge(c.reasm, ex.Reassembling)
 	counter(c.txPartial, sum.TxPartial)
 
@@ -211,3 +214,85 @@ type collectorFunc struct {
 
 func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+// deciderDescs are the pin-table and transition-set metrics beyond sizes
+// and totals: how packets were routed by them, what each segment lost,
+// and what spoofable packets (RST, stray SYN, bad checksums) were allowed
+// to change.
+type deciderDescs struct {
+	pinHits, pinsStale, protected, promotions, evictions *prometheus.Desc
+	rstShortened, synFollowed, unpinKept, transRoutes    *prometheus.Desc
+	transStale, unverified                               *prometheus.Desc
+}
+
+func newDeciderDescs(d func(name, help string, labels ...string) *prometheus.Desc) deciderDescs {
+	return deciderDescs{
+		pinHits:      d("pin_hits_total", "Packets routed by their flow's pin."),
+		pinsStale:    d("pins_stale_total", "Pins dropped because their node was removed from the config."),
+		protected:    d("flow_table_protected_entries", "Entries confirmed by a later packet of their flow (protected from one-shot floods).", "table"),
+		promotions:   d("flow_table_promotions_total", "Entries promoted from probation to protected by a later packet of their flow.", "table"),
+		evictions:    d("flow_table_evictions_total", "Entries evicted to make room, by table (pin, transition) and segment (probation: never confirmed by a later packet; protected: the bucket was all talking flows).", "table", "segment"),
+		rstShortened: d("pin_rst_shortened_total", "Pins whose idle time a client RST cut to pins.rst_idle_timeout (a later packet of the flow restores it)."),
+		synFollowed:  d("pin_syn_followed_total", "SYNs on a live pinned 5-tuple, sent to the pin's node and changing nothing."),
+		unpinKept:    d("pin_unpins_refused_total", "ClientHellos with migration_support that left the flow's pin, by reason: final (a complete legacy ClientHello had pinned the flow), would_move (the pin's node is not where the flow would go without it).", "reason"),
+		transRoutes:  d("transition_routes_total", "Non-SYN packets on a slot in its grace period, by where they went: old (previous owner), new (recorded SYN's node), owner (previous owner removed or down: the current owner).", "to"),
+		transStale:   d("transition_records_stale_total", "Transition records dropped because their node was removed or down."),
+		unverified:   d("state_changes_refused_total", "Packets that would have changed a pin or transition record but had a bad TCP checksum (the node drops them): decided, changed nothing."),
+	}
+}
+
+func (t *deciderDescs) describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{t.pinHits, t.pinsStale, t.protected, t.promotions, t.evictions,
+		t.rstShortened, t.synFollowed, t.unpinKept, t.transRoutes, t.transStale, t.unverified} {
+		ch <- d
+	}
+}
+
+func (t *deciderDescs) collect(ch chan<- prometheus.Metric, workers []*fastpath.Worker) {
+	var s lookup.DeciderStats
+	for _, w := range workers {
+		st := w.Decider().Stats()
+		s.PinHits += st.PinHits
+		s.PinsStale += st.PinsStale
+		s.PinProtected += st.PinProtected
+		s.TransProtected += st.TransProtected
+		s.PinPromotions += st.PinPromotions
+		s.TransPromotions += st.TransPromotions
+		s.PinEvictionsProbation += st.PinEvictionsProbation
+		s.PinEvictionsProtected += st.PinEvictionsProtected
+		s.TransEvictionsProbation += st.TransEvictionsProbation
+		s.TransEvictionsProtected += st.TransEvictionsProtected
+		s.PinRSTShortened += st.PinRSTShortened
+		s.PinSYNsFollowed += st.PinSYNsFollowed
+		s.PinFinalKept += st.PinFinalKept
+		s.PinUnpinWouldMove += st.PinUnpinWouldMove
+		s.TransToOld += st.TransToOld
+		s.TransToNew += st.TransToNew
+		s.TransOldGone += st.TransOldGone
+		s.TransStale += st.TransStale
+		s.Unverified += st.Unverified
+	}
+	metric := func(d *prometheus.Desc, kind prometheus.ValueType, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, kind, float64(v), labels...)
+	}
+	c, g := prometheus.CounterValue, prometheus.GaugeValue
+	metric(t.pinHits, c, s.PinHits)
+	metric(t.pinsStale, c, s.PinsStale)
+	metric(t.protected, g, s.PinProtected, "pin")
+	metric(t.protected, g, s.TransProtected, "transition")
+	metric(t.promotions, c, s.PinPromotions, "pin")
+	metric(t.promotions, c, s.TransPromotions, "transition")
+	metric(t.evictions, c, s.PinEvictionsProbation, "pin", "probation")
+	metric(t.evictions, c, s.PinEvictionsProtected, "pin", "protected")
+	metric(t.evictions, c, s.TransEvictionsProbation, "transition", "probation")
+	metric(t.evictions, c, s.TransEvictionsProtected, "transition", "protected")
+	metric(t.rstShortened, c, s.PinRSTShortened)
+	metric(t.synFollowed, c, s.PinSYNsFollowed)
+	metric(t.unpinKept, c, s.PinFinalKept, "final")
+	metric(t.unpinKept, c, s.PinUnpinWouldMove, "would_move")
+	metric(t.transRoutes, c, s.TransToOld, "old")
+	metric(t.transRoutes, c, s.TransToNew, "new")
+	metric(t.transRoutes, c, s.TransOldGone, "owner")
+	metric(t.transStale, c, s.TransStale)
+	metric(t.unverified, c, s.Unverified)
+}

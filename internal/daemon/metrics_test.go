@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,4 +96,67 @@ func testWorker(t *testing.T, frames ...[]byte) (*sched.Scheduler, *fastpath.Wor
 	}
 	w.Finish()
 	return s, w
+}
+
+// The pin-table and transition-set metrics: a legacy flow that talks
+// (pin hit, promoted), is sent a spoofed RST (shortened) and a SYN on its
+// 5-tuple (followed).
+func TestCollectorExportsPinAndTransitionCounters(t *testing.T) {
+	s, w := testWorker(t,
+		packettest.Frame(t, flow(1, parser.TCPFlagSYN, nil)),
+		packettest.Frame(t, flow(1, parser.TCPFlagACK|parser.TCPFlagPSH, packettest.ClientHello(false, 0))),
+		packettest.Frame(t, flow(1, parser.TCPFlagACK, nil)),
+		packettest.Frame(t, flow(1, parser.TCPFlagRST, nil)),
+		packettest.Frame(t, flow(1, parser.TCPFlagSYN, nil)))
+	c := NewCollector(s, w)
+	for name, want := range map[string]float64{
+		"anysched_pin_hits_total":              3,
+		"anysched_pin_rst_shortened_total":     1,
+		"anysched_pin_syn_followed_total":      1,
+		"anysched_pins_stale_total":            0,
+		"anysched_state_changes_refused_total": 0,
+	} {
+		if got := testutil.ToFloat64(collectorFiltered{c, name}); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	for _, series := range []struct {
+		name string
+		n    int
+	}{
+		{"anysched_flow_table_evictions_total", 4},
+		{"anysched_flow_table_protected_entries", 2},
+		{"anysched_flow_table_promotions_total", 2},
+		{"anysched_transition_routes_total", 3},
+	} {
+		if n := testutil.CollectAndCount(c, series.name); n != series.n {
+			t.Errorf("%s: %d series, want %d", series.name, n, series.n)
+		}
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP anysched_flow_table_protected_entries Entries confirmed by a later packet of their flow (protected from one-shot floods).
+# TYPE anysched_flow_table_protected_entries gauge
+anysched_flow_table_protected_entries{table="pin"} 1
+anysched_flow_table_protected_entries{table="transition"} 0
+`), "anysched_flow_table_protected_entries"); err != nil {
+		t.Error(err)
+	}
+}
+
+// collectorFiltered collects only the metric named name, for
+// testutil.ToFloat64 (which wants exactly one).
+type collectorFiltered struct {
+	c    prometheus.Collector
+	name string
+}
+
+func (f collectorFiltered) Describe(ch chan<- *prometheus.Desc) { f.c.Describe(ch) }
+func (f collectorFiltered) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric)
+	go func() { f.c.Collect(all); close(all) }()
+	for m := range all {
+		if strings.Contains(m.Desc().String(), `"`+f.name+`"`) {
+			ch <- m
+		}
+	}
 }
