@@ -708,6 +708,36 @@ func (p *Program) Counters() (Counters, error) {
 	return out, nil
 }
 
+// TestRun runs the program once on frame with BPF_PROG_TEST_RUN and
+// returns the verdict it counted (a redirect without a socket in the XSK
+// map counts as PassNoSocket). It is for tests and tools comparing the
+// program with classify; on an attached program live traffic moves the
+// counters too, so the answer would be ambiguous: it returns an error
+// when more than one counter moved.
+func (p *Program) TestRun(frame []byte) (Counter, error) {
+	before, err := p.Counters()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := p.prog.Run(&ebpf.RunOptions{Data: frame}); err != nil {
+		return 0, fmt.Errorf("afxdp: test run: %w", err)
+	}
+	after, err := p.Counters()
+	if err != nil {
+		return 0, err
+	}
+	moved, n := Counter(0), uint64(0)
+	for i := range after {
+		if d := after[i] - before[i]; d != 0 {
+			moved, n = Counter(i), n+d
+		}
+	}
+	if n != 1 {
+		return 0, fmt.Errorf("afxdp: test run moved the counters by %d, want 1", n)
+	}
+	return moved, nil
+}
+
 // FD is the program's file descriptor (for attaching by other means).
 func (p *Program) FD() int { return p.prog.FD() }
 

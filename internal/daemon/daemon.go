@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/anysched/anysched/afxdp"
+	"github.com/anysched/anysched/classify"
 	"github.com/anysched/anysched/fastpath"
 	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/ring"
@@ -59,6 +60,10 @@ type Config struct {
 	CPUs          []int
 	// Explain, when set, is called for every frame (fastpath.Config.Explain).
 	Explain func(*fastpath.Explanation)
+	// ExplainPass, when set, is called by RunCapture for every frame the
+	// XDP program would have passed to the kernel (such frames never
+	// reach a worker, so Explain does not see them).
+	ExplainPass func(frame []byte, v classify.Verdict)
 
 	// MetricsAddr, when set, serves /metrics and /ready there.
 	MetricsAddr string
@@ -291,8 +296,11 @@ var OfflineSourceMAC = fastpath.MAC{0x02, 0, 0, 0, 0, 0x01}
 // through one at a time so each is decided at its own capture time (the
 // worker reads its clock once per batch): pins, grace periods and
 // reassembly timeouts behave as they would have when the capture was
-// taken. Nodes without a configured MAC get one derived from their ID, so
-// their frames are still written. Probes and reports do not run offline.
+// taken. Frames go through the XDP program's rule first (package
+// classify, for the config's VIPs): what the live program passes to the
+// kernel is counted by reason apart from the worker's drops, as live.
+// Nodes without a configured MAC get one derived from their ID, so their
+// frames are still written. Probes and reports do not run offline.
 func RunCapture(ctx context.Context, c Config, in *offline.PcapRing) error {
 	log := c.Log
 	start := lookup.Now()
@@ -318,6 +326,7 @@ func RunCapture(ctx context.Context, c Config, in *offline.PcapRing) error {
 	if err := p.addWorkers(&c, OfflineSourceMAC, []ring.Ring{in}, clock); err != nil {
 		return err
 	}
+	in.Classify(classify.NewVIPs(VIPPorts(p.s.Current().VIPs)), c.ExplainPass)
 	for _, n := range p.s.Current().Nodes {
 		if !n.HasMAC {
 			p.book.Set(n.ID, fastpath.MAC{0x02, 0xff, 0, 0, byte(n.ID >> 8), byte(n.ID)})
@@ -338,7 +347,16 @@ func RunCapture(ctx context.Context, c Config, in *offline.PcapRing) error {
 	}
 	cnt, _ := w.Counters()
 	st := w.Decider().Stats()
+	var passed uint64
+	passedBy := make([]any, 0, 2*classify.NumVerdicts)
+	for v, n := range in.Passed {
+		passed += n
+		if n > 0 {
+			passedBy = append(passedBy, classify.Verdict(v).String(), n)
+		}
+	}
 	log.Info("capture forwarded", "read", in.Read, "written", in.Written, "oversize", in.Oversize, "unconvertible", in.Unconvertible,
+		"passed_to_kernel", passed, slog.Group("passed", passedBy...),
 		"forwarded", cnt.TxPackets, "dropped", cnt.RxPackets-cnt.TxPackets,
 		"clienthellos", cnt.ClientHellos, "migration_support", cnt.ClientHelloMigrationSupport,
 		"pins", st.PinSize, "transitions", st.TransSize)
