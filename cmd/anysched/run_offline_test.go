@@ -197,3 +197,25 @@ func TestCorruptCaptureExitsTwoFromRunAndInspect(t *testing.T) {
 		}
 	}
 }
+
+// A config that costs too much to load is a usage error at start, named:
+// /dev/zero is read up to the 1 MiB limit, an alias bomb is refused after
+// counting, a capacity outside its range names the field.
+func TestRunRefusesUnboundedConfigs(t *testing.T) {
+	nodes := "[&n {name: a, address: 10.0.0.1}" + strings.Repeat(", *n", 999) + "]"
+	bomb := writeFile(t, "bomb.yaml", "vips:\n  - address: 10.200.0.1\ntable:\n  seed: 6a1c5e0f3b9d47a2c8e1f05d7b3a9c64\npools:\n  - &p {name: p0, nodes: "+nodes+"}\n"+strings.Repeat("  - *p\n", 999))
+	capacity := writeFile(t, "cap.yaml", offlineConfig+"pins:\n  capacity: 134217728\n")
+	in := filepath.Join(t.TempDir(), "in.pcap")
+	writeEthPcap(t, in, [][]byte{tcpFrame(t, 40000, true, nil)})
+	for _, c := range []struct{ config, says string }{
+		{"/dev/zero", "larger than 1048576 bytes"},
+		{bomb, "YAML nodes with its aliases expanded"},
+		{capacity, "pins.capacity"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := dispatch([]string{"run", "--config", c.config, "--pcap-in", in}, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), "--config "+c.config) || !strings.Contains(stderr.String(), c.says) {
+			t.Errorf("--config %s: exit %d, stderr %q; want 2 saying %q", c.config, code, stderr.String(), c.says)
+		}
+	}
+}

@@ -100,6 +100,16 @@ func newPlane(c *Config, clock func() int64, opts ...sched.Option) (*plane, erro
 }
 
 func (p *plane) addWorkers(c *Config, src fastpath.MAC, rings []ring.Ring, clock func() int64) error {
+	// The tables are allocated here, all at once: a capacity that does not
+	// fit is a config error naming the field, not "fatal error: out of
+	// memory" a moment later.
+	avail, err := memoryAvailable()
+	if err != nil {
+		c.Log.Warn("available memory unknown; table capacities not checked against it", "err", err)
+	}
+	if err := c.Sched.CheckMemory(len(rings), avail); err != nil {
+		return &UsageError{fmt.Errorf("--config %s: %w", c.ConfigPath, err)}
+	}
 	for i, r := range rings {
 		wc := fastpath.Config{
 			Batch: c.Batch, SourceMAC: src, MACs: p.book, Clock: clock,
@@ -163,6 +173,8 @@ func Run(ctx context.Context, c Config) error {
 
 	reg := newRegistry(port)
 	reg.MustRegister(NewCollector(p.s, p.workers...))
+	var reloads reloadStats
+	reg.MustRegister(reloadCollector(&reloads))
 	var wg sync.WaitGroup
 	errs := make(chan error, len(p.workers)+2)
 	for i, w := range p.workers {
@@ -180,7 +192,7 @@ func Run(ctx context.Context, c Config) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	wg.Go(func() { p.s.WatchConfig(ctx, c.ConfigPath, 0, hup) })
+	wg.Go(func() { p.watchReloads(ctx, c.ConfigPath, hup, log, &reloads) })
 	return serve(ctx, cancel, &wg, errs, reg, &c, len(port.Rings), "forward")
 }
 
@@ -286,6 +298,10 @@ func VIPPorts(vips []lookup.VIP) []netip.AddrPort {
 	}
 	return out
 }
+
+// memoryAvailable is what the flow tables are checked against; tests
+// replace it to show the check without a machine of that size.
+var memoryAvailable = sched.MemoryAvailable
 
 // OfflineSourceMAC is the source MAC of frames RunCapture writes: there is
 // no interface, so a fixed locally administered address.
