@@ -78,11 +78,12 @@ const (
 	protoTCP    = 6
 	protoICMP   = 1
 	protoICMPv6 = 58
-	// Key words (little-endian) of the v4-mapped prefix and of the family
-	// byte with port 0.
+	// Key words (little-endian) of the v4-mapped prefix and of port 0, the
+	// family and the address kind (classify.AddressKey).
 	keyV4Mapped = -65536 // bytes 00 00 ff ff
-	keyFamily4  = 4 << 16
-	keyFamily6  = 6 << 16
+	keyAddress4 = 4<<16 | 1<<24
+	keyAddress6 = 6<<16 | 1<<24
+	keyService4 = 4 << 16
 	// offsetMask bounds every offset into the frame for the verifier: a
 	// no-op, since frames longer than classify.MaxFrameLen never get this
 	// far.
@@ -350,7 +351,7 @@ func programInstructions() asm.Instructions {
 		asm.StoreImm(asm.R10, stackKey+8, keyV4Mapped, asm.Word),
 		asm.LoadMem(asm.R5, asm.R1, header.IPv4DstAddrOffset, asm.Word),
 		asm.StoreMem(asm.R10, stackKey+12, asm.R5, asm.Word),
-		asm.StoreImm(asm.R10, stackKey+16, keyFamily4, asm.Word),
+		asm.StoreImm(asm.R10, stackKey+16, keyAddress4, asm.Word),
 		asm.Add.Reg(asm.R7, asm.R6), // R7 = end of the IP packet
 		asm.LoadMem(asm.R5, asm.R1, header.IPv4FlagsFragOffset, asm.Half),
 		asm.And.Imm(asm.R5, ipv4FragOff),
@@ -390,7 +391,7 @@ func programInstructions() asm.Instructions {
 		)
 	}
 	b.add(
-		asm.StoreImm(asm.R10, stackKey+16, keyFamily6, asm.Word),
+		asm.StoreImm(asm.R10, stackKey+16, keyAddress6, asm.Word),
 		asm.LoadMem(asm.R5, asm.R1, header.IPv6NextHeaderOffset, asm.Byte),
 		asm.Mov.Reg(asm.R8, asm.R6),
 		asm.Add.Imm(asm.R8, header.IPv6HeaderLen),
@@ -417,12 +418,14 @@ func programInstructions() asm.Instructions {
 		asm.JGT.Reg(asm.R4, asm.R7, "malformed"),
 		asm.LoadMem(asm.R5, asm.R1, header.TCPDstPortOffset, asm.Half),
 		asm.StoreMem(asm.R10, stackKey+classify.KeyPortOffset, asm.R5, asm.Half),
+		asm.StoreImm(asm.R10, stackKey+classify.KeyKindOffset, 0, asm.Byte),
 	)
 	b.lookup(stackKey)
 	b.add(
 		asm.JNE.Imm(asm.R0, 0, "service"),
 		// Not a service: is the address a VIP's at all?
 		asm.StoreImm(asm.R10, stackKey+classify.KeyPortOffset, 0, asm.Half),
+		asm.StoreImm(asm.R10, stackKey+classify.KeyKindOffset, 1, asm.Byte),
 		asm.Ja.Label("other"),
 	)
 
@@ -465,6 +468,7 @@ func programInstructions() asm.Instructions {
 	b.add(
 		asm.LoadMem(asm.R0, asm.R1, 8+header.IPv4SrcAddrOffset, asm.Word),
 		asm.StoreMem(asm.R10, stackKey+12, asm.R0, asm.Word),
+		asm.StoreImm(asm.R10, stackKey+16, keyService4, asm.Word),
 		asm.LoadMem(asm.R0, asm.R5, 8+header.TCPSrcPortOffset, asm.Half),
 		asm.StoreMem(asm.R10, stackKey+classify.KeyPortOffset, asm.R0, asm.Half),
 		asm.Ja.Label("icmp_service"),
@@ -507,6 +511,7 @@ func programInstructions() asm.Instructions {
 	}
 	b.add(
 		asm.StoreMem(asm.R10, stackKey+classify.KeyPortOffset, asm.R4, asm.Half),
+		asm.StoreImm(asm.R10, stackKey+classify.KeyKindOffset, 0, asm.Byte),
 		asm.Ja.Label("icmp_service"),
 	)
 

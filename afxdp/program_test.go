@@ -57,6 +57,9 @@ func verdictCases() []verdictCase {
 		{"v4 tcp vip", tframe{dst: testVIP4, proto: 6, l4: syn}, toSocket},
 		{"v4 tcp vip with payload and padding", tframe{dst: testVIP4, proto: 6, l4: hello, pad: 6}, toSocket},
 		{"v4 tcp vip other port", tframe{dst: testVIP4, proto: 6, l4: tcpHeader(40000, 80, 0x02)}, CounterPassVIPOther},
+		{"v4 tcp vip port 0 (not the address key)", tframe{dst: testVIP4, proto: 6, l4: tcpHeader(40000, 0, 0x02)}, CounterPassVIPOther},
+		{"v6 tcp vip port 0", tframe{dst: testVIP6, proto: 6, l4: tcpHeader(40000, 0, 0x02)}, CounterPassVIPOther},
+		{"v4 frag needed quoting vip port 0", tframe{dst: testVIP4, proto: 1, l4: icmpError(3, 4, quote4(testVIP4, 0, testClient4, 40000, 6))}, CounterPassVIPICMP},
 		{"v4 tcp router", tframe{dst: other4, proto: 6, l4: syn}, CounterPassNotVIP},
 		{"v4 udp vip (QUIC)", tframe{dst: testVIP4, proto: 17, l4: udpHeader(40000, 443)}, CounterPassVIPOther},
 		{"v4 esp vip", tframe{dst: testVIP4, proto: 50, l4: make([]byte, 16)}, CounterPassVIPOther},
@@ -251,7 +254,7 @@ func TestVIPKeyLayout(t *testing.T) {
 		t.Error("a v4-mapped config address gives a different key")
 	}
 	a := testVIP4.As16()
-	if classify.MakeKey(6, &a, 443) == want {
+	if classify.ServiceKey(6, &a, 443) == want {
 		t.Error("the IPv6 address ::ffff:10.200.0.1 has the IPv4 VIP's key")
 	}
 }

@@ -95,9 +95,11 @@ func (v Verdict) String() string {
 
 // KeySize is the size of a VIP map key: 16 address bytes (IPv4 as
 // v4-mapped IPv6, as parser.FlowKey stores it), the port in network byte
-// order, the address family (parser.FamilyIPv4 / FamilyIPv6) and a zero
-// byte. Port 0 marks the address itself. The family is part of the key so
-// an IPv6 packet to ::ffff:a.b.c.d never matches the IPv4 VIP a.b.c.d.
+// order, the address family (parser.FamilyIPv4 / FamilyIPv6) and the kind:
+// 0 for a service (address and port), 1 for the address itself, which
+// only chooses a pass reason. The family is part of the key so an IPv6
+// packet to ::ffff:a.b.c.d never matches the IPv4 VIP a.b.c.d; the kind,
+// so TCP to port 0 is no service.
 const KeySize = 20
 
 // Key is a VIP map key.
@@ -107,10 +109,11 @@ type Key [KeySize]byte
 const (
 	KeyPortOffset   = 16
 	KeyFamilyOffset = 18
+	KeyKindOffset   = 19
 )
 
-// MakeKey builds the key of family, a 16-byte address and a port.
-func MakeKey(family uint8, addr *[16]byte, port uint16) Key {
+// ServiceKey is the key of a service: family, a 16-byte address, a port.
+func ServiceKey(family uint8, addr *[16]byte, port uint16) Key {
 	var k Key
 	copy(k[:16], addr[:])
 	k[KeyPortOffset], k[KeyPortOffset+1] = byte(port>>8), byte(port)
@@ -118,9 +121,16 @@ func MakeKey(family uint8, addr *[16]byte, port uint16) Key {
 	return k
 }
 
-// AddrPortKey is the key of a VIP service (port > 0) or of its address
-// (port 0). An IPv4-mapped IPv6 address is taken as the IPv4 address, as
-// the config does.
+// AddressKey is the key of a VIP address itself.
+func AddressKey(family uint8, addr *[16]byte) Key {
+	k := ServiceKey(family, addr, 0)
+	k[KeyKindOffset] = 1
+	return k
+}
+
+// AddrPortKey is the key of a VIP service, or with port 0 of its address.
+// An IPv4-mapped IPv6 address is taken as the IPv4 address, as the config
+// does.
 func AddrPortKey(addr netip.Addr, port uint16) Key {
 	a := addr.Unmap()
 	fam := parser.FamilyIPv6
@@ -128,7 +138,10 @@ func AddrPortKey(addr netip.Addr, port uint16) Key {
 		fam = parser.FamilyIPv4
 	}
 	b := a.As16()
-	return MakeKey(fam, &b, port)
+	if port == 0 {
+		return AddressKey(fam, &b)
+	}
+	return ServiceKey(fam, &b, port)
 }
 
 // VIPs is a set of VIP services and their addresses, as the XDP program's
@@ -160,8 +173,12 @@ func (v *VIPs) Keys() []Key {
 	return out
 }
 
-func (v *VIPs) has(family uint8, addr *[16]byte, port uint16) bool {
-	return v.keys[MakeKey(family, addr, port)]
+func (v *VIPs) hasService(family uint8, addr *[16]byte, port uint16) bool {
+	return v.keys[ServiceKey(family, addr, port)]
+}
+
+func (v *VIPs) hasAddress(family uint8, addr *[16]byte) bool {
+	return v.keys[AddressKey(family, addr)]
 }
 
 // Frame classifies one Ethernet frame; p is scratch space (its contents
@@ -174,7 +191,7 @@ func (v *VIPs) Frame(frame []byte, p *parser.Packet) Verdict {
 	fl := &p.Flow
 	// addrOnly gives reason if the destination address is a VIP's.
 	addrOnly := func(fam uint8, dst *[16]byte, reason Verdict) Verdict {
-		if v.has(fam, dst, 0) {
+		if v.hasAddress(fam, dst) {
 			return reason
 		}
 		return PassNotVIP
@@ -193,7 +210,7 @@ func (v *VIPs) Frame(frame []byte, p *parser.Packet) Verdict {
 	default:
 		return PassMalformed
 	}
-	if v.has(fl.Family, &fl.Dst, fl.DstPort) {
+	if v.hasService(fl.Family, &fl.Dst, fl.DstPort) {
 		if frame[p.TTLOff] <= 1 {
 			return PassTTL
 		}
