@@ -185,3 +185,25 @@ func TestMemoryAvailableFromMeminfoAndCgroup(t *testing.T) {
 		t.Fatalf("this machine: %d, %v", avail, err)
 	}
 }
+
+// BenchmarkParseConfigAliasBomb is what the 11 KB alias bomb costs a
+// (re)load now: the YAML parse and one memoized count.
+func BenchmarkParseConfigAliasBomb(b *testing.B) {
+	bomb := aliasBomb(1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseConfig(bomb, "bomb.yaml"); err == nil {
+			b.Fatal("accepted")
+		}
+	}
+}
+
+// BenchmarkReadConfigDevZero is what --config /dev/zero costs: 1 MiB read.
+func BenchmarkReadConfigDevZero(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := LoadConfig("/dev/zero"); err == nil {
+			b.Fatal("accepted")
+		}
+	}
+}
