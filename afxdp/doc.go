@@ -6,27 +6,37 @@
 // addresses from the kernel's neighbour table.
 //
 // The XDP program is written with cilium/ebpf's asm package rather than C
-// and bpf2go: it is 132 instructions, CI has no clang, and an
-// asm program is built at run time from Go code that is reviewed, diffed and
-// tested like the rest of the module, with no generated object files to keep
-// in step with their source.
+// and bpf2go: CI has no clang, and an asm program is built at run time
+// from Go code that is reviewed, diffed and tested like the rest of the
+// module, with no generated object files to keep in step with their
+// source.
 //
-// What the program redirects, to the XSK map slot of the frame's RX queue
-// (bpf_redirect_map with XDP_PASS as the fallback when the slot is empty):
+// The program redirects exactly what fastpath.Worker forwards and passes
+// everything else to the kernel, counted by reason: package classify is
+// that rule in Go (built on parser.ParseFrame), and the program is held to
+// it frame by frame with BPF_PROG_TEST_RUN (TestProgramVerdicts,
+// FuzzProgramVerdict) and to the worker itself
+// (TestProgramRedirectsWhatTheWorkerForwards). It redirects, to the XSK
+// map slot of the frame's RX queue (bpf_redirect_map, XDP_PASS as the
+// fallback when the slot is empty):
 //
-//   - IPv4 and IPv6 TCP to a VIP address:port in the VIP hash map (key: 16
-//     address bytes, IPv4 v4-mapped, and the port; filled by SetVIPs);
-//   - ICMP destination unreachable / time exceeded and ICMPv6 destination
-//     unreachable / packet too big / time exceeded addressed to a VIP
-//     address, so the fast path can send them to the node that owns the
-//     quoted flow (path-MTU discovery through the router);
-//   - non-first IPv4 fragments and IPv6 frames with extension headers to a
-//     VIP address: they carry no port the program can read cheaply, so the
-//     fast path, which parses them fully, counts and decides.
+//   - IPv4 and IPv6 TCP to a VIP address:port of its own family (key: 16
+//     address bytes, IPv4 v4-mapped, the port and the family; filled by
+//     SetVIPs), behind up to two 802.1Q/802.1ad/0x9100 tags and, for IPv6,
+//     up to eight extension headers (hop-by-hop, routing, destination
+//     options, AH, a first fragment), with every header check the parser
+//     makes (IPv4 header checksum, lengths, TCP data offset);
+//   - ICMP errors (destination unreachable, time exceeded, parameter
+//     problem; ICMPv6 also packet too big) quoting a VIP TCP flow, so the
+//     fast path can send them to the node that owns it (path-MTU discovery
+//     through the router).
 //
-// Everything else passes: ARP, ND, the router's own traffic, and any VIP
-// frame whose TTL or hop limit is 1 or less (the kernel answers with ICMP
-// time exceeded). One or two 802.1Q/802.1ad tags are understood.
+// It passes (pass_*): non-IP frames, traffic to other addresses, VIP
+// traffic with TTL or hop limit <= 1 (the kernel answers with ICMP time
+// exceeded), headers the parser refuses, and to a VIP address: non-first
+// fragments, ICMP that is not an error quoting a VIP TCP flow (QUIC's
+// PMTUD quotes UDP), other protocols and unconfigured ports. Nothing is
+// dropped in XDP: the kernel had all of these before the router did.
 //
 // The program is attached with link.AttachXDP and never pinned, so the
 // bpf_link dies with the process, even after SIGKILL, and the interface is

@@ -155,9 +155,10 @@ type Worker struct {
 }
 
 type vipEntry struct {
-	addr [16]byte
-	port uint16
-	tls  bool
+	addr   [16]byte
+	port   uint16
+	family uint8 // parser.FamilyIPv4 / FamilyIPv6: ::ffff:a.b.c.d over IPv6 is not a.b.c.d
+	tls    bool
 }
 
 // NewWorker makes a worker over ring. src must already have a snapshot.
@@ -215,14 +216,18 @@ func (w *Worker) useSnapshot(s *lookup.Snapshot) {
 	w.vips = w.vips[:0]
 	for _, v := range s.VIPs {
 		// As16 gives IPv4 in its v4-mapped form, as FlowKey stores it.
-		w.vips = append(w.vips, vipEntry{addr: v.Addr.Unmap().As16(), port: v.Port, tls: v.TLS})
+		fam := parser.FamilyIPv6
+		if v.Addr.Unmap().Is4() {
+			fam = parser.FamilyIPv4
+		}
+		w.vips = append(w.vips, vipEntry{addr: v.Addr.Unmap().As16(), port: v.Port, family: fam, tls: v.TLS})
 	}
 }
 
 func (w *Worker) vipOf(k *parser.FlowKey) *vipEntry {
 	for i := range w.vips {
 		v := &w.vips[i]
-		if v.port == k.DstPort && v.addr == k.Dst {
+		if v.port == k.DstPort && v.addr == k.Dst && v.family == k.Family {
 			return v
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/netip"
@@ -90,6 +91,10 @@ type Config struct {
 	// Warnings are valid but questionable settings (e.g. a table too
 	// small for the ~1% disruption bound), for the operator's log.
 	Warnings []string
+
+	// positions maps field paths to their line and column, for errors
+	// found after parsing (CheckMemory).
+	positions map[string][2]int
 }
 
 // Pool is a named group of nodes.
@@ -232,9 +237,43 @@ func (es ConfigErrors) Unwrap() []error {
 	return out
 }
 
-// LoadConfig reads and validates the config file at path.
+// Limits on what loading a config may cost, whoever wrote the file: the
+// router reads it at start and on every SIGHUP, and a bad reload must not
+// take the running router down.
+const (
+	// MaxConfigBytes bounds the file; ReadConfigFile stops reading after it.
+	MaxConfigBytes = 1 << 20
+	// MaxConfigYAMLNodes bounds the YAML nodes of a config with every
+	// alias expanded, counted before anything is built from them. A config
+	// of MaxNodes nodes with every setting is about 70,000.
+	MaxConfigYAMLNodes = 1 << 17
+	// maxConfigErrors is how many problems are reported one by one; the
+	// rest are counted in a last "and N more" entry.
+	maxConfigErrors = 20
+)
+
+// ReadConfigFile reads the config file at path, at most MaxConfigBytes of
+// it: a larger file (or /dev/zero) is an error naming the file, read no
+// further.
+func ReadConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxConfigBytes {
+		return nil, ConfigErrors{{File: path, Msg: fmt.Sprintf("larger than %d bytes: not a router config", MaxConfigBytes)}}
+	}
+	return data, nil
+}
+
+// LoadConfig reads (ReadConfigFile) and validates the config file at path.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadConfigFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +282,14 @@ func LoadConfig(path string) (*Config, error) {
 
 // ParseConfig validates a YAML config; name is used in error messages.
 // Every error names the field and its line:col; unknown keys are errors.
+// Its work is bounded: at most MaxConfigBytes of input and
+// MaxConfigYAMLNodes expanded YAML nodes, and at most maxConfigErrors
+// problems listed.
 func ParseConfig(data []byte, name string) (*Config, error) {
 	p := &cfgParser{file: name}
+	if len(data) > MaxConfigBytes {
+		return nil, ConfigErrors{{File: name, Msg: fmt.Sprintf("larger than %d bytes: not a router config", MaxConfigBytes)}}
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		e := &ConfigError{File: name, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
@@ -269,6 +314,9 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, ConfigErrors{{File: name, Msg: "empty config"}}
+	}
+	if n := expandedNodes(&doc, map[*yaml.Node]int{}); n > MaxConfigYAMLNodes {
+		return nil, ConfigErrors{{File: name, Msg: fmt.Sprintf("more than %d YAML nodes with its aliases expanded: not a router config", MaxConfigYAMLNodes)}}
 	}
 	root := doc.Content[0]
 	var seedNode, sizeNode *yaml.Node
@@ -403,9 +451,46 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("table.size%s: %d slots for %d nodes is fewer than 100 per node: a node change will move more than the ~1%% of flows Maglev promises; use a prime >= %d", at, cfg.TableSize, n, 100*n))
 	}
 	if len(p.errs) > 0 {
+		if p.dropped > 0 {
+			p.errs = append(p.errs, &ConfigError{File: name, Msg: fmt.Sprintf("and %d more problems", p.dropped)})
+		}
 		return nil, p.errs
 	}
+	cfg.positions = map[string][2]int{}
+	for f, n := range p.seen {
+		if n != nil {
+			cfg.positions[f] = [2]int{n.Line, n.Column}
+		}
+	}
 	return cfg, nil
+}
+
+// expandedNodes counts the nodes under n with every alias expanded, up to
+// just past MaxConfigYAMLNodes; memo makes the count linear in the
+// document's real size (an alias of an alias of ... costs one lookup), so
+// a few kilobytes of aliases that expand to millions of nodes are refused
+// before anything walks them.
+func expandedNodes(n *yaml.Node, memo map[*yaml.Node]int) int {
+	if n == nil {
+		return 0
+	}
+	if c, ok := memo[n]; ok {
+		return c
+	}
+	memo[n] = MaxConfigYAMLNodes + 1 // an alias cycle counts as too many
+	c := 1
+	if n.Kind == yaml.AliasNode {
+		c += expandedNodes(n.Alias, memo)
+	}
+	for _, ch := range n.Content {
+		if c > MaxConfigYAMLNodes {
+			break
+		}
+		c += expandedNodes(ch, memo)
+	}
+	c = min(c, MaxConfigYAMLNodes+1)
+	memo[n] = c
+	return c
 }
 
 func (p *cfgParser) checkNodes(cfg *Config) {
@@ -457,12 +542,18 @@ func (p *cfgParser) checkNodes(cfg *Config) {
 type cfgParser struct {
 	file string
 	errs ConfigErrors
+	// dropped counts the problems past maxConfigErrors.
+	dropped int
 	// seen maps each field path that appeared to its value node, for
 	// cross-field errors.
 	seen map[string]*yaml.Node
 }
 
 func (p *cfgParser) fail(n *yaml.Node, field, format string, args ...any) {
+	if len(p.errs) >= maxConfigErrors {
+		p.dropped++
+		return
+	}
 	e := &ConfigError{File: p.file, Field: field, Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line, e.Col = n.Line, n.Column

@@ -218,11 +218,17 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(baseConfig + "policy: weighted\nprobe:\n  interval: 1s\n"))
 	f.Add([]byte("vips: &a [1]\npools: *a\n"))
 	f.Add([]byte("{}"))
+	f.Add(aliasBomb(40))
+	f.Add([]byte(baseConfig + "a: 1\nb: 2\nc: [&x {d: 1}, *x, *x]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := ParseConfig(data, "fuzz.yaml")
 		if err != nil {
 			if cfg != nil {
 				t.Fatal("config and error")
+			}
+			// At most maxConfigErrors problems and the "and N more" line.
+			if es, ok := err.(ConfigErrors); ok && len(es) > maxConfigErrors+1 {
+				t.Fatalf("%d errors listed", len(es))
 			}
 			var ce *ConfigError
 			if !errors.As(err, &ce) {

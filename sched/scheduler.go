@@ -550,7 +550,7 @@ func (s *Scheduler) WatchConfig(ctx context.Context, path string, poll time.Dura
 		case <-hup:
 			forced = true
 		}
-		data, err := os.ReadFile(path)
+		data, err := ReadConfigFile(path) // bounded: a bad reload must not take the router down
 		if err != nil {
 			s.log.Error("reload failed; keeping the running config", "config", path, "err", err)
 			continue

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/anysched/anysched/afxdp"
+	"github.com/anysched/anysched/classify"
 	"github.com/anysched/anysched/fastpath"
 	"github.com/anysched/anysched/internal/cli"
 	"github.com/anysched/anysched/internal/daemon"
@@ -79,8 +80,8 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (*runOptions, error)
 	fs.StringVar(&cpus, "cpus", "", "CPUs to pin the queue workers to, e.g. \"2-5\" (worker i gets the i-th CPU, round robin); default: no pinning")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9300); empty: no metrics server")
 	fs.StringVar(&mode, "mode", "forward", "forward: schedule and forward VIP traffic; reflect: send every redirected frame back with MACs swapped and no parsing (the I/O ceiling of the bed)")
-	fs.StringVar(&o.pcapIn, "pcap-in", "", "forward this capture (pcap or pcapng; link types Ethernet, Linux cooked SLL/SLL2 as from tcpdump -i any, and raw IP, all forwarded as Ethernet) offline instead of an interface; every decision is logged")
-	fs.StringVar(&o.pcapOut, "pcap-out", "", "with --pcap-in: write the frames the router would send to this pcap file (Ethernet, nanosecond timestamps)")
+	fs.StringVar(&o.pcapIn, "pcap-in", "", "forward this capture (pcap or pcapng; link types Ethernet, Linux cooked SLL/SLL2 as from tcpdump -i any, and raw IP, all forwarded as Ethernet) offline instead of an interface; frames the XDP program would pass to the kernel are reported as to-kernel with its reason, never forwarded; every decision is logged; a file that is not a readable capture exits 2")
+	fs.StringVar(&o.pcapOut, "pcap-out", "", "with --pcap-in: write the frames the router would send to this pcap file (Ethernet, nanosecond timestamps); it must not be the --pcap-in file")
 	fs.BoolVar(&o.explain, "explain", false, "print one line per frame saying what was decided and why (always on with --pcap-in unless --log-level is above info)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error (debug also explains every frame)")
 	fs.IntVar(&o.pollMs, "poll-ms", fastpath.DefaultPollMs, "how long a worker waits for frames before it checks for shutdown (milliseconds)")
@@ -226,20 +227,26 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if o.pcapIn != "" {
-		return runPcap(ctx, o, cfg, log, stdout)
+		return runPcap(ctx, o, cfg, log, stdout, stderr)
 	}
 	return runDaemon(ctx, o, cfg, log, stdout)
 }
 
 // explainer returns a fastpath.Config.Explain function that prints one
-// line per frame.
-func explainer(w io.Writer, stamp func() time.Time) func(*fastpath.Explanation) {
+// line per frame. number, when set, numbers the frames (offline: the
+// frame's place in the capture, counting those passed to the kernel);
+// otherwise the worker's count is used.
+func explainer(w io.Writer, stamp func() time.Time, number func() uint64) func(*fastpath.Explanation) {
 	return func(e *fastpath.Explanation) {
 		var b strings.Builder
 		if stamp != nil {
 			b.WriteString(stamp().UTC().Format("15:04:05.000000 "))
 		}
-		fmt.Fprintf(&b, "frame %d ", e.Frame)
+		n := e.Frame
+		if number != nil {
+			n = number()
+		}
+		fmt.Fprintf(&b, "frame %d ", n)
 		p := e.Packet
 		if e.Status != parser.StatusOK {
 			fmt.Fprintf(&b, "drop parse=%s", e.Status)
@@ -273,6 +280,20 @@ func explainer(w io.Writer, stamp func() time.Time) func(*fastpath.Explanation) 
 	}
 }
 
+// passExplainer prints one line for a frame the XDP program would pass to
+// the kernel: it never reaches the fast path, so it is neither forwarded
+// nor dropped by the router.
+func passExplainer(w io.Writer, stamp func() time.Time, number func() uint64) func([]byte, classify.Verdict) {
+	return func(_ []byte, v classify.Verdict) {
+		var b strings.Builder
+		if stamp != nil {
+			b.WriteString(stamp().UTC().Format("15:04:05.000000 "))
+		}
+		fmt.Fprintf(&b, "frame %d to-kernel xdp=%s", number(), v)
+		fmt.Fprintln(w, b.String())
+	}
+}
+
 func tcpFlags(f uint8) string {
 	const names = "FSRPAUEC"
 	var b []byte
@@ -287,27 +308,36 @@ func tcpFlags(f uint8) string {
 	return string(b)
 }
 
-// runPcap forwards a capture offline through the router's wiring.
-func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Logger, stdout io.Writer) int {
+// runPcap forwards a capture offline through the router's wiring. A bad
+// input file (missing, a directory, not a capture, corrupt anywhere in it)
+// exits 2 like a bad flag, as inspect does: the operator named the wrong
+// thing, nothing failed at run time. --pcap-out naming the input (by path,
+// symlink or hard link) is refused before anything is created, so the
+// input is never truncated.
+func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Logger, stdout, stderr io.Writer) int {
 	in, err := os.Open(o.pcapIn)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "anysched run: --pcap-in: %v\n", err)
+		fmt.Fprintf(stderr, "anysched run: --pcap-in: %v\n", err)
 		return exitUsage
 	}
 	defer in.Close()
 	inStat, err := in.Stat()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "anysched run: --pcap-in: %v\n", err)
+		fmt.Fprintf(stderr, "anysched run: --pcap-in: %v\n", err)
 		return exitUsage
 	}
 	if inStat.IsDir() {
-		fmt.Fprintf(os.Stderr, "anysched run: --pcap-in %s is a directory\n", o.pcapIn)
+		fmt.Fprintf(stderr, "anysched run: --pcap-in %s is a directory\n", o.pcapIn)
 		return exitUsage
 	}
 	var out *os.File
 	if o.pcapOut != "" {
+		if outStat, err := os.Stat(o.pcapOut); err == nil && os.SameFile(inStat, outStat) {
+			fmt.Fprintf(stderr, "anysched run: --pcap-out %s is the same file as --pcap-in %s: writing it would destroy the capture being read\n", o.pcapOut, o.pcapIn)
+			return exitUsage
+		}
 		if out, err = os.Create(o.pcapOut); err != nil {
-			fmt.Fprintf(os.Stderr, "anysched run: --pcap-out: %v\n", err)
+			fmt.Fprintf(stderr, "anysched run: --pcap-out: %v\n", err)
 			return exitUsage
 		}
 	}
@@ -318,18 +348,27 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 	// Two frame slots: RunCapture sends frames one at a time.
 	capRing, err := offline.NewPcapRing(in, inStat.Size(), outW, 2, 1<<16)
 	if err != nil {
-		log.Error("reading capture (pcap or pcapng; Ethernet, Linux SLL/SLL2 or raw IP)", "file", o.pcapIn, "err", err)
-		return exitFailure
+		if out != nil {
+			out.Close()
+		}
+		fmt.Fprintf(stderr, "anysched run: --pcap-in %s: %v (want pcap or pcapng; Ethernet, Linux SLL/SLL2 or raw IP)\n", o.pcapIn, err)
+		return exitUsage
 	}
 	rc := routerConfig(o, cfg, log)
 	if o.explain || o.logLevel <= slog.LevelInfo {
-		rc.Explain = explainer(stdout, capRing.Now)
+		number := func() uint64 { return capRing.Read }
+		rc.Explain = explainer(stdout, capRing.Now, number)
+		rc.ExplainPass = passExplainer(stdout, capRing.Now, number)
 	}
 	err = daemon.RunCapture(ctx, rc, capRing)
 	if out != nil {
 		if cerr := out.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("writing capture: %w", cerr)
 		}
+	}
+	if errors.Is(err, offline.ErrBadCapture) {
+		fmt.Fprintf(stderr, "anysched run: --pcap-in %s: %v\n", o.pcapIn, err)
+		return exitUsage
 	}
 	return exitCode(log, err)
 }
@@ -338,7 +377,7 @@ func runPcap(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Lo
 func runDaemon(ctx context.Context, o *runOptions, cfg *sched.Config, log *slog.Logger, stdout io.Writer) int {
 	rc := routerConfig(o, cfg, log)
 	if o.explain || o.logLevel <= slog.LevelDebug {
-		rc.Explain = explainer(stdout, time.Now)
+		rc.Explain = explainer(stdout, time.Now, nil)
 	}
 	return exitCode(log, daemon.Run(ctx, rc))
 }

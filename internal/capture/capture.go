@@ -61,7 +61,7 @@ type Reader struct {
 	pcap         *pcapgo.Reader
 	pcapLinkType LinkType
 	ng           *pcapgo.NgReader
-	idbLinkTypes []LinkType // from checkPcapngBlocks
+	widened      *linkTypeTable // from checkPcapngBlocks
 	scratch      []byte
 	packets      int // read so far, for error messages
 	wireLen      int
@@ -71,11 +71,11 @@ type Reader struct {
 // block's lengths, before gopacket's reader allocates what they claim) and
 // opens it.
 func Open(r io.ReaderAt, size int64) (*Reader, error) {
-	idbLinkTypes, err := checkPcapngBlocks(r, size)
+	widened, err := checkPcapngBlocks(r, size)
 	if err != nil {
 		return nil, err
 	}
-	return openCapture(io.NewSectionReader(r, 0, size), idbLinkTypes)
+	return openCapture(io.NewSectionReader(r, 0, size), widened)
 }
 
 // Next returns the next packet as an Ethernet frame and its capture time.
@@ -111,7 +111,7 @@ func (r *Reader) Next() (frame []byte, ts time.Time, err error) {
 		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("packet on interface %d: %w", ci.InterfaceIndex, err)
 		}
-		lt = widenLinkType(intf.LinkType, r.idbLinkTypes)
+		lt = r.widened.widen(intf.LinkType)
 	}
 	if !lt.Supported() {
 		return nil, time.Time{}, fmt.Errorf("packet %d: link type %d is not supported (Ethernet, Linux SLL/SLL2 and raw IP are); capture on an Ethernet interface", n, lt)
@@ -130,9 +130,9 @@ func (r *Reader) Next() (frame []byte, ts time.Time, err error) {
 func (r *Reader) WireLength() int { return r.wireLen }
 
 // openCapture detects pcap or pcapng by the magic number and opens the
-// matching pcapgo reader. idbLinkTypes are the link types of the pcapng
+// matching pcapgo reader. widened holds the link types of the pcapng
 // interface description blocks, from checkPcapngBlocks.
-func openCapture(r io.Reader, idbLinkTypes []LinkType) (*Reader, error) {
+func openCapture(r io.Reader, widened *linkTypeTable) (*Reader, error) {
 	br := bufio.NewReader(r)
 	magic, err := br.Peek(4)
 	if err != nil {
@@ -147,7 +147,7 @@ func openCapture(r io.Reader, idbLinkTypes []LinkType) (*Reader, error) {
 		if err != nil {
 			return nil, fmt.Errorf("corrupt pcapng: %w", err)
 		}
-		return &Reader{ng: ng, idbLinkTypes: idbLinkTypes, scratch: scratch}, nil
+		return &Reader{ng: ng, widened: widened, scratch: scratch}, nil
 	case 0xA1B2C3D4, 0xD4C3B2A1, 0xA1B23C4D, 0x4D3CB2A1:
 		hdr, err := br.Peek(24)
 		if err != nil {
@@ -173,13 +173,29 @@ func openCapture(r io.Reader, idbLinkTypes []LinkType) (*Reader, error) {
 	return nil, fmt.Errorf("not a pcap or pcapng file (magic %x)", magic)
 }
 
-// widenLinkType undoes gopacket's uint8 truncation of a pcapng interface's
-// link type, using the 16-bit values the interface blocks really hold.
-func widenLinkType(truncated layers.LinkType, idbLinkTypes []LinkType) LinkType {
-	for _, lt := range idbLinkTypes {
-		if uint8(lt) == uint8(truncated) {
-			return lt
-		}
+// linkTypeTable undoes gopacket's uint8 truncation of pcapng interface
+// link types: for each truncated value, the 16-bit link type of the first
+// interface block that truncates to it. A table, not a list searched per
+// packet, so a file with many interface blocks costs one lookup a packet
+// (a list made reading 100k interfaces quadratic).
+type linkTypeTable struct {
+	full [256]LinkType
+	set  [256]bool
+}
+
+// add records an interface block's link type unless an earlier block
+// with the same truncated value did.
+func (t *linkTypeTable) add(lt LinkType) {
+	if !t.set[uint8(lt)] {
+		t.full[uint8(lt)], t.set[uint8(lt)] = lt, true
+	}
+}
+
+// widen returns the 16-bit link type behind a truncated one; a value no
+// interface block had is returned as it is. A nil table widens nothing.
+func (t *linkTypeTable) widen(truncated layers.LinkType) LinkType {
+	if t != nil && t.set[uint8(truncated)] {
+		return t.full[uint8(truncated)]
 	}
 	return LinkType(truncated)
 }
@@ -195,16 +211,18 @@ const (
 // checkPcapngBlocks walks the block structure of a pcapng file of the given
 // size (type, length, body, repeated length), reports a block that is cut
 // short or whose lengths disagree, and returns the link types of the
-// interface description blocks. pcapgo's NgReader reports a file that
+// interface description blocks. Its work is linear in the number of
+// blocks: a constant number of small reads each. pcapgo's NgReader reports a file that
 // ends inside a block as a clean end of file, which would hide a corrupt
 // capture. For anything else it does nothing (pcapgo reports a cut classic
 // pcap record itself).
-func checkPcapngBlocks(f io.ReaderAt, size int64) (idbLinkTypes []LinkType, err error) {
+func checkPcapngBlocks(f io.ReaderAt, size int64) (*linkTypeTable, error) {
 	var hdr [12]byte
 	if n, _ := f.ReadAt(hdr[:4], 0); n < 4 || binary.LittleEndian.Uint32(hdr[:4]) != pcapngSectionHeader {
 		return nil, nil
 	}
 	var order binary.ByteOrder = binary.LittleEndian
+	widened := new(linkTypeTable)
 	for off := int64(0); off < size; {
 		if _, err := f.ReadAt(hdr[:8], off); err != nil {
 			return nil, fmt.Errorf("corrupt pcapng: block header at offset %d cut short", off)
@@ -249,11 +267,11 @@ func checkPcapngBlocks(f io.ReaderAt, size int64) (idbLinkTypes []LinkType, err 
 			if _, err := f.ReadAt(lt[:], off+8); err != nil {
 				return nil, fmt.Errorf("corrupt pcapng: interface block at offset %d cut short", off)
 			}
-			idbLinkTypes = append(idbLinkTypes, LinkType(order.Uint16(lt[:])))
+			widened.add(LinkType(order.Uint16(lt[:])))
 		}
 		off += length
 	}
-	return idbLinkTypes, nil
+	return widened, nil
 }
 
 // pcapngCaptureLengthField returns, for a block type that carries packet

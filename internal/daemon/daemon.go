@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/anysched/anysched/afxdp"
+	"github.com/anysched/anysched/classify"
 	"github.com/anysched/anysched/fastpath"
 	"github.com/anysched/anysched/lookup"
 	"github.com/anysched/anysched/ring"
@@ -59,6 +60,10 @@ type Config struct {
 	CPUs          []int
 	// Explain, when set, is called for every frame (fastpath.Config.Explain).
 	Explain func(*fastpath.Explanation)
+	// ExplainPass, when set, is called by RunCapture for every frame the
+	// XDP program would have passed to the kernel (such frames never
+	// reach a worker, so Explain does not see them).
+	ExplainPass func(frame []byte, v classify.Verdict)
 
 	// MetricsAddr, when set, serves /metrics and /ready there.
 	MetricsAddr string
@@ -95,6 +100,16 @@ func newPlane(c *Config, clock func() int64, opts ...sched.Option) (*plane, erro
 }
 
 func (p *plane) addWorkers(c *Config, src fastpath.MAC, rings []ring.Ring, clock func() int64) error {
+	// The tables are allocated here, all at once: a capacity that does not
+	// fit is a config error naming the field, not "fatal error: out of
+	// memory" a moment later.
+	avail, err := memoryAvailable()
+	if err != nil {
+		c.Log.Warn("available memory unknown; table capacities not checked against it", "err", err)
+	}
+	if err := c.Sched.CheckMemory(len(rings), avail); err != nil {
+		return &UsageError{fmt.Errorf("--config %s: %w", c.ConfigPath, err)}
+	}
 	for i, r := range rings {
 		wc := fastpath.Config{
 			Batch: c.Batch, SourceMAC: src, MACs: p.book, Clock: clock,
@@ -158,6 +173,8 @@ func Run(ctx context.Context, c Config) error {
 
 	reg := newRegistry(port)
 	reg.MustRegister(NewCollector(p.s, p.workers...))
+	var reloads reloadStats
+	reg.MustRegister(reloadCollector(&reloads))
 	var wg sync.WaitGroup
 	errs := make(chan error, len(p.workers)+2)
 	for i, w := range p.workers {
@@ -175,7 +192,7 @@ func Run(ctx context.Context, c Config) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	wg.Go(func() { p.s.WatchConfig(ctx, c.ConfigPath, 0, hup) })
+	wg.Go(func() { p.watchReloads(ctx, c.ConfigPath, hup, log, &reloads) })
 	return serve(ctx, cancel, &wg, errs, reg, &c, len(port.Rings), "forward")
 }
 
@@ -282,6 +299,10 @@ func VIPPorts(vips []lookup.VIP) []netip.AddrPort {
 	return out
 }
 
+// memoryAvailable is what the flow tables are checked against; tests
+// replace it to show the check without a machine of that size.
+var memoryAvailable = sched.MemoryAvailable
+
 // OfflineSourceMAC is the source MAC of frames RunCapture writes: there is
 // no interface, so a fixed locally administered address.
 var OfflineSourceMAC = fastpath.MAC{0x02, 0, 0, 0, 0, 0x01}
@@ -291,8 +312,11 @@ var OfflineSourceMAC = fastpath.MAC{0x02, 0, 0, 0, 0, 0x01}
 // through one at a time so each is decided at its own capture time (the
 // worker reads its clock once per batch): pins, grace periods and
 // reassembly timeouts behave as they would have when the capture was
-// taken. Nodes without a configured MAC get one derived from their ID, so
-// their frames are still written. Probes and reports do not run offline.
+// taken. Frames go through the XDP program's rule first (package
+// classify, for the config's VIPs): what the live program passes to the
+// kernel is counted by reason apart from the worker's drops, as live.
+// Nodes without a configured MAC get one derived from their ID, so their
+// frames are still written. Probes and reports do not run offline.
 func RunCapture(ctx context.Context, c Config, in *offline.PcapRing) error {
 	log := c.Log
 	start := lookup.Now()
@@ -318,6 +342,7 @@ func RunCapture(ctx context.Context, c Config, in *offline.PcapRing) error {
 	if err := p.addWorkers(&c, OfflineSourceMAC, []ring.Ring{in}, clock); err != nil {
 		return err
 	}
+	in.Classify(classify.NewVIPs(VIPPorts(p.s.Current().VIPs)), c.ExplainPass)
 	for _, n := range p.s.Current().Nodes {
 		if !n.HasMAC {
 			p.book.Set(n.ID, fastpath.MAC{0x02, 0xff, 0, 0, byte(n.ID >> 8), byte(n.ID)})
@@ -338,7 +363,16 @@ func RunCapture(ctx context.Context, c Config, in *offline.PcapRing) error {
 	}
 	cnt, _ := w.Counters()
 	st := w.Decider().Stats()
+	var passed uint64
+	passedBy := make([]any, 0, 2*classify.NumVerdicts)
+	for v, n := range in.Passed {
+		passed += n
+		if n > 0 {
+			passedBy = append(passedBy, classify.Verdict(v).String(), n)
+		}
+	}
 	log.Info("capture forwarded", "read", in.Read, "written", in.Written, "oversize", in.Oversize, "unconvertible", in.Unconvertible,
+		"passed_to_kernel", passed, slog.Group("passed", passedBy...),
 		"forwarded", cnt.TxPackets, "dropped", cnt.RxPackets-cnt.TxPackets,
 		"clienthellos", cnt.ClientHellos, "migration_support", cnt.ClientHelloMigrationSupport,
 		"pins", st.PinSize, "transitions", st.TransSize)

@@ -31,6 +31,10 @@ type Collector struct {
 	pinExpirations, trans, transEvictions     *prometheus.Desc
 	batch, txPartial, generation, reasm       *prometheus.Desc
 	tables                                    deciderDescs
+	txRetries                                 *prometheus.Desc
+
+	// fakeTotal, when set, replaces the workers' counters (tests).
+	fakeTotal func() (fastpath.Counters, fastpath.Gauges)
 }
 
 // NewCollector returns a collector over workers; src names the nodes and
@@ -62,6 +66,7 @@ func NewCollector(src fastpath.SnapshotSource, workers ...*fastpath.Worker) *Col
 		transEvictions: d("transition_evictions_total", "Transition records evicted to make room."),
 		batch:          d("batch_size", "Frames per received batch."),
 		txPartial:      d("tx_partial_total", "Transmit calls that took fewer frames than offered (retried)."),
+		txRetries:      d("tx_retries_total", "Further Transmit calls it took to send what a partial one left."),
 		generation:     d("table_generation", "Generation of the published table snapshot."),
 		reasm:          d("reassembly_in_use", "ClientHellos held across segments."),
 		tables:         newDeciderDescs(d),
@@ -72,7 +77,7 @@ func NewCollector(src fastpath.SnapshotSource, workers ...*fastpath.Worker) *Col
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.rx, c.tx, c.rxBytes, c.txBytes, c.dropped, c.routed, c.nodeFwd, c.nodeNew,
 		c.hellos, c.helloPins, c.pins, c.pinCap, c.pinInserts, c.pinEvictions, c.pinExpirations, c.trans,
-		c.transEvictions, c.batch, c.txPartial, c.generation, c.reasm} {
+		c.transEvictions, c.batch, c.txPartial, c.generation, c.reasm, c.txRetries} {
 		ch <- d
 	}
 	c.tables.describe(ch)
@@ -81,6 +86,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Total returns the sum of the workers' counters and gauges (the
 // highest table generation).
 func (c *Collector) Total() (fastpath.Counters, fastpath.Gauges) {
+	if c.fakeTotal != nil {
+		return c.fakeTotal()
+	}
 	// Ask every worker at once: an idle one answers only after its
 	// Receive times out, and those waits should overlap, not add up.
 	copies := make([]fastpath.Counters, len(c.workers))
@@ -165,6 +173,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.tables.collect(ch, c.workers)
 	gauge(c.reasm, ex.Reassembling)
 	counter(c.txPartial, sum.TxPartial)
+	counter(c.txRetries, sum.TxRetries)
 
 	// Batch sizes are counted in power-of-two buckets: bucket b holds sizes
 	// below 2^b, so its upper bound is 2^b - 1.

@@ -11,9 +11,16 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
+	"github.com/anysched/anysched/classify"
 	"github.com/anysched/anysched/internal/capture"
+	"github.com/anysched/anysched/parser"
 	"github.com/anysched/anysched/ring"
 )
+
+// ErrBadCapture marks the errors of PcapRing caused by the capture file
+// itself (not a capture, corrupt anywhere in it): the caller named the
+// wrong input, as with a bad flag.
+var ErrBadCapture = errors.New("bad capture file")
 
 // PcapRing is a Ring over capture files, so the pipeline can forward a
 // capture offline: Receive reads the next frames of a pcap or pcapng file
@@ -34,11 +41,18 @@ type PcapRing struct {
 	eof       bool
 	last      time.Time
 
+	vips   *classify.VIPs
+	onPass func(frame []byte, v classify.Verdict)
+	pkt    parser.Packet
+
 	// Read, Written and Oversize count frames read, frames written, and
 	// frames skipped because they exceed the frame size. Unconvertible
 	// counts packets skipped because they could not be made into an
 	// Ethernet frame (a cooked or raw-IP packet too short or not IP).
 	Read, Written, Oversize, Unconvertible uint64
+	// Passed counts, by verdict, the frames that Classify's rule passed to
+	// the kernel instead of handing them over.
+	Passed [classify.NumVerdicts]uint64
 }
 
 // maxCaptureFrame caps the frame size: the parser takes at most 64 KiB,
@@ -56,7 +70,7 @@ func NewPcapRing(in io.ReaderAt, size int64, out io.Writer, frames, frameSize in
 	}
 	src, err := capture.Open(in, size)
 	if err != nil {
-		return nil, fmt.Errorf("offline: reading capture: %w", err)
+		return nil, fmt.Errorf("offline: reading capture: %w: %w", ErrBadCapture, err)
 	}
 	r := &PcapRing{
 		in:        src,
@@ -77,6 +91,15 @@ func NewPcapRing(in io.ReaderAt, size int64, out io.Writer, frames, frameSize in
 		}
 	}
 	return r, nil
+}
+
+// Classify makes Receive apply the XDP program's rule for vips (package
+// classify), so the capture is forwarded as the live router would: a
+// frame the program would pass to the kernel is counted in Passed, shown
+// to onPass (if not nil; the frame is valid during the call, Now is its
+// capture time) and never handed over.
+func (r *PcapRing) Classify(vips *classify.VIPs, onPass func(frame []byte, v classify.Verdict)) {
+	r.vips, r.onPass = vips, onPass
 }
 
 // UMEM implements Ring.
@@ -114,9 +137,19 @@ func (r *PcapRing) Receive(batch []ring.Desc, timeoutMs int) (int, error) {
 			// A corrupt record ends the input: nothing after it can be
 			// trusted to be where the file says.
 			r.eof = true
-			return n, fmt.Errorf("offline: reading capture: %w", err)
+			return n, fmt.Errorf("offline: reading capture: %w: %w", ErrBadCapture, err)
 		}
 		r.Read++
+		if r.vips != nil {
+			if v := r.vips.Frame(data, &r.pkt); v != classify.Redirect {
+				r.Passed[v]++
+				r.last = ts
+				if r.onPass != nil {
+					r.onPass(data, v)
+				}
+				continue
+			}
+		}
 		if len(data) > r.frameSize {
 			r.Oversize++
 			continue
