@@ -174,10 +174,14 @@ func (d *Decider) DecidePacket(s *Snapshot, key *parser.FlowKey, kind PacketKind
 			d.pinsStale.add(1)
 		}
 	}
-	moving := now < st.Until && st.Prev != st.Owner
+	moving := st.Moving(now)
 	if kind == PacketSYN {
 		if moving && st.Owner != NoNode && d.trust(intact) {
-			d.trans.insert(key, h, st.Owner, st.Until, now)
+			// The record outlives the slot's grace period by G: a
+			// node drained or lost within it gives up the slot at once
+			// and starts a new grace period (at most G later), through
+			// which the flows it already got must still reach it.
+			d.trans.insert(key, h, st.Owner, st.Until+s.Grace, now)
 		}
 		return decision(h, slot, st.Owner, ViaTable)
 	}
@@ -297,7 +301,7 @@ func (d *Decider) UnpinUnlessFinal(s *Snapshot, key *parser.FlowKey, h uint64, n
 // the flow if it had no pin, changing nothing.
 func (d *Decider) unpinnedNode(s *Snapshot, key *parser.FlowKey, h uint64, now int64) uint16 {
 	st := &s.Slots[reduce(h, s.M())]
-	if now < st.Until && st.Prev != st.Owner {
+	if st.Moving(now) {
 		if n, ok := d.trans.peek(key, h, now); ok && s.serves(n) {
 			return n
 		}

@@ -79,7 +79,11 @@
 // now < Until a non-SYN packet on the slot goes to the previous owner
 // unless the Decider recorded the flow's SYN on the slot after the move,
 // in which case it goes where the SYN went. When a slot may move again
-// (the dwell time) is the Scheduler's rule; see package sched.
+// (the dwell time) is the Scheduler's rule; see package sched. One move
+// may come within a grace period: a new owner that is drained or lost
+// gives the slot up at once (a fresh grace period begins, Prev stays the
+// owner before it), so a transition record lives until Until + G, and
+// the flows that owner already got keep reaching it.
 //
 // # Pin table and transition set: one per worker
 //

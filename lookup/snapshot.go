@@ -62,6 +62,13 @@ type Slot struct {
 	Until int64
 }
 
+// Moving reports whether the slot is within the grace period of a move:
+// its transition records and Prev decide non-SYN packets. Prev may equal
+// Owner then: a slot whose new owner was drained or died within the
+// grace period can go back to the node it came from, and the flows the
+// drained node got meanwhile still follow their records.
+func (sl *Slot) Moving(now int64) bool { return now < sl.Until }
+
 // Snapshot is an immutable, published scheduling state. Nothing in it is
 // written after Scheduler publishes it; readers must not write it either.
 type Snapshot struct {

@@ -113,8 +113,8 @@ func TestDwell(t *testing.T) {
 	reloadWith(t, s, 4, 1009, grace, map[int]string{2: "drain: true"})
 	first := s.Current()
 	now += int64(time.Second)
-	// Draining n3 too would move some of n2's former slots again.
-	reloadWith(t, s, 4, 1009, grace, map[int]string{2: "drain: true", 3: "drain: true"})
+	// Giving n3 more weight would move some of n2's former slots again.
+	reloadWith(t, s, 4, 1009, grace, map[int]string{2: "drain: true", 3: "weight: 300"})
 	second := s.Current()
 	if second.Held == 0 {
 		t.Fatal("no slot was held back by the dwell time")
@@ -135,9 +135,44 @@ func TestDwell(t *testing.T) {
 		t.Fatalf("held slots not released: generation %d held %d", third.Generation, third.Held)
 	}
 	for _, n := range third.Nodes {
-		if (n.Name == "n2" || n.Name == "n3") && n.Slots != 0 {
+		if n.Name == "n2" && n.Slots != 0 {
 			t.Fatalf("drained node %s still owns %d slots", n.Name, n.Slots)
 		}
+	}
+}
+
+// A node drained (or down) within the dwell time of slots it just got
+// loses them at once: new flows must not be sent to a node that is
+// leaving for up to G. The flows whose SYN it already got keep going to
+// it (recorded), and the previous owner's flows stay protected.
+func TestDrainWithinDwellReleasesTheDrainedNodesSlots(t *testing.T) {
+	const grace = 5 * time.Second
+	var now int64 = int64(time.Hour)
+	s := testScheduler(t, 4, 1009, grace, &now)
+	reloadWith(t, s, 4, 1009, grace, map[int]string{3: "weight: 1000"})
+	first := s.Current()
+	d := lookup.NewDecider(lookup.DeciderConfig{PinCapacity: 1 << 10, TransitionCapacity: 1 << 10})
+	// A flow that started on n3 after its slot moved to it.
+	born, _ := findFlow(first, 0, func(sl lookup.Slot) bool {
+		return first.Nodes[sl.Owner].Name == "n3" && sl.Prev != sl.Owner && sl.Until > now
+	})
+	if dec := d.Decide(first, &born, true, now); first.Nodes[dec.Node].Name != "n3" {
+		t.Fatalf("SYN after the move: %+v", dec)
+	}
+	now += int64(time.Second)
+	reloadWith(t, s, 4, 1009, grace, map[int]string{3: "weight: 1000\n        drain: true"})
+	second := s.Current()
+	for _, n := range second.Nodes {
+		if n.Name == "n3" && n.Slots != 0 {
+			t.Fatalf("n3 drained 1 s after a move still owns %d slots (held by the dwell time)", n.Slots)
+		}
+	}
+	if dec := d.Decide(second, &born, false, now); second.Nodes[dec.Node].Name != "n3" || dec.Via != lookup.ViaTransitionNew {
+		t.Fatalf("a flow n3 got within the grace period left it when n3 was drained: %+v", dec)
+	}
+	newFlow, _ := findFlow(second, 1<<20, func(sl lookup.Slot) bool { return sl.Until > now && sl.Prev != sl.Owner })
+	if dec := d.Decide(second, &newFlow, true, now); second.Nodes[dec.Node].Name == "n3" {
+		t.Fatalf("a new flow went to the drained node: %+v", dec)
 	}
 }
 
@@ -169,8 +204,11 @@ func TestTransitionProperty(t *testing.T) {
 			snap := s.Current()
 			for i, sl := range snap.Slots {
 				if sl.Owner != owners[i] {
-					if lastMove[i] != 0 && now-lastMove[i] < int64(grace) {
-						t.Fatalf("seed %d: slot %d moved twice within G", seed, i)
+					// Only a node closed to new flows (drained, down)
+					// loses a slot within G of getting it.
+					left := snap.Nodes[owners[i]]
+					if lastMove[i] != 0 && now-lastMove[i] < int64(grace) && !left.Draining && left.Up {
+						t.Fatalf("seed %d: slot %d moved %d → %d within G of its last move, but %s is open to new flows", seed, i, owners[i], sl.Owner, left.Name)
 					}
 					lastMove[i] = now
 					owners[i] = sl.Owner

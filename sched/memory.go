@@ -5,31 +5,21 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 )
 
-// flowSlotBytes is what one slot of a lookup flow table (the pin table,
-// the transition set) costs: its entry (5-tuple, node, deadline) and tag,
-// rounded up to leave room for the entry to grow. TestTableBytesCovers
-// Decider holds the estimate above what lookup.NewDecider allocates.
-const flowSlotBytes = 96
-
 // TableBytes is the memory one fast-path worker's pin table and
-// transition set take with this config (capacities round up to a power
-// of two).
+// transition set take with this config: their entries as lookup counts
+// them (capacities round up to a power of two), plus room for what it
+// does not count (table headers, occupancy bitmaps of 1 bit per 8 entries,
+// the allocator's rounding). TestTableBytesCoversDecider holds it above
+// what lookup.NewDecider allocates.
 func (c *Config) TableBytes() uint64 {
-	return slotsOf(c.Pins.Capacity)*flowSlotBytes + slotsOf(c.Transitions.Capacity)*flowSlotBytes
-}
-
-func slotsOf(capacity int) uint64 {
-	if capacity <= 8 {
-		return 8
-	}
-	return 1 << bits.Len64(uint64(capacity-1))
+	entries := uint64(DeciderConfigFrom(c).Bytes())
+	return entries + entries/256 + 4096
 }
 
 // MemoryBudgetShare is the part of the available memory the flow tables
@@ -51,7 +41,7 @@ func (c *Config) CheckMemory(workers int, available uint64) error {
 		return nil
 	}
 	field, capacity := "pins.capacity", c.Pins.Capacity
-	if slotsOf(c.Transitions.Capacity) > slotsOf(c.Pins.Capacity) {
+	if c.Transitions.Capacity > c.Pins.Capacity {
 		field, capacity = "transitions.capacity", c.Transitions.Capacity
 	}
 	e := &ConfigError{File: c.Path, Field: field, Msg: fmt.Sprintf(

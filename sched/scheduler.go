@@ -310,6 +310,13 @@ func (s *Scheduler) scoreOf(st *nodeState, now int64) float64 {
 	return (wd*delay + wl*load) / (wd + wl)
 }
 
+// closedToNewFlows reports whether the node takes no new flows by rule
+// (down, drained by config or by its own report, weight 0), as opposed to
+// getting fewer by score.
+func (s *Scheduler) closedToNewFlows(st *nodeState, now int64) bool {
+	return st.removed || !st.up || st.cfg.Drain || s.reportDraining(st, now) || baseWeight(&st.cfg) == 0
+}
+
 // build makes a table from weights, applies the dwell rule against the
 // current snapshot and publishes the result. Caller holds mu.
 func (s *Scheduler) build(weights []uint32, now int64) {
@@ -344,11 +351,17 @@ func (s *Scheduler) build(weights []uint32, now int64) {
 			if now < old.Until && old.Prev != lookup.NoNode && !s.nodes[old.Prev].removed {
 				slots[i] = lookup.Slot{Owner: want, Prev: old.Prev, Until: old.Until}
 			}
-		case now < old.Until && !s.nodes[old.Owner].up:
-			// The owner died within the dwell time: new flows must
-			// not wait for it. The previous owner's flows stay
-			// protected until the running grace period ends.
-			slots[i] = lookup.Slot{Owner: want, Prev: old.Prev, Until: old.Until}
+		case now < old.Until && s.closedToNewFlows(s.nodes[old.Owner], now):
+			// The owner died, or was drained or taken out, within the
+			// dwell time: new flows must not wait for it (a drained
+			// node is about to go). The flows whose SYN it got are
+			// recorded and keep going to it, and the previous owner's
+			// flows stay protected. A move for any other reason
+			// (scores, weights) waits for the dwell to end.
+			// A new grace period begins: the flows whose SYN it got are
+			// now on their first move (their records outlive the old
+			// period by G).
+			slots[i] = lookup.Slot{Owner: want, Prev: old.Prev, Until: now + grace}
 			if old.Prev == lookup.NoNode || s.nodes[old.Prev].removed {
 				slots[i].Prev = want
 			}
