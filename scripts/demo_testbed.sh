@@ -15,12 +15,13 @@
 # status. Then, for LOAD seconds, from the client namespace: migrating
 # clients (anyclient rendezvous and background, IPv4 and IPv6) and legacy
 # ones (anyclient --policy never, curl, openssl s_client), with one
-# summary line per second. A third of the way in, pool-b's delay goes up
-# (testbed delay): new flows move away from it. Two thirds in, node1 is
-# drained (SIGTERM): its capable clients move to node2, and the router
-# stops sending it new flows when its report says so. It ends with a table
-# per node and the state claim as measured: pins held against connections
-# opened, by kind.
+# summary line per second. A quarter of the way in, pool-b's delay goes up
+# (testbed delay): new flows move away from it. Half way, node1 leaves the
+# router's schedule (config reload, drain: true) and, once no slot can
+# still send it a new flow, is drained (SIGTERM): its capable clients move
+# to node2, its legacy ones finish. It ends with a table per node, every
+# client's count and the state claim as measured: pin-table entries
+# against connections opened, by kind (migrating: none; legacy: one each).
 #
 # Usage: scripts/demo_testbed.sh            (as root)
 # Environment: ANYSCHED, ANYNODE, ANYCLIENT (the binaries; default: built
@@ -28,7 +29,8 @@
 # at least 24), KEEP_WORK (set: keep the logs and client reports), DRAIN
 # (router+node, the default: node1 leaves the router's schedule by a
 # config reload, then gets SIGTERM; node: SIGTERM alone, and the router
-# learns it from the node's report).
+# learns it from the node's report), DRAIN_WAIT (seconds from the reload
+# to the SIGTERM, default the grace period + 1).
 # Exit codes: 0 every claim held and no connection broke, 1 otherwise (the
 # message says what), 2 not root or bad environment. The bed, the store
 # and every process are gone on every exit.
@@ -40,6 +42,7 @@ LOAD=${LOAD:-36}
 DRAIN=${DRAIN:-router+node}
 GRACE=5                 # the router's grace period (and slot dwell time), seconds
 SETTLE=4                # seconds the schedule takes to follow a delay change
+DRAIN_WAIT=${DRAIN_WAIT:-$((GRACE + 1))}
 NODES=4
 VIP4=10.200.0.1
 VIP6=fd00:200::1
@@ -57,11 +60,12 @@ die() {
 }
 
 case "${1:-}" in
--h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 '') ;;
 *) echo "demo_testbed.sh: unexpected argument '$1' (try --help)" >&2; exit 2 ;;
 esac
 case "$DRAIN" in router+node | node) ;; *) echo "demo_testbed.sh: DRAIN=$DRAIN: want router+node or node" >&2; exit 2 ;; esac
+case "$DRAIN_WAIT" in '' | *[!0-9]*) echo "demo_testbed.sh: DRAIN_WAIT=$DRAIN_WAIT: want whole seconds" >&2; exit 2 ;; esac
 case "$LOAD" in '' | *[!0-9]*) echo "demo_testbed.sh: LOAD=$LOAD: want whole seconds, at least 24" >&2; exit 2 ;; esac
 ((LOAD >= 24)) || { echo "demo_testbed.sh: LOAD=$LOAD: want whole seconds, at least 24" >&2; exit 2; }
 if [[ $(id -u) != 0 ]]; then
@@ -357,7 +361,7 @@ echo "               and ${#held_files[@]} held for the whole run (a request eve
 echo "    legacy:    anyclient --policy never 3/s (IPv4) + 1/s (IPv6); curl ~1/s (IPv4) + ~1/s (IPv6); openssl s_client ~1/s"
 if [[ $DRAIN == router+node ]]; then
 	echo "    events:    pool-b delay $BASE_DELAY -> $SLOW_DELAY at $((LOAD / 4))s; node1 out of the router's schedule at $((LOAD / 2))s;"
-	echo "               SIGTERM node1 (drain to node2) $((GRACE + 1))s later, when no slot can still hold it"
+	echo "               SIGTERM node1 (drain to node2) ${DRAIN_WAIT}s later, when no slot can still hold it"
 else
 	echo "    events:    pool-b delay $BASE_DELAY -> $SLOW_DELAY at $((LOAD / 4))s; SIGTERM node1 (drain to node2) at $((LOAD / 2))s"
 fi
@@ -477,7 +481,7 @@ while :; do
 			event="SIGTERM node1: drain, capable clients to node2"
 			phase=drained
 		fi
-	elif [[ $phase == unscheduled ]] && ((tick > unscheduled_at + GRACE)); then
+	elif [[ $phase == unscheduled ]] && ((tick >= unscheduled_at + DRAIN_WAIT)); then
 		kill -TERM "${node_pids[0]}"
 		flows1_at_term=$(awk '$1 == "flows1" { print $2 }' "$work/line.state")
 		event="SIGTERM node1: drain, capable clients to node2"
