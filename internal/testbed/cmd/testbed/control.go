@@ -148,10 +148,16 @@ func (dc *delayControl) handle(line string) string {
 	}
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
+	// All or nothing: setting a node's current delay again changes
+	// nothing and fails only where there is no delay line, so a request
+	// naming such a node is refused before any delay moves.
 	for _, a := range set {
-		if err := dc.bed.Nodes[a.node-1].SetDelay(a.delay); err != nil {
-			return "error " + err.Error()
+		if err := dc.bed.Nodes[a.node-1].SetDelay(dc.delays[a.node-1]); err != nil {
+			return "error node" + strconv.Itoa(a.node) + ": " + err.Error()
 		}
+	}
+	for _, a := range set {
+		dc.bed.Nodes[a.node-1].SetDelay(a.delay)
 		dc.delays[a.node-1] = a.delay
 	}
 	return "ok " + formatDelays(dc.delays)
