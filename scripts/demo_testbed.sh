@@ -476,14 +476,16 @@ while :; do
 			event="router config: node1 drain: true (SIGHUP)"
 			phase=unscheduled unscheduled_at=$tick
 		else
+			scrape_metrics # node1's new flows up to the signal
+			flows1_at_term=$(awk '$1 ~ /^anysched_node_new_flows_total[{]node="node1"/ { print $2 }' "$work/m/router")
 			kill -TERM "${node_pids[0]}"
-			flows1_at_term=$(awk '$1 == "flows1" { print $2 }' "$work/line.state")
 			event="SIGTERM node1: drain, capable clients to node2"
 			phase=drained
 		fi
 	elif [[ $phase == unscheduled ]] && ((tick >= unscheduled_at + DRAIN_WAIT)); then
+		scrape_metrics # node1's new flows up to the signal
+		flows1_at_term=$(awk '$1 ~ /^anysched_node_new_flows_total[{]node="node1"/ { print $2 }' "$work/m/router")
 		kill -TERM "${node_pids[0]}"
-		flows1_at_term=$(awk '$1 == "flows1" { print $2 }' "$work/line.state")
 		event="SIGTERM node1: drain, capable clients to node2"
 		phase=drained
 	fi
