@@ -24,8 +24,8 @@
 # against connections opened, by kind (migrating: none; legacy: one each).
 #
 # Usage: scripts/demo_testbed.sh            (as root)
-# Environment: ANYSCHED, ANYNODE, ANYCLIENT (the binaries; default: built
-# here from ./cmd), GO (default go), LOAD (seconds of load, default 36,
+# Environment: ANYSCHED, ANYNODE, ANYCLIENT, TESTBED (the binaries;
+# default: built here), GO (default go), LOAD (seconds of load, default 32,
 # at least 24), KEEP_WORK (set: keep the logs and client reports), DRAIN
 # (router+node, the default: node1 leaves the router's schedule by a
 # config reload, then gets SIGTERM; node: SIGTERM alone, and the router
@@ -38,7 +38,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-go}
-LOAD=${LOAD:-36}
+LOAD=${LOAD:-32}
 DRAIN=${DRAIN:-router+node}
 GRACE=5                 # the router's grace period (and slot dwell time), seconds
 SETTLE=4                # seconds the schedule takes to follow a delay change
@@ -176,6 +176,21 @@ scrape() {
 		printf "%s:%s %.0f\n", n, k, $2 }' "$work"/m/router "$work"/m/node?)
 }
 
+# scrape_settled: scrape until two scrapes in a row agree on the router's
+# pin and ClientHello counters (a last RST can land between the counters
+# and the gauge of one scrape), at most 5s.
+scrape_settled() {
+	local before= now deadline=$((SECONDS + 5))
+	while :; do
+		scrape
+		now=$(grep -E '^anysched_(pin|clienthello)' "$work/m/router" || true)
+		[[ $now == "$before" ]] && return 0
+		((SECONDS < deadline)) || die "the router's pin counters did not settle after the clients finished"
+		before=$now
+		sleep 0.3 # between two scrapes, not a readiness wait
+	done
+}
+
 # report NAME: the last report anyclient load NAME printed, its fields in
 # R[key] (numbers and strings; failures as the raw JSON object).
 declare -A R
@@ -229,13 +244,14 @@ write_config() {
 
 section "1. build"
 mkdir -p "$work/m"
-(cd "$repo" && "$GO" build -o "$work/testbed" ./internal/testbed/cmd/testbed) || die "go build ./internal/testbed/cmd/testbed failed"
-for b in anysched anynode anyclient; do
+for b in anysched anynode anyclient testbed; do
 	var=${b^^}
 	if [[ -n ${!var:-} ]]; then
 		cp "${!var}" "$work/$b" || die "$var=${!var} cannot be copied"
 	else
-		(cd "$repo" && "$GO" build -o "$work/" "./cmd/$b") || die "go build ./cmd/$b failed"
+		pkg=./cmd/$b
+		[[ $b == testbed ]] && pkg=./internal/testbed/cmd/testbed
+		(cd "$repo" && "$GO" build -o "$work/" "$pkg") || die "go build $pkg failed"
 	fi
 done
 echo "    anysched, anynode, anyclient, testbed: $(cd "$repo" && git describe --always --dirty 2>/dev/null || echo built)"
@@ -532,7 +548,7 @@ for k in "${on_node1[@]}"; do
 	moved=$((moved + 1))
 done
 echo "    the ${#on_node1[@]} held connections on node1: all $((LOAD * 2)) requests answered, the last ones by node2 on 10.99.0.12:443 ($moved moved)"
-scrape
+scrape_settled
 echo "    new flows the router sent node1 after its SIGTERM: $((${M[router:anysched_node_new_flows_total.node1.pool-a]:-0} - flows1_at_term))"
 capable_left=$(sed -n 's/.* capable_left=\([0-9]*\).*/\1/p' <<<"$drain_line")
 [[ $capable_left == 0 ]] || die "node1 exited with $capable_left capable clients that had not moved"
