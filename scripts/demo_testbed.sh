@@ -317,6 +317,29 @@ load() {
 		--duration "${LOAD}s" "$@" >"$work/load-$name.jsonl" 2>"$work/load-$name.err" &
 	client_pids+=($!)
 }
+# Long-lived migrating connections, one request every 500ms for the
+# whole run, so the drain has capable clients to move: until two are on
+# node1 (each one's first answer names its node), at most 16.
+hold() {
+	local k=${#held_files[@]} file
+	file=$work/held-$k.jsonl
+	ip netns exec "$PREFIX-client" "$work/anyclient" get --ca "$work/ca.pem" --json --policy "$1" \
+		--repeat $((LOAD * 2)) --interval 500ms "https://$VIP4/" >"$file" 2>"$file.err" &
+	client_pids+=($!)
+	held_pids+=($!)
+	held_files+=("$file")
+}
+held_node() { [[ -s $1 ]] && sed -n '1s/.*"node":"\([^"]*\)".*/\1/p' "$1"; }
+held_files=() held_pids=() on_node1=()
+for policy in background rendezvous background rendezvous; do hold "$policy"; done
+while :; do
+	for k in "${!held_files[@]}"; do wait_for 20 "held connection $k's first answer" held_node "${held_files[k]}"; done
+	on_node1=()
+	for k in "${!held_files[@]}"; do [[ $(held_node "${held_files[k]}") == node1 ]] && on_node1+=("$k"); done
+	((${#on_node1[@]} >= 2 || ${#held_files[@]} >= 16)) && break
+	hold background
+	hold rendezvous
+done
 load rendezvous --policy rendezvous --rate 4 --connections 40 --requests-per-conn 10 --think 300ms "https://$VIP4/"
 load rendezvous6 --policy rendezvous --rate 1 --connections 10 --requests-per-conn 10 --think 300ms "https://[$VIP6]/"
 load background --policy background --rate 2 --connections 30 --requests-per-conn 20 --think 250ms "https://$VIP4/"
@@ -348,29 +371,6 @@ openssl_get() {
 legacy_loop curl 1 curl_get "https://$VIP4/"
 legacy_loop curl6 1 curl_get "https://[$VIP6]/"
 legacy_loop openssl 1 openssl_get
-# Long-lived migrating connections, one request every 500ms for the
-# whole run, so the drain has capable clients to move: until two are on
-# node1 (each one's first answer names its node), at most 16.
-hold() {
-	local k=${#held_files[@]} file
-	file=$work/held-$k.jsonl
-	ip netns exec "$PREFIX-client" "$work/anyclient" get --ca "$work/ca.pem" --json --policy "$1" \
-		--repeat $((LOAD * 2)) --interval 500ms "https://$VIP4/" >"$file" 2>"$file.err" &
-	client_pids+=($!)
-	held_pids+=($!)
-	held_files+=("$file")
-}
-held_node() { [[ -s $1 ]] && sed -n '1s/.*"node":"\([^"]*\)".*/\1/p' "$1"; }
-held_files=() held_pids=() on_node1=()
-for policy in background rendezvous background rendezvous; do hold "$policy"; done
-while :; do
-	for k in "${!held_files[@]}"; do wait_for 20 "held connection $k's first answer" held_node "${held_files[k]}"; done
-	on_node1=()
-	for k in "${!held_files[@]}"; do [[ $(held_node "${held_files[k]}") == node1 ]] && on_node1+=("$k"); done
-	((${#on_node1[@]} >= 2 || ${#held_files[@]} >= 16)) && break
-	hold background
-	hold rendezvous
-done
 held_where=$(for f in "${held_files[@]}"; do held_node "$f"; done | sort | uniq -c | awk '{ printf "%s%s x%d", sep, $2, $1; sep = ", " }')
 echo "    migrating: anyclient rendezvous 4/s (IPv4) + 1/s (IPv6), 10 requests 300ms apart; background 2/s, 20 requests 250ms apart"
 echo "               and ${#held_files[@]} held for the whole run (a request every 500ms; rendezvous and background): $held_where"
@@ -530,7 +530,8 @@ for pid in "${client_pids[@]}"; do wait "$pid" || true; done
 client_pids=()
 echo "    (new flows: SYNs the router sent to each node since the line before (a second, unless the machine is busy);"
 echo "     moved: migration tokens accepted at a unicast address;"
-echo "     pins, trans, reasm: the router's pin table, transition set and ClientHello reassembly entries at that moment)"
+echo "     pins, trans, reasm: entries in the router's pin table, transition set (flows born on a slot that moved, kept for"
+echo "     the grace period) and ClientHello reassembler at that moment; expired entries go as packets arrive)"
 echo "    pool-b's share of new flows: $(share even)% while every delay was $BASE_DELAY, $(share slow)% from ${SETTLE}s after pool-b's went to $SLOW_DELAY," \
 	"$(share drained)% with node1 drained as well"
 
@@ -562,11 +563,15 @@ for i in $(seq 1 "$NODES"); do
 	capable=$((${M[$n:anynode_handshakes_total.true.anycast.$n.full]:-0} + ${M[$n:anynode_handshakes_total.true.anycast.$n.resumed]:-0}))
 	legacy=$((${M[$n:anynode_handshakes_total.false.anycast.$n.full]:-0} + ${M[$n:anynode_handshakes_total.false.anycast.$n.resumed]:-0}))
 	node_capable=$((node_capable + capable)) node_legacy=$((node_legacy + legacy))
-	note=
-	((i == 1)) && note="  (drained: its last scrape)"
+	note= notified=$((${M[$n:anynode_notifications_sent_total.unicast.$n]:-0} + ${M[$n:anynode_notifications_sent_total.anycast.$n]:-0}))
+	if ((i == 1)); then
+		# Its drain came after its last scrape: its log line has the rest.
+		notified=$((notified + $(sed -n 's/.* notifications=\([0-9]*\).*/\1/p' <<<"$drain_line")))
+		note="  (drained: its last scrape, and its drain's log line)"
+	fi
 	printf '    %-6s %-7s %-10s %9d  %12d %7d  %7d  %8d%s\n' "$n" "pool-$p" "$d" "${M[router:anysched_node_new_flows_total.$n.pool-$p]:-0}" \
 		"$capable" "$legacy" "${M[$n:anynode_tokens_accepted_total.$n]:-0}" \
-		$((${M[$n:anynode_notifications_sent_total.unicast.$n]:-0} + ${M[$n:anynode_notifications_sent_total.anycast.$n]:-0})) "$note"
+		"$notified" "$note"
 done
 echo "    (new flows: the router's SYNs; VIP: handshakes on the VIP by client kind; resumed: migrations accepted"
 echo "     with a token on the unicast address; notified: migrate_notify alerts sent (the drain))"
