@@ -83,6 +83,7 @@ router_pid=
 store_pid=
 node_pids=()
 client_pids=()
+held_pids=()
 
 # cleanup runs on every exit: stop what we started (the router detaches
 # its XDP program on SIGTERM; the bed's `up` removes its namespaces on
@@ -91,8 +92,8 @@ cleanup() {
 	local rc=$? pid ns
 	trap - EXIT INT TERM
 	set +e
-	for pid in "${client_pids[@]}" $scraper_pid; do kill "$pid" 2>/dev/null; done
-	for pid in "${client_pids[@]}"; do wait "$pid" 2>/dev/null; done
+	for pid in "${client_pids[@]}" "${held_pids[@]}" $scraper_pid; do kill "$pid" 2>/dev/null; done
+	for pid in "${client_pids[@]}" "${held_pids[@]}"; do wait "$pid" 2>/dev/null; done
 	for pid in $router_pid "${node_pids[@]}" $store_pid; do kill -TERM "$pid" 2>/dev/null; done
 	for pid in $router_pid "${node_pids[@]}" $store_pid; do stopped "$pid" 10 || kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
 	# Anything else still running inside the bed's namespaces was started
@@ -324,8 +325,7 @@ hold() {
 	local k=${#held_files[@]} file
 	file=$work/held-$k.jsonl
 	ip netns exec "$PREFIX-client" "$work/anyclient" get --ca "$work/ca.pem" --json --policy "$1" \
-		--repeat $((LOAD * 2)) --interval 500ms "https://$VIP4/" >"$file" 2>"$file.err" &
-	client_pids+=($!)
+		--repeat $(((LOAD + 2) * 2)) --interval 500ms "https://$VIP4/" >"$file" 2>"$file.err" &
 	held_pids+=($!)
 	held_files+=("$file")
 }
@@ -382,6 +382,8 @@ else
 	echo "    events:    pool-b delay $BASE_DELAY -> $SLOW_DELAY at $((LOAD / 4))s; SIGTERM node1 (drain to node2) at $((LOAD / 2))s"
 fi
 
+# clients_running: the load generators and legacy loops (not the held
+# connections, which outlast them) are still running.
 clients_running() {
 	local pid
 	for pid in "${client_pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done
@@ -520,14 +522,16 @@ while :; do
 	clients_running || break
 	((tick < LOAD + 30)) || die "the clients did not finish $((tick - LOAD))s after their load ended"
 done
+for pid in "${client_pids[@]}"; do wait "$pid" || true; done
+client_pids=()
+echo "    (the load is over; the held connections make their last requests)"
 held_rc=()
 for pid in "${held_pids[@]}"; do
 	rc=0
 	wait "$pid" || rc=$?
 	held_rc+=("$rc")
 done
-for pid in "${client_pids[@]}"; do wait "$pid" || true; done
-client_pids=()
+held_pids=()
 echo "    (new flows: SYNs the router sent to each node since the line before (a second, unless the machine is busy);"
 echo "     moved: migration tokens accepted at a unicast address;"
 echo "     pins, trans, reasm: entries in the router's pin table, transition set (flows born on a slot that moved, kept for"
@@ -548,7 +552,7 @@ for k in "${on_node1[@]}"; do
 		die "held connection $k (on node1) did not end on node2's unicast address (exit ${held_rc[k]}): $(tail -c 300 "${held_files[k]}") $(cat "${held_files[k]}.err")"
 	moved=$((moved + 1))
 done
-echo "    the ${#on_node1[@]} held connections on node1: all $((LOAD * 2)) requests answered, the last ones by node2 on 10.99.0.12:443 ($moved moved)"
+echo "    the ${#on_node1[@]} held connections on node1: all $(((LOAD + 2) * 2)) requests answered, the last ones by node2 on 10.99.0.12:443 ($moved moved)"
 scrape_settled
 echo "    new flows the router sent node1 after its SIGTERM: $((${M[router:anysched_node_new_flows_total.node1.pool-a]:-0} - flows1_at_term))"
 capable_left=$(sed -n 's/.* capable_left=\([0-9]*\).*/\1/p' <<<"$drain_line")
@@ -598,7 +602,7 @@ for k in "${!held_files[@]}"; do
 	((held_rc[k] == 0)) || held_broken=$((held_broken + 1))
 	[[ $(tail -n 1 "${held_files[k]}") == *'"migrated":true'* ]] && held_migrated=$((held_migrated + 1))
 done
-printf '    %-12s %5d connections  %5d migrated  %3d fallbacks  %3d broken  (%d requests each)\n' held ${#held_files[@]} "$held_migrated" 0 "$held_broken" $((LOAD * 2))
+printf '    %-12s %5d connections  %5d migrated  %3d fallbacks  %3d broken  (%d requests each)\n' held ${#held_files[@]} "$held_migrated" 0 "$held_broken" $(((LOAD + 2) * 2))
 ((held_migrated == ${#held_files[@]})) || die "held: $held_migrated of ${#held_files[@]} connections migrated; want all"
 broken=$((broken + held_broken))
 migrating_conns=$((migrating_conns + ${#held_files[@]}))
