@@ -552,7 +552,7 @@ for k in "${on_node1[@]}"; do
 		die "held connection $k (on node1) did not end on node2's unicast address (exit ${held_rc[k]}): $(tail -c 300 "${held_files[k]}") $(cat "${held_files[k]}.err")"
 	moved=$((moved + 1))
 done
-echo "    the ${#on_node1[@]} held connections on node1: all $(((LOAD + 2) * 2)) requests answered, the last ones by node2 on 10.99.0.12:443 ($moved moved)"
+echo "    held connections on node1: ${#on_node1[@]}; each had all $(((LOAD + 2) * 2)) requests answered, the last ones by node2 on 10.99.0.12:443 ($moved moved)"
 scrape_settled
 echo "    new flows the router sent node1 after its SIGTERM: $((${M[router:anysched_node_new_flows_total.node1.pool-a]:-0} - flows1_at_term))"
 capable_left=$(sed -n 's/.* capable_left=\([0-9]*\).*/\1/p' <<<"$drain_line")
