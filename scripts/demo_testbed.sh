@@ -68,6 +68,7 @@ case "$DRAIN" in router+node | node) ;; *) echo "demo_testbed.sh: DRAIN=$DRAIN: 
 case "$DRAIN_WAIT" in '' | *[!0-9]*) echo "demo_testbed.sh: DRAIN_WAIT=$DRAIN_WAIT: want whole seconds" >&2; exit 2 ;; esac
 case "$LOAD" in '' | *[!0-9]*) echo "demo_testbed.sh: LOAD=$LOAD: want whole seconds, at least 24" >&2; exit 2 ;; esac
 ((LOAD >= 24)) || { echo "demo_testbed.sh: LOAD=$LOAD: want whole seconds, at least 24" >&2; exit 2; }
+((LOAD / 2 + DRAIN_WAIT + 2 < LOAD)) || { echo "demo_testbed.sh: DRAIN_WAIT=$DRAIN_WAIT: the SIGTERM would come after the load (LOAD=$LOAD); want less than $((LOAD - LOAD / 2 - 2))" >&2; exit 2; }
 if [[ $(id -u) != 0 ]]; then
 	echo "demo_testbed.sh: needs root (it creates network namespaces, veth links and attaches XDP); try: sudo make demo" >&2
 	exit 2
@@ -325,7 +326,7 @@ hold() {
 	local k=${#held_files[@]} file
 	file=$work/held-$k.jsonl
 	ip netns exec "$PREFIX-client" "$work/anyclient" get --ca "$work/ca.pem" --json --policy "$1" \
-		--repeat $(((LOAD + 2) * 2)) --interval 500ms "https://$VIP4/" >"$file" 2>"$file.err" &
+		--repeat 10000 --interval 500ms "https://$VIP4/" >"$file" 2>"$file.err" &
 	held_pids+=($!)
 	held_files+=("$file")
 }
@@ -403,6 +404,7 @@ FILENAME ~ /\/m\/node[0-9]+$/ && !/^#/ {
 }
 FILENAME ~ /load-.*\.jsonl$/ { last[base(FILENAME)] = $0; next }
 FILENAME ~ /legacy-.*\.log$/ && /^broken/ { broken++; next }
+FILENAME ~ /held-[0-9]+\.jsonl$/ && /"error":"[^"]/ { broken++; next }
 END {
 	total = 0; moved = 0
 	for (i = 1; i <= nodes; i++) {
@@ -455,7 +457,7 @@ scrape_metrics() {
 # read the whole state file before it rewrites it at its END).
 summary_line() {
 	awk -v nodes="$NODES" -v tick="$1" -v phase="$2" -v event="$3" -v state="$work/line.state" "$line_awk" \
-		"$work/line.state" "$work"/m/router "$work"/m/node? "$work"/load-*.jsonl "$work"/legacy-*.log
+		"$work/line.state" "$work"/m/router "$work"/m/node? "$work"/load-*.jsonl "$work"/legacy-*.log "$work"/held-*.jsonl
 }
 # share PHASE: pool-b's share of the new flows in that phase, in percent.
 share() { awk -v p="$1" '$1 == "b_" p { b = $2 } $1 == "all_" p { a = $2 } END { printf "%d", a ? 100 * b / a : 0 }' "$work/line.state"; }
@@ -524,13 +526,17 @@ while :; do
 done
 for pid in "${client_pids[@]}"; do wait "$pid" || true; done
 client_pids=()
-echo "    (the load is over; the held connections make their last requests)"
-held_rc=()
-for pid in "${held_pids[@]}"; do
-	rc=0
-	wait "$pid" || rc=$?
-	held_rc+=("$rc")
-done
+# The held connections have done their part (they outlived the drain):
+# stop them. A request cut short by the signal is not a broken
+# connection; what each one answered before is in its file.
+for pid in "${held_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+for pid in "${held_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+# held_ok K: held connection K answered every request it made (no error,
+# no error status); its answers are in held_answers.
+held_ok() {
+	held_answers=$(grep -c '"node":' "${held_files[$1]}" || true)
+	! grep -qE '"error":"[^"]|"status":[45][0-9][0-9]' "${held_files[$1]}"
+}
 held_pids=()
 echo "    (new flows: SYNs the router sent to each node since the line before (a second, unless the machine is busy);"
 echo "     moved: migration tokens accepted at a unicast address;"
@@ -545,14 +551,15 @@ wait "${node_pids[0]}" || die "node1 exited with an error after its drain"
 [[ -n $drain_line ]] || drain_line=$(grep -m1 'msg=drained' "$work/node1.log" | sed 's/^time=[^ ]* level=[A-Z]* //')
 echo "    $drain_line"
 grep -E 'msg="node (down|up)"' "$work/router.log" | sed 's/^time=[^ ]* //' | indent || true
-moved=0
+answers=()
 for k in "${on_node1[@]}"; do
 	last=$(tail -n 1 "${held_files[k]}")
-	[[ ${held_rc[k]} == 0 && $last == *'"node":"node2"'* && $last == *'"remote":"10.99.0.12:443"'* ]] ||
-		die "held connection $k (on node1) did not end on node2's unicast address (exit ${held_rc[k]}): $(tail -c 300 "${held_files[k]}") $(cat "${held_files[k]}.err")"
-	moved=$((moved + 1))
+	held_ok "$k" && [[ $last == *'"node":"node2"'* && $last == *'"remote":"10.99.0.12:443"'* ]] ||
+		die "held connection $k (on node1) did not end on node2's unicast address: $(tail -c 300 "${held_files[k]}") $(cat "${held_files[k]}.err")"
+	answers+=("$held_answers answered, $(grep -c '"node":"node2"' "${held_files[k]}") of them by node2")
 done
-echo "    held connections on node1: ${#on_node1[@]}; each had all $(((LOAD + 2) * 2)) requests answered, the last ones by node2 on 10.99.0.12:443 ($moved moved)"
+echo "    held connections that were on node1: ${#on_node1[@]}, each moved to node2 (10.99.0.12:443) without a failed request:"
+for a in "${answers[@]}"; do echo "      $a"; done
 scrape_settled
 echo "    new flows the router sent node1 after its SIGTERM: $((${M[router:anysched_node_new_flows_total.node1.pool-a]:-0} - flows1_at_term))"
 capable_left=$(sed -n 's/.* capable_left=\([0-9]*\).*/\1/p' <<<"$drain_line")
@@ -599,10 +606,10 @@ for name in rendezvous rendezvous6 background never never6; do
 done
 held_broken=0 held_migrated=0
 for k in "${!held_files[@]}"; do
-	((held_rc[k] == 0)) || held_broken=$((held_broken + 1))
+	held_ok "$k" || held_broken=$((held_broken + 1))
 	[[ $(tail -n 1 "${held_files[k]}") == *'"migrated":true'* ]] && held_migrated=$((held_migrated + 1))
 done
-printf '    %-12s %5d connections  %5d migrated  %3d fallbacks  %3d broken  (%d requests each)\n' held ${#held_files[@]} "$held_migrated" 0 "$held_broken" $(((LOAD + 2) * 2))
+printf '    %-12s %5d connections  %5d migrated  %3d fallbacks  %3d broken  (a request every 500ms for the whole run)\n' held ${#held_files[@]} "$held_migrated" 0 "$held_broken"
 ((held_migrated == ${#held_files[@]})) || die "held: $held_migrated of ${#held_files[@]} connections migrated; want all"
 broken=$((broken + held_broken))
 migrating_conns=$((migrating_conns + ${#held_files[@]}))
@@ -645,7 +652,16 @@ fail=()
 ((mig_hellos >= migrating_conns)) || fail+=("the router read $mig_hellos ClientHellos with migration_support; the migrating clients opened $migrating_conns connections")
 ((legacy_hellos >= legacy_conns)) || fail+=("the router read $legacy_hellos legacy ClientHellos; the legacy clients opened $legacy_conns connections")
 ((pins_made == legacy_hellos)) || fail+=("$pins_made pin decisions for $legacy_hellos legacy ClientHellos")
-((legacy_pins == legacy_conns)) || fail+=("$legacy_pins pin entries kept for $legacy_conns legacy connections ($((legacy_pins - legacy_conns)) for migrating ones): want one per legacy connection and none for a migrating one")
+if ((legacy_pins != legacy_conns)); then
+	why=
+	if ((legacy_pins > legacy_conns && retrans > 0)); then
+		# Seen on a loaded machine: a first segment of a ClientHello in
+		# segments, retransmitted after the hello was read, pins its flow
+		# again, and nothing that follows unpins it.
+		why=" (the clients retransmitted $retrans segments: a retransmitted first segment of a ClientHello in segments is pinned again)"
+	fi
+	fail+=("$legacy_pins pin entries kept for $legacy_conns legacy connections ($((legacy_pins - legacy_conns)) for migrating ones): want one per legacy connection and none for a migrating one$why")
+fi
 ((pins + unpin_rst + expired + evicted == legacy_pins)) || fail+=("pin table: $legacy_pins legacy entries made, $pins held, $((unpin_rst + expired + evicted)) removed: the counts do not add up")
 ((${#fail[@]} == 0)) || die "$(printf '%s; ' "${fail[@]}")"
 
