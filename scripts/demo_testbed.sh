@@ -1,40 +1,57 @@
 #!/usr/bin/env bash
 # demo_testbed.sh — the live half of `make demo`: the router on the veth
-# test bed with real nodes (anynode) and real migrating clients (anyclient).
+# test bed, scheduling on live status, with real nodes and a mix of
+# migrating and legacy clients under load.
 #
-# Builds anysched, anynode and anyclient, brings up the veth bed
-# (scripts/testbed.sh, 4 nodes in two pools, PREFIX demo<PID>), runs
-# `anysched run` on AF_XDP in the router namespace and an anynode in every
-# node namespace (HTTPS on the VIP, held on lo, and on the node's unicast
-# address; the two nodes of a pool share a ticket-key file). From the
-# client namespace it sends migrating clients (anyclient, policies
-# rendezvous and background), which end on their node's unicast address,
-# and legacy clients (anyclient --policy never, curl), which stay on the
-# VIP and are pinned by the router. It then drains a node in the router
-# (config reload) and on the node itself (SIGTERM): the migrated client
-# keeps its node through the table change without any router state, then
-# moves to the node's pool sibling without losing a request. It ends with
-# the router's counters and the state claim: one pin per legacy
-# connection, none for the migrating ones.
+# Brings up the bed (scripts/testbed.sh up --delay: client, router on a
+# stick, 2 pools x 2 nodes, a user-space delay line in front of every
+# node, PREFIX demo<PID>), a Redis replay store on the fabric (shared by
+# all nodes: a migration token is single-use across them), an anynode in
+# every node namespace (HTTPS on the VIP, held on lo, and on its unicast
+# address; the nodes of a pool share a ticket-key file) and `anysched run`
+# on AF_XDP in the router namespace, whose config gives every node a
+# health_port (TCP probes: RTT and up/down) and a report_port (anynode's
+# GET /load: connections, CPU, draining), so the schedule follows live
+# status. Then, for LOAD seconds, from the client namespace: migrating
+# clients (anyclient rendezvous and background, IPv4 and IPv6) and legacy
+# ones (anyclient --policy never, curl, openssl s_client), with one
+# summary line per second. A quarter of the way in, pool-b's delay goes up
+# (testbed delay): new flows move away from it. Half way, node1 leaves the
+# router's schedule (config reload, drain: true) and, once no slot can
+# still send it a new flow, is drained (SIGTERM): its capable clients move
+# to node2, its legacy ones finish. It ends with a table per node, every
+# client's count and the state claim as measured: pin-table entries
+# against connections opened, by kind (migrating: none; legacy: one each).
 #
 # Usage: scripts/demo_testbed.sh            (as root)
-# Environment: ANYSCHED (the router binary; default bin/anysched from
-# `make build`, built here if missing), ANYNODE and ANYCLIENT (default:
-# built here from ./cmd), GO (default go), GRACE (grace period in seconds,
-# default 5).
-# Exit codes: 0 everything worked, 1 something did not (the message says
-# what), 2 not root or bad environment. The bed is torn down on every exit.
+# Environment: ANYSCHED, ANYNODE, ANYCLIENT, TESTBED (the binaries;
+# default: built here), GO (default go), LOAD (seconds of load, default 32,
+# at least 24), KEEP_WORK (set: keep the logs and client reports), DRAIN
+# (router+node, the default: node1 leaves the router's schedule by a
+# config reload, then gets SIGTERM; node: SIGTERM alone, and the router
+# learns it from the node's report), DRAIN_WAIT (seconds from the reload
+# to the SIGTERM, default the grace period + 1).
+# Exit codes: 0 every claim held and no connection broke, 1 otherwise (the
+# message says what), 2 not root or bad environment. The bed, the store
+# and every process are gone on every exit.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-go}
-ANYSCHED=${ANYSCHED:-$repo/bin/anysched}
-GRACE=${GRACE:-5}
-METRICS=127.0.0.1:9300 # the router's, in its namespace
-ADMIN=127.0.0.1:9400   # each node's admin API, in its namespace
+LOAD=${LOAD:-32}
+DRAIN=${DRAIN:-router+node}
+GRACE=5                 # the router's grace period (and slot dwell time), seconds
+SETTLE=4                # seconds the schedule takes to follow a delay change
+DRAIN_WAIT=${DRAIN_WAIT:-$((GRACE + 1))}
+NODES=4
 VIP4=10.200.0.1
 VIP6=fd00:200::1
-NODES=4
+ROUTER=10.99.0.2        # the router's fabric address (metrics on :9300)
+STORE=10.99.0.250       # Redis, on the fabric bridge itself
+ADMIN_PORT=9400         # anynode's admin API (GET /load) on its unicast address
+METRICS_PORT=9401       # anynode's Prometheus metrics
+BASE_DELAY=2ms          # every node's delay line at the start
+SLOW_DELAY=100ms        # pool-b's, from a quarter of the way in
 export PREFIX=demo$$ NODES VIP4 VIP6
 
 die() {
@@ -43,49 +60,62 @@ die() {
 }
 
 case "${1:-}" in
--h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 '') ;;
 *) echo "demo_testbed.sh: unexpected argument '$1' (try --help)" >&2; exit 2 ;;
 esac
-case "$GRACE" in '' | *[!0-9]* | 0) echo "demo_testbed.sh: GRACE=$GRACE: want whole seconds, at least 1" >&2; exit 2 ;; esac
+case "$DRAIN" in router+node | node) ;; *) echo "demo_testbed.sh: DRAIN=$DRAIN: want router+node or node" >&2; exit 2 ;; esac
+case "$DRAIN_WAIT" in '' | *[!0-9]*) echo "demo_testbed.sh: DRAIN_WAIT=$DRAIN_WAIT: want whole seconds" >&2; exit 2 ;; esac
+case "$LOAD" in '' | *[!0-9]*) echo "demo_testbed.sh: LOAD=$LOAD: want whole seconds, at least 24" >&2; exit 2 ;; esac
+((LOAD >= 24)) || { echo "demo_testbed.sh: LOAD=$LOAD: want whole seconds, at least 24" >&2; exit 2; }
+((LOAD / 2 + DRAIN_WAIT + 2 < LOAD)) || { echo "demo_testbed.sh: DRAIN_WAIT=$DRAIN_WAIT: the SIGTERM would come after the load (LOAD=$LOAD); want less than $((LOAD - LOAD / 2 - 2))" >&2; exit 2; }
 if [[ $(id -u) != 0 ]]; then
 	echo "demo_testbed.sh: needs root (it creates network namespaces, veth links and attaches XDP); try: sudo make demo" >&2
 	exit 2
 fi
-for tool in ip "$GO"; do
-	command -v "$tool" >/dev/null || { echo "demo_testbed.sh: $tool not found" >&2; exit 2; }
+for tool in ip curl openssl redis-server awk "$GO"; do
+	command -v "$tool" >/dev/null || { echo "demo_testbed.sh: $tool not found (make deps installs it)" >&2; exit 2; }
 done
 
 started=$SECONDS
 work=$(mktemp -d "${TMPDIR:-/tmp}/anysched-demo.XXXXXX")
-bed_up=false
+bed_pid=
 router_pid=
+store_pid=
 node_pids=()
+client_pids=()
 held_pids=()
 
 # cleanup runs on every exit: stop what we started (the router detaches
-# its XDP program on SIGTERM), then remove every namespace of the bed.
+# its XDP program on SIGTERM; the bed's `up` removes its namespaces on
+# SIGTERM), then make sure no namespace of the bed is left.
 cleanup() {
-	local rc=$? pid
+	local rc=$? pid ns
 	trap - EXIT INT TERM
 	set +e
-	for pid in "${held_pids[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
-	for pid in $router_pid "${node_pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-	for pid in $router_pid "${node_pids[@]}"; do stopped "$pid" 10 || kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+	for pid in "${client_pids[@]}" "${held_pids[@]}" $scraper_pid; do kill "$pid" 2>/dev/null; done
+	for pid in "${client_pids[@]}" "${held_pids[@]}"; do wait "$pid" 2>/dev/null; done
+	for pid in $router_pid "${node_pids[@]}" $store_pid; do kill -TERM "$pid" 2>/dev/null; done
+	for pid in $router_pid "${node_pids[@]}" $store_pid; do stopped "$pid" 10 || kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
 	# Anything else still running inside the bed's namespaces was started
 	# by this script too: stop it, or the namespaces outlive `down`.
 	for ns in $(ip netns list 2>/dev/null | awk -v p="$PREFIX-" 'index($1, p) == 1 { print $1 }'); do
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
 	done
-	if $bed_up; then "$repo/scripts/testbed.sh" down || { echo "demo_testbed.sh: testbed.sh down failed" >&2; rc=1; }; fi
+	if [[ -n $bed_pid ]]; then
+		kill -TERM "$bed_pid" 2>/dev/null
+		stopped "$bed_pid" 20 || kill -KILL "$bed_pid" 2>/dev/null
+		wait "$bed_pid" 2>/dev/null
+		"$work/testbed" down || { echo "demo_testbed.sh: testbed down failed" >&2; rc=1; }
+	fi
 	if ((rc != 0)); then
-		for log in "$work"/router.log "$work"/node*.log; do
+		for log in "$work"/bed.log "$work"/router.log "$work"/node*.log "$work"/store.log; do
 			[[ -s $log ]] || continue
 			echo "--- last lines of $(basename "$log"):" >&2
 			tail -n 8 "$log" >&2
 		done
 	fi
-	rm -rf "$work"
+	if [[ -n ${KEEP_WORK:-} ]]; then echo "demo_testbed.sh: logs kept in $work" >&2; else rm -rf "$work"; fi
 	exit "$rc"
 }
 # stopped PID SECONDS: poll until our child PID has exited (or is a zombie
@@ -103,8 +133,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-section() { printf '\n== %s\n' "$*"; }
+section() { printf '\n== %s   [%ds]\n' "$*" $((SECONDS - started)); }
 indent() { sed 's/^/    /'; }
 inns() { local ns=$PREFIX-$1; shift; ip netns exec "$ns" "$@"; }
 unicast() { echo "10.99.0.$((10 + $1))"; }
@@ -114,56 +143,82 @@ pool_of() { if (($1 <= NODES / 2)); then echo a; else echo b; fi; }
 
 # wait_for SECONDS WHAT CMD...: poll CMD until it succeeds; fail after
 # SECONDS. A poll with a deadline, not a sleep: it returns as soon as the
-# condition holds. The router must stay alive meanwhile.
+# condition holds.
 wait_for() {
 	local deadline=$((SECONDS + $1)) what=$2
 	shift 2
 	until "$@" >/dev/null 2>&1; do
-		if [[ -n $router_pid ]] && ! kill -0 "$router_pid" 2>/dev/null; then
-			die "the router exited while waiting for $what"
-		fi
+		if [[ -n $router_pid ]] && ! kill -0 "$router_pid" 2>/dev/null; then die "the router exited while waiting for $what"; fi
+		if [[ -n $bed_pid ]] && ! kill -0 "$bed_pid" 2>/dev/null; then die "the bed's testbed up exited while waiting for $what"; fi
 		((SECONDS < deadline)) || die "timed out waiting for $what"
 		sleep 0.1
 	done
 }
 
-# http NS METHOD HOST:PORT PATH: a plain HTTP/1.0 request from inside
-# namespace NS (bash's /dev/tcp: no other tool needed); prints the body,
-# fails unless the status is 2xx.
-http() {
-	local ns=$1 method=$2 host=${3%:*} port=${3##*:} path=$4
-	inns "$ns" timeout 10 bash -c '
-		exec 3<>"/dev/tcp/$0/$1" || exit 1
-		printf "%s %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$2" "$3" "$0" >&3
-		IFS= read -r status <&3 || exit 1
-		case $status in "HTTP/1."?" 2"*) ;; *) exit 1 ;; esac
-		while IFS= read -r line <&3 && [[ $line != $'"'"'\r'"'"' ]]; do :; done
-		cat <&3' "$host" "$port" "$method" "$path"
+# get URL: one plain HTTP GET from the client namespace (router metrics,
+# node admin API), body on stdout.
+get() { inns client curl -sS --fail --max-time 3 "$1"; }
+store_ready() { inns node1 bash -c 'exec 3<>"/dev/tcp/$0/6379" && printf "PING\r\n" >&3 && IFS= read -r l <&3 && [[ $l == "+PONG"* ]]' "$STORE"; }
+
+# scrape: scrape_metrics (below), then read the last scrapes of the
+# project's series into M[name:series.label1.label2...] (name: router,
+# node1...; label values in the exposition's order, which is by label
+# name), e.g. M[router:anysched_pins], M[node2:anynode_tokens_accepted_total.node2].
+# Lookups are expansions, not subshells: a fork costs a lot on a busy machine.
+declare -A M
+scrape() {
+	local key value
+	scrape_metrics
+	M=()
+	while read -r key value; do
+		M[$key]=$value
+	done < <(awk '/^any(sched|node)_/ && NF >= 2 {
+		n = FILENAME; sub(/.*\//, "", n); k = $1
+		gsub(/\{[a-z_]+="|",[a-z_]+="/, ".", k); gsub(/"\}$/, "", k)
+		printf "%s:%s %.0f\n", n, k, $2 }' "$work"/m/router "$work"/m/node?)
 }
 
-scrape() { http router GET "$METRICS" /metrics; }
-# metric NAME_OR_SERIES: its value in the last scrape ($metrics), 0 if absent.
-metric() { awk -v s="$1" '$1 == s { printf "%.0f", $2; found = 1 } END { if (!found) print 0 }' <<<"$metrics"; }
-generation() { metrics=$(scrape) && metric anysched_table_generation; }
-generation_above() { local g; g=$(generation) && ((g > $1)); }
+# scrape_settled: scrape until two scrapes in a row agree on the router's
+# pin and ClientHello counters (a last RST can land between the counters
+# and the gauge of one scrape), at most 5s.
+scrape_settled() {
+	local before= now deadline=$((SECONDS + 5))
+	while :; do
+		scrape
+		now=$(grep -E '^anysched_(pin|clienthello)' "$work/m/router" || true)
+		[[ $now == "$before" ]] && return 0
+		((SECONDS < deadline)) || die "the router's pin counters did not settle after the clients finished"
+		before=$now
+		sleep 0.3 # between two scrapes, not a readiness wait
+	done
+}
 
-# field JSON KEY: one scalar field of anyclient's JSON (strings unquoted).
-field() { sed -n 's/.*"'"$2"'":\("[^"]*"\|[^,}]*\).*/\1/p' <<<"$1" | tr -d '"'; }
+# report NAME: the last report anyclient load NAME printed, its fields in
+# R[key] (numbers and strings; failures as the raw JSON object).
+declare -A R
+report() {
+	local key value
+	R=()
+	while read -r key value; do
+		R[$key]=$value
+	done < <(tail -n 1 "$work/load-$1.jsonl" 2>/dev/null | awk '{
+		n = split("final connections migrated fallbacks broken ttfb_p50_ms ttfb_p99_ms", keys, " ")
+		for (i = 1; i <= n; i++) if (match($0, "\"" keys[i] "\":[^,}]*")) print keys[i], substr($0, RSTART + length(keys[i]) + 3, RLENGTH - length(keys[i]) - 3)
+		if (match($0, /"failures":\{[^}]*\}/)) print "failures", substr($0, RSTART + 11, RLENGTH - 11) }')
+}
 
-# write_config FILE DRAINED_NODE: the router config for the bed; the
-# drained node (none: "") takes no new flows.
+# write_config FILE [DRAINED]: the router config; every node is probed on
+# its HTTPS port and reports its load on its admin port; node DRAINED (if
+# given) takes no new flows. The seed is the run's: a reload keeps it.
+seed=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 write_config() {
-	local file=$1 drained=$2 i
+	local i
 	{
 		cat <<-EOF
 			# anysched demo router config (scripts/demo_testbed.sh)
 			vips:
 			  - address: $VIP4
-			    port: 443
-			    tls: true
 			  - address: $VIP6
-			    port: 443
-			    tls: true
 			pools:
 		EOF
 		for i in $(seq 1 "$NODES"); do
@@ -171,273 +226,443 @@ write_config() {
 			if ((i == NODES / 2 + 1)); then echo "  - name: pool-b"; echo "    nodes:"; fi
 			echo "      - name: node$i"
 			echo "        address: $(unicast "$i")"
-			if [[ node$i == "$drained" ]]; then echo "        drain: true"; fi
+			echo "        health_port: 443"
+			echo "        report_port: $ADMIN_PORT"
+			if [[ node$i == "${2:-}" ]]; then echo "        drain: true"; fi
 		done
 		cat <<-EOF
-			policy: weighted     # no probes or reports here: spread by capacity
+			policy: weighted      # every pool gets new flows, by score
 			table:
 			  size: 1009
-			  seed: "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+			  seed: "$seed"
 			grace_period: ${GRACE}s
+			probe: { interval: 250ms, timeout: 200ms, down_after: 3, up_after: 2, ewma_alpha: 0.5 }
+			reports: { interval: 250ms, timeout: 200ms, stale_after: 2s }
+			score: { delay_reference: 100ms, delay_weight: 0.8, load_weight: 0.2 }
+			hysteresis: { threshold: 0.5, min_interval: 2s }   # not for every jitter of a busy machine
 		EOF
-	} >"$file"
+	} >"$1"
 }
 
 section "1. build"
-if [[ -x $ANYSCHED ]]; then
-	cp "$ANYSCHED" "$work/anysched"
-	echo "    router: $ANYSCHED"
-else
-	(cd "$repo" && "$GO" build -o "$work/" ./cmd/anysched) || die "go build ./cmd/anysched failed"
-	echo "    router: built ./cmd/anysched ($ANYSCHED not found)"
-fi
-if [[ -n ${ANYNODE:-} && -n ${ANYCLIENT:-} ]]; then
-	cp "$ANYNODE" "$work/anynode" && cp "$ANYCLIENT" "$work/anyclient" || die "ANYNODE=$ANYNODE or ANYCLIENT=$ANYCLIENT cannot be copied"
-	echo "    node and client: $ANYNODE, $ANYCLIENT"
-else
-	(cd "$repo" && "$GO" build -o "$work/" ./cmd/anynode ./cmd/anyclient) || die "go build ./cmd/anynode ./cmd/anyclient failed"
-	echo "    node and client: built ./cmd/anynode, ./cmd/anyclient"
-fi
-
-section "2. veth test bed $PREFIX ($NODES nodes, VIP $VIP4 and $VIP6)"
-bed_up=true
-"$repo/scripts/testbed.sh" up | indent || die "scripts/testbed.sh up failed"
-
-section "3. router: anysched run --iface eth0 in $PREFIX-router"
-cfg=$work/router.yaml
-write_config "$cfg" ""
-seed_line=$(grep 'seed:' "$cfg")
-ip netns exec "$PREFIX-router" "$work/anysched" run --config "$cfg" --iface eth0 --metrics-addr "$METRICS" >"$work/router.log" 2>&1 &
-router_pid=$!
-wait_for 20 "the router's /ready on $METRICS" http router GET "$METRICS" /ready
-for i in $(seq 1 "$NODES"); do
-	wait_for 10 "the router to learn node$i's MAC" grep -q " node=node$i mac=" "$work/router.log"
+mkdir -p "$work/m"
+for b in anysched anynode anyclient testbed; do
+	var=${b^^}
+	if [[ -n ${!var:-} ]]; then
+		cp "${!var}" "$work/$b" || die "$var=${!var} cannot be copied"
+	else
+		pkg=./cmd/$b
+		[[ $b == testbed ]] && pkg=./internal/testbed/cmd/testbed
+		(cd "$repo" && "$GO" build -o "$work/" "$pkg") || die "go build $pkg failed"
+	fi
 done
-grep -E 'interface open| mac=' "$work/router.log" | sed 's/^time=[^ ]* //' | indent || true
-echo "    its table (anysched table):"
-"$work/anysched" table --config "$cfg" | sed -n '/^POOL  *NODE/,/^$/p' | sed '/^$/d' | indent
+echo "    anysched, anynode, anyclient, testbed: $(cd "$repo" && git describe --always --dirty 2>/dev/null || echo built)"
+
+section "2. veth test bed $PREFIX: 2 pools x 2 nodes, a delay line of $BASE_DELAY in front of every node"
+delays=()
+for i in $(seq 1 "$NODES"); do delays+=(--delay "node$i=$BASE_DELAY"); done
+"$work/testbed" "${delays[@]}" up >"$work/bed.out" 2>"$work/bed.log" &
+bed_pid=$!
+wait_for 30 "the bed's delay-line control socket" "$work/testbed" delay
+indent <"$work/bed.out"
+echo "    delays: $("$work/testbed" delay)"
+
+section "3. Redis replay store on the fabric ($STORE:6379, br0 in $PREFIX-fabric)"
+ip -n "$PREFIX-fabric" addr add "$STORE/24" dev br0 || die "cannot give br0 $STORE"
+ip netns exec "$PREFIX-fabric" redis-server --bind "$STORE" --port 6379 --save '' --appendonly no \
+	--protected-mode no --daemonize no --loglevel warning >"$work/store.log" 2>&1 &
+store_pid=$!
+wait_for 10 "redis-server on $STORE:6379" store_ready
+echo "    redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'): every node's --replay redis://$STORE:6379"
 
 section "4. nodes: anynode on the VIP (direct server return) and on its unicast address"
 for pool in a b; do od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$work/pool-$pool.keys"; echo >>"$work/pool-$pool.keys"; done
 for i in $(seq 1 "$NODES"); do
+	u=$(unicast "$i")
 	ip netns exec "$PREFIX-node$i" "$work/anynode" --name "node$i" --vip "$VIP4:443" --vip "[$VIP6]:443" \
-		--unicast "$(unicast "$i"):443" --ticket-keys "$work/pool-$(pool_of "$i").keys" \
-		--admin-addr "$ADMIN" --write-cert "$work/node$i.pem" \
+		--unicast "$u:443" --ticket-keys "$work/pool-$(pool_of "$i").keys" --replay "redis://$STORE:6379" \
+		--admin-addr "$u:$ADMIN_PORT" --metrics-addr "$u:$METRICS_PORT" --write-cert "$work/node$i.pem" \
 		--drain-target "$(unicast "$(sibling "$i")"):443" --drain-timeout 10s >"$work/node$i.log" 2>&1 &
 	node_pids+=($!)
 done
 for i in $(seq 1 "$NODES"); do
 	wait_for 10 "node$i's anynode" grep -q msg=serving "$work/node$i.log"
-	echo "    node$i: https on $VIP4:443, [$VIP6]:443 and $(unicast "$i"):443; pool-$(pool_of "$i") ticket keys (shared with node$(sibling "$i"))"
+	echo "    node$i (pool-$(pool_of "$i")): https on $VIP4:443, [$VIP6]:443, $(unicast "$i"):443; /load on :$ADMIN_PORT; tickets shared with node$(sibling "$i")"
 done
-echo "    node1's load report (GET /load on its admin API, the format the router's scheduler reads):"
-echo "      $(http node1 GET "$ADMIN" /load | tr -d ' \n')"
-cat "$work"/node*.pem >"$work/ca.pem" # each node's self-signed certificate: the clients' --ca
-echo "    clients verify the nodes with --ca (the nodes' self-signed certificates, from --write-cert)"
+cat "$work"/node*.pem >"$work/ca.pem" # the nodes' self-signed certificates: the clients' --ca
+echo "    node1's load report, as the router fetches it: $(get "http://$(unicast 1):$ADMIN_PORT/load" | tr -d ' \n')"
 
-# Every connection the clients open through the VIP, by kind, for the
-# state claim at the end.
-migrating_conns=0
-legacy_conns=0
-
-# get LABEL ARGS...: one `anyclient get --json` from the client namespace;
-# prints where it landed. Sets $got (the JSON line).
-get() {
-	local label=$1 out
-	shift
-	out=$(inns client "$work/anyclient" get --ca "$work/ca.pem" --json "$@") || { echo "$out" | indent; die "anyclient get $* failed"; }
-	got=$(tail -n 1 <<<"$out")
-	printf '    %-22s -> %-6s on %-22s migrated=%s resumed=%s%s\n' "$label" "$(field "$got" node)" "$(field "$got" remote)" \
-		"$(field "$got" migrated)" "$(field "$got" resumed)" "$(f=$(field "$got" fallback); [[ -n $f ]] && echo " fallback=\"$f\"")"
-}
-on_unicast() { [[ $(field "$got" migrated) == true && $(field "$got" remote) == "$(unicast "${1#node}"):443" ]]; }
-
-section "5. one request per client: migrating (rendezvous, background) and legacy (never, curl)"
-for v in 4 4 4 4 6 6; do
-	vip=$VIP4
-	[[ $v == 6 ]] && vip="[$VIP6]"
-	get "rendezvous IPv$v" "https://$vip/"
-	on_unicast "$(field "$got" node)" || die "a rendezvous client did not end on its node's unicast address"
-	migrating_conns=$((migrating_conns + 1))
-done
-for n in 1 2; do
-	# Three requests on one connection: the first is answered on the VIP
-	# at once, the connection moves behind it (make-before-break).
-	out=$(inns client "$work/anyclient" get --ca "$work/ca.pem" --json --policy background --repeat 3 --interval 300ms "https://$VIP4/") ||
-		die "anyclient get --policy background failed"
-	i=0
-	while IFS= read -r line; do
-		i=$((i + 1))
-		printf '    %-22s -> %-6s on %-22s migrated=%s\n' "background #$n req $i" "$(field "$line" node)" "$(field "$line" remote)" "$(field "$line" migrated)"
-	done <<<"$out"
-	got=$(tail -n 1 <<<"$out")
-	on_unicast "$(field "$got" node)" || die "a background client was not on its node's unicast address by its third request"
-	migrating_conns=$((migrating_conns + 1))
-done
-for v in 4 4 4 4 6 6; do
-	vip=$VIP4
-	[[ $v == 6 ]] && vip="[$VIP6]"
-	get "never IPv$v" --policy never "https://$vip/"
-	[[ $(field "$got" migrated) == false && $(field "$got" remote) == "$vip:443" ]] || die "a legacy client left the VIP"
-	legacy_conns=$((legacy_conns + 1))
-done
-if command -v curl >/dev/null; then
-	for n in 1 2; do
-		node=$(inns client curl -sS --fail --cacert "$work/ca.pem" -o /dev/null -D - "https://$VIP4/" | tr -d '\r' | sed -n 's/^[Aa]nysched-[Nn]ode: //p') ||
-			die "curl https://$VIP4/ failed"
-		printf '    %-22s -> %-6s on %s (the VIP)\n' "curl #$n" "$node" "$VIP4:443"
-		legacy_conns=$((legacy_conns + 1))
-	done
-else
-	echo "    (curl not found: its two legacy requests skipped)"
-fi
-
-section "6. load: anyclient load, migrating and legacy"
-load() {
-	local out
-	out=$(inns client "$work/anyclient" load --ca "$work/ca.pem" --json --progress off "$@" "https://$VIP4/") || {
-		echo "$out" | indent
-		die "anyclient load $* broke connections"
-	}
-	got=$(tail -n 1 <<<"$out")
-}
-load --connections 8 --duration 2s --requests-per-conn 3
-echo "    rendezvous, 8 at once for 2s, 3 requests each: $(field "$got" connections) connections, $(field "$got" migrated) migrated," \
-	"$(field "$got" resumed) resumed, $(field "$got" fallbacks) fallbacks, $(field "$got" broken) broken;" \
-	"connect-to-first-byte p50 $(field "$got" ttfb_p50_ms)ms p99 $(field "$got" ttfb_p99_ms)ms"
-(($(field "$got" migrated) == $(field "$got" connections))) || die "not every load connection migrated"
-migrating_conns=$((migrating_conns + $(field "$got" connections)))
-load --policy never --connections 4 --total 20 --duration 10s --requests-per-conn 3
-echo "    never, 4 at once, 20 in all, 3 requests each:   $(field "$got" connections) connections, $(field "$got" migrated) migrated," \
-	"$(field "$got" broken) broken; connect-to-first-byte p50 $(field "$got" ttfb_p50_ms)ms p99 $(field "$got" ttfb_p99_ms)ms"
-legacy_conns=$((legacy_conns + $(field "$got" connections)))
-
-section "7. hold migrated and legacy connections until one of each shares a node"
-held_requests=$(((GRACE + 10) * 5)) # one every 200ms: they outlast the reload and the grace period
-# hold FILE ARGS...: a long-lived anyclient get in the background (run by
-# ip netns exec itself, so $! is the client's pid).
-hold() {
-	local file=$1
-	shift
-	ip netns exec "$PREFIX-client" "$work/anyclient" get --ca "$work/ca.pem" --json --repeat "$held_requests" --interval 200ms "$@" "https://$VIP4/" >"$file" 2>"$file.err" &
-	held_pids+=($!)
-}
-first_node() { [[ -s $1 ]] && field "$(head -n 1 "$1")" node; }
-holders=6 # of each kind; the table spreads them over the 4 nodes
-for k in $(seq 1 "$holders"); do
-	hold "$work/held-mig-$k.jsonl"
-	hold "$work/held-legacy-$k.jsonl" --policy never
-done
-migrating_conns=$((migrating_conns + holders))
-legacy_conns=$((legacy_conns + holders))
-for k in $(seq 1 "$holders"); do
-	wait_for 20 "held connection $k's first answers" first_node "$work/held-mig-$k.jsonl"
-	wait_for 20 "held connection $k's first answers" first_node "$work/held-legacy-$k.jsonl"
-	got=$(head -n 1 "$work/held-mig-$k.jsonl")
-	on_unicast "$(field "$got" node)" || die "a held migrating connection is not on its node's unicast address: $got"
-done
-X= mig_k= legacy_k=
+section "5. router: anysched run --iface eth0 in $PREFIX-router, on live status"
+cfg=$work/router.yaml
+write_config "$cfg"
+ip netns exec "$PREFIX-router" "$work/anysched" run --config "$cfg" --iface eth0 --metrics-addr "$ROUTER:9300" >"$work/router.log" 2>&1 &
+router_pid=$!
+wait_for 20 "the router's /ready" get "http://$ROUTER:9300/ready"
 for i in $(seq 1 "$NODES"); do
-	for k in $(seq 1 "$holders"); do
-		[[ -z $mig_k && $(first_node "$work/held-mig-$k.jsonl") == "node$i" ]] && mig_k=$k
-		[[ -z $legacy_k && $(first_node "$work/held-legacy-$k.jsonl") == "node$i" ]] && legacy_k=$k
-	done
-	if [[ -n $mig_k && -n $legacy_k ]]; then X=node$i; break; fi
-	mig_k= legacy_k=
+	wait_for 10 "the router to learn node$i's MAC" grep -q "node=node$i mac=" "$work/router.log"
 done
-[[ -n $X ]] || die "no node got both a migrating and a legacy held connection (try again)"
-mig_pid=${held_pids[2 * (mig_k - 1)]} legacy_pid=${held_pids[2 * (legacy_k - 1) + 1]}
-for pid in "${held_pids[@]}"; do
-	[[ $pid == "$mig_pid" || $pid == "$legacy_pid" ]] && continue
-	kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
-done
-held_pids=("$mig_pid" "$legacy_pid")
-mig_file=$work/held-mig-$mig_k.jsonl legacy_file=$work/held-legacy-$legacy_k.jsonl
-echo "    $holders of each kind opened; kept one of each on $X, closed the rest:"
-echo "    migrating (rendezvous): $X, on $(field "$(head -n 1 "$mig_file")" remote) — not through the router"
-echo "    legacy (never):        $X, on $VIP4:443 through the router (pinned)"
+grep -E 'interface open' "$work/router.log" | sed 's/^time=[^ ]* //' | indent || true
+echo "    every node: health_port 443 (a TCP probe every 250ms: RTT, 3 misses = down), report_port $ADMIN_PORT (GET /load every 250ms)"
+echo "    score = 0.8 x min(RTT/100ms, 1) + 0.2 x load; policy weighted (share by score); rebuild when a share moves 50%;"
+echo "    Maglev table of 1009 slots; grace period ${GRACE}s"
 
-section "8. drain $X in the router (config reload): new connections avoid it, held ones stay"
-write_config "$cfg.new" "$X"
-sed -i "s/^  seed: .*/$seed_line/" "$cfg.new" # same seed: it cannot change on reload
-mv "$cfg.new" "$cfg"
-gen_before=$(generation)
-hup_ms=$(now_ms) # the grace period ends no earlier than hup_ms + GRACE
-kill -HUP "$router_pid"
-wait_for 10 "the router to publish a new table after SIGHUP" generation_above "$gen_before"
-echo "    router: table generation $gen_before -> $(generation), $X drain: true"
-for n in 1 2; do
-	get "new rendezvous #$n" "https://$VIP4/"
-	[[ $(field "$got" node) != "$X" ]] || die "a new connection went to the drained $X"
-	migrating_conns=$((migrating_conns + 1))
-	get "new never #$n" --policy never "https://$VIP4/"
-	[[ $(field "$got" node) != "$X" ]] || die "a new connection went to the drained $X"
-	legacy_conns=$((legacy_conns + 1))
+section "6. load for ${LOAD}s from $PREFIX-client: migrating and legacy clients at once"
+# tcp_retrans: segments the client namespace's TCP has retransmitted.
+tcp_retrans() { inns client awk '$1 == "Tcp:" && !h { for (i = 1; i <= NF; i++) if ($i == "RetransSegs") c = i; h = 1; next } $1 == "Tcp:" { print $c }' /proc/net/snmp; }
+retrans_before=$(tcp_retrans)
+# load NAME ARGS...: an anyclient load in the background, one JSON report
+# a second into $work/load-NAME.jsonl.
+load() {
+	local name=$1
+	shift
+	ip netns exec "$PREFIX-client" "$work/anyclient" load --ca "$work/ca.pem" --json --progress off --report-every 1s \
+		--duration "${LOAD}s" "$@" >"$work/load-$name.jsonl" 2>"$work/load-$name.err" &
+	client_pids+=($!)
+}
+# Long-lived migrating connections, one request every 500ms for the
+# whole run, so the drain has capable clients to move: until two are on
+# node1 (each one's first answer names its node), at most 16.
+hold() {
+	local k=${#held_files[@]} file
+	file=$work/held-$k.jsonl
+	ip netns exec "$PREFIX-client" "$work/anyclient" get --ca "$work/ca.pem" --json --policy "$1" \
+		--repeat 10000 --interval 500ms "https://$VIP4/" >"$file" 2>"$file.err" &
+	held_pids+=($!)
+	held_files+=("$file")
+}
+held_node() { [[ -s $1 ]] && sed -n '1s/.*"node":"\([^"]*\)".*/\1/p' "$1"; }
+held_files=() held_pids=() on_node1=()
+for policy in background rendezvous background rendezvous; do hold "$policy"; done
+while :; do
+	for k in "${!held_files[@]}"; do wait_for 20 "held connection $k's first answer" held_node "${held_files[k]}"; done
+	on_node1=()
+	for k in "${!held_files[@]}"; do [[ $(held_node "${held_files[k]}") == node1 ]] && on_node1+=("$k"); done
+	((${#on_node1[@]} >= 2 || ${#held_files[@]} >= 16)) && break
+	hold background
+	hold rendezvous
 done
-# Deliberate: the transition rule expires GRACE seconds after the change;
-# this waits for that protocol timer, not for anything to get ready.
-left_ms=$((hup_ms + GRACE * 1000 + 500 - $(now_ms)))
-if ((left_ms > 0)); then sleep "$((left_ms / 1000)).$(printf %03d $((left_ms % 1000)))"; fi
-kill -0 "$mig_pid" 2>/dev/null && kill -0 "$legacy_pid" 2>/dev/null ||
-	die "a held connection finished before the grace period ran out (machine too slow; raise GRACE)"
-metrics=$(scrape)
-pins_held=$(metric anysched_pins)
-answered=$(wc -l <"$mig_file") answered_legacy=$(wc -l <"$legacy_file")
-# elsewhere FILE: the first answer of a held connection not from $X.
-elsewhere() { grep -v -m1 "\"node\":\"$X\"" "$1" | cut -c1-300; }
-[[ -z $(elsewhere "$mig_file") ]] || die "the migrated connection was answered elsewhere: $(elsewhere "$mig_file")"
-[[ -z $(elsewhere "$legacy_file") ]] || die "the pinned legacy connection left $X: $(elsewhere "$legacy_file") $(cat "$legacy_file.err")"
-echo "    after the grace period: the migrated connection, $answered answers, all from $X on its unicast address (nothing in the router)"
-echo "                            the legacy connection, $answered_legacy answers, all from $X (the router's pin; $pins_held pin(s) now)"
-
-Xi=${X#node}
-S=node$(sibling "$Xi")
-section "9. drain $X itself (SIGTERM, --drain-target $S): the migrated client moves, the legacy one cannot"
-kill -TERM "${node_pids[Xi - 1]}"
-wait "$mig_pid" || die "the migrating held client failed: $(grep -m1 '"error"' "$mig_file" || tail -n 1 "$mig_file")"
-stopped "${node_pids[Xi - 1]}" 20 || die "$X did not exit after its drain"
-wait "${node_pids[Xi - 1]}" || die "$X exited with an error after its drain"
-wait "$legacy_pid" && legacy_rc=0 || legacy_rc=$?
-held_pids=()
-grep -m1 'msg=drained' "$work/node$Xi.log" | sed 's/^time=[^ ]* level=[A-Z]* //' | indent
-last=$(tail -n 1 "$mig_file")
-moved=$(grep -c "\"node\":\"$S\"" "$mig_file" || true)
-echo "    migrating: all $held_requests requests answered, $moved of them by $S on $(field "$last" remote) after the move"
-[[ $(field "$last" node) == "$S" && $(field "$last" remote) == "$(unicast "$(sibling "$Xi")"):443" ]] || die "the migrated client did not end on $S"
-# A node change in the legacy client's answers is a new connection: its
-# Transport redials through the VIP when the old one is closed under it.
-reconnects=$(sed -n 's/.*"node":"\([^"]*\)".*/\1/p' "$legacy_file" | uniq | sed 1d | wc -l)
-legacy_conns=$((legacy_conns + reconnects))
-if grep -q "\"node\":\"$X\"" <(tail -n 1 "$legacy_file"); then
-	echo "    legacy: all $(wc -l <"$legacy_file") answers from $X (its connection outlived the drain)"
-elif ((reconnects > 0)); then
-	echo "    legacy: its connection was closed when $X stopped; the client redialed the VIP (a new connection, a new pin)"
-	echo "            and $(field "$(tail -n 1 "$legacy_file")" node) answered the rest (exit $legacy_rc)"
+load rendezvous --policy rendezvous --rate 4 --connections 40 --requests-per-conn 10 --think 300ms "https://$VIP4/"
+load rendezvous6 --policy rendezvous --rate 1 --connections 10 --requests-per-conn 10 --think 300ms "https://[$VIP6]/"
+load background --policy background --rate 2 --connections 30 --requests-per-conn 20 --think 250ms "https://$VIP4/"
+load never --policy never --rate 3 --connections 15 --requests-per-conn 1 "https://$VIP4/"
+load never6 --policy never --rate 1 --connections 5 --requests-per-conn 1 "https://[$VIP6]/"
+# legacy_loop NAME PAUSE CMD...: run CMD (one connection each) with PAUSE
+# seconds between runs for LOAD seconds; one line "ok" or "broken ..." a run.
+legacy_loop() {
+	local name=$1 pause=$2
+	shift 2
+	(
+		end=$((SECONDS + LOAD))
+		while ((SECONDS < end)); do
+			if out=$("$@" 2>&1); then echo ok; else echo "broken: $(tail -n 1 <<<"$out" | cut -c1-120)"; fi
+			sleep "$pause" # the pace of this client, not a wait for readiness
+		done
+	) >"$work/legacy-$name.log" &
+	client_pids+=($!)
+}
+curl_get() { inns client curl -sS --fail --max-time 10 --cacert "$work/ca.pem" -o /dev/null "$1"; }
+# openssl_get: one HTTP/1.0 GET over openssl s_client (a stock TLS 1.3
+# stack without migration_support); ok when the node answered 200.
+openssl_get() {
+	local out
+	out=$(printf 'GET / HTTP/1.0\r\nHost: anysched\r\n\r\n' |
+		inns client timeout 10 openssl s_client -connect "$VIP4:443" -CAfile "$work/ca.pem" -verify_return_error -quiet 2>&1) || { echo "$out"; return 1; }
+	grep -q '^HTTP/1\.[01] 200' <<<"$out" || { echo "$out"; return 1; }
+}
+legacy_loop curl 1 curl_get "https://$VIP4/"
+legacy_loop curl6 1 curl_get "https://[$VIP6]/"
+legacy_loop openssl 1 openssl_get
+held_where=$(for f in "${held_files[@]}"; do held_node "$f"; done | sort | uniq -c | awk '{ printf "%s%s x%d", sep, $2, $1; sep = ", " }')
+echo "    migrating: anyclient rendezvous 4/s (IPv4) + 1/s (IPv6), 10 requests 300ms apart; background 2/s, 20 requests 250ms apart"
+echo "               and ${#held_files[@]} held for the whole run (a request every 500ms; rendezvous and background): $held_where"
+echo "    legacy:    anyclient --policy never 3/s (IPv4) + 1/s (IPv6); curl ~1/s (IPv4) + ~1/s (IPv6); openssl s_client ~1/s"
+if [[ $DRAIN == router+node ]]; then
+	echo "    events:    pool-b delay $BASE_DELAY -> $SLOW_DELAY at $((LOAD / 4))s; node1 out of the router's schedule at $((LOAD / 2))s;"
+	echo "               SIGTERM node1 (drain to node2) ${DRAIN_WAIT}s later, when no slot can still hold it"
 else
-	echo "    legacy: its connection ended with $X: $(field "$(grep -m1 '"error"' "$legacy_file")" error | cut -c1-80)"
+	echo "    events:    pool-b delay $BASE_DELAY -> $SLOW_DELAY at $((LOAD / 4))s; SIGTERM node1 (drain to node2) at $((LOAD / 2))s"
 fi
 
-section "10. what the router holds"
-metrics=$(scrape)
-row() { printf '      %-46s %s\n' "$1" "$2"; }
-echo "    router counters (/metrics):"
-row "packets received / transmitted" "$(metric anysched_packets_received_total) / $(metric anysched_packets_transmitted_total)"
-for route in syn table pin transition; do
-	row "  forwarded by rule: $route" "$(metric "anysched_packets_routed_total{route=\"$route\"}")"
-done
-seen=$(metric 'anysched_clienthellos_total{outcome="seen"}')
-mig_seen=$(metric 'anysched_clienthellos_total{outcome="migration_support"}')
-pins_made=$(metric 'anysched_clienthello_pin_changes_total{change="pin"}')
-row "ClientHellos seen" "$seen"
-row "  with migration_support" "$mig_seen"
-row "pins made (legacy ClientHello)" "$pins_made"
-row "pins removed: migration_support / client RST" "$(metric 'anysched_clienthello_pin_changes_total{change="unpin_migration_support"}') / $(metric 'anysched_clienthello_pin_changes_total{change="unpin_rst"}')"
-row "pin table entries: while held / now" "$pins_held / $(metric anysched_pins)"
-echo "    state claim:"
-echo "      legacy connections:    $legacy_conns through the VIP, $pins_made pinned by the router"
-echo "      migrating connections: $migrating_conns through the VIP, $((pins_made > legacy_conns ? pins_made - legacy_conns : 0)) pinned; each went on from its node's unicast address"
-((seen == legacy_conns + migrating_conns)) || die "the router saw $seen ClientHellos, the clients sent $((legacy_conns + migrating_conns)) to the VIP"
-((mig_seen == migrating_conns)) || die "the router saw $mig_seen ClientHellos with migration_support, the clients sent $migrating_conns"
-((pins_made == legacy_conns)) || die "the router made $pins_made pins; want exactly one per legacy connection ($legacy_conns)"
+# clients_running: the load generators and legacy loops (not the held
+# connections, which outlast them) are still running.
+clients_running() {
+	local pid
+	for pid in "${client_pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done
+	return 1
+}
 
-section "done in $((SECONDS - started))s: migrating clients on their nodes' unicast addresses, the router holding nothing for them; legacy clients pinned"
+# The per-second line is one awk over the last scrape, the clients'
+# reports and the previous second's counters ($work/line.state): a
+# process or two a second, not dozens, on a busy machine.
+line_awk='
+function base(f) { sub(/.*\//, "", f); return f }
+FILENAME ~ /line\.state$/ { prev[$1] = $2; next }
+FILENAME ~ /\/m\/router$/ && !/^#/ { router[$1] = $2; next }
+FILENAME ~ /\/m\/node[0-9]+$/ && !/^#/ {
+	if ($1 ~ /^anynode_tokens_accepted_total/) tokens[base(FILENAME)] = $2
+	next
+}
+FILENAME ~ /load-.*\.jsonl$/ { last[base(FILENAME)] = $0; next }
+FILENAME ~ /legacy-.*\.log$/ && /^broken/ { broken++; next }
+FILENAME ~ /held-[0-9]+\.jsonl$/ && /"error":"[^"]/ { broken++; next }
+END {
+	total = 0; moved = 0
+	for (i = 1; i <= nodes; i++) {
+		pool = (i <= nodes / 2) ? "a" : "b"
+		f = router["anysched_node_new_flows_total{node=\"node" i "\",pool=\"pool-" pool "\"}"] + 0
+		d[i] = f - prev["flows" i]; total += d[i]
+		t = tokens["node" i] + 0
+		moved += t - prev["tokens" i]
+		print "flows" i, f > state
+		print "tokens" i, t > state
+	}
+	for (k in last) if (match(last[k], /"broken":[0-9]+/)) broken += substr(last[k], RSTART + 9, RLENGTH - 9)
+	b = d[3] + d[4]
+	share_b[phase] = prev["b_" phase] + b; share_all[phase] = prev["all_" phase] + total
+	for (k in prev) if (k ~ /^(b|all)_/) { split(k, kp, "_"); if (kp[2] != phase) print k, prev[k] > state }
+	print "b_" phase, share_b[phase] > state
+	print "all_" phase, share_all[phase] > state
+	print "broken", broken + 0 > state
+	printf "    %3ds  %5d %5d %5d %5d  (%3d%%)  %6d  %5d %5d %5d  %6d  %s\n", tick, d[1], d[2], d[3], d[4], total ? 100 * b / total : 0, moved,
+		router["anysched_pins"], router["anysched_transition_entries"], router["anysched_reassembly_in_use"], broken, event
+}'
+# scrape_metrics: the router's and every node's metrics into $work/m/NAME
+# (a node that stopped answering keeps its last scrape). One curl.
+scrape_names=router # a word list
+scrape_args=(-o "$work/m/router.new" "http://$ROUTER:9300/metrics")
+for i in $(seq 1 "$NODES"); do
+	scrape_names+=" node$i"
+	scrape_args+=(-o "$work/m/node$i.new" "http://10.99.0.$((10 + i)):$METRICS_PORT/metrics")
+done
+# A scraper runs in the client namespace for the whole run and fetches
+# all five in parallel when asked: no `ip netns exec` a second.
+scraper_pid=
+start_scraper() {
+	coproc SCRAPER {
+		ip netns exec "$PREFIX-client" bash -c 'while read -r _; do curl -s --no-progress-meter -Z --max-time 2 "$@" 2>/dev/null; echo done; done' scraper "${scrape_args[@]}"
+	}
+	scraper_pid=$SCRAPER_PID
+}
+scrape_metrics() {
+	local name
+	rm -f "$work"/m/*.new
+	[[ -n $scraper_pid ]] || start_scraper
+	echo scrape >&"${SCRAPER[1]}"
+	read -r _ <&"${SCRAPER[0]}" || die "the metrics scraper stopped"
+	for name in $scrape_names; do
+		if [[ -s $work/m/$name.new ]]; then mv "$work/m/$name.new" "$work/m/$name"; fi
+	done
+}
+# summary_line TICK PHASE EVENT: print the line for this second (awk has
+# read the whole state file before it rewrites it at its END).
+summary_line() {
+	awk -v nodes="$NODES" -v tick="$1" -v phase="$2" -v event="$3" -v state="$work/line.state" "$line_awk" \
+		"$work/line.state" "$work"/m/router "$work"/m/node? "$work"/load-*.jsonl "$work"/legacy-*.log "$work"/held-*.jsonl
+}
+# share PHASE: pool-b's share of the new flows in that phase, in percent.
+share() { awk -v p="$1" '$1 == "b_" p { b = $2 } $1 == "all_" p { a = $2 } END { printf "%d", a ? 100 * b / a : 0 }' "$work/line.state"; }
+
+printf '\n    %4s  %-27s %6s  %5s %5s %5s  %6s  %s\n' "t" "new flows node1..4 (pool-b)" "moved" "pins" "trans" "reasm" "broken" "event"
+: >"$work/line.state"
+scrape_metrics
+summary_line 0 start "" >/dev/null # the counters before the load, to subtract
+t0=${EPOCHREALTIME/./}
+tick=0 phase=even node1_down=false drain_line=
+while :; do
+	# Pace the display: the next line is due at the next whole second of
+	# the run (a late one skips ahead rather than drifting).
+	now=${EPOCHREALTIME/./}
+	tick=$(((now - t0) / 1000000 + 1))
+	due=$((t0 + tick * 1000000 - now))
+	sleep "$((due / 1000000)).$(printf %06d $((due % 1000000)))"
+	event=
+	if [[ $phase == even ]] && ((tick >= LOAD / 4)); then
+		answer=$("$work/testbed" delay "node3=$SLOW_DELAY" "node4=$SLOW_DELAY") || die "testbed delay failed"
+		event="testbed delay: $answer"
+		phase=ramp slowed_at=$tick
+	fi
+	# The share after the change counts from SETTLE seconds on: the probes'
+	# EWMA, the hysteresis and the slot dwell time take that long.
+	if [[ $phase == ramp ]] && ((tick >= slowed_at + SETTLE)); then phase=slow; fi
+	if [[ $phase == slow ]] && ((tick >= LOAD / 2)); then
+		if [[ $DRAIN == router+node ]]; then
+			# The operator's order: out of the schedule first, then,
+			# once no slot can still send it a new flow (a slot that
+			# moved less than the grace period ago keeps its owner),
+			# the node drains: no new flow meets a closed listener.
+			write_config "$cfg.new" node1
+			mv "$cfg.new" "$cfg"
+			kill -HUP "$router_pid"
+			event="router config: node1 drain: true (SIGHUP)"
+			phase=unscheduled unscheduled_at=$tick
+		else
+			scrape_metrics # node1's new flows up to the signal
+			flows1_at_term=$(awk '$1 ~ /^anysched_node_new_flows_total[{]node="node1"/ { print $2 }' "$work/m/router")
+			kill -TERM "${node_pids[0]}"
+			event="SIGTERM node1: drain, capable clients to node2"
+			phase=drained
+		fi
+	elif [[ $phase == unscheduled ]] && ((tick >= unscheduled_at + DRAIN_WAIT)); then
+		scrape_metrics # node1's new flows up to the signal
+		flows1_at_term=$(awk '$1 ~ /^anysched_node_new_flows_total[{]node="node1"/ { print $2 }' "$work/m/router")
+		kill -TERM "${node_pids[0]}"
+		event="SIGTERM node1: drain, capable clients to node2"
+		phase=drained
+	fi
+	scrape_metrics
+	if [[ $phase == drained ]]; then
+		if [[ -z $drain_line ]] && grep -q 'msg=drained' "$work/node1.log"; then
+			drain_line=$(grep -m1 'msg=drained' "$work/node1.log" | sed 's/^time=[^ ]* level=[A-Z]* //')
+			event="${event:+$event; }node1 drained, exits"
+		fi
+		if ! $node1_down && grep -q 'msg="node down" node=node1' "$work/router.log"; then
+			node1_down=true
+			event="${event:+$event; }router: node1 down (3 probes missed)"
+		fi
+	fi
+	summary_line "$tick" "${phase/unscheduled/drained}" "$event"
+	clients_running || break
+	((tick < LOAD + 30)) || die "the clients did not finish $((tick - LOAD))s after their load ended"
+done
+for pid in "${client_pids[@]}"; do wait "$pid" || true; done
+client_pids=()
+# The held connections have done their part (they outlived the drain):
+# stop them. A request cut short by the signal is not a broken
+# connection; what each one answered before is in its file.
+for pid in "${held_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+for pid in "${held_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+# held_ok K: held connection K answered every request it made (no error,
+# no error status); its answers are in held_answers.
+held_ok() {
+	held_answers=$(grep -c '"node":' "${held_files[$1]}" || true)
+	! grep -qE '"error":"[^"]|"status":[45][0-9][0-9]' "${held_files[$1]}"
+}
+held_pids=()
+echo "    (new flows: SYNs the router sent to each node since the line before (a second, unless the machine is busy);"
+echo "     moved: migration tokens accepted at a unicast address;"
+echo "     pins, trans, reasm: entries in the router's pin table, transition set (flows born on a slot that moved, kept for"
+echo "     the grace period) and ClientHello reassembler at that moment; expired entries go as packets arrive)"
+echo "    pool-b's share of new flows: $(share even)% while every delay was $BASE_DELAY, $(share slow)% from ${SETTLE}s after pool-b's went to $SLOW_DELAY," \
+	"$(share drained)% with node1 drained as well"
+
+section "7. the drain of node1"
+stopped "${node_pids[0]}" 15 || die "node1 did not exit after its drain"
+wait "${node_pids[0]}" || die "node1 exited with an error after its drain"
+[[ -n $drain_line ]] || drain_line=$(grep -m1 'msg=drained' "$work/node1.log" | sed 's/^time=[^ ]* level=[A-Z]* //')
+echo "    $drain_line"
+grep -E 'msg="node (down|up)"' "$work/router.log" | sed 's/^time=[^ ]* //' | indent || true
+answers=()
+for k in "${on_node1[@]}"; do
+	last=$(tail -n 1 "${held_files[k]}")
+	held_ok "$k" && [[ $last == *'"node":"node2"'* && $last == *'"remote":"10.99.0.12:443"'* ]] ||
+		die "held connection $k (on node1) did not end on node2's unicast address: $(tail -c 300 "${held_files[k]}") $(cat "${held_files[k]}.err")"
+	answers+=("$held_answers answered, $(grep -c '"node":"node2"' "${held_files[k]}") of them by node2")
+done
+echo "    held connections that were on node1: ${#on_node1[@]}, each moved to node2 (10.99.0.12:443) without a failed request:"
+for a in "${answers[@]}"; do echo "      $a"; done
+scrape_settled
+echo "    new flows the router sent node1 after its SIGTERM: $((${M[router:anysched_node_new_flows_total.node1.pool-a]:-0} - flows1_at_term))"
+capable_left=$(sed -n 's/.* capable_left=\([0-9]*\).*/\1/p' <<<"$drain_line")
+[[ $capable_left == 0 ]] || die "node1 exited with $capable_left capable clients that had not moved"
+
+section "8. per node"
+printf '    %-6s %-7s %-10s %9s  %12s %7s  %7s  %8s\n' node pool delay "new flows" "VIP capable" legacy resumed notified
+node_capable=0 node_legacy=0
+for i in $(seq 1 "$NODES"); do
+	n=node$i p=a d=$BASE_DELAY
+	((i > NODES / 2)) && p=b d="$BASE_DELAY->$SLOW_DELAY"
+	capable=$((${M[$n:anynode_handshakes_total.true.anycast.$n.full]:-0} + ${M[$n:anynode_handshakes_total.true.anycast.$n.resumed]:-0}))
+	legacy=$((${M[$n:anynode_handshakes_total.false.anycast.$n.full]:-0} + ${M[$n:anynode_handshakes_total.false.anycast.$n.resumed]:-0}))
+	node_capable=$((node_capable + capable)) node_legacy=$((node_legacy + legacy))
+	note= notified=$((${M[$n:anynode_notifications_sent_total.unicast.$n]:-0} + ${M[$n:anynode_notifications_sent_total.anycast.$n]:-0}))
+	if ((i == 1)); then
+		# Its drain came after its last scrape: its log line has the rest.
+		notified=$((notified + $(sed -n 's/.* notifications=\([0-9]*\).*/\1/p' <<<"$drain_line")))
+		note="  (drained: its last scrape, and its drain's log line)"
+	fi
+	printf '    %-6s %-7s %-10s %9d  %12d %7d  %7d  %8d%s\n' "$n" "pool-$p" "$d" "${M[router:anysched_node_new_flows_total.$n.pool-$p]:-0}" \
+		"$capable" "$legacy" "${M[$n:anynode_tokens_accepted_total.$n]:-0}" \
+		"$notified" "$note"
+done
+echo "    (new flows: the router's SYNs; VIP: handshakes on the VIP by client kind; resumed: migrations accepted"
+echo "     with a token on the unicast address; notified: migrate_notify alerts sent (the drain))"
+
+section "9. clients"
+broken=0 migrating_conns=0 legacy_conns=0
+for name in rendezvous rendezvous6 background never never6; do
+	report "$name"
+	[[ ${R[final]:-} == true ]] || die "anyclient load $name did not finish: $(tail -n 2 "$work/load-$name.err")"
+	printf '    %-12s %5d connections  %5d migrated  %3d fallbacks  %3d broken  connect-to-first-byte p50 %sms p99 %sms\n' "$name" \
+		"${R[connections]}" "${R[migrated]}" "${R[fallbacks]}" "${R[broken]}" "${R[ttfb_p50_ms]}" "${R[ttfb_p99_ms]}"
+	broken=$((broken + R[broken]))
+	case $name in
+	never*) legacy_conns=$((legacy_conns + R[connections])) ;;
+	*)
+		migrating_conns=$((migrating_conns + R[connections]))
+		((R[migrated] == R[connections])) || die "$name: ${R[migrated]} of ${R[connections]} connections migrated; want all"
+		;;
+	esac
+	if ((R[broken] > 0)); then echo "      why: ${R[failures]}"; fi
+done
+held_broken=0 held_migrated=0
+for k in "${!held_files[@]}"; do
+	held_ok "$k" || held_broken=$((held_broken + 1))
+	[[ $(tail -n 1 "${held_files[k]}") == *'"migrated":true'* ]] && held_migrated=$((held_migrated + 1))
+done
+printf '    %-12s %5d connections  %5d migrated  %3d fallbacks  %3d broken  (a request every 500ms for the whole run)\n' held ${#held_files[@]} "$held_migrated" 0 "$held_broken"
+((held_migrated == ${#held_files[@]})) || die "held: $held_migrated of ${#held_files[@]} connections migrated; want all"
+broken=$((broken + held_broken))
+migrating_conns=$((migrating_conns + ${#held_files[@]}))
+for name in curl curl6 openssl; do
+	ok=$(grep -c '^ok' "$work/legacy-$name.log" || true)
+	bad=$(grep -c '^broken' "$work/legacy-$name.log" || true)
+	printf '    %-12s %5d connections  %5d migrated  %3s fallbacks  %3d broken\n' "$name" $((ok + bad)) 0 - "$bad"
+	grep -m3 '^broken' "$work/legacy-$name.log" | indent | indent || true
+	broken=$((broken + bad))
+	legacy_conns=$((legacy_conns + ok + bad))
+done
+
+section "10. the state claim, as measured"
+hellos=${M[router:anysched_clienthellos_total.seen]:-0}
+mig_hellos=${M[router:anysched_clienthellos_total.migration_support]:-0}
+legacy_hellos=$((hellos - mig_hellos))
+pins_made=${M[router:anysched_clienthello_pin_changes_total.pin]:-0}
+unpin_mig=${M[router:anysched_clienthello_pin_changes_total.unpin_migration_support]:-0}
+unpin_rst=${M[router:anysched_clienthello_pin_changes_total.unpin_rst]:-0}
+expired=${M[router:anysched_pin_expirations_total]:-0}
+evicted=${M[router:anysched_pin_evictions_total]:-0}
+pins=${M[router:anysched_pins]:-0}
+inserts=${M[router:anysched_pin_inserts_total]:-0}
+legacy_pins=$((inserts - unpin_mig)) # every entry not removed because its ClientHello said migration_support
+retrans=$(($(tcp_retrans) - retrans_before))
+row() { printf '    %-50s %s\n' "$1" "$2"; }
+row "connections the clients opened through the VIP" "$((migrating_conns + legacy_conns)): $migrating_conns migrating, $legacy_conns legacy"
+row "ClientHellos the router read" "$hellos: $mig_hellos with migration_support, $legacy_hellos without ($pins_made pinned)"
+row "handshakes the nodes completed on the VIP" "$((node_capable + node_legacy)): $node_capable capable, $node_legacy legacy"
+row "TCP segments the clients retransmitted" "$retrans (a retransmitted ClientHello is read again)"
+row "pin table entries made" "$inserts: $unpin_mig removed when the rest of a ClientHello in segments said migration_support"
+row "  the others (legacy flows)" "$legacy_pins: $pins held now, $unpin_rst removed by the client's RST, $expired expired, $evicted evicted"
+row "transition entries / reassembly entries now" "${M[router:anysched_transition_entries]:-0} / ${M[router:anysched_reassembly_in_use]:-0}"
+row "table generations (rebuilds on live status)" "${M[router:anysched_table_generation]:-0}"
+echo "    claim, as measured:"
+echo "      migrating: $migrating_conns connections, $((legacy_pins - legacy_conns)) pins ($unpin_mig held only until their ClientHello's last segment said migration_support)"
+echo "      legacy:    $legacy_conns connections, $legacy_pins pins: one each ($pins still held; the rest removed by the client's RST)"
+fail=()
+((broken == 0)) || fail+=("$broken connection(s) broke")
+((mig_hellos >= migrating_conns)) || fail+=("the router read $mig_hellos ClientHellos with migration_support; the migrating clients opened $migrating_conns connections")
+((legacy_hellos >= legacy_conns)) || fail+=("the router read $legacy_hellos legacy ClientHellos; the legacy clients opened $legacy_conns connections")
+((pins_made == legacy_hellos)) || fail+=("$pins_made pin decisions for $legacy_hellos legacy ClientHellos")
+if ((legacy_pins != legacy_conns)); then
+	why=
+	if ((legacy_pins > legacy_conns && retrans > 0)); then
+		# Seen on a loaded machine: a first segment of a ClientHello in
+		# segments, retransmitted after the hello was read, pins its flow
+		# again, and nothing that follows unpins it.
+		why=" (the clients retransmitted $retrans segments: a retransmitted first segment of a ClientHello in segments is pinned again)"
+	fi
+	fail+=("$legacy_pins pin entries kept for $legacy_conns legacy connections ($((legacy_pins - legacy_conns)) for migrating ones): want one per legacy connection and none for a migrating one$why")
+fi
+((pins + unpin_rst + expired + evicted == legacy_pins)) || fail+=("pin table: $legacy_pins legacy entries made, $pins held, $((unpin_rst + expired + evicted)) removed: the counts do not add up")
+((${#fail[@]} == 0)) || die "$(printf '%s; ' "${fail[@]}")"
+
+section "done in $((SECONDS - started))s: 0 broken connections; the router held no state for $migrating_conns migrating connections and one pin for each of $legacy_conns legacy ones"

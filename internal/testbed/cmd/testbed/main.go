@@ -6,6 +6,9 @@
 //	testbed [flags] status   print its hosts, or "down"
 //	testbed [flags] down     remove it, with anything still running inside;
 //	                         idempotent
+//	testbed [flags] delay [nodeI=DURATION ...]
+//	                         change delays on a running `up --delay` and
+//	                         print every node's delay (none given: print)
 //
 // Namespaces are <prefix>-fabric (the bridge), <prefix>-client,
 // <prefix>-router and <prefix>-node1..N; every host's fabric interface is
@@ -13,9 +16,12 @@
 //
 // Every flag also reads an environment variable, as scripts/testbed.sh
 // always did: PREFIX, NODES, VIP4, VIP6, ROUTER_QUEUES. `up --delay
-// node2=20ms` puts userspace delay lines in front of the nodes; they live
-// in this process, so `up` then stays in the foreground and takes the bed
-// down on SIGINT or SIGTERM.
+// node2=20ms` puts userspace delay lines in front of every node (the
+// delay on node2, none on the others); they live in this process, so `up`
+// then stays in the foreground, serves a control socket
+// (/run/anysched-testbed/<prefix>.sock) through which `testbed delay
+// node3=40ms` changes a delay while the bed runs, and takes the bed down
+// on SIGINT or SIGTERM.
 //
 // Exit codes: 0 ok, 1 failure (not root, the bed exists, a command failed),
 // 2 bad usage (the message names the flag).
@@ -30,9 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/vishvananda/netlink"
@@ -62,6 +66,9 @@ type options struct {
 	action string
 	prefix string
 	build  testbed.Options
+	// delayWords are the delay action's nodeI=DURATION words, checked
+	// for form here and against the bed's node count by the bed.
+	delayWords []string
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer, wait func()) int {
@@ -82,8 +89,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, wa
 		err = up(opts, stdout, stderr, wait)
 	case "down":
 		err = testbed.Down(opts.prefix)
+		removeStaleControl(opts.prefix)
 	case "status":
 		err = status(opts.prefix, stdout)
+	case "delay":
+		var answer string
+		if answer, err = requestDelays(opts.prefix, opts.delayWords); err == nil {
+			fmt.Fprintln(stdout, answer)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "testbed %s: %v\n", opts.action, err)
@@ -103,6 +116,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: testbed [flags] up|down|status")
+		fmt.Fprintln(stderr, "       testbed [flags] delay [nodeI=DURATION ...]   (a bed brought up with --delay)")
 		fs.PrintDefaults()
 	}
 	prefix := fs.String("prefix", env("PREFIX", "anysched"), "namespace name prefix (env PREFIX)")
@@ -115,15 +129,22 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 		return options{}, err
 	}
 	var o options
-	if fs.NArg() != 1 {
+	if fs.NArg() == 0 || fs.Arg(0) != "delay" && fs.NArg() != 1 {
 		fs.Usage()
-		return o, errors.New("want exactly one of up, down, status")
+		return o, errors.New("want exactly one of up, down, status (or delay nodeI=DURATION ...)")
 	}
 	o.action, o.prefix = fs.Arg(0), *prefix
 	switch o.action {
 	case "up", "down", "status":
+	case "delay":
+		for _, w := range fs.Args()[1:] {
+			if _, err := parseDelay(w, 0); err != nil {
+				return o, fmt.Errorf("delay %v", err)
+			}
+		}
+		o.delayWords = fs.Args()[1:]
 	default:
-		return o, fmt.Errorf("unknown action %q: want up, down or status", o.action)
+		return o, fmt.Errorf("unknown action %q: want up, down, status or delay", o.action)
 	}
 	if err := testbed.CheckPrefix(o.prefix); err != nil {
 		return o, fmt.Errorf("--prefix: %v", err)
@@ -148,19 +169,14 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 		return o, errors.New("--delay: only with up")
 	}
 	for _, d := range *delays {
-		node, dur, ok := strings.Cut(d, "=")
-		i, err := strconv.Atoi(strings.TrimPrefix(node, "node"))
-		if !ok || !strings.HasPrefix(node, "node") || err != nil || i < 1 || i > n {
-			return o, fmt.Errorf("--delay %q: want nodeI=DURATION with I in 1..%d", d, n)
+		a, err := parseDelay(d, n)
+		if err != nil {
+			return o, fmt.Errorf("--delay %v", err)
 		}
-		delay, err := time.ParseDuration(dur)
-		if err != nil || delay < 0 || delay > time.Minute {
-			return o, fmt.Errorf("--delay %q: want a duration 0..1m such as 20ms", d)
-		}
-		for len(o.build.NodeDelay) < i {
+		for len(o.build.NodeDelay) < a.node {
 			o.build.NodeDelay = append(o.build.NodeDelay, 0)
 		}
-		o.build.NodeDelay[i-1] = delay
+		o.build.NodeDelay[a.node-1] = a.delay
 	}
 	return o, nil
 }
@@ -184,8 +200,14 @@ func up(o options, stdout, stderr io.Writer, wait func()) error {
 	if len(o.build.NodeDelay) == 0 {
 		return nil
 	}
-	fmt.Fprintf(stderr, "testbed: delay lines run in this process (pid %d); SIGINT or SIGTERM takes the bed down\n", os.Getpid())
+	control, err := serveDelayControl(b, o.build.NodeDelay)
+	if err != nil {
+		return errors.Join(fmt.Errorf("control socket: %w", err), b.Close())
+	}
+	fmt.Fprintf(stderr, "testbed: delay lines run in this process (pid %d); change them with 'testbed --prefix %s delay nodeI=DURATION' (socket %s); SIGINT or SIGTERM takes the bed down\n",
+		os.Getpid(), o.prefix, control.path)
 	wait()
+	control.close()
 	return b.Close()
 }
 

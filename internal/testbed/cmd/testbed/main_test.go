@@ -32,6 +32,13 @@ func TestBadUsageExits2NamingTheFlag(t *testing.T) {
 		{[]string{"--delay", "node1=soon", "up"}, nil, "--delay"},
 		{[]string{"--delay", "node1=1ms", "status"}, nil, "--delay"},
 		{[]string{"--frobnicate", "up"}, nil, "frobnicate"},
+		{[]string{"--delay", "node1=1ms", "delay"}, nil, "--delay"},
+		{[]string{"delay", "node1"}, nil, `delay "node1"`},
+		{[]string{"delay", "node0=1ms"}, nil, `delay "node0=1ms"`},
+		{[]string{"delay", "node01=1ms"}, nil, `delay "node01=1ms"`},
+		{[]string{"delay", "node2=-1ms"}, nil, `delay "node2=-1ms"`},
+		{[]string{"delay", "node2=2m"}, nil, `delay "node2=2m"`},
+		{[]string{"delay", "eth0=1ms"}, nil, `delay "eth0=1ms"`},
 	} {
 		var stderr bytes.Buffer
 		getenv := func(k string) string { return c.env[k] }
@@ -111,5 +118,62 @@ func TestUpWithDelayStaysUntilSignalled(t *testing.T) {
 	}
 	if exists, err := testbed.Exists(prefix); exists || err != nil {
 		t.Fatalf("bed left after up --delay returned: %v %v", exists, err)
+	}
+}
+
+// TestDelayChangesWhileUp: `testbed delay` reaches the running `up
+// --delay` and changes a node's delay line: an echo through node2 then
+// takes at least the new delay (a delay line never releases a frame early,
+// so this lower bound holds on any machine). A node the bed does not have
+// is refused by the bed and changes nothing.
+func TestDelayChangesWhileUp(t *testing.T) {
+	testbed.RequireRoot(t)
+	prefix := fmt.Sprintf("asbe%d", os.Getpid())
+	t.Cleanup(func() { testbed.Down(prefix) })
+	cmd := func(args ...string) (int, string, string) {
+		var out, errs bytes.Buffer
+		rc := run(append([]string{"--prefix", prefix}, args...), noEnv, &out, &errs, func() {})
+		return rc, out.String(), errs.String()
+	}
+	var steps []string
+	wait := func() {
+		fail := func(format string, a ...any) { steps = append(steps, fmt.Sprintf(format, a...)) }
+		b, err := testbed.Open(prefix)
+		if err != nil {
+			fail("open: %v", err)
+			return
+		}
+		if rc, out, errs := cmd("delay"); rc != exitOK || out != "node1=0s node2=0s\n" {
+			fail("delay (show): %d %q %q", rc, out, errs)
+		}
+		const longDelay = 300 * time.Millisecond
+		if rc, out, errs := cmd("delay", "node2=300ms"); rc != exitOK || out != "node1=0s node2=300ms\n" {
+			fail("delay node2=300ms: %d %q %q", rc, out, errs)
+		}
+		start := time.Now()
+		if err := b.Client.PingOK(b.Nodes[1].Addr4, 5*time.Second); err != nil {
+			fail("ping node2: %v", err)
+		} else if took := time.Since(start); took < longDelay {
+			fail("ping through node2's 300ms delay line answered in %v", took)
+		}
+		if rc, _, errs := cmd("delay", "node1=5ms", "node3=1ms"); rc != exitFailure || !strings.Contains(errs, "1..2") {
+			fail("delay node3 on a 2-node bed: %d %q; want exit 1 naming 1..2", rc, errs)
+		}
+		if rc, out, errs := cmd("delay", "node2=0s"); rc != exitOK || out != "node1=0s node2=0s\n" {
+			fail("delay node2=0s (node1 must be unchanged by the refused request): %d %q %q", rc, out, errs)
+		}
+	}
+	var out bytes.Buffer
+	if rc := run([]string{"--prefix", prefix, "--nodes", "2", "--delay", "node1=0s", "up"}, noEnv, &out, &out, wait); rc != exitOK {
+		t.Fatalf("up --delay: %d\n%s", rc, out.String())
+	}
+	for _, s := range steps {
+		t.Error(s)
+	}
+	if _, err := os.Stat(controlPath(prefix)); !os.IsNotExist(err) {
+		t.Errorf("control socket left after up returned: %v", err)
+	}
+	if rc, _, errs := cmd("delay", "node1=1ms"); rc != exitFailure || !strings.Contains(errs, "no running") {
+		t.Errorf("delay with no bed running: %d %q; want exit 1 saying no running bed", rc, errs)
 	}
 }
