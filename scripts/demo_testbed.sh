@@ -628,7 +628,7 @@ mig_hellos=${M[router:anysched_clienthellos_total.migration_support]:-0}
 legacy_hellos=$((hellos - mig_hellos))
 pins_made=${M[router:anysched_clienthello_pin_changes_total.pin]:-0}
 unpin_mig=${M[router:anysched_clienthello_pin_changes_total.unpin_migration_support]:-0}
-unpin_rst=${M[router:anysched_clienthello_pin_changes_total.unpin_rst]:-0}
+rst_shortened=${M[router:anysched_pin_rst_shortened_total]:-0}
 expired=${M[router:anysched_pin_expirations_total]:-0}
 evicted=${M[router:anysched_pin_evictions_total]:-0}
 pins=${M[router:anysched_pins]:-0}
@@ -641,12 +641,12 @@ row "ClientHellos the router read" "$hellos: $mig_hellos with migration_support,
 row "handshakes the nodes completed on the VIP" "$((node_capable + node_legacy)): $node_capable capable, $node_legacy legacy"
 row "TCP segments the clients retransmitted" "$retrans (a retransmitted ClientHello is read again)"
 row "pin table entries made" "$inserts: $unpin_mig removed when the rest of a ClientHello in segments said migration_support"
-row "  the others (legacy flows)" "$legacy_pins: $pins held now, $unpin_rst removed by the client's RST, $expired expired, $evicted evicted"
+row "  the others (legacy flows)" "$legacy_pins: $pins held now, $expired expired, $evicted evicted ($rst_shortened shortened by the client's RST)"
 row "transition entries / reassembly entries now" "${M[router:anysched_transition_entries]:-0} / ${M[router:anysched_reassembly_in_use]:-0}"
 row "table generations (rebuilds on live status)" "${M[router:anysched_table_generation]:-0}"
 echo "    claim, as measured:"
 echo "      migrating: $migrating_conns connections, $((legacy_pins - legacy_conns)) pins ($unpin_mig held only until their ClientHello's last segment said migration_support)"
-echo "      legacy:    $legacy_conns connections, $legacy_pins pins: one each ($pins still held; the rest removed by the client's RST)"
+echo "      legacy:    $legacy_conns connections, $legacy_pins pins: one each ($pins still held; an RST only shortens a pin, which then expires)"
 fail=()
 ((broken == 0)) || fail+=("$broken connection(s) broke")
 ((mig_hellos >= migrating_conns)) || fail+=("the router read $mig_hellos ClientHellos with migration_support; the migrating clients opened $migrating_conns connections")
@@ -662,7 +662,7 @@ if ((legacy_pins != legacy_conns)); then
 	fi
 	fail+=("$legacy_pins pin entries kept for $legacy_conns legacy connections ($((legacy_pins - legacy_conns)) for migrating ones): want one per legacy connection and none for a migrating one$why")
 fi
-((pins + unpin_rst + expired + evicted == legacy_pins)) || fail+=("pin table: $legacy_pins legacy entries made, $pins held, $((unpin_rst + expired + evicted)) removed: the counts do not add up")
+((pins + expired + evicted == legacy_pins)) || fail+=("pin table: $legacy_pins legacy entries made, $pins held, $((expired + evicted)) removed: the counts do not add up")
 ((${#fail[@]} == 0)) || die "$(printf '%s; ' "${fail[@]}")"
 
 section "done in $((SECONDS - started))s: 0 broken connections; the router held no state for $migrating_conns migrating connections and one pin for each of $legacy_conns legacy ones"
