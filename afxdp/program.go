@@ -70,14 +70,20 @@ const (
 	ethVLANle   = 0x0081 // 0x8100
 	ethQinQle   = 0xA888 // 0x88A8
 	ethQinQv1le = 0x0091 // 0x9100
-	// ipv4FragOff is the fragment offset bits of the flags/fragment word.
+	// ipv4FragOff is the fragment offset bits of the flags/fragment word
+	// (in an ICMP error's quote only a non-first fragment matters).
 	ipv4FragOff = header.IPv4FragmentOffsetMask>>8 | header.IPv4FragmentOffsetMask&0xff<<8
-	// ipv6FragOff is the offset bits (0xfff8) of an IPv6 fragment header's
-	// offset word.
-	ipv6FragOff = 0xf8ff
-	protoTCP    = 6
-	protoICMP   = 1
-	protoICMPv6 = 58
+	// ipv4Fragment is the offset and more-fragments bits: any fragment.
+	ipv4Fragment = (header.IPv4FragmentOffsetMask|header.IPv4MoreFragments)>>8 | (header.IPv4FragmentOffsetMask|header.IPv4MoreFragments)&0xff<<8
+	// ipv6Fragment is the offset and M bits (0xfff9) of an IPv6 fragment
+	// header's offset word: any fragment; ipv6FragOff the offset bits
+	// (0xfff8) alone: a non-first one, all that matters in a quote (a
+	// quoted first fragment still has the ports of its flow).
+	ipv6Fragment = 0xf9ff
+	ipv6FragOff  = 0xf8ff
+	protoTCP     = 6
+	protoICMP    = 1
+	protoICMPv6  = 58
 	// Key words (little-endian) of the v4-mapped prefix and of port 0, the
 	// family and the address kind (classify.AddressKey).
 	keyV4Mapped = -65536 // bytes 00 00 ff ff
@@ -165,11 +171,11 @@ func (b *progBuilder) lookup(key int16) {
 // walkIPv6Ext emits parser.walkIPv6Ext: R5 the next header, R8 the offset
 // of the first extension header, R7 the end of the IP packet. It ends at
 // done with R5 the upper-layer protocol and R8 its offset, at frag for a
-// non-first fragment, at fail for a bad chain (misplaced hop-by-hop, a
+// fragment header with any of fragBits set, at fail for a bad chain (misplaced hop-by-hop, a
 // header past the end, more than parser.MaxIPv6ExtHeaders). Each header is
 // one unrolled step; R8 is masked at every step so the verifier sees
 // bounded offsets and equal states it can prune.
-func (b *progBuilder) walkIPv6Ext(prefix, done, frag, fail string) {
+func (b *progBuilder) walkIPv6Ext(prefix, done, frag, fail string, fragBits int32) {
 	for i := 0; i <= parser.MaxIPv6ExtHeaders; i++ {
 		step := func(s string) string { return fmt.Sprintf("%s_%s%d", prefix, s, i) }
 		hop := step("opt")
@@ -207,7 +213,7 @@ func (b *progBuilder) walkIPv6Ext(prefix, done, frag, fail string) {
 		header8(step("frag"))
 		b.add(
 			asm.LoadMem(asm.R4, asm.R1, 2, asm.Half),
-			asm.And.Imm(asm.R4, ipv6FragOff),
+			asm.And.Imm(asm.R4, fragBits),
 			asm.JNE.Imm(asm.R4, 0, frag),
 			asm.Mov.Imm(asm.R4, 8),
 		)
@@ -354,7 +360,7 @@ func programInstructions() asm.Instructions {
 		asm.StoreImm(asm.R10, stackKey+16, keyAddress4, asm.Word),
 		asm.Add.Reg(asm.R7, asm.R6), // R7 = end of the IP packet
 		asm.LoadMem(asm.R5, asm.R1, header.IPv4FlagsFragOffset, asm.Half),
-		asm.And.Imm(asm.R5, ipv4FragOff),
+		asm.And.Imm(asm.R5, ipv4Fragment),
 		asm.JNE.Imm(asm.R5, 0, "fragment"),
 		asm.LoadMem(asm.R5, asm.R1, header.IPv4ProtocolOffset, asm.Byte),
 		asm.Mov.Reg(asm.R8, asm.R6),
@@ -396,7 +402,7 @@ func programInstructions() asm.Instructions {
 		asm.Mov.Reg(asm.R8, asm.R6),
 		asm.Add.Imm(asm.R8, header.IPv6HeaderLen),
 	)
-	b.walkIPv6Ext("ext", "ipv6_l4", "fragment", "malformed")
+	b.walkIPv6Ext("ext", "ipv6_l4", "fragment", "malformed", ipv6Fragment)
 	b.label("ipv6_l4")
 	b.add(
 		asm.JEq.Imm(asm.R5, protoTCP, "tcp"),
@@ -492,7 +498,7 @@ func programInstructions() asm.Instructions {
 		asm.Mov.Reg(asm.R8, asm.R6),
 		asm.Add.Imm(asm.R8, header.IPv6HeaderLen),
 	)
-	b.walkIPv6Ext("quote", "quote_l4", "icmp", "icmp")
+	b.walkIPv6Ext("quote", "quote_l4", "icmp", "icmp", ipv6FragOff)
 	b.label("quote_l4")
 	b.add(asm.JNE.Imm(asm.R5, protoTCP, "icmp"))
 	b.needOff(asm.R8, 8, asm.R7, "icmp")

@@ -49,9 +49,10 @@ const (
 	PassMalformed
 	// PassNoSocket: redirected, but no AF_XDP socket on that queue.
 	PassNoSocket
-	// PassVIPFragment: a non-first IPv4 or IPv6 fragment to a VIP address:
-	// no ports, so the fast path cannot place it; the kernel reassembles or
-	// forwards it.
+	// PassVIPFragment: an IPv4 or IPv6 fragment to a VIP address, first
+	// or not: the later ones have no ports, so the fast path cannot place
+	// them, and a first one sent without the rest never reaches a node
+	// whole; the kernel reassembles or forwards them all.
 	PassVIPFragment
 	// PassVIPICMP: ICMP to a VIP address that is not an error quoting a VIP
 	// TCP flow (echo, or quoting UDP: QUIC path-MTU discovery).
@@ -196,12 +197,18 @@ func (v *VIPs) Frame(frame []byte, p *parser.Packet) Verdict {
 		}
 		return PassNotVIP
 	}
+	if p.Flags&parser.FlagFragment != 0 {
+		// Any fragment, whatever follows its IP header (the program
+		// looks no further): a first one has ports, but the rest of its
+		// packet does not, so all of them go to the kernel, or the node
+		// gets none whole.
+		fam, outer := outerDst(frame, p)
+		return addrOnly(fam, &outer, PassVIPFragment)
+	}
 	switch st {
 	case parser.StatusOK:
 	case parser.StatusNotIP, parser.StatusTooManyVLANTags:
 		return PassNonIP
-	case parser.StatusNonFirstFragment:
-		return addrOnly(fl.Family, &fl.Dst, PassVIPFragment)
 	case parser.StatusNotTCP:
 		return addrOnly(fl.Family, &fl.Dst, PassVIPOther)
 	case parser.StatusICMPTruncated, parser.StatusICMPNotError, parser.StatusICMPQuoteNotTCP:
@@ -221,12 +228,19 @@ func (v *VIPs) Frame(frame []byte, p *parser.Packet) Verdict {
 	}
 	// An ICMP error whose quote is not a VIP flow: judged by its outer
 	// destination.
+	fam, outer := outerDst(frame, p)
+	return addrOnly(fam, &outer, PassVIPICMP)
+}
+
+// outerDst is the destination of the frame's own IP header (for an ICMP
+// error, p.Flow holds the quoted flow's).
+func outerDst(frame []byte, p *parser.Packet) (uint8, [16]byte) {
 	var outer [16]byte
 	if p.IPVersion == 4 {
 		outer[10], outer[11] = 0xff, 0xff
 		copy(outer[12:], frame[int(p.L3Off)+header.IPv4DstAddrOffset:][:4])
-		return addrOnly(parser.FamilyIPv4, &outer, PassVIPICMP)
+		return parser.FamilyIPv4, outer
 	}
 	copy(outer[:], frame[int(p.L3Off)+header.IPv6DstAddrOffset:][:16])
-	return addrOnly(parser.FamilyIPv6, &outer, PassVIPICMP)
+	return parser.FamilyIPv6, outer
 }

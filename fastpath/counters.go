@@ -31,6 +31,10 @@ const (
 	DropShutdown
 	// DropTxError: the Ring refused frames with an error.
 	DropTxError
+	// DropFragment: an IP fragment (a first one: it has ports). The rest of
+	// its packet cannot be placed, so the XDP program passes every
+	// fragment to the kernel; one that still arrives is not forwarded.
+	DropFragment
 
 	// NumDropReasons sizes arrays indexed by DropReason.
 	NumDropReasons
@@ -43,6 +47,7 @@ var dropReasonNames = [NumDropReasons]string{
 	DropNoMAC:      "no_mac",
 	DropShutdown:   "shutdown",
 	DropTxError:    "tx_error",
+	DropFragment:   "fragment",
 }
 
 // String returns a snake_case name, suitable as a metric label.

@@ -350,6 +350,9 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 	if int(p.TTLOff) >= len(frame) || frame[p.TTLOff] <= 1 {
 		return w.explainDrop(DropTTLExpired)
 	}
+	if p.Flags&parser.FlagFragment != 0 {
+		return w.explainDrop(DropFragment)
+	}
 	snap := w.snap
 	syn := !p.ICMPError && p.TCPFlags&(parser.TCPFlagSYN|parser.TCPFlagACK) == parser.TCPFlagSYN
 	kind := lookup.PacketData
