@@ -138,6 +138,7 @@ const reasmGaps = 4
 type Reassembler struct {
 	cfg   ReassemblerConfig
 	slots []reasmSlot
+	scans []reasmScan // per slot: where its ClientHello scan stopped
 	buf   []byte  // Slots × MaxBytes
 	index []int32 // open addressing, linear probing: slot+1, 0 = empty
 	mask  uint32
@@ -149,6 +150,7 @@ type Reassembler struct {
 	// expire, and the opened list's head is the first to give way.
 	head, tail [numReasmLists]int32
 	stats      ReassemblerStats
+	scanSteps  uint64 // helloScan.steps of every scan of held bytes
 }
 
 // The lists of slots in use.
@@ -172,6 +174,13 @@ type reasmSlot struct {
 // reasmRun is a run of bytes held beyond a gap, as offsets from start.
 type reasmRun struct{ lo, hi int32 }
 
+// reasmScan is a slot's scan of its contiguous bytes: the walk resumes
+// where the bytes ran out, and hello holds what it found so far.
+type reasmScan struct {
+	scan  helloScan
+	hello ClientHello
+}
+
 const noSlot = -1
 
 // NewReassembler makes a Reassembler with all its memory
@@ -185,6 +194,7 @@ func NewReassembler(cfg ReassemblerConfig) (*Reassembler, error) {
 	r := &Reassembler{
 		cfg:   cfg,
 		slots: make([]reasmSlot, cfg.Slots),
+		scans: make([]reasmScan, cfg.Slots),
 		buf:   make([]byte, cfg.Slots*cfg.MaxBytes),
 		index: make([]int32, size),
 		mask:  size - 1,
@@ -236,6 +246,7 @@ func (r *Reassembler) Open(key *FlowKey, synSeq uint32, now int64) bool {
 	}
 	s := &r.slots[si]
 	s.key, s.start, s.n, s.gaps = *key, synSeq+1, 0, 0
+	r.scans[si].reset()
 	r.insert(h, si)
 	r.push(si, listOpened, now)
 	r.stats.Opened++
@@ -336,7 +347,15 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 		copy(s.held[:], s.held[1:s.gaps])
 		s.gaps--
 	}
-	switch ScanClientHello(r.buf[base:base+int(s.n):base+int(s.n)], cfg, out) {
+	if cfg == nil {
+		cfg = &defaultHelloConfig
+	}
+	sc := &r.scans[si]
+	steps := sc.scan.steps
+	st := sc.scan.advance(r.buf[base:base+int(s.n):base+int(s.n)], cfg, &sc.hello)
+	r.scanSteps += uint64(sc.scan.steps - steps)
+	sc.copyTo(out)
+	switch st {
 	case HelloIncomplete:
 		if int(s.n) == r.cfg.MaxBytes {
 			return r.drop(si, &r.stats.Overflow, out)
@@ -442,12 +461,41 @@ func (r *Reassembler) feedNew(key *FlowKey, h uint32, seq uint32, payload []byte
 	}
 	s := &r.slots[si]
 	s.key, s.start, s.gaps = *key, seq, 0
-	s.n = int32(copy(r.buf[int(si)*r.cfg.MaxBytes:], payload))
+	base := int(si) * r.cfg.MaxBytes
+	s.n = int32(copy(r.buf[base:], payload))
+	// The slot's scan starts where the caller's stopped: it walks this
+	// segment again, once, so that later segments resume it.
+	sc := &r.scans[si]
+	sc.reset()
+	if cfg == nil {
+		cfg = &defaultHelloConfig
+	}
+	sc.scan.advance(r.buf[base:base+int(s.n):base+int(s.n)], cfg, &sc.hello)
 	r.insert(h, si)
 	r.push(si, listHolding, now)
 	r.stats.Started++
 	// out points into payload; the caller's buffer is still valid.
 	return VerdictPending
+}
+
+func (sc *reasmScan) reset() {
+	sc.scan.reset()
+	sc.hello.reset()
+}
+
+// copyTo gives out what the scan found, field by field: the type list
+// only serves the scan's duplicate check, and the host-name buffer is
+// copied only when the name lies there (split records), then out's SNI
+// points into out's own buffer, as ScanClientHello's would.
+func (sc *reasmScan) copyTo(out *ClientHello) {
+	h := &sc.hello
+	out.IsClientHello, out.Complete, out.Missing, out.Malformed = h.IsClientHello, h.Complete, h.Missing, h.Malformed
+	out.Records, out.Length, out.End, out.LegacyVersion, out.Extensions = h.Records, h.Length, h.End, h.LegacyVersion, h.Extensions
+	out.MigrationSupport, out.MigrationToken, out.MigrationTokenData, out.SNI = h.MigrationSupport, h.MigrationToken, h.MigrationTokenData, h.SNI
+	out.OffersTLS13, out.PreSharedKey, out.ECH, out.GREASE = h.OffersTLS13, h.PreSharedKey, h.ECH, h.GREASE
+	if n := len(h.SNI); n > 0 && &h.SNI[0] == &h.sniBuf[0] {
+		out.SNI = out.sniBuf[:copy(out.sniBuf[:], h.SNI):n]
+	}
 }
 
 // Forget frees the flow's slot, if it has one (on FIN/RST, or when the

@@ -2,6 +2,7 @@ package parser
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -617,5 +618,71 @@ func TestReassemblerOpenedByAnotherStream(t *testing.T) {
 		if v != VerdictComplete || !sameHello(&h, want) {
 			t.Errorf("SYN at %d, data from 5000: %v, want complete", syn, v)
 		}
+	}
+}
+
+// TestReassemblerLinear: a ClientHello in 1-byte TLS records, one record
+// per segment, in order and with every segment sent twice, is walked once:
+// the scan's steps (record headers and body items) stay within a small
+// multiple of the segments, where a rescan from byte 0 on each segment
+// takes about segments²/2.
+func TestReassemblerLinear(t *testing.T) {
+	pq, _ := goHellos(t)
+	stream, segs := tinyRecordSegments(handshakeOf(pq))
+	want := scan(t, pq, HelloComplete)
+	for _, twice := range []bool{false, true} {
+		r := newReasm(t, ReassemblerConfig{})
+		k := flowN(3)
+		r.Open(&k, 0, 0)
+		var h ClientHello
+		v := VerdictPending
+		for i, s := range segs {
+			sends := 1
+			if twice && i < len(segs)-1 {
+				sends = 2 // a duplicate of every segment but the one that completes
+			}
+			for range sends {
+				if v != VerdictPending {
+					t.Fatalf("segment %d: %v before the end", i, v)
+				}
+				v = r.Feed(&k, 1+uint32(s[0]), stream[s[0]:s[1]], 0, nil, &h)
+			}
+		}
+		if v != VerdictComplete || !sameHello(&h, want) {
+			t.Fatalf("twice %v: %v %+v", twice, v, h)
+		}
+		if limit := uint64(4 * len(segs)); r.scanSteps > limit {
+			t.Errorf("twice %v: %d scan steps for %d segments (limit %d)", twice, r.scanSteps, len(segs), limit)
+		}
+	}
+}
+
+// copyTo must hand over every exported field of ClientHello: a field
+// added later and not copied would read zero after a resumed scan.
+func TestReassemblerCopiesEveryField(t *testing.T) {
+	var sc reasmScan
+	v := reflect.ValueOf(&sc.hello).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
+		switch f.Kind() {
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Int:
+			f.SetInt(int64(i + 1))
+		case reflect.Uint8, reflect.Uint16:
+			f.SetUint(uint64(i + 1))
+		case reflect.Slice:
+			f.SetBytes([]byte{byte(i)})
+		default:
+			t.Fatalf("field %s of kind %v: teach this test", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	var out ClientHello
+	sc.copyTo(&out)
+	if !reflect.DeepEqual(out, sc.hello) {
+		t.Fatalf("copyTo lost a field:\n%+v\n%+v", out, sc.hello)
 	}
 }
