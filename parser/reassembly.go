@@ -139,8 +139,8 @@ type Reassembler struct {
 	cfg   ReassemblerConfig
 	slots []reasmSlot
 	scans []reasmScan // per slot: where its ClientHello scan stopped
-	buf   []byte  // Slots × MaxBytes
-	index []int32 // open addressing, linear probing: slot+1, 0 = empty
+	buf   []byte      // Slots × MaxBytes
+	index []int32     // open addressing, linear probing: slot+1, 0 = empty
 	mask  uint32
 	seed  [2]uint64
 	free  []int32 // stack of free slots
