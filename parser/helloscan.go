@@ -106,7 +106,7 @@ func (s *helloScan) walkRecords(b []byte, h *ClientHello) scanStep {
 		pos := s.recPos
 		if len(b)-pos < tlsRecordHeaderLen {
 			if pos > 0 && pos < len(b) && !recordPrefixOK(b[pos:]) {
-				return h.malformed(recordMalformed(b[pos]))
+				return h.malformed(MalformedRecordType)
 			}
 			h.Missing = tlsRecordHeaderLen - (len(b) - pos) + hsRemaining(s.have, s.total)
 			s.avail = s.have
@@ -115,7 +115,7 @@ func (s *helloScan) walkRecords(b []byte, h *ClientHello) scanStep {
 		recLen := int(be16(b[pos+3 : pos+5]))
 		if !s.recSeen {
 			if pos > 0 && !recordPrefixOK(b[pos:pos+3]) {
-				return h.malformed(recordMalformed(b[pos]))
+				return h.malformed(MalformedRecordType)
 			}
 			if recLen == 0 || recLen > tlsMaxRecordLen {
 				return h.malformed(MalformedRecordHeader)
@@ -152,15 +152,6 @@ func (s *helloScan) walkRecords(b []byte, h *ClientHello) scanStep {
 			return stepOK
 		}
 	}
-}
-
-// recordMalformed says why a record header after the first, starting
-// with byte typ, is refused.
-func recordMalformed(typ byte) MalformedReason {
-	if typ != tlsRecordHandshake {
-		return MalformedRecordType
-	}
-	return MalformedRecordHeader
 }
 
 // need reports whether the next n handshake bytes are present.

@@ -84,7 +84,7 @@ type MalformedReason uint8
 const (
 	MalformedNone MalformedReason = iota
 	// MalformedRecordHeader: a record of the ClientHello has length 0 or
-	// above 2^14, or a version outside 0x0301..0x0303.
+	// above 2^14 (its legacy_record_version is never looked at).
 	MalformedRecordHeader
 	// MalformedRecordType: a non-handshake record interrupts the ClientHello.
 	MalformedRecordType
@@ -251,15 +251,15 @@ const (
 )
 
 // recordPrefixOK checks the bytes of a record header that are present:
-// type handshake, legacy version 0x0301..0x0303.
+// content type handshake. The legacy_record_version is not read: RFC 8446
+// §5.1 says it "MUST be ignored for all purposes", our tls13 server
+// ignores it, Go's crypto/tls takes any value below 0x1000 in a first
+// record and OpenSSL any minor of major 3, and old clients send 0x0300 or
+// 0x0301. The router must recognise every ClientHello a node accepts,
+// else it never pins a legacy client; recognising more costs at most a pin
+// for a flow whose first bytes look like a handshake record on a TLS VIP.
 func recordPrefixOK(b []byte) bool {
-	if len(b) == 0 || b[0] != tlsRecordHandshake {
-		return false
-	}
-	if len(b) >= 2 && b[1] != 3 {
-		return false
-	}
-	return len(b) < 3 || (b[2] >= 1 && b[2] <= 3)
+	return len(b) > 0 && b[0] == tlsRecordHandshake
 }
 
 func (h *ClientHello) malformed(r MalformedReason) scanStep {
