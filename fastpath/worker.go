@@ -226,6 +226,9 @@ func (w *Worker) Step(timeoutMs int) (int, error) {
 	}
 	n, rerr := w.queue.Receive(w.rx, timeoutMs)
 	if n <= 0 {
+		// An idle queue still lets reassembly slots time out, so the
+		// in-use gauge falls back after a burst of hellos.
+		w.expireReassembly(w.clock())
 		return 0, rerr
 	}
 	w.c.countBatch(n)
@@ -263,6 +266,7 @@ func (w *Worker) Step(timeoutMs int) (int, error) {
 	}
 	err := w.transmit(tx)
 	w.dec.Sweep(now, sweepBudget)
+	w.expireReassembly(now)
 	if err == nil {
 		err = rerr
 	}
@@ -363,12 +367,23 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 		if !vip.tls {
 			w.dec.Pin(&p.Flow, d.Hash, d.Node, snap.PinIdle, now)
 			pinned = true
-		} else {
+		} else if w.checksumOK(frame, p) {
 			// The SYN fixes where the ClientHello starts, so its segments
 			// are placed exactly even when the first arrives last. Slots
 			// that never see a byte are the first to give way, so a SYN
 			// flood costs reordered hellos a pin, never a real hello's slot.
+			// A SYN with another sequence number is a new connection on
+			// the 5-tuple: its slot starts over. (A forged one costs the
+			// flow at most a pin: what follows no longer fits and is
+			// pinned while pending.) Checksum first: the node ignores a
+			// segment whose checksum is wrong, so must the reassembler.
 			w.reasm.Open(&p.Flow, p.Seq, now)
+			if len(p.Payload) > 0 {
+				// TCP Fast Open: the ClientHello rides on the SYN, its
+				// first byte numbered ISN+1.
+				hello, pinned, unpinned = w.clientHello(p, p.Seq+1, &d, now)
+			}
+			w.c.Reassembly = w.reasm.Stats()
 		}
 	default:
 		switch d.Via {
@@ -377,8 +392,8 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 		case lookup.ViaTransitionOld, lookup.ViaTransitionNew:
 			route = RouteTransition
 		}
-		if len(p.Payload) > 0 && vip.tls && (w.reasm.InUse() > 0 || p.Payload[0] == tlsHandshakeRecordType) {
-			hello, pinned, unpinned = w.clientHello(p, &d, now)
+		if vip.tls {
+			hello, pinned, unpinned = w.reassemble(frame, p, &d, now)
 		}
 		if p.TCPFlags&parser.TCPFlagRST != 0 && d.Via == lookup.ViaPin {
 			// The client aborted the connection: nothing more will follow
@@ -416,19 +431,73 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 	return true
 }
 
-// clientHello runs the client's payload through the reassembler and pins
-// or unpins the flow by what its ClientHello says: migration_support
-// unpins (the client will move to a node's unicast address), anything
-// else that began a ClientHello pins.
-func (w *Worker) clientHello(p *parser.Packet, d *lookup.Decision, now int64) (v parser.Verdict, pinned, unpinned bool) {
-	v = w.reasm.Feed(&p.Flow, p.Seq, p.Payload, now, &w.hello, &w.ch)
+// reassemble gives a non-SYN segment of a TLS VIP flow to the
+// reassembler when it can change its state, checksum verified first: a
+// payload that may start a ClientHello (first byte 0x16) or continues one
+// in progress is scanned; a FIN or RST ends the connection and frees its
+// slot, so the 5-tuple's next connection starts over. Segments of a
+// decided flow, and payloads of untracked flows that cannot start a
+// ClientHello, cost a lookup and a byte comparison, no checksum. RST
+// payload is never scanned (the node ignores it).
+func (w *Worker) reassemble(frame []byte, p *parser.Packet, d *lookup.Decision, now int64) (v parser.Verdict, pinned, unpinned bool) {
+	ends := p.TCPFlags&(parser.TCPFlagFIN|parser.TCPFlagRST) != 0
+	if len(p.Payload) == 0 && !ends {
+		return parser.VerdictNotHello, false, false
+	}
+	track := w.reasm.Tracks(&p.Flow)
+	scan := len(p.Payload) > 0 && p.TCPFlags&parser.TCPFlagRST == 0 &&
+		(track == parser.TrackingCollecting || track == parser.TrackingNone && p.Payload[0] == tlsHandshakeRecordType)
+	forget := ends && track != parser.TrackingNone
+	if !scan && !forget {
+		if track == parser.TrackingDecided && len(p.Payload) > 0 {
+			w.c.ReassemblyIgnored++
+		}
+		return parser.VerdictNotHello, false, false
+	}
+	if !w.checksumOK(frame, p) {
+		return parser.VerdictNotHello, false, false
+	}
+	v = parser.VerdictNotHello
+	if scan {
+		v, pinned, unpinned = w.clientHello(p, p.Seq, d, now)
+	}
+	if forget {
+		w.reasm.Forget(&p.Flow)
+	}
+	w.c.Reassembly = w.reasm.Stats()
+	return v, pinned, unpinned
+}
+
+// checksumOK verifies the segment's TCP checksum, counting a bad one.
+func (w *Worker) checksumOK(frame []byte, p *parser.Packet) bool {
+	if parser.TCPChecksumOK(frame, p) {
+		return true
+	}
+	w.c.ReassemblyBadChecksum++
+	return false
+}
+
+// expireReassembly frees a bounded number of timed-out reassembly slots.
+func (w *Worker) expireReassembly(now int64) {
+	if w.reasm.Expire(now, sweepBudget) > 0 {
+		w.c.Reassembly = w.reasm.Stats()
+	}
+}
+
+// clientHello runs the client's payload, whose first byte is numbered seq,
+// through the reassembler and pins or unpins the flow by what its
+// ClientHello says: migration_support unpins (the client will move to a
+// node's unicast address), anything else that began a ClientHello pins.
+// The caller verified the segment's checksum.
+func (w *Worker) clientHello(p *parser.Packet, seq uint32, d *lookup.Decision, now int64) (v parser.Verdict, pinned, unpinned bool) {
+	v = w.reasm.Feed(&p.Flow, seq, p.Payload, now, &w.hello, &w.ch)
 	idle := w.snap.PinIdle
 	switch v {
 	case parser.VerdictNotHello:
 		return v, false, false
 	case parser.VerdictPending:
 		// Unknown yet: hold the flow on its node until the rest arrives.
-		w.c.ClientHelloPartial++
+		w.c.ClientHelloPending++
 		w.dec.Pin(&p.Flow, d.Hash, d.Node, idle, now)
 		return v, true, false
 	case parser.VerdictComplete:
@@ -449,7 +518,7 @@ func (w *Worker) clientHello(p *parser.Packet, d *lookup.Decision, now int64) (v
 		w.c.ClientHelloMalformed++
 	case parser.VerdictUnknown:
 		w.c.ClientHellos++
-		w.c.ClientHelloPartial++
+		w.c.ClientHelloUnknown++
 	}
 	// Legacy, malformed or unknown: the client will not move, keep it.
 	w.dec.Pin(&p.Flow, d.Hash, d.Node, idle, now)
@@ -471,7 +540,7 @@ func (w *Worker) explainDrop(r DropReason) bool {
 }
 
 func (w *Worker) extra() Gauges {
-	return Gauges{Generation: w.snap.Generation, Reassembling: uint64(w.reasm.InUse())}
+	return Gauges{Generation: w.snap.Generation, Reassembling: uint64(w.reasm.InUse()), ReassemblyDecided: uint64(w.reasm.Decided())}
 }
 
 // Stats returns a consistent copy of the worker's counters taken at a

@@ -21,32 +21,50 @@ import (
 // uses, and the segment does not verify — such a packet is not a
 // connection to the VIP. It never allocates.
 func TCPChecksumOK(frame []byte, p *Packet) bool {
-	if p.ICMPError || p.Flags&FlagFragment != 0 || p.Flow.Proto != ProtoTCP {
+	acc, seg, ok := tcpChecksumInput(frame, p)
+	return ok && foldChecksum(sumWords(seg, acc)) == 0xffff
+}
+
+// SetTCPChecksum writes the correct TCP checksum into the segment that
+// ParseFrame read from frame into p, for tools and tests that change a
+// segment's bytes; false (nothing written) where TCPChecksumOK fails
+// closed.
+func SetTCPChecksum(frame []byte, p *Packet) bool {
+	acc, seg, ok := tcpChecksumInput(frame, p)
+	if !ok || len(seg) < 20 {
 		return false
+	}
+	seg[16], seg[17] = 0, 0
+	binary.BigEndian.PutUint16(seg[16:], InternetChecksum(seg, acc))
+	return true
+}
+
+// tcpChecksumInput returns the pseudo-header's sum and the segment the
+// checksum covers, or false when it cannot be verified.
+func tcpChecksumInput(frame []byte, p *Packet) (acc uint64, seg []byte, ok bool) {
+	if p.ICMPError || p.Flags&FlagFragment != 0 || p.Flow.Proto != ProtoTCP {
+		return 0, nil, false
 	}
 	l3, l4, end := int(p.L3Off), int(p.L4Off), int(p.L3End)
 	if end > len(frame) || l4 > end || l3 > l4 {
-		return false
+		return 0, nil, false
 	}
-	segLen := uint64(end - l4)
-	var acc uint64
 	switch p.IPVersion {
 	case 4:
 		if l4-l3 < 20 {
-			return false
+			return 0, nil, false
 		}
 		h := frame[l3:]
 		acc = uint64(binary.BigEndian.Uint32(h[12:16])) + uint64(binary.BigEndian.Uint32(h[16:20]))
 	case 6:
 		if l4-l3 < 40 {
-			return false
+			return 0, nil, false
 		}
 		acc = sumWords(frame[l3+8:l3+40], 0)
 	default:
-		return false
+		return 0, nil, false
 	}
-	acc += uint64(ProtoTCP) + segLen
-	return foldChecksum(sumWords(frame[l4:end], acc)) == 0xffff
+	return acc + uint64(ProtoTCP) + uint64(end-l4), frame[l4:end], true
 }
 
 // InternetChecksum returns the checksum field value (RFC 1071) that makes

@@ -98,6 +98,14 @@ func TestTCPChecksum(t *testing.T) {
 			}
 		}
 	}
+	// SetTCPChecksum repairs a changed segment.
+	fr := append([]byte(nil), frames[2]...)
+	var q Packet
+	ParseFrame(fr, &q)
+	fr[len(fr)-1] ^= 0x42
+	if TCPChecksumOK(fr, &q) || !SetTCPChecksum(fr, &q) || !TCPChecksumOK(fr, &q) {
+		t.Error("SetTCPChecksum did not repair the segment")
+	}
 	// Fail closed: a fragment, an ICMP error, offsets past the frame.
 	var p Packet
 	ParseFrame(frames[1], &p)

@@ -72,14 +72,16 @@ const (
 	// needed. out holds what was seen so far. The caller pins the flow while
 	// it is pending.
 	VerdictPending
-	// VerdictComplete: out holds the whole ClientHello; the slot is free.
+	// VerdictComplete: out holds the whole ClientHello; the flow is
+	// decided (see Reassembler).
 	VerdictComplete
 	// VerdictMalformed: a ClientHello that breaks the rules (out.Malformed);
-	// the slot is free. Treat the flow as legacy.
+	// the flow is decided. Treat the flow as legacy.
 	VerdictMalformed
 	// VerdictUnknown: the ClientHello cannot be followed (no free slot, over
-	// MaxBytes, a gap in the sequence, timed out); the slot is free. The
-	// caller pins the flow.
+	// MaxBytes, a gap in the sequence, bytes that contradict bytes held,
+	// timed out); the flow is decided if it had a slot. The caller pins
+	// the flow.
 	VerdictUnknown
 	// NumVerdict is the number of Verdict values.
 	NumVerdict
@@ -108,8 +110,27 @@ type ReassemblerStats struct {
 	Conflict   uint64 // VerdictUnknown: a segment's bytes differ from bytes held for the same sequence numbers
 	Timeout    uint64 // VerdictUnknown: the flow was pending too long
 	Expired    uint64 // slots freed by Expire or to make room
-	Replaced   uint64 // slots of opened flows that had sent nothing, given to another flow
+	Replaced   uint64 // slots of opened flows that had sent nothing, or of decided flows, given to another flow
 	Forgotten  uint64 // slots freed by Forget
+	Ignored    uint64 // segments of decided flows (retransmissions, later handshake records), not scanned
+}
+
+// Add adds o to s, field by field (to total several reassemblers).
+func (s *ReassemblerStats) Add(o *ReassemblerStats) {
+	s.Started += o.Started
+	s.Opened += o.Opened
+	s.Completed += o.Completed
+	s.Malformed += o.Malformed
+	s.NoSlot += o.NoSlot
+	s.Overflow += o.Overflow
+	s.OutOfOrder += o.OutOfOrder
+	s.Holes += o.Holes
+	s.Conflict += o.Conflict
+	s.Timeout += o.Timeout
+	s.Expired += o.Expired
+	s.Replaced += o.Replaced
+	s.Forgotten += o.Forgotten
+	s.Ignored += o.Ignored
 }
 
 // reasmGaps is how many separate runs of bytes a slot holds beyond its
@@ -126,12 +147,22 @@ const reasmGaps = 4
 // which is known from the flow's SYN (Open) or, without it, taken to be the
 // first byte of the first segment that starts a ClientHello. The bytes
 // held form a contiguous prefix plus up to reasmGaps runs beyond a gap;
-// the ClientHello is scanned when the prefix grows, so a duplicate or a
-// segment held ahead of a gap costs a comparison and a copy of its own
-// bytes, never a rescan. A segment whose bytes differ from bytes already
+// the ClientHello scan resumes where it stopped when the prefix grows, so
+// every byte is scanned once and a duplicate or a segment held ahead of a
+// gap costs a comparison and a copy of its own bytes, never a rescan. A segment whose bytes differ from bytes already
 // held for the same sequence numbers (an attack or a broken stack), more
 // gaps than that, or a ClientHello longer than MaxBytes makes the flow
 // VerdictUnknown. It never allocates after NewReassembler.
+//
+// A flow whose ClientHello was decided (complete, malformed or unknown)
+// keeps its slot, without bytes, as a marker until the timeout, its
+// FIN/RST (Forget) or a new connection on the 5-tuple (Open with another
+// sequence number): its later segments — a retransmission of the
+// ClientHello, a second one, TLS 1.2's next handshake records — are
+// VerdictNotHello, so a retransmitted first segment cannot start a new
+// scan that would pin a flow the first verdict unpinned. Markers give way
+// first when slots run out; a flow that lost its marker is followed again
+// from a segment that starts a ClientHello, pinned while that is pending.
 //
 // A Reassembler is not safe for concurrent use: each fast-path worker owns
 // one and calls it from its own goroutine only.
@@ -149,6 +180,7 @@ type Reassembler struct {
 	// With one timeout for all, each head is the next of its list to
 	// expire, and the opened list's head is the first to give way.
 	head, tail [numReasmLists]int32
+	count      [numReasmLists]int32
 	stats      ReassemblerStats
 	scanSteps  uint64 // helloScan.steps of every scan of held bytes
 }
@@ -157,6 +189,7 @@ type Reassembler struct {
 const (
 	listHolding = iota // bytes held
 	listOpened         // Open was called, no byte yet
+	listDecided        // the ClientHello was decided; a marker
 	numReasmLists
 )
 
@@ -199,8 +232,8 @@ func NewReassembler(cfg ReassemblerConfig) (*Reassembler, error) {
 		index: make([]int32, size),
 		mask:  size - 1,
 		free:  make([]int32, 0, cfg.Slots),
-		head:  [numReasmLists]int32{noSlot, noSlot},
-		tail:  [numReasmLists]int32{noSlot, noSlot},
+		head:  [numReasmLists]int32{noSlot, noSlot, noSlot},
+		tail:  [numReasmLists]int32{noSlot, noSlot, noSlot},
 	}
 	var seed [16]byte
 	if _, err := rand.Read(seed[:]); err != nil {
@@ -220,8 +253,40 @@ func (r *Reassembler) Config() ReassemblerConfig { return r.cfg }
 // Stats returns the counters. Call it from the owning goroutine.
 func (r *Reassembler) Stats() ReassemblerStats { return r.stats }
 
-// InUse returns how many slots hold a pending or opened flow.
-func (r *Reassembler) InUse() int { return len(r.slots) - len(r.free) }
+// InUse returns how many slots hold a ClientHello in progress: pending
+// flows and opened ones that have sent nothing yet.
+func (r *Reassembler) InUse() int { return int(r.count[listHolding] + r.count[listOpened]) }
+
+// Decided returns how many slots are markers of decided flows.
+func (r *Reassembler) Decided() int { return int(r.count[listDecided]) }
+
+// Tracking is what a Reassembler knows of a flow.
+type Tracking uint8
+
+// Values of Tracking.
+const (
+	TrackingNone       Tracking = iota // no slot
+	TrackingCollecting                 // opened or pending: its segments change state
+	TrackingDecided                    // decided: its segments are ignored
+)
+
+// Tracks says what r holds for the flow, so a caller can skip work (a
+// checksum) for segments that cannot change anything: a flow with no slot
+// changes state only with a segment that starts a ClientHello, a decided
+// flow never.
+func (r *Reassembler) Tracks(key *FlowKey) Tracking {
+	if len(r.free) == len(r.slots) {
+		return TrackingNone
+	}
+	si := r.find(key, r.hash(key))
+	switch {
+	case si == noSlot:
+		return TrackingNone
+	case r.slots[si].list == listDecided:
+		return TrackingDecided
+	}
+	return TrackingCollecting
+}
 
 // Open tells the Reassembler that the flow's client sent a SYN with
 // sequence number synSeq, so its first payload byte will be synSeq+1:
@@ -254,14 +319,17 @@ func (r *Reassembler) Open(key *FlowKey, synSeq uint32, now int64) bool {
 }
 
 // take returns a free slot, making room if it can: expired flows first,
-// then the opened flow that has waited longest without a byte.
+// then the oldest decided marker, then the opened flow that has waited
+// longest without a byte.
 func (r *Reassembler) take(now int64) int32 {
 	if len(r.free) == 0 {
-		r.expire(now)
+		r.expire(now, len(r.slots))
 	}
-	if len(r.free) == 0 && r.head[listOpened] != noSlot {
-		r.release(r.head[listOpened])
-		r.stats.Replaced++
+	for _, l := range [...]uint8{listDecided, listOpened} {
+		if len(r.free) == 0 && r.head[l] != noSlot {
+			r.release(r.head[l])
+			r.stats.Replaced++
+		}
 	}
 	if len(r.free) == 0 {
 		return noSlot
@@ -285,8 +353,13 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 		return r.feedNew(key, h, seq, payload, now, cfg, out)
 	}
 	s := &r.slots[si]
+	if s.list == listDecided {
+		r.stats.Ignored++
+		out.reset()
+		return VerdictNotHello
+	}
 	if now-s.created > r.cfg.Timeout {
-		return r.drop(si, &r.stats.Timeout, out)
+		return r.drop(si, &r.stats.Timeout, out, now)
 	}
 	// Place the segment relative to the flight's first byte (serial
 	// arithmetic); bytes before it or past MaxBytes are not the flight's
@@ -322,7 +395,7 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 	lo, hi := int32(off), int32(off)+int32(len(data))
 	base := int(si) * r.cfg.MaxBytes
 	if !r.agrees(s, r.buf[base:base+r.cfg.MaxBytes], lo, data) {
-		return r.drop(si, &r.stats.Conflict, out)
+		return r.drop(si, &r.stats.Conflict, out, now)
 	}
 	copy(r.buf[base+int(lo):], data)
 	if s.list == listOpened {
@@ -331,7 +404,7 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 	}
 	if lo > s.n {
 		if !s.hold(lo, hi) {
-			return r.drop(si, &r.stats.Holes, out)
+			return r.drop(si, &r.stats.Holes, out, now)
 		}
 		r.stats.OutOfOrder++
 		out.reset()
@@ -358,15 +431,15 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 	switch st {
 	case HelloIncomplete:
 		if int(s.n) == r.cfg.MaxBytes {
-			return r.drop(si, &r.stats.Overflow, out)
+			return r.drop(si, &r.stats.Overflow, out, now)
 		}
 		return VerdictPending
 	case HelloComplete:
-		r.release(si)
+		r.decide(si, now)
 		r.stats.Completed++
 		return VerdictComplete
 	case HelloMalformed:
-		r.release(si)
+		r.decide(si, now)
 		r.stats.Malformed++
 		return VerdictMalformed
 	}
@@ -375,12 +448,18 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 	return VerdictNotHello
 }
 
-// drop frees slot si as VerdictUnknown, counting why.
-func (r *Reassembler) drop(si int32, why *uint64, out *ClientHello) Verdict {
-	r.release(si)
+// drop decides slot si as VerdictUnknown, counting why.
+func (r *Reassembler) drop(si int32, why *uint64, out *ClientHello, now int64) Verdict {
+	r.decide(si, now)
 	*why++
 	out.reset()
 	return VerdictUnknown
+}
+
+// decide turns slot si into a marker of a decided flow.
+func (r *Reassembler) decide(si int32, now int64) {
+	r.unlink(si)
+	r.push(si, listDecided, now)
 }
 
 // agrees reports whether data, to be placed at offset lo, matches every
@@ -507,16 +586,22 @@ func (r *Reassembler) Forget(key *FlowKey) {
 	}
 }
 
-// Expire frees the slots of flows pending longer than the timeout and
-// returns how many it freed. Call it now and then (it costs O(expired)).
-func (r *Reassembler) Expire(now int64) int {
-	return r.expire(now)
+// Expire frees the slots that outlived the timeout (flows pending or
+// opened that long, and markers of flows decided that long ago) and
+// returns how many it freed; it frees at most budget (<= 0: no limit), so
+// a fast path can call it every batch at a bounded cost and the slots of
+// a flood leave within the timeout even when no ClientHello needs one.
+func (r *Reassembler) Expire(now int64, budget int) int {
+	if budget <= 0 {
+		budget = len(r.slots)
+	}
+	return r.expire(now, budget)
 }
 
-func (r *Reassembler) expire(now int64) int {
+func (r *Reassembler) expire(now int64, budget int) int {
 	n := 0
 	for l := range r.head {
-		for r.head[l] != noSlot && now-r.slots[r.head[l]].created > r.cfg.Timeout {
+		for n < budget && r.head[l] != noSlot && now-r.slots[r.head[l]].created > r.cfg.Timeout {
 			r.release(r.head[l])
 			n++
 		}
@@ -601,6 +686,7 @@ func (r *Reassembler) unlink(si int32) {
 	} else {
 		r.tail[s.list] = s.prev
 	}
+	r.count[s.list]--
 }
 
 // push appends slot si to list l, joining it at time now.
@@ -614,4 +700,5 @@ func (r *Reassembler) push(si int32, l uint8, now int64) {
 		r.head[l] = si
 	}
 	r.tail[l] = si
+	r.count[l]++
 }

@@ -115,6 +115,16 @@ func TestReassemblerRetransmissions(t *testing.T) {
 	if string(h.SNI) != "example.com" {
 		t.Fatal(h.SNI)
 	}
+	// Decided: a retransmission of the first segment is ignored, it does
+	// not start a new scan (which would pin the flow while pending).
+	if v := r.Feed(&k, isn, pq[:600], 9, nil, &h); v != VerdictNotHello || r.Stats().Ignored != 1 || r.Tracks(&k) != TrackingDecided {
+		t.Fatalf("retransmission after the verdict: %v %+v", v, r.Stats())
+	}
+	// The connection ends (FIN/RST); the 5-tuple's next stream starts over.
+	r.Forget(&k)
+	if r.Tracks(&k) != TrackingNone || r.Decided() != 0 {
+		t.Fatal("marker kept after Forget")
+	}
 	// A segment starting before the first byte held but reaching past it.
 	if v := r.Feed(&k, isn, pq[:300], 0, nil, &h); v != VerdictPending {
 		t.Fatal(v)
@@ -194,7 +204,7 @@ func TestReassemblerUnknown(t *testing.T) {
 		if v := r.Feed(&k0, 501, pq[500:], 106, nil, &h); v != VerdictNotHello {
 			t.Fatalf("expired flow still tracked: %v", v)
 		}
-		if n := r.Expire(1000); n != 3 || r.InUse() != 0 {
+		if n := r.Expire(1000, 0); n != 3 || r.InUse() != 0 {
 			t.Fatalf("expired %d, in use %d", n, r.InUse())
 		}
 	})
@@ -255,7 +265,9 @@ func TestReassemblerIndexModel(t *testing.T) {
 	pq, _ := goHellos(t)
 	r := newReasm(t, ReassemblerConfig{Slots: 16, MaxBytes: 2048, Timeout: 1 << 62})
 	rng := rand.New(rand.NewPCG(1, 2))
-	model := map[FlowKey]bool{}
+	model := map[FlowKey]bool{} // flows with a ClientHello in progress
+	var decided []FlowKey       // markers of decided flows, oldest first (the first to give way)
+	isDecided := func(k FlowKey) int { return slices.Index(decided, k) }
 	var h ClientHello
 	for step := range 20000 {
 		k := flowN(rng.IntN(40))
@@ -263,6 +275,9 @@ func TestReassemblerIndexModel(t *testing.T) {
 		case 0:
 			v := r.Feed(&k, 1, pq[:100], int64(step), nil, &h)
 			switch {
+			case isDecided(k) >= 0 && v != VerdictNotHello:
+				t.Fatalf("step %d: decided flow got %v", step, v)
+			case isDecided(k) >= 0:
 			case model[k] && v != VerdictPending:
 				t.Fatalf("step %d: tracked flow got %v", step, v)
 			case !model[k] && len(model) < 16 && v != VerdictPending:
@@ -270,21 +285,30 @@ func TestReassemblerIndexModel(t *testing.T) {
 			case !model[k] && len(model) == 16 && v != VerdictUnknown:
 				t.Fatalf("step %d: full table got %v", step, v)
 			}
-			if v == VerdictPending {
+			if v == VerdictPending && !model[k] {
+				if len(model)+len(decided) == 16 {
+					decided = decided[1:] // the oldest marker gave way
+				}
 				model[k] = true
 			}
 		case 1:
 			r.Forget(&k)
 			delete(model, k)
+			if i := isDecided(k); i >= 0 {
+				decided = slices.Delete(decided, i, i+1)
+			}
 		case 2:
 			v := r.Feed(&k, 101, pq[100:], int64(step), nil, &h)
 			if model[k] != (v == VerdictComplete) {
 				t.Fatalf("step %d: tracked %v, verdict %v", step, model[k], v)
 			}
+			if model[k] {
+				decided = append(decided, k)
+			}
 			delete(model, k)
 		}
-		if r.InUse() != len(model) {
-			t.Fatalf("step %d: in use %d, model %d", step, r.InUse(), len(model))
+		if r.InUse() != len(model) || r.Decided() != len(decided) {
+			t.Fatalf("step %d: in use %d, decided %d; model %d, %d", step, r.InUse(), r.Decided(), len(model), len(decided))
 		}
 	}
 }
@@ -299,7 +323,7 @@ func TestReassemblerNoAllocs(t *testing.T) {
 		r.Feed(&k, 1001, pq[1000:], 0, nil, &h)
 		r.Feed(&k, 1, pq[:1000], 0, nil, &h)
 		r.Forget(&k)
-		r.Expire(10)
+		r.Expire(10, 0)
 		// After the SYN: last segment first, a duplicate, the first.
 		r.Open(&k, 0, 0)
 		r.Feed(&k, 1001, pq[1000:], 0, nil, &h)
@@ -573,7 +597,7 @@ func TestReassemblerOpen(t *testing.T) {
 	r.Forget(&b)
 	r.Forget(&c)
 	r.Open(&a, 0, 30)
-	if n := r.Expire(131); n != 1 || r.InUse() != 0 {
+	if n := r.Expire(131, 0); n != 1 || r.InUse() != 0 {
 		t.Fatalf("opened flow not expired: %d", n)
 	}
 }

@@ -30,6 +30,7 @@ type Collector struct {
 	pins, pinCap, pinInserts, pinEvictions    *prometheus.Desc
 	pinExpirations, trans, transEvictions     *prometheus.Desc
 	batch, txPartial, generation, reasm       *prometheus.Desc
+	reasmDecided, reasmEvents                 *prometheus.Desc
 }
 
 // NewCollector returns a collector over workers; src names the nodes and
@@ -50,7 +51,7 @@ func NewCollector(src fastpath.SnapshotSource, workers ...*fastpath.Worker) *Col
 		routed:         d("packets_routed_total", "Forwarded frames by the rule that chose their node.", "route"),
 		nodeFwd:        d("node_forwarded_packets_total", "Frames forwarded to each node.", "node", "pool"),
 		nodeNew:        d("node_new_flows_total", "SYNs (new flows) sent to each node.", "node", "pool"),
-		hellos:         d("clienthellos_total", "ClientHellos by outcome: seen (decided), migration_support, migration_token, partial (segments held while incomplete, or given up), malformed.", "outcome"),
+		hellos:         d("clienthellos_total", "ClientHellos by outcome: seen (decided), migration_support, migration_token, pending (segments held while incomplete), unknown (given up: see reassembly_events_total), malformed.", "outcome"),
 		helloPins:      d("clienthello_pin_changes_total", "Pins made (legacy, malformed or unknown ClientHello) and removed (migration_support, client RST).", "change"),
 		pins:           d("pins", "Pinned flows (legacy clients) in the pin tables."),
 		pinCap:         d("pin_capacity", "Capacity of the pin tables."),
@@ -62,7 +63,12 @@ func NewCollector(src fastpath.SnapshotSource, workers ...*fastpath.Worker) *Col
 		batch:          d("batch_size", "Frames per received batch."),
 		txPartial:      d("tx_partial_total", "Transmit calls that took fewer frames than offered (retried)."),
 		generation:     d("table_generation", "Generation of the published table snapshot."),
-		reasm:          d("reassembly_in_use", "ClientHellos held across segments."),
+		reasm:          d("reassembly_in_use", "ClientHellos held across segments (pending, or opened by their SYN)."),
+		reasmDecided:   d("reassembly_decided", "Reassembly slots kept as markers of flows whose ClientHello was decided (until FIN/RST or the timeout), so a retransmission does not start a new scan."),
+		reasmEvents: d("reassembly_events_total", "What the ClientHello reassembler did, by event: started, opened (by a SYN), completed, malformed; "+
+			"the reasons a ClientHello was unknown: no_slot, overflow, holes, conflict (overlapping bytes that differ), timeout; "+
+			"out_of_order (segments held ahead of a gap), bad_checksum (segments refused before they could change state), ignored (payload of decided flows), "+
+			"expired, replaced, forgotten (slots freed).", "event"),
 	}
 }
 
@@ -73,6 +79,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.transEvictions, c.batch, c.txPartial, c.generation, c.reasm} {
 		ch <- d
 	}
+	ch <- c.reasmDecided
+	ch <- c.reasmEvents
 }
 
 // Total returns the sum of the workers' counters and gauges (the
@@ -96,6 +104,7 @@ func (c *Collector) Total() (fastpath.Counters, fastpath.Gauges) {
 	for i := range c.workers {
 		sum.Add(&copies[i])
 		ex.Reassembling += extras[i].Reassembling
+		ex.ReassemblyDecided += extras[i].ReassemblyDecided
 		ex.Generation = max(ex.Generation, extras[i].Generation)
 	}
 	return sum, ex
@@ -137,7 +146,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.hellos, sum.ClientHellos, "seen")
 	counter(c.hellos, sum.ClientHelloMigrationSupport, "migration_support")
 	counter(c.hellos, sum.ClientHelloMigrationToken, "migration_token")
-	counter(c.hellos, sum.ClientHelloPartial, "partial")
+	counter(c.hellos, sum.ClientHelloPending, "pending")
+	counter(c.hellos, sum.ClientHelloUnknown, "unknown")
 	counter(c.hellos, sum.ClientHelloMalformed, "malformed")
 	counter(c.helloPins, sum.ClientHelloPins, "pin")
 	counter(c.helloPins, sum.ClientHelloUnpins, "unpin_migration_support")
@@ -161,6 +171,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.trans, dec.TransSize)
 	counter(c.transEvictions, dec.TransEvictions)
 	gauge(c.reasm, ex.Reassembling)
+	gauge(c.reasmDecided, ex.ReassemblyDecided)
+	ra := &sum.Reassembly
+	for _, e := range []struct {
+		name string
+		v    uint64
+	}{
+		{"started", ra.Started}, {"opened", ra.Opened}, {"completed", ra.Completed}, {"malformed", ra.Malformed},
+		{"no_slot", ra.NoSlot}, {"overflow", ra.Overflow}, {"holes", ra.Holes}, {"conflict", ra.Conflict}, {"timeout", ra.Timeout},
+		{"out_of_order", ra.OutOfOrder}, {"bad_checksum", sum.ReassemblyBadChecksum}, {"ignored", sum.ReassemblyIgnored},
+		{"expired", ra.Expired}, {"replaced", ra.Replaced}, {"forgotten", ra.Forgotten},
+	} {
+		counter(c.reasmEvents, e.v, e.name)
+	}
 	counter(c.txPartial, sum.TxPartial)
 
 	// Batch sizes are counted in power-of-two buckets: bucket b holds sizes
