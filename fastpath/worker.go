@@ -106,10 +106,15 @@ type Explanation struct {
 //     quote, so "fragmentation needed" / "packet too big" reach the node
 //     that sent the packet and path-MTU discovery works.
 //   - SYN to a VIP declared tls: false pins the flow at once.
-//   - Client payload that may start a TLS handshake record goes to the
-//     reassembler: migration_support → unpin (nothing stored); no
+//   - Client payload that may start a TLS handshake record, or continues a
+//     ClientHello in progress, goes to the reassembler once its TCP
+//     checksum verified (the node drops a bad one, so the router must not
+//     believe it): migration_support → unpin (nothing stored); no
 //     migration_support, malformed or unfollowable → pin; still incomplete
-//     → pin while unknown. Other payloads cost one byte comparison.
+//     → pin while unknown. A TLS VIP's SYN opens a slot (and a TCP Fast
+//     Open SYN's payload is scanned like any ClientHello); its FIN or RST
+//     frees it. Other payloads cost one byte comparison and, while any
+//     slot is taken, a lookup.
 //   - A client RST removes the flow's pin (the connection is gone). A FIN
 //     keeps it: the client still acknowledges the node's FIN on the same
 //     path, and the idle timeout removes the pin soon after.

@@ -292,10 +292,11 @@ func (r *Reassembler) Tracks(key *FlowKey) Tracking {
 // sequence number synSeq, so its first payload byte will be synSeq+1:
 // then segments of its ClientHello are placed exactly even when the first
 // one arrives last. It takes a slot if one is free, else the slot of the
-// opened flow that has waited longest without sending a byte, else none
-// (the flow is then followed from its first ClientHello bytes, as without
-// Open). A repeated SYN keeps the slot; one with another sequence number
-// (the 5-tuple reused) starts over. It reports whether the flow has a slot.
+// opened flow that has waited longest without sending a byte, else the
+// oldest decided marker, else none (the flow is then followed from its
+// first ClientHello bytes, as without Open). A repeated SYN keeps the slot
+// (and a decided flow its marker); one with another sequence number (the
+// 5-tuple reused) starts over. It reports whether the flow has a slot.
 func (r *Reassembler) Open(key *FlowKey, synSeq uint32, now int64) bool {
 	h := r.hash(key)
 	if si := r.find(key, h); si != noSlot {
@@ -319,13 +320,13 @@ func (r *Reassembler) Open(key *FlowKey, synSeq uint32, now int64) bool {
 }
 
 // take returns a free slot, making room if it can: expired flows first,
-// then the oldest decided marker, then the opened flow that has waited
-// longest without a byte.
+// then the opened flow that has waited longest without a byte (so a SYN
+// flood churns only the slots of SYNs), then the oldest decided marker.
 func (r *Reassembler) take(now int64) int32 {
 	if len(r.free) == 0 {
 		r.expire(now, len(r.slots))
 	}
-	for _, l := range [...]uint8{listDecided, listOpened} {
+	for _, l := range [...]uint8{listOpened, listDecided} {
 		if len(r.free) == 0 && r.head[l] != noSlot {
 			r.release(r.head[l])
 			r.stats.Replaced++

@@ -266,7 +266,7 @@ func TestReassemblerIndexModel(t *testing.T) {
 	r := newReasm(t, ReassemblerConfig{Slots: 16, MaxBytes: 2048, Timeout: 1 << 62})
 	rng := rand.New(rand.NewPCG(1, 2))
 	model := map[FlowKey]bool{} // flows with a ClientHello in progress
-	var decided []FlowKey       // markers of decided flows, oldest first (the first to give way)
+	var decided []FlowKey       // markers of decided flows, oldest first (the first of them to give way)
 	isDecided := func(k FlowKey) int { return slices.Index(decided, k) }
 	var h ClientHello
 	for step := range 20000 {
@@ -708,5 +708,44 @@ func TestReassemblerCopiesEveryField(t *testing.T) {
 	sc.copyTo(&out)
 	if !reflect.DeepEqual(out, sc.hello) {
 		t.Fatalf("copyTo lost a field:\n%+v\n%+v", out, sc.hello)
+	}
+}
+
+// Decided markers: a repeated SYN keeps one, a SYN with another ISN (a new
+// connection) starts over, a SYN flood replaces opened slots before any
+// marker, and Expire frees them after the timeout, at most budget a call.
+func TestReassemblerDecidedMarkers(t *testing.T) {
+	pq, _ := goHellos(t)
+	r := newReasm(t, ReassemblerConfig{Slots: 4, Timeout: 100})
+	var h ClientHello
+	decide := func(k *FlowKey, isn uint32, now int64) {
+		t.Helper()
+		r.Open(k, isn, now)
+		r.Feed(k, isn+1, pq[:700], now, nil, &h)
+		if v := r.Feed(k, isn+701, pq[700:], now, nil, &h); v != VerdictComplete {
+			t.Fatalf("hello: %v", v)
+		}
+	}
+	a, b := flowN(60), flowN(61)
+	decide(&a, 1000, 0)
+	decide(&b, 1000, 0)
+	if r.Open(&a, 1000, 1); r.Tracks(&a) != TrackingDecided {
+		t.Fatal("a repeated SYN dropped the marker")
+	}
+	if r.Open(&a, 5000, 2); r.Tracks(&a) != TrackingCollecting {
+		t.Fatal("a new connection's SYN kept the old verdict")
+	}
+	for i := range 10 { // a SYN flood: two slots left for it
+		k := flowN(100 + i)
+		r.Open(&k, 1, 3)
+	}
+	if r.Tracks(&b) != TrackingDecided || r.Stats().Replaced != 8 {
+		t.Fatalf("the SYN flood took a marker: %v, replaced %d", r.Tracks(&b), r.Stats().Replaced)
+	}
+	if n := r.Expire(101, 1); n != 1 || r.Tracks(&b) != TrackingNone {
+		t.Fatalf("expired %d, b %v", n, r.Tracks(&b))
+	}
+	if n := r.Expire(200, 0); n != 3 || r.InUse()+r.Decided() != 0 {
+		t.Fatalf("expired %d, %d in use, %d decided", n, r.InUse(), r.Decided())
 	}
 }
