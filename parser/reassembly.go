@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/bits"
 	"time"
+	"unsafe"
 )
 
 // Defaults of ReassemblerConfig.
@@ -36,6 +37,18 @@ type ReassemblerConfig struct {
 	Timeout int64
 }
 
+// reasmSlotOverhead is what a slot costs beside its MaxBytes of buffer:
+// its bookkeeping, its resumable scan and the ClientHello it fills, and
+// two index entries.
+const reasmSlotOverhead = int(unsafe.Sizeof(reasmSlot{}) + unsafe.Sizeof(reasmScan{}) + 2*unsafe.Sizeof(int32(0)))
+
+// Bytes is the memory a Reassembler of this configuration allocates up
+// front (as given: zero fields count as zero), so a caller can check
+// capacities against memory.
+func (c ReassemblerConfig) Bytes() uint64 {
+	return uint64(max(c.Slots, 0)) * uint64(max(c.MaxBytes, 0)+reasmSlotOverhead)
+}
+
 // withDefaults fills zero fields and checks the limits, naming the field.
 func (c ReassemblerConfig) withDefaults() (ReassemblerConfig, error) {
 	if c.Slots == 0 {
@@ -52,8 +65,9 @@ func (c ReassemblerConfig) withDefaults() (ReassemblerConfig, error) {
 		return c, fmt.Errorf("reassembler: Slots %d out of range 1..%d", c.Slots, MaxReassemblySlots)
 	case c.MaxBytes < MinReassemblyBytes || c.MaxBytes > MaxReassemblyBytes:
 		return c, fmt.Errorf("reassembler: MaxBytes %d out of range %d..%d", c.MaxBytes, MinReassemblyBytes, MaxReassemblyBytes)
-	case uint64(c.Slots)*uint64(c.MaxBytes) > maxReassemblyTotalBytes:
-		return c, fmt.Errorf("reassembler: Slots*MaxBytes = %d bytes exceeds %d", uint64(c.Slots)*uint64(c.MaxBytes), uint64(maxReassemblyTotalBytes))
+	case c.Bytes() > maxReassemblyTotalBytes:
+		return c, fmt.Errorf("reassembler: Slots %d × (MaxBytes %d + %d of scan state) = %d bytes exceeds %d",
+			c.Slots, c.MaxBytes, reasmSlotOverhead, c.Bytes(), uint64(maxReassemblyTotalBytes))
 	case c.Timeout < 0:
 		return c, fmt.Errorf("reassembler: Timeout %d is negative", c.Timeout)
 	}

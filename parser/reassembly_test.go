@@ -244,13 +244,19 @@ func TestReassemblerConfig(t *testing.T) {
 		{ReassemblerConfig{Slots: MaxReassemblySlots + 1}, "Slots"},
 		{ReassemblerConfig{MaxBytes: 10}, "MaxBytes"},
 		{ReassemblerConfig{MaxBytes: MaxReassemblyBytes + 1}, "MaxBytes"},
-		{ReassemblerConfig{Slots: MaxReassemblySlots, MaxBytes: MaxReassemblyBytes}, "Slots*MaxBytes"},
+		{ReassemblerConfig{Slots: MaxReassemblySlots, MaxBytes: MaxReassemblyBytes}, "Slots"},
+		// The scan state counts too: 2^20 slots of 4 KiB fill the 4 GiB
+		// cap with their buffers alone.
+		{ReassemblerConfig{Slots: MaxReassemblySlots, MaxBytes: 4096}, "scan state"},
 		{ReassemblerConfig{Timeout: -1}, "Timeout"},
 	} {
 		_, err := NewReassembler(c.cfg)
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%+v: %v, want an error naming %s", c.cfg, err, c.field)
 		}
+	}
+	if b := (ReassemblerConfig{Slots: 1024, MaxBytes: 16 << 10}).Bytes(); b < 1024*(16<<10) || b > 1024*(17<<10) {
+		t.Errorf("default reassembler: %d bytes", b)
 	}
 	r := newReasm(t, ReassemblerConfig{})
 	if c := r.Config(); c.Slots != DefaultReassemblySlots || c.MaxBytes != DefaultReassemblyBytes || c.Timeout != DefaultReassemblyTimeout {
