@@ -624,6 +624,7 @@ func BenchmarkReassemblerFeedReordered(b *testing.B) {
 		if r.Feed(&k, 1, pq[:1448], 0, nil, &h) != VerdictComplete {
 			b.Fatal("not complete")
 		}
+		r.Forget(&k)
 	}
 }
 
