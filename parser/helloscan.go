@@ -59,6 +59,24 @@ func (s *helloScan) reset() {
 // advance scans b, which extends the bytes of earlier calls (b[:len of the
 // last call] unchanged), into h, which holds what earlier calls found.
 func (s *helloScan) advance(b []byte, cfg *HelloConfig, h *ClientHello) HelloStatus {
+	if st := s.advanceRecords(b, h); st == HelloNotClientHello || st == HelloMalformed {
+		return st
+	}
+	if s.walkBody(b, cfg, h) == stepMalformed {
+		return HelloMalformed
+	}
+	if s.done {
+		h.Complete = true
+		h.Missing = 0
+		return HelloComplete
+	}
+	return HelloIncomplete
+}
+
+// advanceRecords is advance's first half: it checks that b starts a
+// ClientHello and walks the record layer. HelloComplete means every byte
+// of the message is present (the body is not read yet).
+func (s *helloScan) advanceRecords(b []byte, h *ClientHello) HelloStatus {
 	if !s.identified {
 		if !recordPrefixOK(b) {
 			h.reset()
@@ -83,12 +101,7 @@ func (s *helloScan) advance(b []byte, cfg *HelloConfig, h *ClientHello) HelloSta
 		s.phase = phaseEnd
 		return HelloMalformed
 	}
-	if s.walkBody(b, cfg, h) == stepMalformed {
-		return HelloMalformed
-	}
 	if s.done {
-		h.Complete = true
-		h.Missing = 0
 		return HelloComplete
 	}
 	return HelloIncomplete

@@ -532,43 +532,63 @@ func (s *reasmSlot) hold(lo, hi int32) bool {
 
 // feedNew handles a segment of a flow that holds no slot.
 func (r *Reassembler) feedNew(key *FlowKey, h uint32, seq uint32, payload []byte, now int64, cfg *HelloConfig, out *ClientHello) Verdict {
+	if cfg == nil {
+		cfg = &defaultHelloConfig
+	}
+	out.reset()
 	if len(payload) == 0 {
-		out.reset()
 		return VerdictNotHello
 	}
-	switch ScanClientHello(payload, cfg, out) {
+	// The record layer first: only a ClientHello that continues past this
+	// segment needs a slot, and the slot's scan reads its body once.
+	var records helloScan
+	records.reset()
+	switch records.advanceRecords(payload, out) {
 	case HelloNotClientHello:
 		return VerdictNotHello
-	case HelloComplete:
-		return VerdictComplete
 	case HelloMalformed:
 		return VerdictMalformed
+	case HelloComplete:
+		if ScanClientHello(payload, cfg, out) == HelloComplete {
+			return VerdictComplete
+		}
+		return VerdictMalformed
 	}
-	if len(payload) >= r.cfg.MaxBytes {
-		r.stats.Overflow++
-		return VerdictUnknown
+	var si int32 = noSlot
+	if len(payload) < r.cfg.MaxBytes {
+		si = r.take(now)
 	}
-	si := r.take(now)
 	if si == noSlot {
-		r.stats.NoSlot++
+		// Unknown, unless the body already breaks the rules.
+		if ScanClientHello(payload, cfg, out) == HelloMalformed {
+			return VerdictMalformed
+		}
+		if len(payload) >= r.cfg.MaxBytes {
+			r.stats.Overflow++
+		} else {
+			r.stats.NoSlot++
+		}
 		return VerdictUnknown
 	}
 	s := &r.slots[si]
 	s.key, s.start, s.gaps = *key, seq, 0
 	base := int(si) * r.cfg.MaxBytes
 	s.n = int32(copy(r.buf[base:], payload))
-	// The slot's scan starts where the caller's stopped: it walks this
-	// segment again, once, so that later segments resume it.
 	sc := &r.scans[si]
 	sc.reset()
-	if cfg == nil {
-		cfg = &defaultHelloConfig
+	steps := sc.scan.steps
+	st := sc.scan.advance(r.buf[base:base+int(s.n):base+int(s.n)], cfg, &sc.hello)
+	r.scanSteps += uint64(sc.scan.steps - steps)
+	sc.copyTo(out)
+	if st == HelloMalformed {
+		// As a scan of the segment alone says: no slot for a verdict
+		// found in the first segment.
+		r.free = append(r.free, si)
+		return VerdictMalformed
 	}
-	sc.scan.advance(r.buf[base:base+int(s.n):base+int(s.n)], cfg, &sc.hello)
 	r.insert(h, si)
 	r.push(si, listHolding, now)
 	r.stats.Started++
-	// out points into payload; the caller's buffer is still valid.
 	return VerdictPending
 }
 
