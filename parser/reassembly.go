@@ -162,11 +162,13 @@ const reasmGaps = 4
 // first byte of the first segment that starts a ClientHello. The bytes
 // held form a contiguous prefix plus up to reasmGaps runs beyond a gap;
 // the ClientHello scan resumes where it stopped when the prefix grows, so
-// every byte is scanned once and a duplicate or a segment held ahead of a
-// gap costs a comparison and a copy of its own bytes, never a rescan. A segment whose bytes differ from bytes already
-// held for the same sequence numbers (an attack or a broken stack), more
-// gaps than that, or a ClientHello longer than MaxBytes makes the flow
-// VerdictUnknown. It never allocates after NewReassembler.
+// every byte is scanned once, and a duplicate or a segment held ahead of
+// a gap costs a comparison and a copy of its own bytes, never a rescan:
+// the work per segment is bounded by its length. A segment whose bytes
+// differ from bytes already held for the same sequence numbers (an attack
+// or a broken stack), more gaps than that, or a ClientHello longer than
+// MaxBytes makes the flow VerdictUnknown. It never allocates after
+// NewReassembler.
 //
 // A flow whose ClientHello was decided (complete, malformed or unknown)
 // keeps its slot, without bytes, as a marker until the timeout, its
@@ -175,7 +177,7 @@ const reasmGaps = 4
 // ClientHello, a second one, TLS 1.2's next handshake records — are
 // VerdictNotHello, so a retransmitted first segment cannot start a new
 // scan that would pin a flow the first verdict unpinned. Markers give way
-// first when slots run out; a flow that lost its marker is followed again
+// (after opened slots) when slots run out; a flow that lost its marker is followed again
 // from a segment that starts a ClientHello, pinned while that is pending.
 //
 // A Reassembler is not safe for concurrent use: each fast-path worker owns
