@@ -92,11 +92,21 @@ func sumWords(b []byte, acc uint64) uint64 {
 		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[0:8]), carry)
 		b = b[8:]
 	}
-	if len(b) > 0 {
-		var tail [8]byte
-		copy(tail[:], b)
-		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(tail[:]), carry)
+	// The tail, by words: a 16-bit word sums the same at any even offset
+	// (2^16 ≡ 1 modulo 0xffff), so none needs shifting into place.
+	var tail uint64
+	if len(b) >= 4 {
+		tail = uint64(binary.BigEndian.Uint32(b))
+		b = b[4:]
 	}
+	if len(b) >= 2 {
+		tail += uint64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		tail += uint64(b[0]) << 8
+	}
+	acc, carry = bits.Add64(acc, tail, carry)
 	// End-around carry: adding it back cannot carry again, since a sum
 	// that wrapped is at most 2^64-2.
 	acc, carry = bits.Add64(acc, carry, 0)

@@ -201,3 +201,21 @@ func FuzzTCPChecksum(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkTCPChecksumOK(b *testing.B) {
+	for i, name := range []string{"syn", "small", "1200B_v6"} {
+		fr := checksumFrames(b)[i]
+		var p Packet
+		ParseFrame(fr, &p)
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(p.L3End - p.L4Off))
+			defer reportCPU(b)()
+			for b.Loop() {
+				if !TCPChecksumOK(fr, &p) {
+					b.Fatal("bad")
+				}
+			}
+		})
+	}
+}
