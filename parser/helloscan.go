@@ -192,14 +192,17 @@ func (s *helloScan) walkBody(b []byte, cfg *HelloConfig, h *ClientHello) scanSte
 		s.phase = phaseHead
 	}
 	// The buffer grew since the last call: the reader's view of it, too.
-	r.b = b
-	r.end = min(r.recEnd, len(b))
+	// The walk reads through a copy on the stack, stored back at the end.
+	rd := *r
+	rd.b = b
+	rd.end = min(rd.recEnd, len(b))
 	for {
-		st := s.step(r, cfg, h)
+		st := s.step(&rd, cfg, h)
 		if st != stepOK {
 			if st == stepMalformed {
 				s.phase = phaseEnd
 			}
+			*r = rd
 			return st
 		}
 	}

@@ -541,6 +541,15 @@ func (r *Reassembler) feedNew(key *FlowKey, h uint32, seq uint32, payload []byte
 	if len(payload) == 0 {
 		return VerdictNotHello
 	}
+	if wholeInOneRecord(payload) { // the usual hello: one segment, one record
+		switch ScanClientHello(payload, cfg, out) {
+		case HelloNotClientHello:
+			return VerdictNotHello
+		case HelloComplete:
+			return VerdictComplete
+		}
+		return VerdictMalformed
+	}
 	// The record layer first: only a ClientHello that continues past this
 	// segment needs a slot, and the slot's scan reads its body once.
 	var records helloScan

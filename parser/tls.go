@@ -223,8 +223,7 @@ func ScanClientHello(payload []byte, cfg *HelloConfig, out *ClientHello) HelloSt
 			return HelloMalformed
 		}
 		// The usual case: the whole message in one record, all present.
-		if recLen >= tlsHandshakeHeaderLen && len(payload) >= tlsRecordHeaderLen+recLen &&
-			int(payload[6])<<16|int(payload[7])<<8|int(payload[8]) == recLen-tlsHandshakeHeaderLen {
+		if wholeInOneRecord(payload) {
 			out.Records, out.Length, out.End = 1, recLen, tlsRecordHeaderLen+recLen
 			if out.scanBodyContiguous(payload[tlsRecordHeaderLen+tlsHandshakeHeaderLen:out.End], cfg) == stepMalformed {
 				return HelloMalformed
@@ -236,6 +235,17 @@ func ScanClientHello(payload []byte, cfg *HelloConfig, out *ClientHello) HelloSt
 	var scan helloScan
 	scan.reset()
 	return scan.advance(payload, cfg, out)
+}
+
+// wholeInOneRecord reports whether b, which starts a handshake record,
+// holds a whole handshake message that fills exactly its first record.
+func wholeInOneRecord(b []byte) bool {
+	if len(b) < tlsRecordHeaderLen+tlsHandshakeHeaderLen {
+		return false
+	}
+	recLen := int(be16(b[3:5]))
+	return recLen >= tlsHandshakeHeaderLen && recLen <= tlsMaxRecordLen && len(b) >= tlsRecordHeaderLen+recLen &&
+		int(b[6])<<16|int(b[7])<<8|int(b[8]) == recLen-tlsHandshakeHeaderLen
 }
 
 // scanStep is what a step of the scan tells its caller, apart from the
