@@ -117,11 +117,20 @@ type Counters struct {
 	Dropped     [NumDropReasons]uint64
 	Routed      [NumRoutes]uint64
 
-	// ClientHello outcomes: seen at all (complete or not), complete with
-	// migration_support, carrying a migration_token, incomplete (held or
-	// given up by the reassembler), malformed.
+	// ClientHello outcomes: decided at all (complete, malformed or
+	// unknown), complete with migration_support, carrying a
+	// migration_token, segments held while incomplete (pending), given up
+	// by the reassembler (unknown: Reassembly says why), malformed.
 	ClientHellos, ClientHelloMigrationSupport, ClientHelloMigrationToken uint64
-	ClientHelloPartial, ClientHelloMalformed                             uint64
+	ClientHelloPending, ClientHelloUnknown, ClientHelloMalformed         uint64
+	// Segments that would have changed reassembly state (SYN of a TLS VIP
+	// flow, a payload that may start or continues a ClientHello, FIN/RST
+	// of a tracked flow) refused for a bad TCP checksum. (Payloads of
+	// decided flows, not scanned, are Reassembly.Ignored.)
+	ReassemblyBadChecksum uint64
+	// Reassembly is the reassembler's own account (slots taken, verdicts
+	// and why a ClientHello was unknown), copied when it changes.
+	Reassembly parser.ReassemblerStats
 	// Pins made and removed because of what a ClientHello said.
 	ClientHelloPins, ClientHelloUnpins uint64
 
@@ -164,8 +173,9 @@ type counterExchange struct {
 type Gauges struct {
 	// Table generation of the snapshot the worker last used.
 	Generation uint64
-	// Reassembly buffers in use.
-	Reassembling uint64
+	// Reassembly slots holding a ClientHello in progress, and markers of
+	// flows whose ClientHello was decided.
+	Reassembling, ReassemblyDecided uint64
 }
 
 func newCounterExchange() *counterExchange {
@@ -247,8 +257,11 @@ func (s *Counters) Add(o *Counters) {
 	s.ClientHellos += o.ClientHellos
 	s.ClientHelloMigrationSupport += o.ClientHelloMigrationSupport
 	s.ClientHelloMigrationToken += o.ClientHelloMigrationToken
-	s.ClientHelloPartial += o.ClientHelloPartial
+	s.ClientHelloPending += o.ClientHelloPending
+	s.ClientHelloUnknown += o.ClientHelloUnknown
 	s.ClientHelloMalformed += o.ClientHelloMalformed
+	s.ReassemblyBadChecksum += o.ReassemblyBadChecksum
+	s.Reassembly.Add(&o.Reassembly)
 	s.ClientHelloPins += o.ClientHelloPins
 	s.ClientHelloUnpins += o.ClientHelloUnpins
 	for i := range s.NodeForwarded {

@@ -79,53 +79,6 @@ func FuzzPipeline(f *testing.F) {
 	})
 }
 
-// FuzzTCPChecksum: for any frame that parses as TCP, tcpChecksumOK agrees
-// with a plain RFC 1071 sum over the pseudo-header and segment, and it
-// never panics on frames whose offsets are off.
-func FuzzTCPChecksum(f *testing.F) {
-	f.Add(packettest.Frame(f, flow(1, parser.TCPFlagSYN, nil)))
-	f.Add(packettest.Frame(f, flow(2, parser.TCPFlagACK, []byte{0x16})))
-	f.Add(packettest.Frame(f, packettest.TCP{Src: netip.MustParseAddr("2001:db8::1"), Dst: vip6, SrcPort: 4, DstPort: 443, Flags: parser.TCPFlagACK, Payload: []byte{1, 2, 3}}))
-	f.Fuzz(func(t *testing.T, frame []byte) {
-		var p parser.Packet
-		if parser.ParseFrame(frame, &p) != parser.StatusOK || p.ICMPError {
-			return
-		}
-		got := tcpChecksumOK(frame, &p)
-		l3, l4, end := int(p.L3Off), int(p.L4Off), int(p.L3End)
-		var pseudo []byte
-		if p.IPVersion == 4 {
-			pseudo = append(pseudo, frame[l3+12:l3+20]...)
-			pseudo = append(pseudo, 0, 6, byte((end-l4)>>8), byte(end-l4))
-		} else {
-			pseudo = append(pseudo, frame[l3+8:l3+40]...)
-			pseudo = append(pseudo, 0, 0, byte((end-l4)>>8), byte(end-l4), 0, 0, 0, 6)
-		}
-		var s uint32
-		for _, part := range [][]byte{pseudo, frame[l4:end]} {
-			for i := 0; i < len(part); i += 2 {
-				w := uint32(part[i]) << 8
-				if i+1 < len(part) {
-					w |= uint32(part[i+1])
-				}
-				s += w
-			}
-		}
-		for s>>16 != 0 {
-			s = s&0xffff + s>>16
-		}
-		if want := s == 0xffff; got != want {
-			t.Fatalf("tcpChecksumOK %v, RFC 1071 sum %#x", got, s)
-		}
-		// Offsets past the frame are refused, not read.
-		short := p
-		short.L3End = uint16(len(frame) + 1)
-		if tcpChecksumOK(frame, &short) {
-			t.Fatal("accepted a segment past the frame")
-		}
-	})
-}
-
 // FuzzPinnedFlowSurvivesOnePacket: a legacy flow is pinned by its
 // complete ClientHello and is talking; then one arbitrary client segment
 // on its 5-tuple (any flags, sequence number and payload, a good or a

@@ -20,7 +20,7 @@ func corrupt(t *testing.T, frame []byte) []byte {
 	}
 	off := int(p.L4Off) + 16
 	binary.BigEndian.PutUint16(frame[off:], binary.BigEndian.Uint16(frame[off:])^0x5a5a)
-	if tcpChecksumOK(frame, &p) {
+	if parser.TCPChecksumOK(frame, &p) {
 		t.Fatal("corrupted frame still verifies")
 	}
 	return frame
@@ -179,7 +179,7 @@ func TestTCPChecksumOK(t *testing.T) {
 		if st := parser.ParseFrame(frame, &p); st != parser.StatusOK {
 			t.Fatal(st)
 		}
-		if !tcpChecksumOK(frame, &p) {
+		if !parser.TCPChecksumOK(frame, &p) {
 			t.Fatalf("%+v: good checksum refused", s)
 		}
 		srcOff := int(p.L3Off) + 12
@@ -189,7 +189,7 @@ func TestTCPChecksumOK(t *testing.T) {
 		for _, off := range []int{srcOff, int(p.L4Off), int(p.L4Off) + 13, int(p.L3End) - 1} {
 			for bit := range 8 {
 				frame[off] ^= 1 << bit
-				if tcpChecksumOK(frame, &p) {
+				if parser.TCPChecksumOK(frame, &p) {
 					t.Fatalf("%+v: flipped bit %d of byte %d accepted", s, bit, off)
 				}
 				frame[off] ^= 1 << bit
@@ -306,7 +306,7 @@ func BenchmarkTCPChecksum(b *testing.B) {
 			ok := true
 			cpu0 := threadCPU(b)
 			for b.Loop() {
-				ok = ok && tcpChecksumOK(frame, &p)
+				ok = ok && parser.TCPChecksumOK(frame, &p)
 			}
 			// CPU time of this thread: the steadier figure on a shared
 			// machine.

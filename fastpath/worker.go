@@ -106,17 +106,23 @@ type Explanation struct {
 //     quote, so "fragmentation needed" / "packet too big" reach the node
 //     that sent the packet and path-MTU discovery works.
 //   - SYN to a VIP declared tls: false pins the flow at once.
-//   - Client payload that may start a TLS handshake record goes to the
-//     reassembler: migration_support → unpin (nothing stored); no
+//   - Client payload that may start a TLS handshake record, or continues a
+//     ClientHello in progress, goes to the reassembler once its TCP
+//     checksum verified (the node drops a bad one, so the router must not
+//     believe it): migration_support → unpin (nothing stored); no
 //     migration_support, malformed or unfollowable → pin; still incomplete
-//     → pin while unknown. Other payloads cost one byte comparison.
+//     → pin while unknown. A TLS VIP's SYN opens a slot (and a TCP Fast
+//     Open SYN's payload is scanned like any ClientHello); its FIN or RST
+//     frees it. Other payloads cost one byte comparison and, while any
+//     slot is taken, a lookup.
 //   - No single packet the node would ignore ends or moves a pin: a SYN
 //     on a live pinned 5-tuple follows the pin; a client RST only
 //     shortens the pin's idle time (the real client's next packet
 //     restores it); a complete legacy ClientHello makes the pin final
 //     (a later hello with migration_support does not unpin). A packet
-//     changes state (pin, record, refresh, shorten) only if its TCP
-//     checksum is right; it is checked only then. A FIN changes nothing.
+//     changes state (pin, record, refresh, shorten, reassembly) only if
+//     its TCP checksum is right; it is checked only then, at most once
+//     per frame. A FIN changes nothing in the pin table.
 //   - Rewrite as a router: destination MAC = the node's (from the config,
 //     else the MAC book), source MAC = ours, VLAN tags untouched, TTL or
 //     hop limit minus one with an RFC 1624 checksum update.
@@ -243,6 +249,12 @@ func (w *Worker) Step(timeoutMs int) (int, error) {
 	}
 	n, rerr := w.queue.Receive(w.rx, timeoutMs)
 	if n <= 0 {
+		// An idle queue still lets pins, transition records and
+		// reassembly slots time out, so the gauges fall back after a
+		// burst.
+		now := w.clock()
+		w.dec.Sweep(now, sweepBudget)
+		w.expireReassembly(now)
 		return 0, rerr
 	}
 	w.c.countBatch(n)
@@ -280,6 +292,7 @@ func (w *Worker) Step(timeoutMs int) (int, error) {
 	}
 	err := w.transmit(tx)
 	w.dec.Sweep(now, sweepBudget)
+	w.expireReassembly(now)
 	if err == nil {
 		err = rerr
 	}
@@ -396,12 +409,23 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 			if d.Via != lookup.ViaPin {
 				pinned = w.dec.PinIntact(&p.Flow, d.Hash, d.Node, snap.PinIdle, now, w.intact)
 			}
-		} else {
+		} else if w.checksumOK() {
 			// The SYN fixes where the ClientHello starts, so its segments
 			// are placed exactly even when the first arrives last. Slots
 			// that never see a byte are the first to give way, so a SYN
 			// flood costs reordered hellos a pin, never a real hello's slot.
+			// A SYN with another sequence number is a new connection on
+			// the 5-tuple: its slot starts over. (A forged one costs the
+			// flow at most a pin: what follows no longer fits and is
+			// pinned while pending.) Checksum first: the node ignores a
+			// segment whose checksum is wrong, so must the reassembler.
 			w.reasm.Open(&p.Flow, p.Seq, now)
+			if len(p.Payload) > 0 {
+				// TCP Fast Open: the ClientHello rides on the SYN, its
+				// first byte numbered ISN+1.
+				hello, pinned, unpinned = w.clientHello(p, p.Seq+1, &d, now)
+			}
+			w.c.Reassembly = w.reasm.Stats()
 		}
 	default:
 		switch d.Via {
@@ -410,14 +434,8 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 		case lookup.ViaTransitionOld, lookup.ViaTransitionNew:
 			route = RouteTransition
 		}
-		if len(p.Payload) > 0 && vip.tls && (w.reasm.InUse() > 0 || p.Payload[0] == tlsHandshakeRecordType) {
-			hello, pinned, unpinned = w.clientHello(p, &d, now)
-			if hello == parser.VerdictComplete && pinned {
-				// A complete legacy ClientHello is the flow's verdict: no
-				// later hello on the 5-tuple (the node ignores a second
-				// one) may unpin it.
-				w.dec.MarkFinal(&p.Flow, d.Hash, now)
-			}
+		if vip.tls {
+			hello, pinned, unpinned = w.reassemble(p, &d, now)
 		}
 		// A client RST only shortened the flow's pin (in DecidePacket):
 		// it may be spoofed, and the real client's next packet restores
@@ -449,19 +467,75 @@ func (w *Worker) process(frame []byte, now int64, macs *macTable) bool {
 	return true
 }
 
-// clientHello runs the client's payload through the reassembler and pins
-// or unpins the flow by what its ClientHello says: migration_support
-// unpins (the client will move to a node's unicast address), anything
-// else that began a ClientHello pins.
-func (w *Worker) clientHello(p *parser.Packet, d *lookup.Decision, now int64) (v parser.Verdict, pinned, unpinned bool) {
-	v = w.reasm.Feed(&p.Flow, p.Seq, p.Payload, now, &w.hello, &w.ch)
+// reassemble gives a non-SYN segment of a TLS VIP flow to the
+// reassembler when it can change its state, checksum verified first: a
+// payload that may start a ClientHello (first byte 0x16) or continues one
+// in progress is scanned; a FIN or RST ends the connection and frees its
+// slot, so the 5-tuple's next connection starts over. Segments of a
+// decided flow, and payloads of untracked flows that cannot start a
+// ClientHello, cost a lookup and a byte comparison, no checksum. RST
+// payload is never scanned (the node ignores it).
+func (w *Worker) reassemble(p *parser.Packet, d *lookup.Decision, now int64) (v parser.Verdict, pinned, unpinned bool) {
+	ends := p.TCPFlags&(parser.TCPFlagFIN|parser.TCPFlagRST) != 0
+	if len(p.Payload) == 0 && !ends {
+		return parser.VerdictNotHello, false, false
+	}
+	track := w.reasm.Tracks(&p.Flow)
+	scan := len(p.Payload) > 0 && p.TCPFlags&parser.TCPFlagRST == 0 &&
+		(track == parser.TrackingCollecting || track == parser.TrackingNone && p.Payload[0] == tlsHandshakeRecordType)
+	forget := ends && track != parser.TrackingNone
+	if !scan && !forget {
+		if track == parser.TrackingDecided && len(p.Payload) > 0 {
+			w.reasm.Ignore()
+		}
+		return parser.VerdictNotHello, false, false
+	}
+	if !w.checksumOK() {
+		return parser.VerdictNotHello, false, false
+	}
+	v = parser.VerdictNotHello
+	if scan {
+		v, pinned, unpinned = w.clientHello(p, p.Seq, d, now)
+	}
+	if forget {
+		w.reasm.Forget(&p.Flow)
+	}
+	w.c.Reassembly = w.reasm.Stats()
+	return v, pinned, unpinned
+}
+
+// checksumOK verifies the segment's TCP checksum for the reassembler,
+// counting a bad one.
+func (w *Worker) checksumOK() bool {
+	if w.packetIntact() {
+		return true
+	}
+	w.c.ReassemblyBadChecksum++
+	return false
+}
+
+// expireReassembly frees a bounded number of timed-out reassembly slots
+// and publishes the reassembler's counters (once per batch or idle poll,
+// so they and the in-use gauge never lag).
+func (w *Worker) expireReassembly(now int64) {
+	w.reasm.Expire(now, sweepBudget)
+	w.c.Reassembly = w.reasm.Stats()
+}
+
+// clientHello runs the client's payload, whose first byte is numbered seq,
+// through the reassembler and pins or unpins the flow by what its
+// ClientHello says: migration_support unpins (the client will move to a
+// node's unicast address), anything else that began a ClientHello pins.
+// The caller verified the segment's checksum.
+func (w *Worker) clientHello(p *parser.Packet, seq uint32, d *lookup.Decision, now int64) (v parser.Verdict, pinned, unpinned bool) {
+	v = w.reasm.Feed(&p.Flow, seq, p.Payload, now, &w.hello, &w.ch)
 	idle := w.snap.PinIdle
 	switch v {
 	case parser.VerdictNotHello:
 		return v, false, false
 	case parser.VerdictPending:
 		// Unknown yet: hold the flow on its node until the rest arrives.
-		w.c.ClientHelloPartial++
+		w.c.ClientHelloPending++
 		w.dec.Pin(&p.Flow, d.Hash, d.Node, idle, now)
 		return v, true, false
 	case parser.VerdictComplete:
@@ -482,11 +556,17 @@ func (w *Worker) clientHello(p *parser.Packet, d *lookup.Decision, now int64) (v
 		w.c.ClientHelloMalformed++
 	case parser.VerdictUnknown:
 		w.c.ClientHellos++
-		w.c.ClientHelloPartial++
+		w.c.ClientHelloUnknown++
 	}
 	// Legacy, malformed or unknown: the client will not move, keep it.
 	w.dec.Pin(&p.Flow, d.Hash, d.Node, idle, now)
 	w.c.ClientHelloPins++
+	if v == parser.VerdictComplete {
+		// A complete legacy ClientHello is the flow's verdict: no later
+		// hello on the 5-tuple (the node ignores a second one) may
+		// unpin it.
+		w.dec.MarkFinal(&p.Flow, d.Hash, now)
+	}
 	return v, true, false
 }
 
@@ -504,7 +584,7 @@ const (
 func (w *Worker) packetIntact() bool {
 	if w.checked == checksumUnknown {
 		w.checked = checksumBad
-		if tcpChecksumOK(w.frame, &w.pkt) {
+		if parser.TCPChecksumOK(w.frame, &w.pkt) {
 			w.checked = checksumGood
 		}
 	}
@@ -525,7 +605,7 @@ func (w *Worker) explainDrop(r DropReason) bool {
 }
 
 func (w *Worker) extra() Gauges {
-	return Gauges{Generation: w.snap.Generation, Reassembling: uint64(w.reasm.InUse())}
+	return Gauges{Generation: w.snap.Generation, Reassembling: uint64(w.reasm.InUse()), ReassemblyDecided: uint64(w.reasm.Decided())}
 }
 
 // Stats returns a consistent copy of the worker's counters taken at a

@@ -266,8 +266,8 @@ func TestSplitClientHelloPinnedUntilMigrationSupportShows(t *testing.T) {
 		}
 	}
 	c := h.counters()
-	if c.ClientHelloPartial != 2 || c.ClientHellos != 2 || c.ClientHelloUnpins != 1 {
-		t.Fatalf("partial %d hellos %d unpins %d", c.ClientHelloPartial, c.ClientHellos, c.ClientHelloUnpins)
+	if c.ClientHelloPending != 2 || c.ClientHelloUnknown != 0 || c.ClientHellos != 2 || c.ClientHelloUnpins != 1 {
+		t.Fatalf("pending %d unknown %d hellos %d unpins %d", c.ClientHelloPending, c.ClientHelloUnknown, c.ClientHellos, c.ClientHelloUnpins)
 	}
 }
 

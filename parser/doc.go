@@ -8,6 +8,8 @@
 // The three entry points are ParseFrame (one frame → Packet and a Status
 // reason), ScanClientHello (the client's first payload bytes → ClientHello)
 // and Reassembler (a ClientHello spread over several TCP segments, held in
-// preallocated slots). ParseFrame and ScanClientHello are safe for
+// preallocated slots, its scan resumed where it stopped so no byte is
+// scanned twice); TCPChecksumOK verifies a segment before it may change
+// any state. ParseFrame, ScanClientHello and TCPChecksumOK are safe for
 // concurrent use; a Reassembler belongs to one goroutine.
 package parser

@@ -213,13 +213,19 @@ func sameHello(a, b *ClientHello) bool {
 // that contradicts one already held — after the flow's SYN (Open) or
 // without it, and checks every verdict against a model: the bytes
 // delivered, their contiguous prefix scanned as one message, the runs held
-// beyond a gap, the MaxBytes bound.
+// beyond a gap, the MaxBytes bound. Each segment travels in a TCP frame
+// and is fed, as the fast path does, only if TCPChecksumOK; a step with
+// the high bit set sends a copy with one byte changed after the checksum
+// was made (an attacker's copy the node drops): the gate must refuse it
+// and the model must not see it.
 func FuzzReassembler(f *testing.F) {
 	for i, s := range helloSeeds(f) {
 		f.Add(s, []byte{byte(i), 0, 0, 0, 200, 1, 0, 0, 7, 0, 0, 120, 50, 2, 0, 0, 9, 0, 0, 0, 255, 0, 0, 0, 255})
 		// Reordered after a SYN: the second half, the first, a conflict.
 		half := byte(len(s) / 2 >> 8)
 		f.Add(s, []byte{1, 0, half, byte(len(s) / 2), 255, 0, 0, 0, 255, 0, 0, 0, 255, 3, 0, 0, 1})
+		// A forged copy of the first bytes, then the real ones, in order.
+		f.Add(s, []byte{1, 0x81, 0, 0, 255, 1, 0, 0, 255, 0x80, 0, 9, 40, 1, 0, 0, 255})
 	}
 	const maxBytes = 4096
 	r, err := NewReassembler(ReassemblerConfig{Slots: 4, MaxBytes: maxBytes, Timeout: 1 << 40}) // time is the step number; TestReassemblerUnknown covers timeouts
@@ -243,7 +249,28 @@ func FuzzReassembler(f *testing.F) {
 		prefix := 0
 		tracked := opened
 		var h ClientHello
+		// gate frames seq/payload, corrupted at byte at (of the frame's
+		// TCP segment) when forged, and returns what the checksum lets
+		// through.
+		gate := func(seq uint32, payload []byte, forged bool, at int) ([]byte, bool) {
+			spec := v4spec()
+			spec.flags, spec.seq, spec.payload = TCPFlagACK, seq, payload
+			fr := buildFrame(spec)
+			var p Packet
+			if ParseFrame(fr, &p) != StatusOK || !SetTCPChecksum(fr, &p) {
+				t.Fatal("test frame")
+			}
+			if forged {
+				seg := fr[p.L4Off:p.L3End]
+				seg[at%len(seg)] ^= 0x81
+			}
+			if !TCPChecksumOK(fr, &p) {
+				return nil, false
+			}
+			return p.Payload, true
+		}
 		for i := 1; i+3 < len(plan); i += 4 {
+			forged := plan[i]&0x80 != 0
 			op, from, n := plan[i]%4, int(plan[i+1])<<8|int(plan[i+2]), int(plan[i+3])+1
 			from %= len(data) + 1
 			switch op {
@@ -257,7 +284,16 @@ func FuzzReassembler(f *testing.F) {
 				from = 0 // without a SYN, the flight starts with the first segment seen
 			}
 			to := min(from+n, len(data))
-			payload := data[from:to]
+			payload, ok := gate(isn+uint32(from), data[from:to], forged, int(plan[i+2]))
+			if forged {
+				if ok {
+					t.Fatalf("step %d: a segment changed after its checksum passed the gate", i)
+				}
+				continue // the node drops it; so does the router, before the reassembler
+			}
+			if !ok {
+				t.Fatalf("step %d: a good checksum refused", i)
+			}
 			if op == 3 {
 				// A byte that contradicts one held at or after from.
 				p := slices.Index(held[min(from, len(held)):], true)
@@ -265,7 +301,10 @@ func FuzzReassembler(f *testing.F) {
 					continue
 				}
 				p += min(from, len(held))
-				bad := []byte{data[p] ^ 0xa5}
+				bad, ok := gate(isn+uint32(p), []byte{data[p] ^ 0xa5}, false, 0)
+				if !ok {
+					t.Fatal("a good checksum refused")
+				}
 				if v := r.Feed(&k, isn+uint32(p), bad, int64(i), nil, &h); v != VerdictUnknown {
 					t.Fatalf("step %d: byte %d contradicted: %v", i, p, v)
 				}

@@ -2,7 +2,7 @@ package parser
 
 // hsReader reads the bytes of one handshake message that may be split over
 // several TLS records, skipping the record headers in between. The record
-// headers were validated by scanRecords. Reading past the bytes present sets
+// headers were validated by helloScan.walkRecords. Reading past the bytes present sets
 // short and yields zeros, so the caller checks short before it trusts a
 // value.
 type hsReader struct {

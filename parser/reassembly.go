@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/bits"
 	"time"
+	"unsafe"
 )
 
 // Defaults of ReassemblerConfig.
@@ -36,6 +37,18 @@ type ReassemblerConfig struct {
 	Timeout int64
 }
 
+// reasmSlotOverhead is what a slot costs beside its MaxBytes of buffer:
+// its bookkeeping, its resumable scan and the ClientHello it fills, and
+// two index entries.
+const reasmSlotOverhead = int(unsafe.Sizeof(reasmSlot{}) + unsafe.Sizeof(reasmScan{}) + 2*unsafe.Sizeof(int32(0)))
+
+// Bytes is the memory a Reassembler of this configuration allocates up
+// front (as given: zero fields count as zero), so a caller can check
+// capacities against memory.
+func (c ReassemblerConfig) Bytes() uint64 {
+	return uint64(max(c.Slots, 0)) * uint64(max(c.MaxBytes, 0)+reasmSlotOverhead)
+}
+
 // withDefaults fills zero fields and checks the limits, naming the field.
 func (c ReassemblerConfig) withDefaults() (ReassemblerConfig, error) {
 	if c.Slots == 0 {
@@ -52,8 +65,9 @@ func (c ReassemblerConfig) withDefaults() (ReassemblerConfig, error) {
 		return c, fmt.Errorf("reassembler: Slots %d out of range 1..%d", c.Slots, MaxReassemblySlots)
 	case c.MaxBytes < MinReassemblyBytes || c.MaxBytes > MaxReassemblyBytes:
 		return c, fmt.Errorf("reassembler: MaxBytes %d out of range %d..%d", c.MaxBytes, MinReassemblyBytes, MaxReassemblyBytes)
-	case uint64(c.Slots)*uint64(c.MaxBytes) > maxReassemblyTotalBytes:
-		return c, fmt.Errorf("reassembler: Slots*MaxBytes = %d bytes exceeds %d", uint64(c.Slots)*uint64(c.MaxBytes), uint64(maxReassemblyTotalBytes))
+	case c.Bytes() > maxReassemblyTotalBytes:
+		return c, fmt.Errorf("reassembler: Slots %d × (MaxBytes %d + %d of scan state) = %d bytes exceeds %d",
+			c.Slots, c.MaxBytes, reasmSlotOverhead, c.Bytes(), uint64(maxReassemblyTotalBytes))
 	case c.Timeout < 0:
 		return c, fmt.Errorf("reassembler: Timeout %d is negative", c.Timeout)
 	}
@@ -72,14 +86,16 @@ const (
 	// needed. out holds what was seen so far. The caller pins the flow while
 	// it is pending.
 	VerdictPending
-	// VerdictComplete: out holds the whole ClientHello; the slot is free.
+	// VerdictComplete: out holds the whole ClientHello; the flow is
+	// decided (see Reassembler).
 	VerdictComplete
 	// VerdictMalformed: a ClientHello that breaks the rules (out.Malformed);
-	// the slot is free. Treat the flow as legacy.
+	// the flow is decided. Treat the flow as legacy.
 	VerdictMalformed
 	// VerdictUnknown: the ClientHello cannot be followed (no free slot, over
-	// MaxBytes, a gap in the sequence, timed out); the slot is free. The
-	// caller pins the flow.
+	// MaxBytes, a gap in the sequence, bytes that contradict bytes held,
+	// timed out); the flow is decided if it had a slot. The caller pins
+	// the flow.
 	VerdictUnknown
 	// NumVerdict is the number of Verdict values.
 	NumVerdict
@@ -108,8 +124,27 @@ type ReassemblerStats struct {
 	Conflict   uint64 // VerdictUnknown: a segment's bytes differ from bytes held for the same sequence numbers
 	Timeout    uint64 // VerdictUnknown: the flow was pending too long
 	Expired    uint64 // slots freed by Expire or to make room
-	Replaced   uint64 // slots of opened flows that had sent nothing, given to another flow
+	Replaced   uint64 // slots of opened flows that had sent nothing, or of decided flows, given to another flow
 	Forgotten  uint64 // slots freed by Forget
+	Ignored    uint64 // segments of decided flows (retransmissions, later handshake records), not scanned
+}
+
+// Add adds o to s, field by field (to total several reassemblers).
+func (s *ReassemblerStats) Add(o *ReassemblerStats) {
+	s.Started += o.Started
+	s.Opened += o.Opened
+	s.Completed += o.Completed
+	s.Malformed += o.Malformed
+	s.NoSlot += o.NoSlot
+	s.Overflow += o.Overflow
+	s.OutOfOrder += o.OutOfOrder
+	s.Holes += o.Holes
+	s.Conflict += o.Conflict
+	s.Timeout += o.Timeout
+	s.Expired += o.Expired
+	s.Replaced += o.Replaced
+	s.Forgotten += o.Forgotten
+	s.Ignored += o.Ignored
 }
 
 // reasmGaps is how many separate runs of bytes a slot holds beyond its
@@ -126,20 +161,33 @@ const reasmGaps = 4
 // which is known from the flow's SYN (Open) or, without it, taken to be the
 // first byte of the first segment that starts a ClientHello. The bytes
 // held form a contiguous prefix plus up to reasmGaps runs beyond a gap;
-// the ClientHello is scanned when the prefix grows, so a duplicate or a
-// segment held ahead of a gap costs a comparison and a copy of its own
-// bytes, never a rescan. A segment whose bytes differ from bytes already
-// held for the same sequence numbers (an attack or a broken stack), more
-// gaps than that, or a ClientHello longer than MaxBytes makes the flow
-// VerdictUnknown. It never allocates after NewReassembler.
+// the ClientHello scan resumes where it stopped when the prefix grows, so
+// every byte is scanned once, and a duplicate or a segment held ahead of
+// a gap costs a comparison and a copy of its own bytes, never a rescan:
+// the work per segment is bounded by its length. A segment whose bytes
+// differ from bytes already held for the same sequence numbers (an attack
+// or a broken stack), more gaps than that, or a ClientHello longer than
+// MaxBytes makes the flow VerdictUnknown. It never allocates after
+// NewReassembler.
+//
+// A flow whose ClientHello was decided (complete, malformed or unknown)
+// keeps its slot, without bytes, as a marker until the timeout, its
+// FIN/RST (Forget) or a new connection on the 5-tuple (Open with another
+// sequence number): its later segments — a retransmission of the
+// ClientHello, a second one, TLS 1.2's next handshake records — are
+// VerdictNotHello, so a retransmitted first segment cannot start a new
+// scan that would pin a flow the first verdict unpinned. Markers give way
+// (after opened slots) when slots run out; a flow that lost its marker is followed again
+// from a segment that starts a ClientHello, pinned while that is pending.
 //
 // A Reassembler is not safe for concurrent use: each fast-path worker owns
 // one and calls it from its own goroutine only.
 type Reassembler struct {
 	cfg   ReassemblerConfig
 	slots []reasmSlot
-	buf   []byte  // Slots × MaxBytes
-	index []int32 // open addressing, linear probing: slot+1, 0 = empty
+	scans []reasmScan // per slot: where its ClientHello scan stopped
+	buf   []byte      // Slots × MaxBytes
+	index []int32     // open addressing, linear probing: slot+1, 0 = empty
 	mask  uint32
 	seed  [2]uint64
 	free  []int32 // stack of free slots
@@ -148,13 +196,16 @@ type Reassembler struct {
 	// With one timeout for all, each head is the next of its list to
 	// expire, and the opened list's head is the first to give way.
 	head, tail [numReasmLists]int32
+	count      [numReasmLists]int32
 	stats      ReassemblerStats
+	scanSteps  uint64 // helloScan.steps of every scan of held bytes
 }
 
 // The lists of slots in use.
 const (
 	listHolding = iota // bytes held
 	listOpened         // Open was called, no byte yet
+	listDecided        // the ClientHello was decided; a marker
 	numReasmLists
 )
 
@@ -172,6 +223,13 @@ type reasmSlot struct {
 // reasmRun is a run of bytes held beyond a gap, as offsets from start.
 type reasmRun struct{ lo, hi int32 }
 
+// reasmScan is a slot's scan of its contiguous bytes: the walk resumes
+// where the bytes ran out, and hello holds what it found so far.
+type reasmScan struct {
+	scan  helloScan
+	hello ClientHello
+}
+
 const noSlot = -1
 
 // NewReassembler makes a Reassembler with all its memory
@@ -185,12 +243,13 @@ func NewReassembler(cfg ReassemblerConfig) (*Reassembler, error) {
 	r := &Reassembler{
 		cfg:   cfg,
 		slots: make([]reasmSlot, cfg.Slots),
+		scans: make([]reasmScan, cfg.Slots),
 		buf:   make([]byte, cfg.Slots*cfg.MaxBytes),
 		index: make([]int32, size),
 		mask:  size - 1,
 		free:  make([]int32, 0, cfg.Slots),
-		head:  [numReasmLists]int32{noSlot, noSlot},
-		tail:  [numReasmLists]int32{noSlot, noSlot},
+		head:  [numReasmLists]int32{noSlot, noSlot, noSlot},
+		tail:  [numReasmLists]int32{noSlot, noSlot, noSlot},
 	}
 	var seed [16]byte
 	if _, err := rand.Read(seed[:]); err != nil {
@@ -210,17 +269,50 @@ func (r *Reassembler) Config() ReassemblerConfig { return r.cfg }
 // Stats returns the counters. Call it from the owning goroutine.
 func (r *Reassembler) Stats() ReassemblerStats { return r.stats }
 
-// InUse returns how many slots hold a pending or opened flow.
-func (r *Reassembler) InUse() int { return len(r.slots) - len(r.free) }
+// InUse returns how many slots hold a ClientHello in progress: pending
+// flows and opened ones that have sent nothing yet.
+func (r *Reassembler) InUse() int { return int(r.count[listHolding] + r.count[listOpened]) }
+
+// Decided returns how many slots are markers of decided flows.
+func (r *Reassembler) Decided() int { return int(r.count[listDecided]) }
+
+// Tracking is what a Reassembler knows of a flow.
+type Tracking uint8
+
+// Values of Tracking.
+const (
+	TrackingNone       Tracking = iota // no slot
+	TrackingCollecting                 // opened or pending: its segments change state
+	TrackingDecided                    // decided: its segments are ignored
+)
+
+// Tracks says what r holds for the flow, so a caller can skip work (a
+// checksum) for segments that cannot change anything: a flow with no slot
+// changes state only with a segment that starts a ClientHello, a decided
+// flow never.
+func (r *Reassembler) Tracks(key *FlowKey) Tracking {
+	if len(r.free) == len(r.slots) {
+		return TrackingNone
+	}
+	si := r.find(key, r.hash(key))
+	switch {
+	case si == noSlot:
+		return TrackingNone
+	case r.slots[si].list == listDecided:
+		return TrackingDecided
+	}
+	return TrackingCollecting
+}
 
 // Open tells the Reassembler that the flow's client sent a SYN with
 // sequence number synSeq, so its first payload byte will be synSeq+1:
 // then segments of its ClientHello are placed exactly even when the first
 // one arrives last. It takes a slot if one is free, else the slot of the
-// opened flow that has waited longest without sending a byte, else none
-// (the flow is then followed from its first ClientHello bytes, as without
-// Open). A repeated SYN keeps the slot; one with another sequence number
-// (the 5-tuple reused) starts over. It reports whether the flow has a slot.
+// opened flow that has waited longest without sending a byte, else the
+// oldest decided marker, else none (the flow is then followed from its
+// first ClientHello bytes, as without Open). A repeated SYN keeps the slot
+// (and a decided flow its marker); one with another sequence number (the
+// 5-tuple reused) starts over. It reports whether the flow has a slot.
 func (r *Reassembler) Open(key *FlowKey, synSeq uint32, now int64) bool {
 	h := r.hash(key)
 	if si := r.find(key, h); si != noSlot {
@@ -236,6 +328,7 @@ func (r *Reassembler) Open(key *FlowKey, synSeq uint32, now int64) bool {
 	}
 	s := &r.slots[si]
 	s.key, s.start, s.n, s.gaps = *key, synSeq+1, 0, 0
+	r.scans[si].reset()
 	r.insert(h, si)
 	r.push(si, listOpened, now)
 	r.stats.Opened++
@@ -243,14 +336,17 @@ func (r *Reassembler) Open(key *FlowKey, synSeq uint32, now int64) bool {
 }
 
 // take returns a free slot, making room if it can: expired flows first,
-// then the opened flow that has waited longest without a byte.
+// then the opened flow that has waited longest without a byte (so a SYN
+// flood churns only the slots of SYNs), then the oldest decided marker.
 func (r *Reassembler) take(now int64) int32 {
 	if len(r.free) == 0 {
-		r.expire(now)
+		r.expire(now, len(r.slots))
 	}
-	if len(r.free) == 0 && r.head[listOpened] != noSlot {
-		r.release(r.head[listOpened])
-		r.stats.Replaced++
+	for _, l := range [...]uint8{listOpened, listDecided} {
+		if len(r.free) == 0 && r.head[l] != noSlot {
+			r.release(r.head[l])
+			r.stats.Replaced++
+		}
 	}
 	if len(r.free) == 0 {
 		return noSlot
@@ -267,6 +363,10 @@ func (r *Reassembler) take(now int64) int32 {
 // segment is held ahead of a gap, repeats bytes held, or the flow is
 // Unknown) out is reset. Slices in out may point into the Reassembler's
 // buffer: they are valid until the next call on r.
+// Ignore counts a segment of a decided flow (Tracks said so) that the
+// caller did not feed, as Feed counts one it is given.
+func (r *Reassembler) Ignore() { r.stats.Ignored++ }
+
 func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, cfg *HelloConfig, out *ClientHello) Verdict {
 	h := r.hash(key)
 	si := r.find(key, h)
@@ -274,8 +374,13 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 		return r.feedNew(key, h, seq, payload, now, cfg, out)
 	}
 	s := &r.slots[si]
+	if s.list == listDecided {
+		r.stats.Ignored++
+		out.reset()
+		return VerdictNotHello
+	}
 	if now-s.created > r.cfg.Timeout {
-		return r.drop(si, &r.stats.Timeout, out)
+		return r.drop(si, &r.stats.Timeout, out, now)
 	}
 	// Place the segment relative to the flight's first byte (serial
 	// arithmetic); bytes before it or past MaxBytes are not the flight's
@@ -311,7 +416,7 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 	lo, hi := int32(off), int32(off)+int32(len(data))
 	base := int(si) * r.cfg.MaxBytes
 	if !r.agrees(s, r.buf[base:base+r.cfg.MaxBytes], lo, data) {
-		return r.drop(si, &r.stats.Conflict, out)
+		return r.drop(si, &r.stats.Conflict, out, now)
 	}
 	copy(r.buf[base+int(lo):], data)
 	if s.list == listOpened {
@@ -320,7 +425,7 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 	}
 	if lo > s.n {
 		if !s.hold(lo, hi) {
-			return r.drop(si, &r.stats.Holes, out)
+			return r.drop(si, &r.stats.Holes, out, now)
 		}
 		r.stats.OutOfOrder++
 		out.reset()
@@ -336,18 +441,26 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 		copy(s.held[:], s.held[1:s.gaps])
 		s.gaps--
 	}
-	switch ScanClientHello(r.buf[base:base+int(s.n):base+int(s.n)], cfg, out) {
+	if cfg == nil {
+		cfg = &defaultHelloConfig
+	}
+	sc := &r.scans[si]
+	steps := sc.scan.steps
+	st := sc.scan.advance(r.buf[base:base+int(s.n):base+int(s.n)], cfg, &sc.hello)
+	r.scanSteps += uint64(sc.scan.steps - steps)
+	sc.copyTo(out)
+	switch st {
 	case HelloIncomplete:
 		if int(s.n) == r.cfg.MaxBytes {
-			return r.drop(si, &r.stats.Overflow, out)
+			return r.drop(si, &r.stats.Overflow, out, now)
 		}
 		return VerdictPending
 	case HelloComplete:
-		r.release(si)
+		r.decide(si, now)
 		r.stats.Completed++
 		return VerdictComplete
 	case HelloMalformed:
-		r.release(si)
+		r.decide(si, now)
 		r.stats.Malformed++
 		return VerdictMalformed
 	}
@@ -356,12 +469,18 @@ func (r *Reassembler) Feed(key *FlowKey, seq uint32, payload []byte, now int64, 
 	return VerdictNotHello
 }
 
-// drop frees slot si as VerdictUnknown, counting why.
-func (r *Reassembler) drop(si int32, why *uint64, out *ClientHello) Verdict {
-	r.release(si)
+// drop decides slot si as VerdictUnknown, counting why.
+func (r *Reassembler) drop(si int32, why *uint64, out *ClientHello, now int64) Verdict {
+	r.decide(si, now)
 	*why++
 	out.reset()
 	return VerdictUnknown
+}
+
+// decide turns slot si into a marker of a decided flow.
+func (r *Reassembler) decide(si int32, now int64) {
+	r.unlink(si)
+	r.push(si, listDecided, now)
 }
 
 // agrees reports whether data, to be placed at offset lo, matches every
@@ -419,35 +538,93 @@ func (s *reasmSlot) hold(lo, hi int32) bool {
 
 // feedNew handles a segment of a flow that holds no slot.
 func (r *Reassembler) feedNew(key *FlowKey, h uint32, seq uint32, payload []byte, now int64, cfg *HelloConfig, out *ClientHello) Verdict {
+	if cfg == nil {
+		cfg = &defaultHelloConfig
+	}
+	out.reset()
 	if len(payload) == 0 {
-		out.reset()
 		return VerdictNotHello
 	}
-	switch ScanClientHello(payload, cfg, out) {
-	case HelloNotClientHello:
-		return VerdictNotHello
-	case HelloComplete:
-		return VerdictComplete
-	case HelloMalformed:
+	if wholeInOneRecord(payload) { // the usual hello: one segment, one record
+		switch ScanClientHello(payload, cfg, out) {
+		case HelloNotClientHello:
+			return VerdictNotHello
+		case HelloComplete:
+			return VerdictComplete
+		}
 		return VerdictMalformed
 	}
-	if len(payload) >= r.cfg.MaxBytes {
-		r.stats.Overflow++
-		return VerdictUnknown
+	// The record layer first: only a ClientHello that continues past this
+	// segment needs a slot, and the slot's scan reads its body once.
+	var records helloScan
+	records.reset()
+	switch records.advanceRecords(payload, out) {
+	case HelloNotClientHello:
+		return VerdictNotHello
+	case HelloMalformed:
+		return VerdictMalformed
+	case HelloComplete:
+		if ScanClientHello(payload, cfg, out) == HelloComplete {
+			return VerdictComplete
+		}
+		return VerdictMalformed
 	}
-	si := r.take(now)
+	var si int32 = noSlot
+	if len(payload) < r.cfg.MaxBytes {
+		si = r.take(now)
+	}
 	if si == noSlot {
-		r.stats.NoSlot++
+		// Unknown, unless the body already breaks the rules.
+		if ScanClientHello(payload, cfg, out) == HelloMalformed {
+			return VerdictMalformed
+		}
+		if len(payload) >= r.cfg.MaxBytes {
+			r.stats.Overflow++
+		} else {
+			r.stats.NoSlot++
+		}
 		return VerdictUnknown
 	}
 	s := &r.slots[si]
 	s.key, s.start, s.gaps = *key, seq, 0
-	s.n = int32(copy(r.buf[int(si)*r.cfg.MaxBytes:], payload))
+	base := int(si) * r.cfg.MaxBytes
+	s.n = int32(copy(r.buf[base:], payload))
+	sc := &r.scans[si]
+	sc.reset()
+	steps := sc.scan.steps
+	st := sc.scan.advance(r.buf[base:base+int(s.n):base+int(s.n)], cfg, &sc.hello)
+	r.scanSteps += uint64(sc.scan.steps - steps)
+	sc.copyTo(out)
+	if st == HelloMalformed {
+		// As a scan of the segment alone says: no slot for a verdict
+		// found in the first segment.
+		r.free = append(r.free, si)
+		return VerdictMalformed
+	}
 	r.insert(h, si)
 	r.push(si, listHolding, now)
 	r.stats.Started++
-	// out points into payload; the caller's buffer is still valid.
 	return VerdictPending
+}
+
+func (sc *reasmScan) reset() {
+	sc.scan.reset()
+	sc.hello.reset()
+}
+
+// copyTo gives out what the scan found, field by field: the type list
+// only serves the scan's duplicate check, and the host-name buffer is
+// copied only when the name lies there (split records), then out's SNI
+// points into out's own buffer, as ScanClientHello's would.
+func (sc *reasmScan) copyTo(out *ClientHello) {
+	h := &sc.hello
+	out.IsClientHello, out.Complete, out.Missing, out.Malformed = h.IsClientHello, h.Complete, h.Missing, h.Malformed
+	out.Records, out.Length, out.End, out.LegacyVersion, out.Extensions = h.Records, h.Length, h.End, h.LegacyVersion, h.Extensions
+	out.MigrationSupport, out.MigrationToken, out.MigrationTokenData, out.SNI = h.MigrationSupport, h.MigrationToken, h.MigrationTokenData, h.SNI
+	out.OffersTLS13, out.PreSharedKey, out.ECH, out.GREASE = h.OffersTLS13, h.PreSharedKey, h.ECH, h.GREASE
+	if n := len(h.SNI); n > 0 && &h.SNI[0] == &h.sniBuf[0] {
+		out.SNI = out.sniBuf[:copy(out.sniBuf[:], h.SNI):n]
+	}
 }
 
 // Forget frees the flow's slot, if it has one (on FIN/RST, or when the
@@ -459,16 +636,22 @@ func (r *Reassembler) Forget(key *FlowKey) {
 	}
 }
 
-// Expire frees the slots of flows pending longer than the timeout and
-// returns how many it freed. Call it now and then (it costs O(expired)).
-func (r *Reassembler) Expire(now int64) int {
-	return r.expire(now)
+// Expire frees the slots that outlived the timeout (flows pending or
+// opened that long, and markers of flows decided that long ago) and
+// returns how many it freed; it frees at most budget (<= 0: no limit), so
+// a fast path can call it every batch at a bounded cost and the slots of
+// a flood leave within the timeout even when no ClientHello needs one.
+func (r *Reassembler) Expire(now int64, budget int) int {
+	if budget <= 0 {
+		budget = len(r.slots)
+	}
+	return r.expire(now, budget)
 }
 
-func (r *Reassembler) expire(now int64) int {
+func (r *Reassembler) expire(now int64, budget int) int {
 	n := 0
 	for l := range r.head {
-		for r.head[l] != noSlot && now-r.slots[r.head[l]].created > r.cfg.Timeout {
+		for n < budget && r.head[l] != noSlot && now-r.slots[r.head[l]].created > r.cfg.Timeout {
 			r.release(r.head[l])
 			n++
 		}
@@ -553,6 +736,7 @@ func (r *Reassembler) unlink(si int32) {
 	} else {
 		r.tail[s.list] = s.prev
 	}
+	r.count[s.list]--
 }
 
 // push appends slot si to list l, joining it at time now.
@@ -566,4 +750,5 @@ func (r *Reassembler) push(si int32, l uint8, now int64) {
 		r.head[l] = si
 	}
 	r.tail[l] = si
+	r.count[l]++
 }

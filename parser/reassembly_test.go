@@ -2,6 +2,7 @@ package parser
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -114,6 +115,16 @@ func TestReassemblerRetransmissions(t *testing.T) {
 	if string(h.SNI) != "example.com" {
 		t.Fatal(h.SNI)
 	}
+	// Decided: a retransmission of the first segment is ignored, it does
+	// not start a new scan (which would pin the flow while pending).
+	if v := r.Feed(&k, isn, pq[:600], 9, nil, &h); v != VerdictNotHello || r.Stats().Ignored != 1 || r.Tracks(&k) != TrackingDecided {
+		t.Fatalf("retransmission after the verdict: %v %+v", v, r.Stats())
+	}
+	// The connection ends (FIN/RST); the 5-tuple's next stream starts over.
+	r.Forget(&k)
+	if r.Tracks(&k) != TrackingNone || r.Decided() != 0 {
+		t.Fatal("marker kept after Forget")
+	}
 	// A segment starting before the first byte held but reaching past it.
 	if v := r.Feed(&k, isn, pq[:300], 0, nil, &h); v != VerdictPending {
 		t.Fatal(v)
@@ -193,7 +204,7 @@ func TestReassemblerUnknown(t *testing.T) {
 		if v := r.Feed(&k0, 501, pq[500:], 106, nil, &h); v != VerdictNotHello {
 			t.Fatalf("expired flow still tracked: %v", v)
 		}
-		if n := r.Expire(1000); n != 3 || r.InUse() != 0 {
+		if n := r.Expire(1000, 0); n != 3 || r.InUse() != 0 {
 			t.Fatalf("expired %d, in use %d", n, r.InUse())
 		}
 	})
@@ -233,13 +244,19 @@ func TestReassemblerConfig(t *testing.T) {
 		{ReassemblerConfig{Slots: MaxReassemblySlots + 1}, "Slots"},
 		{ReassemblerConfig{MaxBytes: 10}, "MaxBytes"},
 		{ReassemblerConfig{MaxBytes: MaxReassemblyBytes + 1}, "MaxBytes"},
-		{ReassemblerConfig{Slots: MaxReassemblySlots, MaxBytes: MaxReassemblyBytes}, "Slots*MaxBytes"},
+		{ReassemblerConfig{Slots: MaxReassemblySlots, MaxBytes: MaxReassemblyBytes}, "Slots"},
+		// The scan state counts too: 2^20 slots of 4 KiB fill the 4 GiB
+		// cap with their buffers alone.
+		{ReassemblerConfig{Slots: MaxReassemblySlots, MaxBytes: 4096}, "scan state"},
 		{ReassemblerConfig{Timeout: -1}, "Timeout"},
 	} {
 		_, err := NewReassembler(c.cfg)
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%+v: %v, want an error naming %s", c.cfg, err, c.field)
 		}
+	}
+	if b := (ReassemblerConfig{Slots: 1024, MaxBytes: 16 << 10}).Bytes(); b < 1024*(16<<10) || b > 1024*(17<<10) {
+		t.Errorf("default reassembler: %d bytes", b)
 	}
 	r := newReasm(t, ReassemblerConfig{})
 	if c := r.Config(); c.Slots != DefaultReassemblySlots || c.MaxBytes != DefaultReassemblyBytes || c.Timeout != DefaultReassemblyTimeout {
@@ -254,7 +271,9 @@ func TestReassemblerIndexModel(t *testing.T) {
 	pq, _ := goHellos(t)
 	r := newReasm(t, ReassemblerConfig{Slots: 16, MaxBytes: 2048, Timeout: 1 << 62})
 	rng := rand.New(rand.NewPCG(1, 2))
-	model := map[FlowKey]bool{}
+	model := map[FlowKey]bool{} // flows with a ClientHello in progress
+	var decided []FlowKey       // markers of decided flows, oldest first (the first of them to give way)
+	isDecided := func(k FlowKey) int { return slices.Index(decided, k) }
 	var h ClientHello
 	for step := range 20000 {
 		k := flowN(rng.IntN(40))
@@ -262,6 +281,9 @@ func TestReassemblerIndexModel(t *testing.T) {
 		case 0:
 			v := r.Feed(&k, 1, pq[:100], int64(step), nil, &h)
 			switch {
+			case isDecided(k) >= 0 && v != VerdictNotHello:
+				t.Fatalf("step %d: decided flow got %v", step, v)
+			case isDecided(k) >= 0:
 			case model[k] && v != VerdictPending:
 				t.Fatalf("step %d: tracked flow got %v", step, v)
 			case !model[k] && len(model) < 16 && v != VerdictPending:
@@ -269,21 +291,30 @@ func TestReassemblerIndexModel(t *testing.T) {
 			case !model[k] && len(model) == 16 && v != VerdictUnknown:
 				t.Fatalf("step %d: full table got %v", step, v)
 			}
-			if v == VerdictPending {
+			if v == VerdictPending && !model[k] {
+				if len(model)+len(decided) == 16 {
+					decided = decided[1:] // the oldest marker gave way
+				}
 				model[k] = true
 			}
 		case 1:
 			r.Forget(&k)
 			delete(model, k)
+			if i := isDecided(k); i >= 0 {
+				decided = slices.Delete(decided, i, i+1)
+			}
 		case 2:
 			v := r.Feed(&k, 101, pq[100:], int64(step), nil, &h)
 			if model[k] != (v == VerdictComplete) {
 				t.Fatalf("step %d: tracked %v, verdict %v", step, model[k], v)
 			}
+			if model[k] {
+				decided = append(decided, k)
+			}
 			delete(model, k)
 		}
-		if r.InUse() != len(model) {
-			t.Fatalf("step %d: in use %d, model %d", step, r.InUse(), len(model))
+		if r.InUse() != len(model) || r.Decided() != len(decided) {
+			t.Fatalf("step %d: in use %d, decided %d; model %d, %d", step, r.InUse(), r.Decided(), len(model), len(decided))
 		}
 	}
 }
@@ -298,7 +329,7 @@ func TestReassemblerNoAllocs(t *testing.T) {
 		r.Feed(&k, 1001, pq[1000:], 0, nil, &h)
 		r.Feed(&k, 1, pq[:1000], 0, nil, &h)
 		r.Forget(&k)
-		r.Expire(10)
+		r.Expire(10, 0)
 		// After the SYN: last segment first, a duplicate, the first.
 		r.Open(&k, 0, 0)
 		r.Feed(&k, 1001, pq[1000:], 0, nil, &h)
@@ -572,7 +603,7 @@ func TestReassemblerOpen(t *testing.T) {
 	r.Forget(&b)
 	r.Forget(&c)
 	r.Open(&a, 0, 30)
-	if n := r.Expire(131); n != 1 || r.InUse() != 0 {
+	if n := r.Expire(131, 0); n != 1 || r.InUse() != 0 {
 		t.Fatalf("opened flow not expired: %d", n)
 	}
 }
@@ -593,6 +624,7 @@ func BenchmarkReassemblerFeedReordered(b *testing.B) {
 		if r.Feed(&k, 1, pq[:1448], 0, nil, &h) != VerdictComplete {
 			b.Fatal("not complete")
 		}
+		r.Forget(&k)
 	}
 }
 
@@ -617,5 +649,110 @@ func TestReassemblerOpenedByAnotherStream(t *testing.T) {
 		if v != VerdictComplete || !sameHello(&h, want) {
 			t.Errorf("SYN at %d, data from 5000: %v, want complete", syn, v)
 		}
+	}
+}
+
+// TestReassemblerLinear: a ClientHello in 1-byte TLS records, one record
+// per segment, in order and with every segment sent twice, is walked once:
+// the scan's steps (record headers and body items) stay within a small
+// multiple of the segments, where a rescan from byte 0 on each segment
+// takes about segments²/2.
+func TestReassemblerLinear(t *testing.T) {
+	pq, _ := goHellos(t)
+	stream, segs := tinyRecordSegments(handshakeOf(pq))
+	want := scan(t, pq, HelloComplete)
+	for _, twice := range []bool{false, true} {
+		r := newReasm(t, ReassemblerConfig{})
+		k := flowN(3)
+		r.Open(&k, 0, 0)
+		var h ClientHello
+		v := VerdictPending
+		for i, s := range segs {
+			sends := 1
+			if twice && i < len(segs)-1 {
+				sends = 2 // a duplicate of every segment but the one that completes
+			}
+			for range sends {
+				if v != VerdictPending {
+					t.Fatalf("segment %d: %v before the end", i, v)
+				}
+				v = r.Feed(&k, 1+uint32(s[0]), stream[s[0]:s[1]], 0, nil, &h)
+			}
+		}
+		if v != VerdictComplete || !sameHello(&h, want) {
+			t.Fatalf("twice %v: %v %+v", twice, v, h)
+		}
+		if limit := uint64(4 * len(segs)); r.scanSteps > limit {
+			t.Errorf("twice %v: %d scan steps for %d segments (limit %d)", twice, r.scanSteps, len(segs), limit)
+		}
+	}
+}
+
+// copyTo must hand over every exported field of ClientHello: a field
+// added later and not copied would read zero after a resumed scan.
+func TestReassemblerCopiesEveryField(t *testing.T) {
+	var sc reasmScan
+	v := reflect.ValueOf(&sc.hello).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
+		switch f.Kind() {
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Int:
+			f.SetInt(int64(i + 1))
+		case reflect.Uint8, reflect.Uint16:
+			f.SetUint(uint64(i + 1))
+		case reflect.Slice:
+			f.SetBytes([]byte{byte(i)})
+		default:
+			t.Fatalf("field %s of kind %v: teach this test", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	var out ClientHello
+	sc.copyTo(&out)
+	if !reflect.DeepEqual(out, sc.hello) {
+		t.Fatalf("copyTo lost a field:\n%+v\n%+v", out, sc.hello)
+	}
+}
+
+// Decided markers: a repeated SYN keeps one, a SYN with another ISN (a new
+// connection) starts over, a SYN flood replaces opened slots before any
+// marker, and Expire frees them after the timeout, at most budget a call.
+func TestReassemblerDecidedMarkers(t *testing.T) {
+	pq, _ := goHellos(t)
+	r := newReasm(t, ReassemblerConfig{Slots: 4, Timeout: 100})
+	var h ClientHello
+	decide := func(k *FlowKey, isn uint32, now int64) {
+		t.Helper()
+		r.Open(k, isn, now)
+		r.Feed(k, isn+1, pq[:700], now, nil, &h)
+		if v := r.Feed(k, isn+701, pq[700:], now, nil, &h); v != VerdictComplete {
+			t.Fatalf("hello: %v", v)
+		}
+	}
+	a, b := flowN(60), flowN(61)
+	decide(&a, 1000, 0)
+	decide(&b, 1000, 0)
+	if r.Open(&a, 1000, 1); r.Tracks(&a) != TrackingDecided {
+		t.Fatal("a repeated SYN dropped the marker")
+	}
+	if r.Open(&a, 5000, 2); r.Tracks(&a) != TrackingCollecting {
+		t.Fatal("a new connection's SYN kept the old verdict")
+	}
+	for i := range 10 { // a SYN flood: two slots left for it
+		k := flowN(100 + i)
+		r.Open(&k, 1, 3)
+	}
+	if r.Tracks(&b) != TrackingDecided || r.Stats().Replaced != 8 {
+		t.Fatalf("the SYN flood took a marker: %v, replaced %d", r.Tracks(&b), r.Stats().Replaced)
+	}
+	if n := r.Expire(101, 1); n != 1 || r.Tracks(&b) != TrackingNone {
+		t.Fatalf("expired %d, b %v", n, r.Tracks(&b))
+	}
+	if n := r.Expire(200, 0); n != 3 || r.InUse()+r.Decided() != 0 {
+		t.Fatalf("expired %d, %d in use, %d decided", n, r.InUse(), r.Decided())
 	}
 }

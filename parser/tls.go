@@ -84,7 +84,7 @@ type MalformedReason uint8
 const (
 	MalformedNone MalformedReason = iota
 	// MalformedRecordHeader: a record of the ClientHello has length 0 or
-	// above 2^14, or a version outside 0x0301..0x0303.
+	// above 2^14 (its legacy_record_version is never looked at).
 	MalformedRecordHeader
 	// MalformedRecordType: a non-handshake record interrupts the ClientHello.
 	MalformedRecordType
@@ -223,8 +223,7 @@ func ScanClientHello(payload []byte, cfg *HelloConfig, out *ClientHello) HelloSt
 			return HelloMalformed
 		}
 		// The usual case: the whole message in one record, all present.
-		if recLen >= tlsHandshakeHeaderLen && len(payload) >= tlsRecordHeaderLen+recLen &&
-			int(payload[6])<<16|int(payload[7])<<8|int(payload[8]) == recLen-tlsHandshakeHeaderLen {
+		if wholeInOneRecord(payload) {
 			out.Records, out.Length, out.End = 1, recLen, tlsRecordHeaderLen+recLen
 			if out.scanBodyContiguous(payload[tlsRecordHeaderLen+tlsHandshakeHeaderLen:out.End], cfg) == stepMalformed {
 				return HelloMalformed
@@ -233,16 +232,20 @@ func ScanClientHello(payload []byte, cfg *HelloConfig, out *ClientHello) HelloSt
 			return HelloComplete
 		}
 	}
-	complete, st := out.scanRecords(payload)
-	if st == stepMalformed || out.scanBody(payload, cfg) == stepMalformed {
-		return HelloMalformed
+	var scan helloScan
+	scan.reset()
+	return scan.advance(payload, cfg, out)
+}
+
+// wholeInOneRecord reports whether b, which starts a handshake record,
+// holds a whole handshake message that fills exactly its first record.
+func wholeInOneRecord(b []byte) bool {
+	if len(b) < tlsRecordHeaderLen+tlsHandshakeHeaderLen {
+		return false
 	}
-	if complete {
-		out.Complete = true
-		out.Missing = 0
-		return HelloComplete
-	}
-	return HelloIncomplete
+	recLen := int(be16(b[3:5]))
+	return recLen >= tlsHandshakeHeaderLen && recLen <= tlsMaxRecordLen && len(b) >= tlsRecordHeaderLen+recLen &&
+		int(b[6])<<16|int(b[7])<<8|int(b[8]) == recLen-tlsHandshakeHeaderLen
 }
 
 // scanStep is what a step of the scan tells its caller, apart from the
@@ -258,15 +261,15 @@ const (
 )
 
 // recordPrefixOK checks the bytes of a record header that are present:
-// type handshake, legacy version 0x0301..0x0303.
+// content type handshake. The legacy_record_version is not read: RFC 8446
+// §5.1 says it "MUST be ignored for all purposes", our tls13 server
+// ignores it, Go's crypto/tls takes any value below 0x1000 in a first
+// record and OpenSSL any minor of major 3, and old clients send 0x0300 or
+// 0x0301. The router must recognise every ClientHello a node accepts,
+// else it never pins a legacy client; recognising more costs at most a pin
+// for a flow whose first bytes look like a handshake record on a TLS VIP.
 func recordPrefixOK(b []byte) bool {
-	if len(b) == 0 || b[0] != tlsRecordHandshake {
-		return false
-	}
-	if len(b) >= 2 && b[1] != 3 {
-		return false
-	}
-	return len(b) < 3 || (b[2] >= 1 && b[2] <= 3)
+	return len(b) > 0 && b[0] == tlsRecordHandshake
 }
 
 func (h *ClientHello) malformed(r MalformedReason) scanStep {
@@ -274,66 +277,6 @@ func (h *ClientHello) malformed(r MalformedReason) scanStep {
 	h.Complete = false
 	h.Missing = 0
 	return stepMalformed
-}
-
-// scanRecords walks the record layer only: it validates every record header
-// present, finds the handshake length and sets Records, Length, End and
-// Missing. It returns whether every byte of the message is present, and
-// stepOK to go on with the body or stepMalformed.
-func (h *ClientHello) scanRecords(b []byte) (bool, scanStep) {
-	pos, have, total := 0, 0, -1 // have: handshake bytes present; total: message length
-	var hdr [tlsHandshakeHeaderLen]byte
-	for {
-		if len(b)-pos < tlsRecordHeaderLen {
-			if pos > 0 && !recordPrefixOK(b[pos:]) && pos < len(b) {
-				if b[pos] != tlsRecordHandshake {
-					return false, h.malformed(MalformedRecordType)
-				}
-				return false, h.malformed(MalformedRecordHeader)
-			}
-			h.Missing = tlsRecordHeaderLen - (len(b) - pos) + hsRemaining(have, total)
-			return false, stepOK
-		}
-		if pos > 0 {
-			if b[pos] != tlsRecordHandshake {
-				return false, h.malformed(MalformedRecordType)
-			}
-			if !recordPrefixOK(b[pos : pos+3]) {
-				return false, h.malformed(MalformedRecordHeader)
-			}
-		}
-		recLen := int(be16(b[pos+3 : pos+5]))
-		if recLen == 0 || recLen > tlsMaxRecordLen {
-			return false, h.malformed(MalformedRecordHeader)
-		}
-		h.Records++
-		frag := pos + tlsRecordHeaderLen
-		fragEnd := frag + recLen
-		avail := min(fragEnd, len(b)) - frag
-		for k := 0; have+k < tlsHandshakeHeaderLen && k < avail; k++ {
-			hdr[have+k] = b[frag+k]
-		}
-		if have < tlsHandshakeHeaderLen && have+avail >= 1 && hdr[0] != tlsHandshakeClientHello {
-			return false, h.malformed(MalformedRecordType)
-		}
-		if total < 0 && have+avail >= tlsHandshakeHeaderLen {
-			total = tlsHandshakeHeaderLen + (int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3]))
-			h.Length = total
-		}
-		if total >= 0 && have+recLen > total {
-			return false, h.malformed(MalformedTrailingRecordBytes)
-		}
-		if fragEnd > len(b) {
-			h.Missing = fragEnd - len(b) + stillNeeded(have+recLen, total)
-			return false, stepOK
-		}
-		have += recLen
-		pos = fragEnd
-		if have == total {
-			h.End = pos
-			return true, stepOK
-		}
-	}
 }
 
 // hsRemaining is how many handshake bytes are still to come after have,
@@ -353,143 +296,6 @@ func stillNeeded(have, total int) int {
 		return tlsRecordHeaderLen + r
 	}
 	return 0
-}
-
-// scanBody walks the ClientHello body through the records present and fills
-// the fields. It returns stepMalformed, or stepStop when it ran out
-// of bytes or finished (the caller knows from scanRecords which).
-func (h *ClientHello) scanBody(payload []byte, cfg *HelloConfig) scanStep {
-	if h.Length == 0 { // the handshake header is not complete yet
-		return stepStop
-	}
-	var r hsReader
-	r.init(payload)
-	r.skip(tlsHandshakeHeaderLen)
-	if r.short {
-		return stepStop
-	}
-	left := h.Length - tlsHandshakeHeaderLen
-	// legacy_version, random, legacy_session_id length
-	if left < 2+32+1 {
-		return h.malformed(MalformedHandshakeLength)
-	}
-	h.LegacyVersion = uint16(r.u16())
-	r.skip(32)
-	sid := r.u8()
-	left -= 2 + 32 + 1
-	if r.short {
-		return stepStop
-	}
-	if sid > maxSessionIDLen {
-		return h.malformed(MalformedSessionID)
-	}
-	if sid+2 > left {
-		return h.malformed(MalformedHandshakeLength)
-	}
-	r.skip(sid)
-	cs := r.u16()
-	left -= sid + 2
-	if r.short {
-		return stepStop
-	}
-	if cs == 0 || cs&1 != 0 {
-		return h.malformed(MalformedCipherSuites)
-	}
-	if cs+1 > left {
-		return h.malformed(MalformedHandshakeLength)
-	}
-	r.skip(cs)
-	cm := r.u8()
-	left -= cs + 1
-	if r.short {
-		return stepStop
-	}
-	if cm == 0 {
-		return h.malformed(MalformedCompression)
-	}
-	if cm > left {
-		return h.malformed(MalformedHandshakeLength)
-	}
-	r.skip(cm)
-	left -= cm
-	if left == 0 { // no extensions: a TLS 1.2-or-older hello
-		return stepStop
-	}
-	if left < 2 {
-		return h.malformed(MalformedExtensionsLength)
-	}
-	el := r.u16()
-	left -= 2
-	if r.short {
-		return stepStop
-	}
-	if el != left {
-		return h.malformed(MalformedExtensionsLength)
-	}
-	return h.scanExtensions(&r, left, cfg)
-}
-
-// scanExtensions walks left bytes of extensions.
-func (h *ClientHello) scanExtensions(r *hsReader, left int, cfg *HelloConfig) scanStep {
-	set := extSet{seen: &h.extTypes}
-	pskSeen := false
-	for left > 0 {
-		if left < 4 {
-			return h.malformed(MalformedExtensionLength)
-		}
-		typ := uint16(r.u16())
-		n := r.u16()
-		left -= 4
-		if r.short {
-			return stepStop
-		}
-		if n > left {
-			return h.malformed(MalformedExtensionLength)
-		}
-		left -= n
-		if pskSeen {
-			return h.malformed(MalformedPSKNotLast)
-		}
-		if m := set.add(typ, h.Extensions); m != MalformedNone {
-			return h.malformed(m)
-		}
-		h.Extensions++
-
-		if typ == cfg.MigrationSupport {
-			h.MigrationSupport = true
-		}
-		switch {
-		case typ == cfg.MigrationToken:
-			h.MigrationToken = true
-			h.MigrationTokenData = r.contiguous(n)
-			if h.MigrationTokenData == nil {
-				r.skip(n)
-			}
-		case typ == extServerName:
-			if st := h.readServerName(r, n); st != stepOK {
-				return st
-			}
-		case typ == extSupportedVersions:
-			if st := h.readSupportedVersions(r, n); st != stepOK {
-				return st
-			}
-		default:
-			switch {
-			case typ == extPreSharedKey:
-				h.PreSharedKey = true
-				pskSeen = true
-			case typ == extEncryptedClientHello:
-				h.ECH = true
-			case IsGREASE(typ):
-				h.GREASE = true
-			}
-			r.skip(n)
-		}
-		if r.short {
-			return stepStop
-		}
-	}
-	return stepStop
 }
 
 // splitBody copies an n-byte extension body that spans records into tmp.
@@ -592,36 +398,34 @@ func (h *ClientHello) parseSupportedVersions(body []byte) scanStep {
 // pick extension types that all collide and make the check quadratic.
 var extHashMul = rand.Uint32() | 1
 
-// extSet finds duplicate extension types without a map: a 256-bit filter,
-// and on a filter hit a look through the types seen so far, which are kept
-// in the ClientHello (so they need no zeroing per scan).
-type extSet struct {
-	filter [4]uint64
-	seen   *[MaxExtensions]uint16
-}
+// extFilter finds duplicate extension types without a map: a 256-bit
+// filter, and on a filter hit a look through the types seen so far, which
+// are kept in the ClientHello (so they need no zeroing per scan).
+type extFilter [4]uint64
 
-// add records typ as the n-th extension; it reports a duplicate or too many.
-func (s *extSet) add(typ uint16, n int) MalformedReason {
+// add records typ as the n-th extension in seen; it reports a duplicate or
+// too many.
+func (f *extFilter) add(seen *[MaxExtensions]uint16, typ uint16, n int) MalformedReason {
 	if n >= MaxExtensions {
 		return MalformedTooManyExtensions
 	}
 	i := uint32(typ) * extHashMul >> 24
 	bit := uint64(1) << (i & 63)
-	if s.filter[i>>6]&bit != 0 {
-		for _, t := range s.seen[:n] {
+	if f[i>>6]&bit != 0 {
+		for _, t := range seen[:n] {
 			if t == typ {
 				return MalformedDuplicateExtension
 			}
 		}
 	}
-	s.filter[i>>6] |= bit
-	s.seen[n] = typ
+	f[i>>6] |= bit
+	seen[n] = typ
 	return MalformedNone
 }
 
-// scanBodyContiguous is scanBody for a message that lies, complete, in one
+// scanBodyContiguous is helloScan's body walk for a message that lies, complete, in one
 // record: plain slice arithmetic, no record hopping. It must find exactly
-// what scanBody finds (FuzzScanClientHello re-frames hellos to check).
+// what helloScan finds (FuzzScanClientHello re-frames hellos to check).
 func (h *ClientHello) scanBodyContiguous(b []byte, cfg *HelloConfig) scanStep {
 	if len(b) < 2+32+1 {
 		return h.malformed(MalformedHandshakeLength)
@@ -659,7 +463,7 @@ func (h *ClientHello) scanBodyContiguous(b []byte, cfg *HelloConfig) scanStep {
 		return h.malformed(MalformedExtensionsLength)
 	}
 	b = b[2:]
-	set := extSet{seen: &h.extTypes}
+	var exts extFilter
 	pskSeen := false
 	for len(b) > 0 {
 		if len(b) < 4 {
@@ -675,7 +479,7 @@ func (h *ClientHello) scanBodyContiguous(b []byte, cfg *HelloConfig) scanStep {
 		if pskSeen {
 			return h.malformed(MalformedPSKNotLast)
 		}
-		if m := set.add(typ, h.Extensions); m != MalformedNone {
+		if m := exts.add(&h.extTypes, typ, h.Extensions); m != MalformedNone {
 			return h.malformed(m)
 		}
 		h.Extensions++

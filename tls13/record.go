@@ -126,9 +126,12 @@ func (c *Conn) readRecord() (uint8, []byte, error) {
 			}
 			return 0, nil, c.abort(AlertUnexpectedMessage, "unknown record type %d", typ)
 		}
-		if hdr[1] != 3 {
-			return 0, nil, c.abort(AlertProtocolVersion, "record version %#02x%02x is not TLS", hdr[1], hdr[2])
-		}
+		// hdr[1:3], legacy_record_version, "MUST be ignored for all
+		// purposes" (RFC 8446 §5.1): any value is taken, on every record,
+		// so the ingress router, which must recognise every ClientHello a
+		// node accepts, does not read it either (parser.recordPrefixOK).
+		// A protected record's header is still its AEAD additional data,
+		// so a version changed in transit fails authentication there.
 		if length > maxCiphertext || (c.in.aead == nil && length > maxPlaintext && !skippable) {
 			return 0, nil, c.abort(AlertRecordOverflow, "record of %d bytes", length)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/anysched/anysched/classify"
 	"github.com/anysched/anysched/fastpath"
 	"github.com/anysched/anysched/internal/capture"
 	"github.com/anysched/anysched/internal/daemon"
@@ -67,7 +68,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "anysched inspect: --pcap %s is a directory\n", opts.pcap)
 		return exitUsage
 	}
-	flows, skipped, err := inspectCapture(f, st.Size(), &opts)
+	flows, skipped, badSums, err := inspectCapture(f, st.Size(), &opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "anysched inspect: --pcap %s: %v\n", opts.pcap, err)
 		return exitUsage
@@ -91,6 +92,10 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	}
 	if skipped > 0 {
 		fmt.Fprintf(stderr, "anysched inspect: %d frame(s) skipped: not TCP, or not parseable\n", skipped)
+	}
+	if badSums > 0 {
+		fmt.Fprintf(stderr, "anysched inspect: %d segment(s) with a bad TCP checksum not read: the node drops them, so the router does too "+
+			"(a capture taken on the sending host with checksum offload on holds unfinished checksums: capture on the wire, or turn tx-checksumming off)\n", badSums)
 	}
 	return exitOK
 }
@@ -395,14 +400,15 @@ transitions:
 // and builds a report per client-to-server flow from the worker's
 // Explanations. It returns the flows in order of first appearance and how
 // many frames it skipped (not convertible to Ethernet, too large, or not
-// parseable).
-func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*flowState, skipped int, err error) {
+// parseable) and how many segments the worker refused for a bad TCP
+// checksum.
+func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*flowState, skipped, badSums int, err error) {
 	vips, err := inspectVIPs(r, size, opts)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	if len(vips) == 0 {
-		return nil, 0, nil // nothing to route; inspectVIPs read the whole capture
+		return nil, 0, 0, nil // nothing to route; inspectVIPs read the whole capture
 	}
 	var y strings.Builder
 	y.WriteString("vips:\n")
@@ -412,20 +418,23 @@ func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*f
 	y.WriteString(inspectNode)
 	cfg, err := sched.ParseConfig([]byte(y.String()), "inspect")
 	if err != nil {
-		return nil, 0, fmt.Errorf("inspect's table: %w", err)
+		return nil, 0, 0, fmt.Errorf("inspect's table: %w", err)
 	}
 	if opts.pinCapacity > 0 {
 		cfg.Pins.Capacity = opts.pinCapacity
 	}
 	in, err := offline.NewPcapRing(r, size, nil, 2, 1<<16)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	clock := func() int64 { return in.Now().UnixNano() }
 	s, err := sched.New(cfg, sched.WithClock(clock))
 	if err != nil {
-		return nil, 0, fmt.Errorf("inspect's table: %w", err)
+		return nil, 0, 0, fmt.Errorf("inspect's table: %w", err)
 	}
+	// What the XDP program would pass to the kernel never reaches the
+	// worker live, so it does not here either (as in run --pcap-in).
+	in.Classify(classify.NewVIPs(daemon.VIPPorts(s.Current().VIPs)), nil)
 	byKey := make(map[parser.FlowKey]*flowState)
 	var w *fastpath.Worker
 	explain := func(e *fastpath.Explanation) {
@@ -461,16 +470,17 @@ func inspectCapture(r io.ReaderAt, size int64, opts *inspectOptions) (flows []*f
 		Decider: sched.DeciderConfigFrom(cfg), Clock: clock, Explain: explain,
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	for {
 		if _, err := w.Step(0); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 	}
-	return flows, skipped + int(in.Unconvertible+in.Oversize), nil
+	c, _ := w.Counters()
+	return flows, skipped + int(in.Unconvertible+in.Oversize), int(c.ReassemblyBadChecksum), nil
 }
 
 // observe takes in one forwarded frame of the flow.

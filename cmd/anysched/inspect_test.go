@@ -257,6 +257,12 @@ func TestInspectTableQuotesSNI(t *testing.T) {
 		if j := bytes.Index(fr, []byte("vip.anysched.test")); j >= 0 {
 			fr = bytes.Clone(fr)
 			copy(fr[j+4:], "\x1b[31m") // same length as "anysc"
+			// The segment as a client would send it: its checksum fits,
+			// or the router would not read it.
+			var p parser.Packet
+			if parser.ParseFrame(fr, &p) != parser.StatusOK || !parser.SetTCPChecksum(fr, &p) {
+				t.Fatal("cannot checksum the changed segment")
+			}
 			frames[i] = fr
 			changed++
 		}

@@ -34,7 +34,8 @@ type Collector struct {
 	txRetries                                 *prometheus.Desc
 
 	// fakeTotal, when set, replaces the workers' counters (tests).
-	fakeTotal func() (fastpath.Counters, fastpath.Gauges)
+	fakeTotal                 func() (fastpath.Counters, fastpath.Gauges)
+	reasmDecided, reasmEvents *prometheus.Desc
 }
 
 // NewCollector returns a collector over workers; src names the nodes and
@@ -55,7 +56,7 @@ func NewCollector(src fastpath.SnapshotSource, workers ...*fastpath.Worker) *Col
 		routed:         d("packets_routed_total", "Forwarded frames by the rule that chose their node.", "route"),
 		nodeFwd:        d("node_forwarded_packets_total", "Frames forwarded to each node.", "node", "pool"),
 		nodeNew:        d("node_new_flows_total", "SYNs (new flows) sent to each node.", "node", "pool"),
-		hellos:         d("clienthellos_total", "ClientHellos by outcome: seen (decided), migration_support, migration_token, partial (segments held while incomplete, or given up), malformed.", "outcome"),
+		hellos:         d("clienthellos_total", "ClientHellos by outcome: seen (decided), migration_support, migration_token, pending (segments held while incomplete), unknown (given up: see reassembly_events_total), malformed.", "outcome"),
 		helloPins:      d("clienthello_pin_changes_total", "Pins made (legacy, malformed or unknown ClientHello) and removed (migration_support on a pin no complete legacy ClientHello made final).", "change"),
 		pins:           d("pins", "Pinned flows (legacy clients) in the pin tables."),
 		pinCap:         d("pin_capacity", "Capacity of the pin tables."),
@@ -68,8 +69,13 @@ func NewCollector(src fastpath.SnapshotSource, workers ...*fastpath.Worker) *Col
 		txPartial:      d("tx_partial_total", "Transmit calls that took fewer frames than offered (retried)."),
 		txRetries:      d("tx_retries_total", "Further Transmit calls it took to send what a partial one left."),
 		generation:     d("table_generation", "Generation of the published table snapshot."),
-		reasm:          d("reassembly_in_use", "ClientHellos held across segments."),
 		tables:         newDeciderDescs(d),
+		reasm:          d("reassembly_in_use", "ClientHellos held across segments (pending, or opened by their SYN)."),
+		reasmDecided:   d("reassembly_decided", "Reassembly slots kept as markers of flows whose ClientHello was decided (until FIN/RST or the timeout), so a retransmission does not start a new scan."),
+		reasmEvents: d("reassembly_events_total", "What the ClientHello reassembler did, by event: started, opened (by a SYN), completed, malformed; "+
+			"the reasons a ClientHello was unknown: no_slot, overflow, holes, conflict (overlapping bytes that differ), timeout; "+
+			"out_of_order (segments held ahead of a gap), bad_checksum (segments refused before they could change state), ignored (payload of decided flows), "+
+			"expired, replaced, forgotten (slots freed).", "event"),
 	}
 }
 
@@ -81,6 +87,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	c.tables.describe(ch)
+	ch <- c.reasmDecided
+	ch <- c.reasmEvents
 }
 
 // Total returns the sum of the workers' counters and gauges (the
@@ -107,6 +115,7 @@ func (c *Collector) Total() (fastpath.Counters, fastpath.Gauges) {
 	for i := range c.workers {
 		sum.Add(&copies[i])
 		ex.Reassembling += extras[i].Reassembling
+		ex.ReassemblyDecided += extras[i].ReassemblyDecided
 		ex.Generation = max(ex.Generation, extras[i].Generation)
 	}
 	return sum, ex
@@ -148,7 +157,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.hellos, sum.ClientHellos, "seen")
 	counter(c.hellos, sum.ClientHelloMigrationSupport, "migration_support")
 	counter(c.hellos, sum.ClientHelloMigrationToken, "migration_token")
-	counter(c.hellos, sum.ClientHelloPartial, "partial")
+	counter(c.hellos, sum.ClientHelloPending, "pending")
+	counter(c.hellos, sum.ClientHelloUnknown, "unknown")
 	counter(c.hellos, sum.ClientHelloMalformed, "malformed")
 	counter(c.helloPins, sum.ClientHelloPins, "pin")
 	counter(c.helloPins, sum.ClientHelloUnpins, "unpin_migration_support")
@@ -172,6 +182,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.transEvictions, dec.TransEvictions)
 	c.tables.collect(ch, c.workers)
 	gauge(c.reasm, ex.Reassembling)
+	gauge(c.reasmDecided, ex.ReassemblyDecided)
+	ra := &sum.Reassembly
+	for _, e := range []struct {
+		name string
+		v    uint64
+	}{
+		{"started", ra.Started}, {"opened", ra.Opened}, {"completed", ra.Completed}, {"malformed", ra.Malformed},
+		{"no_slot", ra.NoSlot}, {"overflow", ra.Overflow}, {"holes", ra.Holes}, {"conflict", ra.Conflict}, {"timeout", ra.Timeout},
+		{"out_of_order", ra.OutOfOrder}, {"bad_checksum", sum.ReassemblyBadChecksum}, {"ignored", ra.Ignored},
+		{"expired", ra.Expired}, {"replaced", ra.Replaced}, {"forgotten", ra.Forgotten},
+	} {
+		counter(c.reasmEvents, e.v, e.name)
+	}
 	counter(c.txPartial, sum.TxPartial)
 	counter(c.txRetries, sum.TxRetries)
 

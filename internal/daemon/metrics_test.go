@@ -160,3 +160,69 @@ func (f collectorFiltered) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// The reassembler's outcomes are exported by event, and "pending" apart
+// from "unknown": a SYN opens a slot, a segment with a bad checksum is
+// refused, the real first segment is held; a flow without a SYN starts a
+// slot with its first segment, and a segment far past MaxBytes adds
+// nothing (still pending).
+func TestCollectorExportsReassemblyEvents(t *testing.T) {
+	hello := packettest.ClientHello(false, 1500)
+	bad := packettest.Frame(t, flow(2, parser.TCPFlagACK, hello[:600]))
+	bad[len(bad)-1] ^= 0xff // the payload's last byte: the TCP checksum no longer matches
+	syn := flow(2, parser.TCPFlagSYN, nil)
+	syn.Seq = 999
+	first := flow(3, parser.TCPFlagACK, hello[:600])
+	far := flow(3, parser.TCPFlagACK, make([]byte, 1400))
+	far.Seq = first.Seq + 16<<10
+	s, w := testWorker(t,
+		packettest.Frame(t, syn), bad,
+		packettest.Frame(t, flow(2, parser.TCPFlagACK, hello[:600])),
+		packettest.Frame(t, first), packettest.Frame(t, far))
+	got := gathered(t, NewCollector(s, w))
+	for k, want := range map[string]float64{
+		"anysched_reassembly_events_total,event=opened":       1,
+		"anysched_reassembly_events_total,event=started":      1,
+		"anysched_reassembly_events_total,event=bad_checksum": 1,
+		"anysched_reassembly_events_total,event=overflow":     0,
+		"anysched_reassembly_events_total,event=conflict":     0,
+		"anysched_clienthellos_total,outcome=pending":         3,
+		"anysched_clienthellos_total,outcome=unknown":         0,
+		"anysched_reassembly_in_use":                          2,
+		"anysched_reassembly_decided":                         0,
+	} {
+		if v, ok := got[k]; !ok || v != want {
+			t.Errorf("%s = %v (exported %v), want %v", k, v, ok, want)
+		}
+	}
+}
+
+// gathered registers c and returns every series it exports, keyed
+// "name,label=value,...".
+func gathered(t *testing.T, c prometheus.Collector) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			key := mf.GetName()
+			for _, l := range m.Label {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			switch {
+			case m.Counter != nil:
+				got[key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				got[key] = m.Gauge.GetValue()
+			}
+		}
+	}
+	return got
+}
