@@ -377,14 +377,30 @@ func (e *Env) startRouter(t *testing.T, c RouterConfig) *Router {
 
 func (r *Router) write(t testing.TB) {
 	t.Helper()
+	if err := r.writeConfig(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *Router) writeConfig() error {
 	tmp := r.Path + ".new"
 	if err := os.WriteFile(tmp, []byte(r.env.renderConfig(r.Config)), 0o644); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	// A rename, so the router never reads a half-written file.
-	if err := os.Rename(tmp, r.Path); err != nil {
-		t.Fatal(err)
+	return os.Rename(tmp, r.Path)
+}
+
+// ReloadNow is Reload without waiting, for a goroutine other than the
+// test's (e.g. one that churns the table): it edits the config, writes it
+// and sends SIGHUP, and returns what went wrong. Only one goroutine may
+// edit the config at a time.
+func (r *Router) ReloadNow(edit func(*RouterConfig)) error {
+	edit(&r.Config)
+	if err := r.writeConfig(); err != nil {
+		return err
 	}
+	return r.Cmd.Process.Signal(syscall.SIGHUP)
 }
 
 func (r *Router) start(t *testing.T) {
