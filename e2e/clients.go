@@ -219,3 +219,5 @@ func (e *Env) Curl(t testing.TB, url string) (string, error) {
 	}
 	return node, nil
 }
+
+func jsonUnmarshal(line string, v any) error { return json.Unmarshal([]byte(line), v) }

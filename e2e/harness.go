@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/anysched/anysched/internal/testbed"
+	"github.com/anysched/anysched/lookup"
+	"github.com/anysched/anysched/parser"
+	"github.com/anysched/anysched/sched"
 )
 
 // Ports on the bed.
@@ -462,4 +465,32 @@ func (r *Router) Reload(t testing.TB, wantTable bool, edit func(*RouterConfig)) 
 	}); err != nil {
 		t.Fatalf("after SIGHUP: %v", err)
 	}
+}
+
+// TableNode is the node that config c's table (built fresh, as a router
+// starting with it builds it) gives a new TCP flow from src to vip: what
+// the router does for an unpinned flow when the config's inputs are all
+// it has (Static configs: no live status).
+func (e *Env) TableNode(t testing.TB, c RouterConfig, src, vip netip.AddrPort) string {
+	t.Helper()
+	cfg, err := sched.ParseConfig([]byte(e.renderConfig(c)), "e2e table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sched.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := parser.FlowKey{SrcPort: src.Port(), DstPort: vip.Port(), Proto: 6}
+	if vip.Addr().Is6() {
+		k.SetIPv6(src.Addr().AsSlice(), vip.Addr().AsSlice())
+	} else {
+		k.SetIPv4(src.Addr().AsSlice(), vip.Addr().AsSlice())
+	}
+	snap := s.Current()
+	id := snap.LookupNew(&k)
+	if id == lookup.NoNode {
+		return ""
+	}
+	return snap.Nodes[id].Name
 }
