@@ -52,7 +52,7 @@ type LoadResult struct {
 func (e *Env) StartClient(t testing.TB, sub string, args ...string) *Proc {
 	t.Helper()
 	all := append([]string{sub, "--ca", e.CA}, args...)
-	return startProc(t, "anyclient "+strings.Join(all, " "), e.Bed.Client.Command(bin(t, "anyclient"), all...))
+	return startClientProc(t, "anyclient "+strings.Join(all, " "), e.Bed.Client.Command(bin(t, "anyclient"), all...))
 }
 
 // Get runs `anyclient get --json ARGS...` and returns its lines; the test
@@ -189,7 +189,7 @@ func (e *Env) OpenSSL(t testing.TB, target netip.AddrPort) (string, error) {
 	p := e.Bed.Client.Command("openssl", "s_client", "-connect", target.String(), "-CAfile", e.CA,
 		"-verify_return_error", "-verify_ip", target.Addr().String(), "-quiet", "-ign_eof")
 	p.Stdin = strings.NewReader("GET / HTTP/1.1\r\nHost: " + target.Addr().String() + "\r\nConnection: close\r\n\r\n")
-	proc := startProc(t, "openssl s_client "+target.String(), p)
+	proc := startClientProc(t, "openssl s_client "+target.String(), p)
 	if code, err := proc.wait(); err != nil {
 		return "", err
 	} else if code != 0 {
@@ -206,7 +206,7 @@ func (e *Env) OpenSSL(t testing.TB, target netip.AddrPort) (string, error) {
 // that answered.
 func (e *Env) Curl(t testing.TB, url string) (string, error) {
 	t.Helper()
-	proc := startProc(t, "curl "+url, e.Bed.Client.Command("curl", "-sS", "--fail", "--max-time", "10",
+	proc := startClientProc(t, "curl "+url, e.Bed.Client.Command("curl", "-sS", "--fail", "--max-time", "10",
 		"--cacert", e.CA, "-o", "/dev/null", "-D", "-", url))
 	if code, err := proc.wait(); err != nil {
 		return "", err
@@ -221,3 +221,75 @@ func (e *Env) Curl(t testing.TB, url string) (string, error) {
 }
 
 func jsonUnmarshal(line string, v any) error { return json.Unmarshal([]byte(line), v) }
+
+// NewFlows opens n new legacy connections to the VIP (anyclient load
+// --policy never, 4 at once) and returns how many new flows the router
+// sent to each pool and node meanwhile (anysched_node_new_flows_total).
+// The test fails if any of them broke.
+func (e *Env) NewFlows(t testing.TB, n int) (byPool, byNode map[string]float64) {
+	t.Helper()
+	before := e.Router.Metrics(t)
+	p := e.StartLoad(t, e.VIPURL(false), "--policy", "never", "--connections", "4", "--total", fmt.Sprint(n), "--duration", "60s")
+	res, code := LoadResultOf(t, p)
+	if code != 0 || res.Broken != 0 || res.Connections != n {
+		p.logTo(t)
+		t.Fatalf("load of %d new connections: exit %d, %+v", n, code, res)
+	}
+	after := e.Router.Metrics(t)
+	const series = "anysched_node_new_flows_total"
+	byNode, byPool = map[string]float64{}, map[string]float64{}
+	prev := before.ByLabel(series, "node")
+	for node, v := range after.ByLabel(series, "node") {
+		byNode[node] = v - prev[node]
+		if nd := e.NodeByName(node); nd != nil {
+			byPool[nd.Pool] += v - prev[node]
+		}
+	}
+	return byPool, byNode
+}
+
+// startHeldGets starts n `anyclient get --repeat` clients that keep one
+// connection each for repeat requests at interval.
+func (e *Env) startHeldGets(t testing.TB, n int, policy string, repeat int, interval time.Duration) []*Proc {
+	t.Helper()
+	var ps []*Proc
+	for range n {
+		ps = append(ps, e.StartClient(t, "get", "--json", "--policy", policy, "--repeat", fmt.Sprint(repeat),
+			"--interval", interval.String(), e.VIPURL(false)))
+	}
+	return ps
+}
+
+// firstAnswer waits until the get client has printed its first result.
+func firstAnswer(t testing.TB, p *Proc) GetResult {
+	t.Helper()
+	var r GetResult
+	deadline := time.Now().Add(failAfter)
+	for {
+		if line, _, ok := strings.Cut(p.Stdout.String(), "\n"); ok {
+			if err := jsonUnmarshal(line, &r); err != nil {
+				t.Fatalf("%s: %v: %q", p.Name, err, line)
+			}
+			return r
+		}
+		if !p.Running() || time.Now().After(deadline) {
+			p.logTo(t)
+			t.Fatalf("%s: no first answer (%s)", p.Name, p.state())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval of a deadline wait
+	}
+}
+
+// getResults waits for a get client and returns its exit code and lines.
+func getResults(t testing.TB, p *Proc) (int, []GetResult) {
+	t.Helper()
+	code := p.Wait(t)
+	var out []GetResult
+	for _, line := range strings.Split(strings.TrimSpace(p.Stdout.String()), "\n") {
+		var r GetResult
+		if line != "" && jsonUnmarshal(line, &r) == nil {
+			out = append(out, r)
+		}
+	}
+	return code, out
+}

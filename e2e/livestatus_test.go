@@ -11,32 +11,6 @@ import (
 	"github.com/anysched/anysched/internal/testbed"
 )
 
-// NewFlows opens n new legacy connections to the VIP (anyclient load
-// --policy never, 4 at once) and returns how many new flows the router
-// sent to each pool and node meanwhile (anysched_node_new_flows_total).
-// The test fails if any of them broke.
-func (e *Env) NewFlows(t testing.TB, n int) (byPool, byNode map[string]float64) {
-	t.Helper()
-	before := e.Router.Metrics(t)
-	p := e.StartLoad(t, e.VIPURL(false), "--policy", "never", "--connections", "4", "--total", fmt.Sprint(n), "--duration", "60s")
-	res, code := LoadResultOf(t, p)
-	if code != 0 || res.Broken != 0 || res.Connections != n {
-		p.logTo(t)
-		t.Fatalf("load of %d new connections: exit %d, %+v", n, code, res)
-	}
-	after := e.Router.Metrics(t)
-	const series = "anysched_node_new_flows_total"
-	byNode, byPool = map[string]float64{}, map[string]float64{}
-	prev := before.ByLabel(series, "node")
-	for node, v := range after.ByLabel(series, "node") {
-		byNode[node] = v - prev[node]
-		if nd := e.NodeByName(node); nd != nil {
-			byPool[nd.Pool] += v - prev[node]
-		}
-	}
-	return byPool, byNode
-}
-
 // share is the fraction of flows that went to key.
 func share(m map[string]float64, key string) float64 {
 	total := 0.0

@@ -104,6 +104,9 @@ type Proc struct {
 	Cmd            *exec.Cmd
 	Stdout, Stderr *logBuffer
 
+	// client: a short-lived client whose output a failed test logs only
+	// if it failed too (a churn runs hundreds of them).
+	client bool
 	exited chan struct{}
 	err    error
 }
@@ -125,10 +128,18 @@ func startProc(t testing.TB, name string, cmd *exec.Cmd) *Proc {
 	}()
 	t.Cleanup(func() {
 		p.Kill()
-		if t.Failed() {
+		if t.Failed() && (!p.client || p.Cmd.ProcessState.ExitCode() != 0) {
 			p.logTo(t)
 		}
 	})
+	return p
+}
+
+// startClientProc is startProc for a short-lived client.
+func startClientProc(t testing.TB, name string, cmd *exec.Cmd) *Proc {
+	t.Helper()
+	p := startProc(t, name, cmd)
+	p.client = true
 	return p
 }
 

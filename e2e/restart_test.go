@@ -1,57 +1,9 @@
 package e2e
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 )
-
-// startHeldGets starts n `anyclient get --repeat` clients that keep one
-// connection each for repeat requests at interval.
-func (e *Env) startHeldGets(t testing.TB, n int, policy string, repeat int, interval time.Duration) []*Proc {
-	t.Helper()
-	var ps []*Proc
-	for range n {
-		ps = append(ps, e.StartClient(t, "get", "--json", "--policy", policy, "--repeat", fmt.Sprint(repeat),
-			"--interval", interval.String(), e.VIPURL(false)))
-	}
-	return ps
-}
-
-// firstAnswer waits until the get client has printed its first result.
-func firstAnswer(t testing.TB, p *Proc) GetResult {
-	t.Helper()
-	var r GetResult
-	deadline := time.Now().Add(failAfter)
-	for {
-		if line, _, ok := strings.Cut(p.Stdout.String(), "\n"); ok {
-			if err := jsonUnmarshal(line, &r); err != nil {
-				t.Fatalf("%s: %v: %q", p.Name, err, line)
-			}
-			return r
-		}
-		if !p.Running() || time.Now().After(deadline) {
-			p.logTo(t)
-			t.Fatalf("%s: no first answer (%s)", p.Name, p.state())
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval of a deadline wait
-	}
-}
-
-// getResults waits for a get client and returns its exit code and lines.
-func getResults(t testing.TB, p *Proc) (int, []GetResult) {
-	t.Helper()
-	code := p.Wait(t)
-	var out []GetResult
-	for _, line := range strings.Split(strings.TrimSpace(p.Stdout.String()), "\n") {
-		var r GetResult
-		if line != "" && jsonUnmarshal(line, &r) == nil {
-			out = append(out, r)
-		}
-	}
-	return code, out
-}
 
 // TestRouterRestartBreaksNoMigratedConnection: anysched is SIGKILLed and
 // started again under load. Migrated connections never noticed (they are

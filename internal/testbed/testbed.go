@@ -31,7 +31,10 @@
 // reads packet counters, SetDelay delays a node's egress, RouteVIPVia turns
 // the router into a plain Linux forwarder (the baseline, and what answers
 // expiring TTLs), Pktgen sends TCP frames at rate from an AF_XDP socket,
-// TCPFrame and PacketSocket make and catch single frames.
+// TCPFrame and PacketSocket make and catch single frames. Options.Store
+// adds a host on the fabric for services every node uses (the e2e tests'
+// shared Redis), Options.ClientAddrs more client addresses (Host.Extra4,
+// Extra6), and Bed.Pools and SetDelays treat consecutive nodes as pools.
 //
 // Per-node delay: the kernels this runs on may lack sch_netem (the CI's
 // does), so a delayed node's veth peer is taken off the bridge and a
