@@ -44,6 +44,14 @@ type Options struct {
 	DrainTimeout time.Duration
 	// ClientAddrs are extra client addresses (testbed.Options.ClientAddrs).
 	ClientAddrs int
+	// Delays puts a delay line in front of every node, so SetPoolDelay
+	// works. It is off by default: every node frame then crosses this
+	// process twice, and on a loaded 2-core machine that can stall the
+	// router's probes past their timeout.
+	Delays bool
+	// RouterArgs are more `anysched run` flags (e.g. --explain: one line
+	// per frame on the router's stdout, for a failure's post-mortem).
+	RouterArgs []string
 }
 
 // Env is a running system on one bed: Redis on the store host, anynode on
@@ -108,7 +116,7 @@ func Start(t *testing.T, o Options) *Env {
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 20 * time.Second
 	}
-	b := testbed.New(t, testbed.Options{Nodes: o.Pools * o.PerPool, Store: true, DelayLine: true, ClientAddrs: o.ClientAddrs})
+	b := testbed.New(t, testbed.Options{Nodes: o.Pools * o.PerPool, Store: true, DelayLine: o.Delays, ClientAddrs: o.ClientAddrs})
 	e := &Env{T: t, Bed: b, Dir: t.TempDir(), opts: o}
 	e.CA = filepath.Join(e.Dir, "ca.pem")
 	e.startRedis()
@@ -272,7 +280,8 @@ func (e *Env) VIP(v6 bool) netip.AddrPort {
 }
 
 // SetPoolDelay delays the egress of every node of pool i by d (the
-// node-to-client and node-to-router direction, probes included).
+// node-to-client and node-to-router direction, probes included); the Env
+// needs Options.Delays.
 func (e *Env) SetPoolDelay(i int, d time.Duration) {
 	e.T.Helper()
 	hosts := make([]*testbed.Host, 0, len(e.Pools[i]))
@@ -302,11 +311,14 @@ type RouterConfig struct {
 	Seed string
 }
 
-// liveDefaults make the router react within a few hundred milliseconds:
-// probes and reports every 100-200 ms, rebuilds at most every 200 ms.
+// liveDefaults make the router react within a second: probes and reports
+// every 200 ms, rebuilds at most every 200 ms. A node is down after 3
+// failed probes; the 200 ms timeout is generous because a probe that
+// times out under CPU starvation (2 cores, a dozen processes) marks a
+// live node down, and its slots then move at once, dwell or not.
 const liveDefaults = `probe:
-  interval: 100ms
-  timeout: 90ms
+  interval: 200ms
+  timeout: 200ms
   down_after: 3
   up_after: 2
   ewma_alpha: 0.5
@@ -409,8 +421,8 @@ func (r *Router) ReloadNow(edit func(*RouterConfig)) error {
 func (r *Router) start(t *testing.T) {
 	t.Helper()
 	b := r.env.Bed
-	r.Proc = startProc(t, "anysched", b.Router.Command(bin(t, "anysched"), "run",
-		"--config", r.Path, "--iface", b.Router.Iface, "--metrics-addr", RouterMetrics))
+	args := append([]string{"run", "--config", r.Path, "--iface", b.Router.Iface, "--metrics-addr", RouterMetrics}, r.env.opts.RouterArgs...)
+	r.Proc = startProc(t, "anysched", b.Router.Command(bin(t, "anysched"), args...))
 	if err := testbed.WaitFor(time.Now().Add(failAfter), func() error {
 		if !r.Running() {
 			t.Fatalf("anysched exited while starting (%s)", r.state())

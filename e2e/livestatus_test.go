@@ -65,7 +65,7 @@ func (e *Env) waitPoolShare(t testing.TB, pool string, min float64, measured int
 // keep their node through every change.
 func TestLiveStatusMovesNewFlowsOnly(t *testing.T) {
 	const capacity = 20
-	e := Start(t, Options{NodeCapacity: capacity, Router: RouterConfig{Policy: "best-pool", Grace: time.Second}})
+	e := Start(t, Options{Delays: true, NodeCapacity: capacity, Router: RouterConfig{Policy: "best-pool", Grace: time.Second}})
 	const delay = 30 * time.Millisecond // probe RTT 30 ms of the 50 ms delay reference: score 0.3
 	const measured = 40
 

@@ -152,7 +152,7 @@ func TestNodeKilledFailsOver(t *testing.T) {
 			legacyOthers++
 		}
 	}
-	t.Logf("FIGURE node-loss: %s SIGKILLed; new flows sent to it until %v after the kill (the last of %d refused among %d TCP connects every 5ms; probes every 100ms, down after 3 misses); "+
+	t.Logf("FIGURE node-loss: %s SIGKILLed; new flows sent to it until %v after the kill (the last of %d refused among %d TCP connects every 5ms; probes every 200ms, down after 3 misses); "+
 		"router counters: its new flows last moved %v after, first new table %v after (scraped every %v); "+
 		"stream of new rendezvous flows across the kill: %d connections, %d broken (those sent to the dead node before the rebuild); after: 0 of 40 new flows to it; "+
 		"connections on the other nodes: %d broken (%d legacy kept their node); on the dead node: %d migrated and %d legacy lost",
