@@ -111,6 +111,7 @@ func TestTableChurnBreaksNothing(t *testing.T) {
 		every    = 200 * time.Millisecond
 	)
 	before := e.Router.Metrics(t)
+	capable0, legacy0 := e.AnycastHandshakes(t)
 	url := e.VIPURL(false)
 	d := duration.String()
 	loads := map[string]*Proc{
@@ -118,8 +119,9 @@ func TestTableChurnBreaksNothing(t *testing.T) {
 		"background": e.StartLoad(t, url, "--policy", "background", "--connections", "4", "--rate", "4", "--duration", d, "--requests-per-conn", "4", "--think", "150ms"),
 		"never":      e.StartLoad(t, url, "--policy", "never", "--connections", "4", "--rate", "4", "--duration", d, "--requests-per-conn", "5", "--think", "200ms"),
 	}
+	const held = 4 // long-lived crypto/tls connections
 	stop := make(chan struct{})
-	legacy := startLegacyLoops(t, e, 4, stop)
+	legacy := startLegacyLoops(t, e, held, stop)
 
 	// The churn: every 200 ms each node gets a new weight (1..200).
 	var reloads, reloadErrs atomic.Int64
@@ -174,6 +176,18 @@ func TestTableChurnBreaksNothing(t *testing.T) {
 	if reloadErrs.Load() != 0 {
 		t.Errorf("%d of %d reloads failed", reloadErrs.Load(), reloads.Load())
 	}
+	// Every connection a client meant to open through the VIP, against
+	// the handshakes the nodes completed there: more handshakes are
+	// connections that died between requests and were redialed unseen.
+	meant := held + legacy.ok["openssl"] + legacy.ok["curl"]
+	for _, r := range results {
+		meant += r.Connections
+	}
+	capable1, legacy1 := e.AnycastHandshakes(t)
+	redials := int(capable1+legacy1-capable0-legacy0) - meant
+	if broken == 0 && redials != 0 {
+		t.Errorf("the nodes completed %d handshakes on the VIP more than the %d connections the clients opened: connections broken and silently redialed", redials, meant)
+	}
 	after := e.Router.Metrics(t)
 	const transition = `anysched_packets_routed_total{route="transition"}`
 	crossed := after.Value(transition) - before.Value(transition)
@@ -186,10 +200,10 @@ func TestTableChurnBreaksNothing(t *testing.T) {
 	}
 	mig := results["rendezvous"].Connections + results["background"].Connections
 	t.Logf("FIGURE churn: %v of reloads every %v (%d SIGHUPs, %v new tables); %d migrating connections (%d rendezvous, %d background; %d migrated), "+
-		"%d legacy (%d anyclient never, openssl %d, curl %d, crypto/tls held %d requests); broken: %d; "+
+		"%d legacy (%d anyclient never, openssl %d, curl %d, crypto/tls held %d requests); broken: %d (VIP handshakes beyond the connections opened: %d); "+
 		"packets routed by the transition rule (flows on changed slots): %v; transition entries peak %v",
 		duration, every, reloads.Load(), generations, mig, results["rendezvous"].Connections, results["background"].Connections,
 		results["rendezvous"].Migrated+results["background"].Migrated,
 		results["never"].Connections+legacy.ok["openssl"]+legacy.ok["curl"], results["never"].Connections, legacy.ok["openssl"], legacy.ok["curl"],
-		legacy.ok["crypto/tls held"], broken, crossed, maxTransitions)
+		legacy.ok["crypto/tls held"], broken, redials, crossed, maxTransitions)
 }

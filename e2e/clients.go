@@ -293,3 +293,15 @@ func getResults(t testing.TB, p *Proc) (int, []GetResult) {
 	}
 	return code, out
 }
+
+// oneConnection reports whether every answer of a get client came over
+// the same connection: the same node, remote address and move count (a
+// connection that died and was redialed shows up as a change).
+func oneConnection(rs []GetResult) bool {
+	for _, r := range rs {
+		if r.Node != rs[0].Node || r.Remote != rs[0].Remote || r.Moves != rs[0].Moves {
+			return false
+		}
+	}
+	return true
+}

@@ -52,6 +52,13 @@ func TestNodeDrainMovesEveryCapableClient(t *testing.T) {
 		legacy = append(legacy, heldLegacy{c, node})
 	}
 
+	var others []*Node
+	for _, n := range e.Nodes {
+		if n != victim {
+			others = append(others, n)
+		}
+	}
+	capable0, _ := e.AnycastHandshakes(t, others...)
 	termed := time.Now()
 	victim.Signal(t, syscall.SIGTERM)
 	code := victim.Wait(t)
@@ -70,13 +77,26 @@ func TestNodeDrainMovesEveryCapableClient(t *testing.T) {
 			continue
 		}
 		last := rs[len(rs)-1]
+		if on[p] != victim.Name && !oneConnection(rs[1:]) {
+			t.Errorf("a capable client on %s changed connection during %s's drain: %+v", on[p], victim.Name, rs)
+		}
 		if on[p] == victim.Name {
+			// A move is a new move count on the same client connection;
+			// a redial would start over.
+			if last.Moves <= rs[0].Moves {
+				t.Errorf("a capable client of %s reached %s without a move (moves %d -> %d): redialed, not moved", victim.Name, last.Node, rs[0].Moves, last.Moves)
+			}
 			if last.Node != victim.Sibling.Name || last.Remote != victim.Sibling.Unicast.String() {
 				t.Errorf("a capable client of the drained %s ended on %s at %s; want %s at %v", victim.Name, last.Node, last.Remote, victim.Sibling.Name, victim.Sibling.Unicast)
 			} else {
 				moved++
 			}
 		}
+	}
+	// Redials would be new VIP handshakes on the other nodes.
+	capable1, _ := e.AnycastHandshakes(t, others...)
+	if capable1 != capable0 {
+		t.Errorf("the other nodes completed %v VIP handshakes by capable clients during the drain: clients redialed instead of moving", capable1-capable0)
 	}
 	legacyOnVictim, legacyBroken := 0, 0
 	for _, l := range legacy {

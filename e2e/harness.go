@@ -506,3 +506,34 @@ func (e *Env) TableNode(t testing.TB, c RouterConfig, src, vip netip.AddrPort) s
 	}
 	return snap.Nodes[id].Name
 }
+
+// AnycastHandshakes sums, over the given nodes (all when none are
+// given), the TLS handshakes they completed on the VIP by migration-
+// capable and by legacy clients: one per connection a client opened
+// through the router. migration.Transport (inside anyclient) silently
+// redials when a kept-alive connection dies between requests, so a test
+// that counts the connections its clients meant to open against these
+// sums sees the broken connections a client hid.
+func (e *Env) AnycastHandshakes(t testing.TB, nodes ...*Node) (capable, legacy float64) {
+	t.Helper()
+	if len(nodes) == 0 {
+		nodes = e.Nodes
+	}
+	for _, n := range nodes {
+		m, err := n.Metrics()
+		if err != nil {
+			t.Fatalf("%s metrics: %v", n.Name, err)
+		}
+		for series, v := range m {
+			if !strings.HasPrefix(series, "anynode_handshakes_total{") || !strings.Contains(series, `kind="anycast"`) {
+				continue
+			}
+			if strings.Contains(series, `capable="true"`) {
+				capable += v
+			} else {
+				legacy += v
+			}
+		}
+	}
+	return capable, legacy
+}
