@@ -507,6 +507,9 @@ func TestHostileTrafficAtTheVIP(t *testing.T) {
 		t.Logf("class %s: %d frames; expected by the router's parser: %s; router counters: %s", c.name, c.sent, c.want, c.counted)
 	}
 	mig := results["rendezvous"].Connections + results["background"].Connections
+	// Nodes the router's probes found down meanwhile: none is, so each is
+	// a probe that timed out while the router was busy with the flood.
+	falseDown := strings.Count(r.Stderr.String(), `msg="node down"`)
 	// Evictions by table, from the families the router has (one per
 	// table, or one with a table label).
 	evicted := func(family, table string) float64 {
@@ -516,12 +519,12 @@ func TestHostileTrafficAtTheVIP(t *testing.T) {
 	t.Logf("FIGURE hostile: %v of hostile traffic, by class (frames sent: router counts, what its parser expects; forwarded includes legitimate traffic): %s; "+
 		"reassembler full (%v slots) during the hello flood; floods: SYN %d frames (of %d; budget %v) in %v, hello %d in %v; "+
 		"anysched RSS ready %s, peak %s (VmHWM; sampled VmRSS peak %s; bound %s); "+
-		"during it: %v table generations, %v pin and %v transition-record evictions; reassembly slots in use at the end %v; "+
+		"during it: %v table generations, %d nodes marked down by probes that timed out, %v pin and %v transition-record evictions; reassembly slots in use at the end %v; "+
 		"legitimate: %d migrating (%d migrated), %d anyclient never, %d curl; broken = %d",
 		hostileFor.Round(time.Millisecond), strings.Join(byClass, "; "),
 		reasmFull, synFlood.sent, synFloodFrames, synFloodBudget, synFlood.elapsed.Round(time.Millisecond), helloFlood.sent, helloFlood.elapsed.Round(time.Millisecond),
 		mib(readyRSS), mib(hwm), mib(peakRSS), mib(bound),
-		final.Value("anysched_table_generation")-startM.Value("anysched_table_generation"),
+		final.Value("anysched_table_generation")-startM.Value("anysched_table_generation"), falseDown,
 		evicted("anysched_pin_evictions_total", "pin"), evicted("anysched_transition_evictions_total", "transition"), final.Value(mReasm),
 		mig, results["rendezvous"].Migrated+results["background"].Migrated, results["never"].Connections, curls.ok, broken)
 }
