@@ -85,7 +85,7 @@ func lastFailed(outs []dialOutcome, t0 time.Time, want func(error) bool) (time.D
 	return last, n
 }
 
-func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+func refused(err error) bool  { return errors.Is(err, syscall.ECONNREFUSED) }
 func timedOut(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 // TestNodeLossFailsOver: one anynode is SIGKILLed, then another node's
