@@ -377,6 +377,7 @@ func TestHostileTrafficAtTheVIP(t *testing.T) {
 		link: link{src: e.Bed.Client.MAC, dst: e.Bed.Router.MAC}}
 
 	// The legitimate clients, for longer than the hostile traffic takes.
+	capable0, legacy0 := e.AnycastHandshakes(t)
 	const legitFor = 26 * time.Second
 	d := legitFor.String()
 	url := e.VIPURL(false)
@@ -483,6 +484,19 @@ func TestHostileTrafficAtTheVIP(t *testing.T) {
 	if _, err := e.Curl(t, e.VIPURL(false)); err != nil {
 		t.Errorf("curl after the hostile traffic: %v", err)
 	}
+	// Every connection a client meant to open through the VIP (the two
+	// after the traffic included), against the handshakes the nodes
+	// completed there: more handshakes are connections that died between
+	// requests and were redialed unseen (anyclient's transport redials).
+	meant := curls.ok + 2
+	for _, res := range results {
+		meant += res.Connections
+	}
+	capable1, legacy1 := e.AnycastHandshakes(t)
+	redials := int(capable1+legacy1-capable0-legacy0) - meant
+	if broken == 0 && redials != 0 {
+		t.Errorf("the nodes completed %d handshakes on the VIP more than the %d connections the clients opened: connections broken and silently redialed", redials, meant)
+	}
 
 	close(sampling)
 	<-samplerDone
@@ -520,11 +534,11 @@ func TestHostileTrafficAtTheVIP(t *testing.T) {
 		"reassembler full (%v slots) during the hello flood; floods: SYN %d frames (of %d; budget %v) in %v, hello %d in %v; "+
 		"anysched RSS ready %s, peak %s (VmHWM; sampled VmRSS peak %s; bound %s); "+
 		"during it: %v table generations, %d nodes marked down by probes that timed out, %v pin and %v transition-record evictions; reassembly slots in use at the end %v; "+
-		"legitimate: %d migrating (%d migrated), %d anyclient never, %d curl; broken = %d",
+		"legitimate: %d migrating (%d migrated), %d anyclient never, %d curl; broken = %d (VIP handshakes beyond the connections opened: %d)",
 		hostileFor.Round(time.Millisecond), strings.Join(byClass, "; "),
 		reasmFull, synFlood.sent, synFloodFrames, synFloodBudget, synFlood.elapsed.Round(time.Millisecond), helloFlood.sent, helloFlood.elapsed.Round(time.Millisecond),
 		mib(readyRSS), mib(hwm), mib(peakRSS), mib(bound),
 		final.Value("anysched_table_generation")-startM.Value("anysched_table_generation"), falseDown,
 		evicted("anysched_pin_evictions_total", "pin"), evicted("anysched_transition_evictions_total", "transition"), final.Value(mReasm),
-		mig, results["rendezvous"].Migrated+results["background"].Migrated, results["never"].Connections, curls.ok, broken)
+		mig, results["rendezvous"].Migrated+results["background"].Migrated, results["never"].Connections, curls.ok, broken, redials)
 }
