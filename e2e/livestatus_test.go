@@ -36,27 +36,40 @@ func shares(m map[string]float64) string {
 	return strings.TrimSpace(b.String())
 }
 
-// waitPoolShare opens batches of new flows until at least min of a batch
-// goes to pool (the scheduler has seen the change: probes, reports,
-// hysteresis), then measures one more batch of measured flows and returns
-// its shares by pool.
-func (e *Env) waitPoolShare(t testing.TB, pool string, min float64, measured int) map[string]float64 {
+// phaseShares is what one change of live status did to new flows: the
+// shares by pool of the first batch after it and of the batch at which
+// the schedule had settled, and how long settling took.
+type phaseShares struct {
+	first, settled map[string]float64
+	took           time.Duration
+}
+
+func (p phaseShares) String() string {
+	return fmt.Sprintf("first batch %s, settled %s after %v", shares(p.first), shares(p.settled), p.took.Round(100*time.Millisecond))
+}
+
+// settlePoolShare opens batches of n new flows until one gives pool at
+// least min of them (the scheduler has seen the change: probes, reports,
+// hysteresis, dwell); the test fails if that does not happen within
+// failAfter.
+func (e *Env) settlePoolShare(t testing.TB, pool string, min float64, n int) phaseShares {
 	t.Helper()
-	var last map[string]float64
+	start := time.Now()
+	var p phaseShares
 	if err := testbed.WaitFor(time.Now().Add(failAfter), func() error {
-		last, _ = e.NewFlows(t, 8)
-		if s := share(last, pool); s < min {
-			return fmt.Errorf("%s got %.0f%% of a batch (%s)", pool, 100*s, shares(last))
+		byPool, _ := e.NewFlows(t, n)
+		if p.first == nil {
+			p.first = byPool
+		}
+		p.settled, p.took = byPool, time.Since(start)
+		if s := share(byPool, pool); s < min {
+			return fmt.Errorf("%s got %.0f%% of %d new flows (%s)", pool, 100*s, n, shares(byPool))
 		}
 		return nil
 	}); err != nil {
-		t.Fatalf("the schedule never moved to %s: %v", pool, err)
+		t.Fatalf("the schedule never gave %s %.0f%% of new flows: %v", pool, 100*min, err)
 	}
-	byPool, _ := e.NewFlows(t, measured)
-	if s := share(byPool, pool); s < min {
-		t.Fatalf("%s got %.0f%% of %d new flows (%s); want at least %.0f%%", pool, 100*s, measured, shares(byPool), 100*min)
-	}
-	return byPool
+	return p
 }
 
 // TestLiveStatusMovesNewFlowsOnly: the router's probes (delay) and the
@@ -87,13 +100,14 @@ func TestLiveStatusMovesNewFlowsOnly(t *testing.T) {
 		heldOn[c] = node
 	}
 
-	// 1. pool-b slow: new flows go to pool-a.
+	// 1. pool-b slow: new flows go to pool-a. (Whichever pool was best
+	// before is chance: both had no delay and no load.)
 	e.SetPoolDelay(1, delay)
-	phase1 := e.waitPoolShare(t, "pool-a", 0.9, measured)
+	phase1 := e.settlePoolShare(t, "pool-a", 0.9, measured)
 	// 2. pool-a slow instead: they move to pool-b.
 	e.SetPoolDelay(1, 0)
 	e.SetPoolDelay(0, delay)
-	phase2 := e.waitPoolShare(t, "pool-b", 0.9, measured)
+	phase2 := e.settlePoolShare(t, "pool-b", 0.9, measured)
 	// 3. pool-b's nodes at full load (connections held to their unicast
 	// addresses up to --capacity): its score (0.5) passes pool-a's delay
 	// (0.3), so new flows go back to pool-a.
@@ -108,7 +122,7 @@ func TestLiveStatusMovesNewFlowsOnly(t *testing.T) {
 			loaders = append(loaders, c)
 		}
 	}
-	phase3 := e.waitPoolShare(t, "pool-a", 0.9, measured)
+	phase3 := e.settlePoolShare(t, "pool-a", 0.9, measured)
 	for _, c := range loaders {
 		c.Close()
 	}
@@ -125,6 +139,7 @@ func TestLiveStatusMovesNewFlowsOnly(t *testing.T) {
 			t.Errorf("an established connection moved from %s to %s", heldOn[c], node)
 		}
 	}
-	t.Logf("FIGURE live-status: new flows (%d per phase, by pool): pool-b delayed %v: %s; pool-a delayed: %s; pool-b at full load: %s; "+
-		"established connections moved: %d of %d", measured, delay, shares(phase1), shares(phase2), shares(phase3), moved, len(held))
+	t.Logf("FIGURE live-status: new flows by pool, batches of %d (best-pool policy): pool-b delayed %v: %v; then pool-a delayed instead: %v; "+
+		"then pool-b at full load (%d connections per node = --capacity): %v; established connections moved: %d of %d",
+		measured, delay, phase1, phase2, capacity, phase3, moved, len(held))
 }
