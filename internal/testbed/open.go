@@ -27,8 +27,8 @@ func checkPrefix(p string) error {
 }
 
 // bedNamespaces lists the namespaces of the bed named prefix that exist:
-// nodes (by number), router, client, then the fabric — the order to
-// delete them in.
+// nodes (by number), the store, router, client, then the fabric — the
+// order to delete them in.
 func bedNamespaces(prefix string) ([]string, error) {
 	entries, err := os.ReadDir(netnsDir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -57,7 +57,7 @@ func bedNamespaces(prefix string) ([]string, error) {
 	for _, i := range nodes {
 		names = append(names, fmt.Sprintf("%s-node%d", prefix, i))
 	}
-	for _, role := range []string{"router", "client", "fabric"} {
+	for _, role := range []string{"store", "router", "client", "fabric"} {
 		if have[role] {
 			names = append(names, prefix+"-"+role)
 		}
@@ -106,8 +106,16 @@ func Open(prefix string) (*Bed, error) {
 	if b.Router, err = open("router", "pr"); err != nil {
 		return nil, err
 	}
-	for i := len(names) - 4; i >= 0; i-- { // names lists the nodes last-first
+	if found[prefix+"-store"] {
+		if b.Store, err = open("store", "ps"); err != nil {
+			return nil, err
+		}
+	}
+	for i := len(names) - 1; i >= 0; i-- { // names lists the nodes last-first
 		role := strings.TrimPrefix(names[i], prefix+"-")
+		if !strings.HasPrefix(role, "node") {
+			continue
+		}
 		n, err := open(role, "pn"+strings.TrimPrefix(role, "node"))
 		if err != nil {
 			return nil, err

@@ -31,7 +31,10 @@
 // reads packet counters, SetDelay delays a node's egress, RouteVIPVia turns
 // the router into a plain Linux forwarder (the baseline, and what answers
 // expiring TTLs), Pktgen sends TCP frames at rate from an AF_XDP socket,
-// TCPFrame and PacketSocket make and catch single frames.
+// TCPFrame and PacketSocket make and catch single frames. Options.Store
+// adds a host on the fabric for services every node uses (the e2e tests'
+// shared Redis), Options.ClientAddrs more client addresses (Host.Extra4,
+// Extra6), and Bed.Pools and SetDelays treat consecutive nodes as pools.
 //
 // Per-node delay: the kernels this runs on may lack sch_netem (the CI's
 // does), so a delayed node's veth peer is taken off the bridge and a
@@ -86,7 +89,20 @@ type Options struct {
 	// Prefix names the bed's namespaces (<Prefix>-fabric, -client, ...);
 	// empty: a unique one (PID and counter), as tests want.
 	Prefix string
+	// Store adds a "store" host on the fabric (<Prefix>-store, .3 and
+	// ::3): a place for a service every node reaches on its unicast
+	// address, such as the pool's shared Redis replay store. Its traffic
+	// does not pass the router.
+	Store bool
+	// ClientAddrs adds that many extra addresses to the client's eth0
+	// (Host.Extra4 and Extra6: .201, .202, ... and ::c9, ::ca, ...), so
+	// tests can open flows from several client addresses. At most
+	// MaxClientAddrs.
+	ClientAddrs int
 }
+
+// MaxClientAddrs bounds Options.ClientAddrs (the addresses .201...254).
+const MaxClientAddrs = 54
 
 // Host is one namespace of the bed with its fabric interface.
 type Host struct {
@@ -96,7 +112,10 @@ type Host struct {
 	Port  string // the veth peer on the bridge, in the fabric namespace
 	Addr4 netip.Addr
 	Addr6 netip.Addr
-	MAC   [6]byte
+	// Extra4 and Extra6 are further addresses on Iface (the client's,
+	// with Options.ClientAddrs); empty otherwise.
+	Extra4, Extra6 []netip.Addr
+	MAC            [6]byte
 	// Index is the interface index of Iface inside NS.
 	Index int
 
@@ -110,8 +129,10 @@ type Bed struct {
 	Client *Host
 	Router *Host
 	Nodes  []*Host
-	VIP4   netip.Addr
-	VIP6   netip.Addr
+	// Store is the store host (Options.Store); nil without it.
+	Store *Host
+	VIP4  netip.Addr
+	VIP6  netip.Addr
 
 	namespaces []string
 	delayLines []*delayLine
@@ -179,6 +200,9 @@ func Build(opts Options) (*Bed, error) {
 	if opts.RouterQueues == 0 {
 		opts.RouterQueues = 1
 	}
+	if opts.ClientAddrs < 0 || opts.ClientAddrs > MaxClientAddrs {
+		return nil, fmt.Errorf("testbed: ClientAddrs = %d: want 0..%d", opts.ClientAddrs, MaxClientAddrs)
+	}
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = fmt.Sprintf("asb%d-%d", os.Getpid(), bedCounter.Add(1))
@@ -196,6 +220,13 @@ func Build(opts Options) (*Bed, error) {
 	}
 	b.Client = host("client", "pc", 1)
 	b.Router = host("router", "pr", 2)
+	if opts.Store {
+		b.Store = host("store", "ps", 3)
+	}
+	for i := 0; i < opts.ClientAddrs; i++ {
+		b.Client.Extra4 = append(b.Client.Extra4, host("", "", byte(201+i)).Addr4)
+		b.Client.Extra6 = append(b.Client.Extra6, host("", "", byte(201+i)).Addr6)
+	}
 	for i := 0; i < opts.Nodes; i++ {
 		b.Nodes = append(b.Nodes, host(fmt.Sprintf("node%d", i+1), fmt.Sprintf("pn%d", i+1), byte(10+i+1)))
 	}
@@ -208,9 +239,13 @@ func Build(opts Options) (*Bed, error) {
 	return b, nil
 }
 
-// Hosts lists client, router and nodes.
+// Hosts lists client, router, the store (when there is one) and nodes.
 func (b *Bed) Hosts() []*Host {
-	return append([]*Host{b.Client, b.Router}, b.Nodes...)
+	hs := []*Host{b.Client, b.Router}
+	if b.Store != nil {
+		hs = append(hs, b.Store)
+	}
+	return append(hs, b.Nodes...)
 }
 
 func (b *Bed) addNS(name string) error {
@@ -291,6 +326,11 @@ func (b *Bed) build(opts Options) error {
 			{"-n", h.NS, "link", "set", h.Iface, "up"},
 			{"-n", h.NS, "addr", "add", netip.PrefixFrom(h.Addr4, Subnet4.Bits()).String(), "dev", h.Iface},
 			{"-n", h.NS, "addr", "add", netip.PrefixFrom(h.Addr6, Subnet6.Bits()).String(), "dev", h.Iface, "nodad"},
+		}
+		for i := range h.Extra4 {
+			cmds = append(cmds,
+				[]string{"-n", h.NS, "addr", "add", netip.PrefixFrom(h.Extra4[i], Subnet4.Bits()).String(), "dev", h.Iface},
+				[]string{"-n", h.NS, "addr", "add", netip.PrefixFrom(h.Extra6[i], Subnet6.Bits()).String(), "dev", h.Iface, "nodad"})
 		}
 		if h.delay != nil {
 			cmds = cmds[1:] // its port is on the delay line, not the bridge

@@ -242,3 +242,62 @@ func TestOpenAndDown(t *testing.T) {
 		}
 	}
 }
+
+func TestStoreClientAddrsAndPools(t *testing.T) {
+	b := New(t, Options{Nodes: 3, Store: true, ClientAddrs: 2, DelayLine: true})
+	if b.Store == nil || b.Store.Addr4 != netip.MustParseAddr("10.99.0.3") {
+		t.Fatalf("store host: %+v", b.Store)
+	}
+	if len(b.Client.Extra4) != 2 || b.Client.Extra4[1] != netip.MustParseAddr("10.99.0.202") ||
+		len(b.Client.Extra6) != 2 || b.Client.Extra6[0] != netip.MustParseAddr("fd00:99::c9") {
+		t.Fatalf("client extra addresses: %v %v", b.Client.Extra4, b.Client.Extra6)
+	}
+	// A node reaches the store on its unicast address, and an extra client
+	// address answers from the fabric.
+	l, err := b.Store.Listen("tcp", netip.AddrPortFrom(b.Store.Addr4, 6379).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if err := b.Nodes[2].WaitTCP(netip.AddrPortFrom(b.Store.Addr4, 6379), time.Now().Add(10*time.Second)); err != nil {
+		t.Fatalf("node3 -> store: %v", err)
+	}
+	for _, a := range []netip.Addr{b.Client.Extra4[1], b.Client.Extra6[0]} {
+		if err := b.Nodes[0].PingOK(a, 2*time.Second); err != nil {
+			t.Fatalf("node1 -> client %v: %v", a, err)
+		}
+	}
+	pools, err := b.Pools(2)
+	if err != nil || len(pools) != 2 || len(pools[0]) != 2 || len(pools[1]) != 1 || pools[1][0] != b.Nodes[2] {
+		t.Fatalf("Pools(2) of 3 nodes: %v, %v", pools, err)
+	}
+	if _, err := b.Pools(4); err == nil {
+		t.Error("4 pools of 3 nodes accepted")
+	}
+	if err := SetDelays(pools[0], 3*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetDelays([]*Host{b.Client}, time.Millisecond); !errors.Is(err, ErrNoDelayLine) {
+		t.Errorf("SetDelays on the client: %v, want ErrNoDelayLine", err)
+	}
+	// Open finds the store again, and the nodes in order.
+	o, err := Open(b.Prefix)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if o.Store == nil || o.Store.Addr4 != b.Store.Addr4 || len(o.Nodes) != 3 || o.Nodes[2].NS != b.Nodes[2].NS {
+		t.Fatalf("Open: store %+v, nodes %d", o.Store, len(o.Nodes))
+	}
+	if _, err := Build(Options{ClientAddrs: MaxClientAddrs + 1}); err == nil {
+		t.Error("too many client addresses accepted")
+	}
+}
