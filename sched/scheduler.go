@@ -75,10 +75,13 @@ type nodeState struct {
 
 	up           bool
 	fails, succs int
-	rtt          float64 // EWMA, nanoseconds
-	hasRTT       bool
-	probes       uint64
-	probeFails   uint64
+	// heldUp counts failed probes that did not take the node down
+	// because every probed node was failing at once.
+	heldUp     int
+	rtt        float64 // EWMA, nanoseconds
+	hasRTT     bool
+	probes     uint64
+	probeFails uint64
 
 	report       Report
 	reportAt     int64

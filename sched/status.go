@@ -210,7 +210,7 @@ func (s *Scheduler) apply(r result) {
 		st.probes++
 		if r.ok {
 			st.succs++
-			st.fails = 0
+			st.fails, st.heldUp = 0, 0
 			if st.hasRTT {
 				a := s.cfg.Probe.EWMAAlpha
 				st.rtt = a*float64(r.rtt) + (1-a)*st.rtt
@@ -227,8 +227,20 @@ func (s *Scheduler) apply(r result) {
 			st.succs = 0
 			st.lastErr = r.err.Error()
 			if st.up && st.fails >= s.cfg.Probe.DownAfter {
-				st.up, force = false, true
-				s.log.Warn("node down", "node", st.cfg.Name, "failed_probes", st.fails, "err", r.err)
+				if s.everyProbedNodeFailing() {
+					// Every node failing at once is the router's own
+					// trouble (a starved prober, its link down), not
+					// theirs: taking them all out would move every
+					// anycast-phase flow, or leave no node at all.
+					st.heldUp++
+					if st.heldUp == 1 {
+						s.log.Warn("every probed node is failing its probes at once: suspecting this router, keeping them up",
+							"node", st.cfg.Name, "failed_probes", st.fails, "err", r.err)
+					}
+				} else {
+					st.up, force = false, true
+					s.log.Warn("node down", "node", st.cfg.Name, "failed_probes", st.fails, "err", r.err)
+				}
 			}
 		}
 	case reportResult:
@@ -243,4 +255,20 @@ func (s *Scheduler) apply(r result) {
 		}
 	}
 	s.evaluate(now, force)
+}
+
+// everyProbedNodeFailing reports whether at least two nodes are probed
+// and every one of them failed its latest probe. Caller holds mu.
+func (s *Scheduler) everyProbedNodeFailing() bool {
+	probed := 0
+	for _, st := range s.nodes {
+		if st.removed || st.cfg.HealthPort == 0 {
+			continue
+		}
+		if st.fails == 0 {
+			return false
+		}
+		probed++
+	}
+	return probed >= 2
 }

@@ -122,6 +122,69 @@ pools:
 	waitFor(t, "the node to come back", func() bool { n := nodeOf(s.Current(), "up"); return n.Up && n.Slots > 0 })
 }
 
+// When every probed node fails at once, the router suspects itself (a
+// starved prober, its own link) and keeps them up; when one recovers, the
+// others' failures are theirs again and they go down.
+func TestEveryNodeFailingAtOnceIsTheRoutersProblem(t *testing.T) {
+	var lns []net.Listener
+	nodes := ""
+	for i := range 3 {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go acceptAll(ln)
+		lns = append(lns, ln)
+		nodes += fmt.Sprintf("      - {name: n%d, address: 127.0.0.%d, health_port: %d}\n", i, i+1, ln.Addr().(*net.TCPAddr).Port)
+	}
+	y := `vips: [{address: 10.200.0.1}]
+table: {size: 1009, seed: 6a1c5e0f3b9d47a2c8e1f05d7b3a9c64}
+policy: weighted
+pools:
+  - name: p
+    nodes:
+` + nodes + fastTimers
+	s := runScheduler(t, y)
+	waitFor(t, "every node probed", func() bool {
+		for i := range 3 {
+			if st := statusOf(s, fmt.Sprintf("n%d", i)); st.Probes < 2 || !st.Up {
+				return false
+			}
+		}
+		return true
+	})
+	for _, ln := range lns {
+		ln.Close()
+	}
+	waitFor(t, "every node to fail twice its down_after", func() bool {
+		for i := range 3 {
+			if st := statusOf(s, fmt.Sprintf("n%d", i)); st.ProbeFails < 4 {
+				return false
+			}
+		}
+		return true
+	})
+	for i := range 3 {
+		if st := statusOf(s, fmt.Sprintf("n%d", i)); !st.Up {
+			t.Fatalf("n%d went down while every node was failing at once: %+v", i, st)
+		}
+	}
+	// n0 answers again: n1 and n2 are failing on their own now.
+	addr := lns[0].Addr().String()
+	var back net.Listener
+	waitFor(t, "n0's port to be free again", func() bool {
+		var err error
+		back, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	defer back.Close()
+	go acceptAll(back)
+	waitFor(t, "n1 and n2 to go down", func() bool { return !statusOf(s, "n1").Up && !statusOf(s, "n2").Up })
+	if !statusOf(s, "n0").Up {
+		t.Fatal("n0 went down")
+	}
+}
+
 func acceptAll(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
