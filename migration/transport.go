@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Transport is an http.RoundTripper (HTTP/1.1 over Dialer connections,
@@ -23,9 +24,16 @@ type Transport struct {
 	// MaxIdlePerHost bounds the idle connections kept per host; 0 means 2.
 	MaxIdlePerHost int
 
-	mu   sync.Mutex
-	idle map[string][]*pooledConn
+	mu    sync.Mutex
+	idle  map[string][]*pooledConn
+	dials atomic.Int64
 }
+
+// Dials is how many connections t has dialed. A move to a node's unicast
+// address is not a dial; a second dial means a connection was lost (the
+// peer closed it, or a request on it failed and was retried on a new
+// one), which a load generator counts as broken.
+func (t *Transport) Dials() int64 { return t.dials.Load() }
 
 const defaultMaxIdlePerHost = 2
 
@@ -147,6 +155,7 @@ func (t *Transport) getConn(ctx context.Context, key string) (*pooledConn, bool,
 		}
 		return pc, true, nil
 	}
+	t.dials.Add(1)
 	c, err := t.Dialer.DialContext(ctx, "tcp", key)
 	if err != nil {
 		return nil, false, err

@@ -132,6 +132,9 @@ func TestTransportBackgroundRequestLoopLosesNothing(t *testing.T) {
 	if strings.Join(order, ",") != "a anycast,a unicast,b unicast" {
 		t.Errorf("conn moved %v, want VIP → a → b", order)
 	}
+	if n := tr.Dials(); n != 1 {
+		t.Errorf("Dials = %d: the moves must not count as dials", n)
+	}
 }
 
 func TestTransportRejectsNonHTTPS(t *testing.T) {
@@ -161,6 +164,9 @@ func TestTransportReplacesDeadIdleConn(t *testing.T) {
 	node.waitClosed(t, KindUnicast)
 	if n, info := get(t, tr, node.vipAddr()); n != "node" || !info.Migrated {
 		t.Fatalf("after the server closed the idle conn: node %q info %+v", n, info)
+	}
+	if n := tr.Dials(); n != 2 {
+		t.Fatalf("Dials = %d after the idle conn was replaced, want 2", n)
 	}
 }
 

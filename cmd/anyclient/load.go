@@ -426,6 +426,12 @@ func oneConnection(o *loadOptions, d *migration.Dialer) connResult {
 		}
 		r.requests++
 	}
+	if n := tr.Dials(); n > 1 {
+		// The Transport redialed (a request on the lost connection
+		// retried on a new one, or an idle connection the peer
+		// closed): the client saw no error, but its connection broke.
+		return fail("the connection was lost and redialed %d time(s) between requests", n-1)
+	}
 	return r
 }
 
