@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,11 +31,7 @@ func buildBinaries() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
-	}
-	cmd := exec.Command(gobin, "build", "-o", dir+string(os.PathSeparator),
+	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
 		"github.com/anysched/anysched/cmd/anysched",
 		"github.com/anysched/anysched/cmd/anynode",
 		"github.com/anysched/anysched/cmd/anyclient")
