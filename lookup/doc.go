@@ -112,8 +112,9 @@
 // attacker must complete two-packet flows and fill its whole bucket
 // with flows more recently active than it. Expiry is lazy on lookup and
 // insert, plus Sweep, which the fast path calls with a small budget once
-// per batch. An entry is one cache line (EntryBytes with its tag), which
-// DeciderConfig.Bytes turns into the tables' memory.
+// per batch. An entry takes 60 bytes with its tag (EntryBytes: within the
+// 64 bytes a legacy connection may cost), which DeciderConfig.Bytes turns
+// into the tables' memory.
 //
 // # What a packet may change
 //

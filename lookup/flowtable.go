@@ -24,7 +24,7 @@ func (c *ownerCounter) Store(v uint64) { c.v.Store(v) }
 // preallocated, set-associative open addressing: a key's hash picks a
 // bucket of bucketSize entries whose 32-bit tags (hash bits, forced
 // non-zero; 0 marks an empty entry) share half a cache line, so a miss
-// reads one line and a hit one more (an entry is one cache line). All of
+// reads one line and a hit one or two more (an entry is 56 bytes). All of
 // its methods belong to one goroutine.
 //
 // Each bucket is a segmented LRU: a new entry starts on probation; a
@@ -73,16 +73,26 @@ const (
 	flagShortened
 )
 
-// flowEntry is one cache line (64 bytes).
+// flowEntry is 56 bytes, so that with its tag a pin costs 60 bytes: a
+// legacy connection's whole cost to the router stays within 64 bytes.
 type flowEntry struct {
-	key      parser.FlowKey
-	node     uint16
-	flags    entryFlags
-	deadline int64
+	key   parser.FlowKey
+	node  uint16
+	flags entryFlags
 	// active is when the flow was last seen doing something trusted
-	// (its insert, a touch): the eviction order within a segment.
-	active int64
+	// (its insert, a touch), in activeTicks: the eviction order within a
+	// segment. 32 bits of ~1 ms wrap after ~50 days; entries of one
+	// bucket are compared by wrapping difference, and none lives within
+	// 25 days of that (pins idle out in minutes).
+	active   uint32
+	deadline int64
 }
+
+// activeTick is the Now clock (ns) in ~1.05 ms units, cut to 32 bits.
+func activeTick(now int64) uint32 { return uint32(uint64(now) >> 20) }
+
+// activeBefore reports whether tick a is older than tick b.
+func activeBefore(a, b uint32) bool { return int32(a-b) < 0 }
 
 // EntryBytes is the memory one pin-table or transition-set entry takes
 // (its tag included), for sizing tables against memory.
@@ -173,7 +183,7 @@ func (t *flowTable) touch(i int, now int64) {
 		t.protectedSize.Store(uint64(t.protected))
 		t.promotions.add(1)
 	}
-	e.active = now
+	e.active = activeTick(now)
 	if t.idle > 0 {
 		e.deadline = now + t.idle
 		e.flags &^= flagShortened
@@ -256,11 +266,11 @@ func (t *flowTable) insert(key *parser.FlowKey, h uint64, node uint16, deadline,
 				expired = i
 			}
 		case e.flags&flagProtected == 0:
-			if probation < 0 || e.active < t.entries[probation].active {
+			if probation < 0 || activeBefore(e.active, t.entries[probation].active) {
 				probation = i
 			}
 		default:
-			if protected < 0 || e.active < t.entries[protected].active {
+			if protected < 0 || activeBefore(e.active, t.entries[protected].active) {
 				protected = i
 			}
 		}
@@ -282,7 +292,7 @@ func (t *flowTable) insert(key *parser.FlowKey, h uint64, node uint16, deadline,
 		t.evictionsProtected.add(1)
 	}
 	t.tags[i] = tag
-	t.entries[i] = flowEntry{key: *key, node: node, deadline: deadline, active: now}
+	t.entries[i] = flowEntry{key: *key, node: node, deadline: deadline, active: activeTick(now)}
 	bucket := h & t.mask
 	t.occupied[bucket/64] |= 1 << (bucket % 64)
 	t.count++
