@@ -38,17 +38,10 @@ type Env struct {
 	Flows int
 }
 
-// Scenario is one way of running the router namespace. A packet scenario
-// is measured by sending every workload at the router with the generator
-// and counting what reaches the nodes (Measure).
-//
-// Connection-level scenarios (TLS connections/s and
-// connect-to-first-byte, state per connection) are Scenarios too: they
-// start their router (anysched + anynode, HAProxy, nftables) in Start and
-// are measured by a second measuring function beside Measure that opens
-// real TLS connections from the client namespace and fills
-// Sample.Metrics; the runner, the JSON and the report group samples by
-// scenario and metric, so they need no change.
+// Scenario is one way of running the router namespace for packets: it is
+// measured by sending every workload at the router with the generator and
+// counting what reaches the nodes (Measure). Connection-level front ends
+// are ConnScenarios (conn.go).
 type Scenario interface {
 	// Name is the short name used in the report, plots and JSON.
 	Name() string
