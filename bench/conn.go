@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -127,14 +128,14 @@ func ConnScenarios() []ConnScenario {
 	return []ConnScenario{
 		&anyschedFront{name: NameAnyschedMig, policy: "rendezvous"},
 		&anyschedFront{name: NameAnyschedLegacy, policy: "never"},
-		&nftFront{},
+		newNftFront(),
 		&haproxyFront{},
 	}
 }
 
 // StateFronts are the front ends of the state sweep.
 func StateFronts() []ConnScenario {
-	return []ConnScenario{&anyschedFront{name: NameAnysched}, &nftFront{}, &haproxyFront{}}
+	return []ConnScenario{&anyschedFront{name: NameAnysched}, newNftFront(), &haproxyFront{}}
 }
 
 // PinEntryBytes is what one pin or transition record occupies in
@@ -202,16 +203,28 @@ func gauges(text string, names ...string) map[string]float64 {
 	return out
 }
 
+// dnatPort is where the nodes also serve TLS for the nftables front end:
+// the DNAT points there, so the nodes can send those connections' replies
+// back through the router (which must undo the translation) by a policy
+// rule on the source port, while a migrated client's connection to the
+// node's unicast port 443 stays direct, as with every other front end.
+const dnatPort = 8443
+
+// dnatReplyTable is the nodes' routing table for the DNAT'd replies.
+const dnatReplyTable = "100"
+
 // nftFront is the packet scenarios' nftables DNAT with conntrack, made
-// able to carry connections: the nodes reach the client through the
-// router (DNAT needs the replies back to undo the translation), and the
-// router sends no ICMP redirects (it forwards out of the interface it
-// received on, which would otherwise teach the nodes the direct way).
+// able to carry connections: DNAT to the nodes' dnatPort, their replies
+// from it routed via the router, and no ICMP redirects from the router
+// (it forwards out of the interface it received on, which would otherwise
+// teach the nodes the direct way).
 type nftFront struct{ nftDNAT }
+
+func newNftFront() *nftFront { return &nftFront{nftDNAT{port: dnatPort}} }
 
 func (nftFront) Policy() string { return "never" }
 func (nftFront) About() string {
-	return "nftables DNAT with conntrack (the packet scenario's ruleset), the nodes' route to the client via the router, ICMP redirects off; legacy clients"
+	return fmt.Sprintf("nftables DNAT with conntrack (the packet scenario's jhash map, to the nodes' port %d), the nodes' replies from that port routed back via the router, ICMP redirects off; legacy clients", dnatPort)
 }
 
 func (s nftFront) Start(e *Env) error {
@@ -220,12 +233,18 @@ func (s nftFront) Start(e *Env) error {
 		return err
 	}
 	client := netip.PrefixFrom(tb.Client.Addr4, 32).String()
+	port := strconv.Itoa(dnatPort)
 	for _, n := range tb.Nodes {
 		if err := n.Sysctl("net.ipv4.conf.all.accept_redirects=0", "net.ipv4.conf."+n.Iface+".accept_redirects=0"); err != nil {
 			return err
 		}
-		if out, err := n.Exec("ip", "route", "replace", client, "via", tb.Router.Addr4.String()); err != nil {
-			return fmt.Errorf("bench: %s's route to the client via the router: %v: %s", n.Role, err, out)
+		for _, args := range [][]string{
+			{"ip", "route", "replace", client, "via", tb.Router.Addr4.String(), "table", dnatReplyTable},
+			{"ip", "rule", "add", "ipproto", "tcp", "sport", port, "table", dnatReplyTable},
+		} {
+			if out, err := n.Exec(args...); err != nil {
+				return fmt.Errorf("bench: %s: %s: %v: %s", n.Role, strings.Join(args, " "), err, out)
+			}
 		}
 	}
 	if err := s.nftDNAT.Start(e); err != nil {
@@ -237,10 +256,14 @@ func (s nftFront) Start(e *Env) error {
 func (s nftFront) Stop(e *Env) error {
 	tb := e.Bed.TB
 	errs := []error{s.nftDNAT.Stop(e)}
-	client := netip.PrefixFrom(tb.Client.Addr4, 32).String()
 	for _, n := range tb.Nodes {
-		if out, err := n.Exec("ip", "route", "del", client); err != nil {
-			errs = append(errs, fmt.Errorf("bench: %s: remove route %s: %v: %s", n.Role, client, err, out))
+		for _, args := range [][]string{
+			{"ip", "rule", "del", "ipproto", "tcp", "sport", strconv.Itoa(dnatPort), "table", dnatReplyTable},
+			{"ip", "route", "flush", "table", dnatReplyTable},
+		} {
+			if out, err := n.Exec(args...); err != nil {
+				errs = append(errs, fmt.Errorf("bench: %s: %s: %v: %s", n.Role, strings.Join(args, " "), err, out))
+			}
 		}
 		errs = append(errs, n.Sysctl("net.ipv4.conf.all.accept_redirects=1", "net.ipv4.conf."+n.Iface+".accept_redirects=1"))
 	}
@@ -457,7 +480,7 @@ func startNodes(e *Env, cfg ConnConfig) (*nodes, error) {
 		pems = append(pems, pem)
 		logs := &lockedBuffer{}
 		cmd := n.Command("taskset", "-c", strconv.Itoa(cfg.ClientCPU), cfg.Anynode, "--name", n.Role,
-			"--vip", netip.AddrPortFrom(e.Bed.TB.VIP4, 443).String(),
+			"--vip", netip.AddrPortFrom(e.Bed.TB.VIP4, 443).String(), "--vip", netip.AddrPortFrom(n.Addr4, dnatPort).String(),
 			"--unicast", netip.AddrPortFrom(n.Addr4, 443).String(),
 			"--ticket-keys", keys, "--write-cert", pem, "--log-level", "warn", "--drain-timeout", "1s")
 		cmd.Stdout, cmd.Stderr = logs, logs
@@ -552,6 +575,9 @@ type client struct {
 	done   chan struct{}
 	final  ClientReport
 	err    error
+
+	mu   sync.Mutex
+	last ClientReport // the latest report, final or not (--report-every)
 }
 
 // startClient runs `anyclient load --json` with args against the VIP,
@@ -575,7 +601,13 @@ func startClient(e *Env, cfg ConnConfig, ca string, args ...string) (*client, er
 		got := false
 		for sc.Scan() {
 			var r ClientReport
-			if json.Unmarshal(sc.Bytes(), &r) == nil && r.Final {
+			if json.Unmarshal(sc.Bytes(), &r) != nil {
+				continue
+			}
+			c.mu.Lock()
+			c.last = r
+			c.mu.Unlock()
+			if r.Final {
 				c.final, got = r, true
 			}
 		}
@@ -604,9 +636,13 @@ func (c *client) wait(d time.Duration) (ClientReport, error) {
 	return c.final, c.err
 }
 
-func (c *client) kill() {
+// stop kills the client and returns its latest report.
+func (c *client) stop() ClientReport {
 	c.cmd.Process.Kill()
 	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
 }
 
 // ConnSample is one connections/s run of one scenario.
@@ -667,10 +703,14 @@ type StateSample struct {
 	Plateau  FrontState `json:"plateau"`
 	// Curve is the growth over Baseline as the connections opened.
 	Curve []StatePoint `json:"curve"`
-	// Broken and Migrated sum the clients' reports.
-	Broken   int     `json:"broken"`
-	Migrated int     `json:"migrated"`
-	Seconds  float64 `json:"seconds"`
+	// Broken, Migrated, Fallbacks and the reasons sum the clients'
+	// reports at the plateau.
+	Broken    int            `json:"broken"`
+	Migrated  int            `json:"migrated"`
+	Fallbacks int            `json:"fallbacks"`
+	Failures  map[string]int `json:"failures,omitempty"`
+	Reasons   map[string]int `json:"fallback_reasons,omitempty"`
+	Seconds   float64        `json:"seconds"`
 }
 
 // Growth is the front end's state at the plateau over its idle state.
@@ -688,19 +728,20 @@ func (s StateSample) PerConn() float64 {
 // between them keeps it open past the ramp.
 const holdRequests = 3
 
-// holdTiming returns the think time between a held connection's requests
-// so that every connection outlives the ramp by a margin.
+// holdTiming returns the think time between a held connection's requests:
+// every connection outlives the ramp by a wide margin (the clients are
+// stopped at the plateau, so the margin costs no time).
 func holdTiming(cfg ConnConfig) (think time.Duration) {
 	ramp := time.Duration(float64(cfg.Hold) / cfg.HoldRate * float64(time.Second))
-	return (ramp*3/2 + 2*time.Second) / (holdRequests - 1)
+	return (3*ramp + 10*time.Second) / (holdRequests - 1)
 }
 
 // measureState holds cfg.Hold connections (share percent migrating)
 // through a started front end and reads its state as they open and at
-// the plateau.
+// the plateau, then stops the clients.
 func measureState(e *Env, cfg ConnConfig, ca string, sc ConnScenario, share int) (StateSample, error) {
 	start := time.Now()
-	s := StateSample{Front: sc.Name(), Share: share, Held: cfg.Hold}
+	s := StateSample{Front: sc.Name(), Share: share, Held: cfg.Hold, Failures: map[string]int{}, Reasons: map[string]int{}}
 	s.Migrating = (cfg.Hold*share + 50) / 100
 	s.Legacy = cfg.Hold - s.Migrating
 	base, err := sc.State(e)
@@ -709,11 +750,10 @@ func measureState(e *Env, cfg ConnConfig, ca string, sc ConnScenario, share int)
 	}
 	s.Baseline = base
 	think := holdTiming(cfg)
-	lifetime := think*(holdRequests-1) + 10*time.Second
 	var clients []*client
 	defer func() {
 		for _, c := range clients {
-			c.kill() // only when measureState fails: a finished client is a no-op
+			c.stop()
 		}
 	}()
 	for _, kind := range []struct {
@@ -726,7 +766,8 @@ func measureState(e *Env, cfg ConnConfig, ca string, sc ConnScenario, share int)
 		rate := cfg.HoldRate * float64(kind.n) / float64(cfg.Hold)
 		c, err := startClient(e, cfg, ca, "--policy", kind.policy, "--connections", strconv.Itoa(kind.n),
 			"--total", strconv.Itoa(kind.n), "--rate", strconv.FormatFloat(rate, 'f', 3, 64), "--duration", "0",
-			"--requests-per-conn", strconv.Itoa(holdRequests), "--think", think.String(), "--timeout", "30s")
+			"--requests-per-conn", strconv.Itoa(holdRequests), "--think", think.String(), "--timeout", "30s",
+			"--report-every", "250ms")
 		if err != nil {
 			return s, err
 		}
@@ -736,10 +777,14 @@ func measureState(e *Env, cfg ConnConfig, ca string, sc ConnScenario, share int)
 	for _, n := range e.Bed.TB.Nodes {
 		ips[n.Addr4] = true
 	}
-	deadline := start.Add(lifetime)
+	// The first connections end after 2 × think: the plateau must come
+	// before.
+	deadline := start.Add(2 * think)
 	var peak StateSample
-	// Once every connection is open, two more samples: a migrating
-	// client's VIP leg and unicast connection overlap for a moment.
+	// Every connection is open when the nodes hold the migrated ones and
+	// the VIP at least the legacy ones; then up to five more samples wait
+	// for the last migrating clients' VIP legs to close (a VIP leg and its
+	// unicast connection overlap for a moment).
 	after := -1
 	for time.Now().Before(deadline) && after != 0 {
 		vip, onNodes, err := established(e.Bed.TB.Client.NS, e.Bed.TB.VIP4, ips)
@@ -752,44 +797,90 @@ func measureState(e *Env, cfg ConnConfig, ca string, sc ConnScenario, share int)
 		}
 		live := vip + onNodes
 		s.Curve = append(s.Curve, StatePoint{Live: live, Bytes: max(0, st.Bytes-base.Bytes)})
+		complete := onNodes >= s.Migrating && vip >= s.Legacy
 		switch {
 		case after > 0:
 			after--
 			peak.Live, peak.OnVIP, peak.OnNodes, peak.Plateau = live, vip, onNodes, st
+			if vip <= s.Legacy {
+				after = 0
+			}
+		case complete:
+			peak.Live, peak.OnVIP, peak.OnNodes, peak.Plateau = live, vip, onNodes, st
+			after = 5
+			if vip <= s.Legacy {
+				after = 0
+			}
 		case live >= peak.Live:
 			peak.Live, peak.OnVIP, peak.OnNodes, peak.Plateau = live, vip, onNodes, st
 		}
-		if live >= cfg.Hold && after < 0 {
-			after = 2
+		if after == 0 {
+			break
 		}
 		time.Sleep(200 * time.Millisecond) // the sampling period of the curve
 	}
 	s.Live, s.OnVIP, s.OnNodes, s.Plateau = peak.Live, peak.OnVIP, peak.OnNodes, peak.Plateau
-	var errs []error
 	for _, c := range clients {
-		r, err := c.wait(lifetime + time.Minute)
-		errs = append(errs, err)
+		r := c.stop()
 		s.Broken += r.Broken
 		s.Migrated += r.Migrated
+		s.Fallbacks += r.Fallbacks
+		for k, v := range r.Failures {
+			s.Failures[k] += v
+		}
+		for k, v := range r.Reasons {
+			s.Reasons[k] += v
+		}
 	}
 	clients = nil
+	// The stopped clients' connections close now: let the nodes finish
+	// (their FINs pass the front end) before the next front end starts.
+	err = testbed.WaitFor(time.Now().Add(15*time.Second), func() error {
+		for _, n := range e.Bed.TB.Nodes {
+			if k, err := unsettled(n.NS); err != nil || k > 0 {
+				return fmt.Errorf("%s: %d connections still closing (%v)", n.Role, k, err)
+			}
+		}
+		return nil
+	})
 	s.Seconds = time.Since(start).Seconds()
-	return s, errors.Join(errs...)
+	return s, err
+}
+
+// unsettled counts the namespace's TCP sockets that are neither listening
+// nor in TIME_WAIT (which sends nothing more).
+func unsettled(ns string) (int, error) {
+	text, err := procNetTCP(ns)
+	if err != nil {
+		return 0, err
+	}
+	k := 0
+	for _, c := range parseProcNetTCP(text) {
+		if c.state != tcpListen && c.state != tcpTimeWait {
+			k++
+		}
+	}
+	return k, nil
+}
+
+func procNetTCP(ns string) (string, error) {
+	var text []byte
+	err := testbed.DoIn(ns, func() (err error) {
+		// thread-self: this thread's namespace (self is the main thread's).
+		text, err = os.ReadFile("/proc/thread-self/net/tcp")
+		return err
+	})
+	return string(text), err
 }
 
 // established counts the namespace's established TCP connections to
 // port 443 of vip and of the addresses in nodes.
 func established(ns string, vip netip.Addr, nodes map[netip.Addr]bool) (onVIP, onNodes int, err error) {
-	var text []byte
-	err = testbed.DoIn(ns, func() (err error) {
-		// thread-self: this thread's namespace (self is the main thread's).
-		text, err = os.ReadFile("/proc/thread-self/net/tcp")
-		return err
-	})
+	text, err := procNetTCP(ns)
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, c := range parseProcNetTCP(string(text)) {
+	for _, c := range parseProcNetTCP(text) {
 		if c.state != tcpEstablished || c.remote.Port() != 443 {
 			continue
 		}
@@ -803,7 +894,12 @@ func established(ns string, vip netip.Addr, nodes map[netip.Addr]bool) (onVIP, o
 	return onVIP, onNodes, nil
 }
 
-const tcpEstablished = 1
+// TCP states in /proc/net/tcp.
+const (
+	tcpEstablished = 0x01
+	tcpTimeWait    = 0x06
+	tcpListen      = 0x0A
+)
 
 type procTCPConn struct {
 	remote netip.AddrPort
@@ -936,8 +1032,8 @@ func RunConns(ctx context.Context, cfg ConnConfig, progress func(string)) (*Conn
 					return fmt.Errorf("%s at %d %% migrating: %w", sc.Name(), share, err)
 				}
 				run.States = append(run.States, s)
-				progress(fmt.Sprintf("[%3d/%d] state %-9s %3d %% migrating: %d live (%d on VIP, %d on nodes), +%.0f B = %.1f B/conn, broken %d",
-					done+1, total, sc.Name(), share, s.Live, s.OnVIP, s.OnNodes, s.Growth(), s.PerConn(), s.Broken))
+				progress(fmt.Sprintf("[%3d/%d] state %-9s %3d %% migrating: %d live (%d on VIP, %d on nodes), +%.0f B = %.1f B/conn, broken %d%s, fallbacks %d%s",
+					done+1, total, sc.Name(), share, s.Live, s.OnVIP, s.OnNodes, s.Growth(), s.PerConn(), s.Broken, reasons(s.Failures), s.Fallbacks, reasons(s.Reasons)))
 				return nil
 			})
 			if err != nil {
@@ -949,4 +1045,16 @@ func RunConns(ctx context.Context, cfg ConnConfig, progress func(string)) (*Conn
 		run.Derived.ConntrackObjectSize, _ = ConntrackObjectSize()
 	}
 	return run, nil
+}
+
+// reasons formats counted reasons as " (a: 1, b: 2)", sorted.
+func reasons(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
