@@ -206,15 +206,17 @@ func TestConnScenariosTiny(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plots) != 1 || plots[0] != "plots/state.svg" {
+	if len(plots) != 2 || plots[0] != "plots/state.svg" || plots[1] != "plots/state-haproxy.svg" {
 		t.Fatalf("plots %v", plots)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, plots[0])); err != nil || !strings.Contains(string(b), "<svg") {
-		t.Errorf("%s: not an SVG (%v)", plots[0], err)
+	for _, p := range plots {
+		if b, err := os.ReadFile(filepath.Join(dir, p)); err != nil || !strings.Contains(string(b), "<svg") {
+			t.Errorf("%s: not an SVG (%v)", p, err)
+		}
 	}
 	report := res.Report("x.json", plots)
 	for _, want := range []string{NameAnyschedMig, NameAnyschedLegacy, NameNftDNAT, NameHAProxy, "÷ haproxy conn/s",
-		"per migrating connection", "per legacy connection", "plots/state.svg", "object size"} {
+		"per migrating connection", "per legacy connection", "plots/state.svg", "plots/state-haproxy.svg", "object size"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
 		}

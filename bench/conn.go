@@ -26,6 +26,7 @@ import (
 // Connection scenario names. The state sweep names its front ends
 // NameAnysched, NameNftDNAT and NameHAProxy.
 const (
+	NameDirect         = "direct"
 	NameAnyschedMig    = "anysched-mig"
 	NameAnyschedLegacy = "anysched-legacy"
 	NameHAProxy        = "haproxy"
@@ -126,6 +127,7 @@ type ConnScenario interface {
 // ConnScenarios are the connections/s scenarios in interleaving order.
 func ConnScenarios() []ConnScenario {
 	return []ConnScenario{
+		direct{},
 		&anyschedFront{name: NameAnyschedMig, policy: "rendezvous"},
 		&anyschedFront{name: NameAnyschedLegacy, policy: "never"},
 		newNftFront(),
@@ -136,6 +138,27 @@ func ConnScenarios() []ConnScenario {
 // StateFronts are the front ends of the state sweep.
 func StateFronts() []ConnScenario {
 	return []ConnScenario{&anyschedFront{name: NameAnysched}, newNftFront(), &haproxyFront{}}
+}
+
+// targeted is a scenario whose clients connect somewhere other than the
+// VIP.
+type targeted interface {
+	Target(e *Env) netip.AddrPort
+}
+
+// direct is the ceiling: legacy clients straight to node1's unicast
+// address, no front end: what the client and the nodes manage on their
+// CPU, the most any front end can pass.
+type direct struct{}
+
+func (direct) Name() string                   { return NameDirect }
+func (direct) Policy() string                 { return "never" }
+func (direct) Start(*Env) error               { return nil }
+func (direct) Stop(*Env) error                { return nil }
+func (direct) State(*Env) (FrontState, error) { return FrontState{}, nil }
+func (direct) Target(e *Env) netip.AddrPort   { return netip.AddrPortFrom(e.Bed.TB.Nodes[0].Addr4, 443) }
+func (direct) About() string {
+	return "ceiling: legacy clients straight to node1's unicast address, no front end (the client's and the nodes' CPU is the limit)"
 }
 
 // PinEntryBytes is what one pin or transition record occupies in
@@ -580,10 +603,10 @@ type client struct {
 	last ClientReport // the latest report, final or not (--report-every)
 }
 
-// startClient runs `anyclient load --json` with args against the VIP,
+// startClient runs `anyclient load --json` with args against target,
 // pinned to ClientCPU.
-func startClient(e *Env, cfg ConnConfig, ca string, args ...string) (*client, error) {
-	url := "https://" + netip.AddrPortFrom(e.Bed.TB.VIP4, 443).String() + "/"
+func startClient(e *Env, cfg ConnConfig, ca string, target netip.AddrPort, args ...string) (*client, error) {
+	url := "https://" + target.String() + "/"
 	full := append([]string{"-c", strconv.Itoa(cfg.ClientCPU), cfg.Anyclient, "load", "--ca", ca, "--json", "--progress", "off"}, args...)
 	c := &client{cmd: e.Bed.TB.Client.Command("taskset", append(full, url)...), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	out, err := c.cmd.StdoutPipe()
@@ -661,7 +684,11 @@ type ConnSample struct {
 // measureCPS runs one closed-loop connections/s run against a started
 // scenario.
 func measureCPS(e *Env, cfg ConnConfig, ca string, sc ConnScenario) (ConnSample, error) {
-	c, err := startClient(e, cfg, ca, "--policy", sc.Policy(), "--connections", strconv.Itoa(cfg.Concurrency),
+	target := netip.AddrPortFrom(e.Bed.TB.VIP4, 443)
+	if t, ok := sc.(targeted); ok {
+		target = t.Target(e)
+	}
+	c, err := startClient(e, cfg, ca, target, "--policy", sc.Policy(), "--connections", strconv.Itoa(cfg.Concurrency),
 		"--duration", cfg.Duration.String(), "--requests-per-conn", "1", "--timeout", "10s")
 	if err != nil {
 		return ConnSample{}, err
@@ -764,7 +791,7 @@ func measureState(e *Env, cfg ConnConfig, ca string, sc ConnScenario, share int)
 			continue
 		}
 		rate := cfg.HoldRate * float64(kind.n) / float64(cfg.Hold)
-		c, err := startClient(e, cfg, ca, "--policy", kind.policy, "--connections", strconv.Itoa(kind.n),
+		c, err := startClient(e, cfg, ca, netip.AddrPortFrom(e.Bed.TB.VIP4, 443), "--policy", kind.policy, "--connections", strconv.Itoa(kind.n),
 			"--total", strconv.Itoa(kind.n), "--rate", strconv.FormatFloat(rate, 'f', 3, 64), "--duration", "0",
 			"--requests-per-conn", strconv.Itoa(holdRequests), "--think", think.String(), "--timeout", "30s",
 			"--report-every", "250ms")

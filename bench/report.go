@@ -386,10 +386,13 @@ func (r *Results) WritePlots(dir string) ([]string, error) {
 		names = append(names, "pps.svg")
 	}
 	if r.Conns != nil && len(r.Conns.States) > 0 {
-		if err := r.statePlot(filepath.Join(dir, "state.svg")); err != nil {
+		if err := r.statePlot(filepath.Join(dir, "state.svg"), "Router state vs live connections (as they opened)", NameAnysched, NameNftDNAT); err != nil {
 			return nil, err
 		}
-		names = append(names, "state.svg")
+		if err := r.statePlot(filepath.Join(dir, "state-haproxy.svg"), "HAProxy RSS growth vs live connections (as they opened)", NameHAProxy); err != nil {
+			return nil, err
+		}
+		names = append(names, "state.svg", "state-haproxy.svg")
 	}
 	if len(r.pipelines()) > 0 {
 		if err := r.nsPlot(filepath.Join(dir, "nspkt.svg")); err != nil {

@@ -63,6 +63,13 @@ func (r *Results) state(front string, share int) (StateSample, bool) {
 	return StateSample{}, false
 }
 
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
 func ms(v float64) string { return fmt.Sprintf("%.2f", v) }
 
 func (r *Results) connSection(b *bytes.Buffer, plots []string) {
@@ -71,8 +78,8 @@ func (r *Results) connSection(b *bytes.Buffer, plots []string) {
 	p("## Connection scenarios\n\n")
 	p("Bed: the same veth bed without the nodes' counting programs; the router's eth0 as in the packet scenarios (GRO, threaded NAPI on CPU %d). Both nodes run `anynode` (TLS 1.3 from this repository's tls13, a self-signed ECDSA P-256 certificate each, one shared ticket key) on the VIP (on their lo, direct server return) and on their unicast address, port 443. Every front end runs on CPU %d (`anysched run` and HAProxy under `taskset`; the kernel's forwarding on the NAPI thread there); the client (`anyclient load`, this repository's migration client) and both nodes run on CPU %d, so every scenario's TLS work shares the same CPU and the front ends share the other.\n\n",
 		c.RouterCPU, c.RouterCPU, c.ClientCPU)
-	p("**Connections/s**: `anyclient load --connections %d --duration %v --requests-per-conn 1`: %d connections at once, each a new client (its own session) doing a full TLS handshake and one GET, the next as soon as one is done (closed loop), %d reps interleaved (rep 1: every scenario in turn, then rep 2, …). Connect-to-first-byte is from the start of the TCP connect to the first response's headers (for a migrating client that includes the VIP handshake, the token and the resumption at the node). A migrating connection costs two handshakes (one full, one resumed) where a legacy one costs one.\n\n",
-		c.Concurrency, c.Duration, c.Concurrency, c.Reps)
+	p("**Connections/s**: `anyclient load --connections %d --duration %v --requests-per-conn 1`: %d connections at once, each a new client (its own session) doing a full TLS handshake and one GET, the next as soon as one is done (closed loop), %s interleaved (rep 1: every scenario in turn, then rep 2, …). Connect-to-first-byte is from the start of the TCP connect to the first response's headers (for a migrating client that includes the VIP handshake, the token and the resumption at the node). A migrating connection costs two handshakes (one full, one resumed) where a legacy one costs one.\n\n",
+		c.Concurrency, c.Duration, c.Concurrency, plural(c.Reps, "rep"))
 	p("Scenarios:\n\n")
 	for _, s := range run.Scenarios {
 		p("- **%s**: %s\n", s.Name, s.About)
@@ -102,12 +109,12 @@ func (r *Results) connSection(b *bytes.Buffer, plots []string) {
 	load := Summarize(loads)
 	p("\n1-minute load average after each run: %s.\n\n", statRange(load, func(v float64) string { return fmt.Sprintf("%.1f", v) }))
 	p("Ratios, same rep (connections/s: higher is better for the numerator; p99: lower is):\n\n")
-	p("| numerator | ÷ haproxy conn/s | ÷ nft-dnat conn/s | p99 ÷ haproxy p99 | p99 ÷ nft-dnat p99 |\n|---|---|---|---|---|\n")
+	p("| numerator | ÷ direct (ceiling) conn/s | ÷ haproxy conn/s | ÷ nft-dnat conn/s | p99 ÷ haproxy p99 | p99 ÷ nft-dnat p99 |\n|---|---|---|---|---|---|\n")
 	two := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	cps := func(x ConnSample) float64 { return x.CPS }
 	p99 := func(x ConnSample) float64 { return x.Client.TTFBp99ms }
-	for _, n := range []string{NameAnyschedMig, NameAnyschedLegacy} {
-		p("| %s | %s | %s | %s | %s |\n", n, statRange(r.connRatio(n, NameHAProxy, cps), two), statRange(r.connRatio(n, NameNftDNAT, cps), two),
+	for _, n := range []string{NameAnyschedMig, NameAnyschedLegacy, NameNftDNAT, NameHAProxy} {
+		p("| %s | %s | %s | %s | %s | %s |\n", n, statRange(r.connRatio(n, NameDirect, cps), two), statRange(r.connRatio(n, NameHAProxy, cps), two), statRange(r.connRatio(n, NameNftDNAT, cps), two),
 			statRange(r.connRatio(n, NameHAProxy, p99), two), statRange(r.connRatio(n, NameNftDNAT, p99), two))
 	}
 	p("\n")
@@ -165,8 +172,11 @@ func (r *Results) stateSection(b *bytes.Buffer, plots []string) {
 	}
 	p("\n")
 	for _, f := range plots {
-		if filepath.Base(f) == "state.svg" {
-			p("![state vs live connections](%s)\n\n", f)
+		switch filepath.Base(f) {
+		case "state.svg":
+			p("![router state vs live connections: anysched and conntrack](%s)\n\n", f)
+		case "state-haproxy.svg":
+			p("![HAProxy RSS growth vs live connections](%s)\n\n", f)
 		}
 	}
 }
@@ -192,18 +202,18 @@ func bytesText(v float64) string {
 	}
 }
 
-// statePlot draws each hold's state growth against its live connections
-// as they opened.
-func (r *Results) statePlot(path string) error {
+// statePlot draws the state growth of each hold through one of fronts
+// against its live connections as they opened.
+func (r *Results) statePlot(path, title string, fronts ...string) error {
 	p := plot.New()
-	p.Title.Text = "Front-end state vs live connections (as they opened)"
+	p.Title.Text = title
 	p.X.Label.Text = "live connections"
 	p.Y.Label.Text = "state growth, KiB"
 	colour := map[string]int{NameAnysched: 1, NameNftDNAT: 2, NameHAProxy: 3}
 	dashes := map[int][]vg.Length{50: {vg.Points(6), vg.Points(3)}, 90: {vg.Points(2), vg.Points(2)}, 100: {vg.Points(10), vg.Points(2), vg.Points(2), vg.Points(2)}}
 	top := 1.0
 	for _, s := range r.Conns.States {
-		if len(s.Curve) == 0 {
+		if len(s.Curve) == 0 || !contains(fronts, s.Front) {
 			continue
 		}
 		pts := make(plotter.XYs, 0, len(s.Curve)+1)
