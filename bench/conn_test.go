@@ -117,3 +117,34 @@ func FuzzKernelText(f *testing.F) {
 		}
 	})
 }
+
+// The state goals are judged from the holds: a pin per legacy connection
+// meets ≤ 64 B, no pins for migrating ones meets 0 B; two pins per legacy
+// and one per migrating connection miss all three.
+func TestStateGoalsInReport(t *testing.T) {
+	hold := func(front string, share int, pins float64) StateSample {
+		mig := 100 * share / 100
+		return StateSample{Front: front, Share: share, Held: 100, Migrating: mig, Legacy: 100 - mig, Live: 100,
+			Plateau: FrontState{Entries: pins, Bytes: pins * PinEntryBytes}}
+	}
+	res := func(states ...StateSample) string {
+		r := &Results{Conn: ConnConfig{Shares: []int{0, 50, 100}}, Conns: &ConnRun{
+			Fronts: []ScenarioInfo{{Name: NameAnysched}}, States: states,
+			Derived: ConnDerivations{PinEntryBytes: PinEntryBytes, ConntrackObjectSize: 248, HoldRequests: holdRequests}}}
+		var b strings.Builder
+		b.WriteString(r.Report("x.json", nil))
+		return b.String()
+	}
+	good := res(hold(NameAnysched, 0, 100), hold(NameAnysched, 50, 50), hold(NameAnysched, 100, 0))
+	for _, want := range []string{"per migrating connection (all 100 migration-capable): 0.0 B (goal 0 B): met",
+		"per legacy connection (all 100 legacy): 52.0 B (goal ≤ 64 B): met",
+		"at 50 %: per migrating connection, after the legacy ones at the 0 % rate: 0.0 B (goal 0 B): met"} {
+		if !strings.Contains(good, want) {
+			t.Errorf("report lacks %q:\n%s", want, good)
+		}
+	}
+	bad := res(hold(NameAnysched, 0, 200), hold(NameAnysched, 50, 150), hold(NameAnysched, 100, 100))
+	if strings.Contains(bad, ": met") || strings.Count(bad, "**missed**") != 3 {
+		t.Errorf("two pins per legacy and one per migrating connection should miss all three goals:\n%s", bad)
+	}
+}

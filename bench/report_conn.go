@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sort"
 
@@ -151,12 +152,18 @@ func (r *Results) stateSection(b *bytes.Buffer, plots []string) {
 	if s, ok := r.state(NameAnysched, 100); ok {
 		p("- per migrating connection (all %d migration-capable): %.1f B (goal %d B): %s\n", s.Held, s.PerConn(), goalMigratingBytes, metText(s.PerConn() <= goalMigratingBytes))
 	}
-	if s, ok := r.state(NameAnysched, 0); ok {
-		per := 0.0
-		if s.Legacy > 0 {
-			per = s.Growth() / float64(s.Legacy)
+	if s, ok := r.state(NameAnysched, 0); ok && s.Legacy > 0 {
+		perLegacy := s.Growth() / float64(s.Legacy)
+		p("- per legacy connection (all %d legacy): %.1f B (goal ≤ %d B): %s\n", s.Held, perLegacy, goalLegacyBytes, metText(perLegacy <= goalLegacyBytes))
+		for _, share := range c.Shares {
+			m, ok := r.state(NameAnysched, share)
+			if !ok || share == 0 || share == 100 || m.Migrating == 0 {
+				continue
+			}
+			// Rounded to 0.1 B: float residue is not state.
+			perMig := math.Round(max(0, m.Growth()-float64(m.Legacy)*perLegacy)/float64(m.Migrating)*10) / 10
+			p("- at %d %%: per migrating connection, after the legacy ones at the 0 %% rate: %.1f B (goal %d B): %s\n", share, perMig, goalMigratingBytes, metText(perMig <= goalMigratingBytes))
 		}
-		p("- per legacy connection (all %d legacy): %.1f B (goal ≤ %d B): %s\n", s.Held, per, goalLegacyBytes, metText(per <= goalLegacyBytes))
 	}
 	for _, share := range c.Shares {
 		a, ok1 := r.state(NameAnysched, share)
