@@ -393,6 +393,8 @@ func (s *haproxyFront) Start(e *Env) error {
 	s.cmd = r.Command("taskset", "-c", strconv.Itoa(e.Bed.RouterCPU), "haproxy", "-db", "-f", cfg)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
+		s.cmd = nil
+		s.Stop(e)
 		return fmt.Errorf("bench: start haproxy: %w", err)
 	}
 	s.exited = make(chan error, 1)
@@ -401,6 +403,7 @@ func (s *haproxyFront) Start(e *Env) error {
 	select {
 	case err := <-s.exited:
 		s.cmd = nil
+		s.Stop(e) // the VIP off lo
 		return fmt.Errorf("bench: haproxy exited: %v\n%s", err, s.logs.String())
 	default:
 	}
