@@ -1,6 +1,5 @@
-// Package bench owns the side-by-side performance report of DESIGN.md §9:
-// anysched against what operators run today, on the same veth bed, in one
-// run.
+// Package bench owns the side-by-side performance report: anysched against
+// what operators run today, on the same veth bed, in one run.
 //
 // It owns five things:
 //

@@ -57,7 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.conn.Anynode, "anynode", "bin/anynode", "the built anynode binary (make build)")
 	fs.StringVar(&o.conn.Anyclient, "anyclient", "bin/anyclient", "the built anyclient binary (make build)")
 	fs.IntVar(&o.conn.Reps, "conn-reps", 3, "repetitions of the interleaved connections/s sequence")
-	fs.DurationVar(&o.conn.Duration, "conn-duration", 3*time.Second, "how long each connections/s run opens connections")
+	fs.DurationVar(&o.conn.Duration, "conn-duration", 2*time.Second, "how long each connections/s run opens connections")
 	fs.IntVar(&o.conn.Concurrency, "conn-concurrency", 16, "connections open at once in a connections/s run")
 	fs.IntVar(&o.conn.Hold, "hold", 2000, "live connections the state sweep holds through each front end")
 	fs.Float64Var(&o.conn.HoldRate, "hold-rate", 250, "connections/s at which the held connections are opened")
