@@ -812,10 +812,15 @@ func measureState(e *Env, cfg ConnConfig, ca string, sc ConnScenario, share int)
 	deadline := start.Add(2 * think)
 	var peak StateSample
 	// Every connection is open when the nodes hold the migrated ones and
-	// the VIP at least the legacy ones; then up to five more samples wait
-	// for the last migrating clients' VIP legs to close (a VIP leg and its
-	// unicast connection overlap for a moment).
-	after := -1
+	// the VIP at least the legacy ones. A connection is established before
+	// its ClientHello has passed the front end, and a migrating client's
+	// VIP leg overlaps its unicast connection for a moment, so sampling
+	// goes on (at most settleSamples more) until the VIP holds only the
+	// legacy connections and the state did not change since the last
+	// sample, and for at least minSettle samples.
+	const settleSamples, minSettle = 10, 3
+	after := -1 // samples left after the connections were all open
+	var prev FrontState
 	for time.Now().Before(deadline) && after != 0 {
 		vip, onNodes, err := established(e.Bed.TB.Client.NS, e.Bed.TB.VIP4, ips)
 		if err != nil {
@@ -827,23 +832,20 @@ func measureState(e *Env, cfg ConnConfig, ca string, sc ConnScenario, share int)
 		}
 		live := vip + onNodes
 		s.Curve = append(s.Curve, StatePoint{Live: live, Bytes: max(0, st.Bytes-base.Bytes)})
-		complete := onNodes >= s.Migrating && vip >= s.Legacy
 		switch {
 		case after > 0:
 			after--
 			peak.Live, peak.OnVIP, peak.OnNodes, peak.Plateau = live, vip, onNodes, st
-			if vip <= s.Legacy {
+			if vip <= s.Legacy && st.Entries == prev.Entries && st.Bytes == prev.Bytes && after <= settleSamples-minSettle {
 				after = 0
 			}
-		case complete:
+		case onNodes >= s.Migrating && vip >= s.Legacy:
 			peak.Live, peak.OnVIP, peak.OnNodes, peak.Plateau = live, vip, onNodes, st
-			after = 5
-			if vip <= s.Legacy {
-				after = 0
-			}
+			after = settleSamples
 		case live >= peak.Live:
 			peak.Live, peak.OnVIP, peak.OnNodes, peak.Plateau = live, vip, onNodes, st
 		}
+		prev = st
 		if after == 0 {
 			break
 		}
