@@ -48,11 +48,13 @@ lint:
 test: deps lint
 	$(GO) test $(TESTFLAGS) ./...
 
-# The side-by-side report (bench/): packet scenarios on the veth bed (root)
-# and the Go micro-benchmarks; writes bench/REPORT.md, bench/plots/ and
-# bench/results/. BENCHFLAGS passes more flags (go run ./bench/cmd/anybench -h).
-bench: build
-	$(GO) run ./bench/cmd/anybench --anysched $(BIN)/anysched --micro-benchtime $(BENCHTIME) $(BENCHFLAGS)
+# The side-by-side report (bench/): packet and connection scenarios on the
+# veth bed (root; HAProxy from deps) and the Go micro-benchmarks; writes
+# bench/REPORT.md, bench/plots/ and bench/results/. BENCHFLAGS passes more
+# flags (go run ./bench/cmd/anybench -h).
+bench: deps build
+	$(GO) run ./bench/cmd/anybench --anysched $(BIN)/anysched --anynode $(BIN)/anynode --anyclient $(BIN)/anyclient \
+		--micro-benchtime $(BENCHTIME) $(BENCHFLAGS)
 
 # A short run of every fuzz target; FUZZTIME=1m for the full check.
 fuzz:

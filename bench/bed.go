@@ -50,6 +50,17 @@ type Bed struct {
 // NewBed builds a bed; Close removes it. senderCPU and routerCPU must be
 // CPUs this process may run on.
 func NewBed(senderCPU, routerCPU int) (*Bed, error) {
+	return newBed(senderCPU, routerCPU, true)
+}
+
+// NewConnBed builds the same bed without the nodes' counting programs
+// (they drop port 443 at the nodes' ingress): the connection scenarios'
+// bed, where real servers answer. Delivered and PerNode count nothing.
+func NewConnBed(clientCPU, routerCPU int) (*Bed, error) {
+	return newBed(clientCPU, routerCPU, false)
+}
+
+func newBed(senderCPU, routerCPU int, counting bool) (*Bed, error) {
 	tb, err := testbed.Build(testbed.Options{Nodes: 2})
 	b := &Bed{TB: tb, SenderCPU: senderCPU, RouterCPU: routerCPU}
 	if err != nil {
@@ -58,14 +69,14 @@ func NewBed(senderCPU, routerCPU int) (*Bed, error) {
 		}
 		return nil, err
 	}
-	if err := b.setup(); err != nil {
+	if err := b.setup(counting); err != nil {
 		b.Close()
 		return nil, err
 	}
 	return b, nil
 }
 
-func (b *Bed) setup() error {
+func (b *Bed) setup(counting bool) error {
 	r := b.TB.Router
 	if err := setGRO(r.NS, r.Iface, true); err != nil {
 		return err
@@ -111,6 +122,9 @@ func (b *Bed) setup() error {
 			"dev", h.Port, "master", "static"); err != nil {
 			return fmt.Errorf("bench: bridge fdb for %s: %v: %s", h.Role, err, out)
 		}
+	}
+	if !counting {
+		return nil
 	}
 	for _, n := range b.TB.Nodes {
 		c, err := LoadCounter(n.MAC)

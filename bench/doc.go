@@ -1,8 +1,7 @@
-// Package bench owns the side-by-side performance report of DESIGN.md §9:
-// anysched against what operators run today, on the same veth bed, in one
-// run.
+// Package bench owns the side-by-side performance report: anysched against
+// what operators run today, on the same veth bed, in one run.
 //
-// It owns four things:
+// It owns five things:
 //
 //   - the in-kernel packet generator (generator.go): an XDP program run by
 //     BPF_PROG_RUN in live-frame mode, which rewrites each template frame's
@@ -12,15 +11,19 @@
 //     anysched, Linux IP forwarding and nftables DNAT with conntrack, run
 //     interleaved (A B C D A B C D …) on one bed and counted at the nodes
 //     by an XDP counting program;
+//   - the connection scenarios (conn.go): real TLS connections from
+//     anyclient through anysched (migrating and legacy clients), nftables
+//     DNAT + conntrack and HAProxy to anynode nodes: connections/s and
+//     connect-to-first-byte, interleaved over reps, and each front end's
+//     state while it holds live connections at several shares of
+//     migration-capable clients;
 //   - the Go micro-benchmarks (micro.go): `go test -bench` output kept raw
 //     (benchstat reads it) and summarised against the line-rate budgets;
-//   - the report (report.go): results/<date>.json, REPORT.md and SVG plots.
+//   - the report (report.go, report_conn.go): results/<date>.json,
+//     REPORT.md and SVG plots.
 //
-// bench/cmd/anybench runs it all (`make bench`). The router is driven as a
-// built binary (`anysched run`), so this package depends only on the
-// router's command line and on internal/testbed's public API.
-//
-// Connection-level scenarios (real TLS connections/s, connect-to-first-byte
-// latency, state per connection) are a second Scenario kind: see
-// ConnScenario in scenario.go for where they plug in.
+// bench/cmd/anybench runs it all (`make bench`). The router, the nodes
+// and the client are driven as built binaries (`anysched run`, anynode,
+// `anyclient load`), so this package depends on their command lines,
+// internal/testbed's public API, and parser.FlowKey (the size of a pin).
 package bench

@@ -194,5 +194,6 @@ type LineRateBudget struct {
 	NS   float64
 }
 
-// Budgets are the 64-byte budgets of DESIGN.md §9.
+// Budgets are the per-packet time budgets of 64-byte frames at line rate
+// (84 bytes on the wire with preamble and gap).
 var Budgets = []LineRateBudget{{"10GbE", 67.2}, {"25GbE", 26.9}, {"100GbE", 6.72}}

@@ -67,6 +67,8 @@ type Results struct {
 	Machine Machine      `json:"machine"`
 	Packet  PacketConfig `json:"packet_config"`
 	Packets *PacketRun   `json:"packets,omitempty"`
+	Conn    ConnConfig   `json:"conn_config"`
+	Conns   *ConnRun     `json:"connections,omitempty"`
 	// MicroRaw is the file (next to the JSON) with go test's raw output.
 	MicroRaw string      `json:"micro_raw,omitempty"`
 	Micro    MicroOutput `json:"micro"`
@@ -186,11 +188,12 @@ func (r *Results) Report(jsonName string, plots []string) string {
 	if r.Packets != nil && len(r.Packets.Samples) > 0 {
 		r.packetSection(&b, plots)
 	}
+	if r.Conns != nil && len(r.Conns.Samples)+len(r.Conns.States) > 0 {
+		r.connSection(&b, plots)
+	}
 	if len(r.Micro.Results) > 0 {
 		r.microSection(&b, plots)
 	}
-	p("## Not measured yet\n\n")
-	p("Connection-level scenarios (TLS connections/s and connect-to-first-byte p50/p99 for anysched + anynode with migration, legacy clients, nftables, HAProxy; state per connection at 0/50/90/100 %% migration-capable clients) wait for the migration layer. They plug in as further `bench.Scenario`s with a connection measure beside `bench.Measure` (see bench/scenario.go).\n")
 	return b.String()
 }
 
@@ -381,6 +384,15 @@ func (r *Results) WritePlots(dir string) ([]string, error) {
 			return nil, err
 		}
 		names = append(names, "pps.svg")
+	}
+	if r.Conns != nil && len(r.Conns.States) > 0 {
+		if err := r.statePlot(filepath.Join(dir, "state.svg"), "Router state vs live connections (as they opened)", NameAnysched, NameNftDNAT); err != nil {
+			return nil, err
+		}
+		if err := r.statePlot(filepath.Join(dir, "state-haproxy.svg"), "HAProxy RSS growth vs live connections (as they opened)", NameHAProxy); err != nil {
+			return nil, err
+		}
+		names = append(names, "state.svg", "state-haproxy.svg")
 	}
 	if len(r.pipelines()) > 0 {
 		if err := r.nsPlot(filepath.Join(dir, "nspkt.svg")); err != nil {

@@ -38,17 +38,10 @@ type Env struct {
 	Flows int
 }
 
-// Scenario is one way of running the router namespace. A packet scenario
-// is measured by sending every workload at the router with the generator
-// and counting what reaches the nodes (Measure).
-//
-// Connection-level scenarios (TLS connections/s and
-// connect-to-first-byte, state per connection) are Scenarios too: they
-// start their router (anysched + anynode, HAProxy, nftables) in Start and
-// are measured by a second measuring function beside Measure that opens
-// real TLS connections from the client namespace and fills
-// Sample.Metrics; the runner, the JSON and the report group samples by
-// scenario and metric, so they need no change.
+// Scenario is one way of running the router namespace for packets: it is
+// measured by sending every workload at the router with the generator and
+// counting what reaches the nodes (Measure). Connection-level front ends
+// are ConnScenarios (conn.go).
 type Scenario interface {
 	// Name is the short name used in the report, plots and JSON.
 	Name() string
@@ -389,7 +382,10 @@ func (linuxForward) Stop(e *Env) error {
 // nftDNAT is the stateful load balancer the seed replaces: nftables DNAT
 // of the VIP to a node chosen by a jhash of the client's address and port,
 // with conntrack keeping every flow's translation.
-type nftDNAT struct{}
+//
+// port, when not 0, is the nodes' port the DNAT points at (the connection
+// scenario's); 0 keeps the VIP's port (the packet scenario's).
+type nftDNAT struct{ port uint16 }
 
 const nftTable = "anybench"
 
@@ -398,15 +394,19 @@ func (nftDNAT) About() string {
 	return "nftables DNAT with conntrack: `dnat to jhash ip saddr . tcp sport mod 2 map { node1, node2 }`, conntrack emptied before each burst"
 }
 
-func (nftDNAT) ruleset(e *Env) string {
+func (s nftDNAT) ruleset(e *Env) string {
 	tb := e.Bed.TB
+	port := ""
+	if s.port != 0 {
+		port = fmt.Sprintf(" : %d", s.port)
+	}
 	return fmt.Sprintf(`table ip %s {
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
-		ip daddr %s tcp dport 443 dnat to jhash ip saddr . tcp sport mod 2 seed 0x5eed map { 0 : %s, 1 : %s }
+		ip daddr %s tcp dport 443 dnat to jhash ip saddr . tcp sport mod 2 seed 0x5eed map { 0 : %s, 1 : %s }%s
 	}
 }
-`, nftTable, tb.VIP4, tb.Nodes[0].Addr4, tb.Nodes[1].Addr4)
+`, nftTable, tb.VIP4, tb.Nodes[0].Addr4, tb.Nodes[1].Addr4, port)
 }
 
 func (s nftDNAT) Start(e *Env) error {

@@ -1,8 +1,8 @@
-// Command anybench runs the side-by-side benchmark of issue 14 (`make
-// bench`): the packet scenarios on the veth bed (package bench) and the Go
-// micro-benchmarks, and writes results/<date>.json, the raw go test
-// output, REPORT.md and SVG plots. It needs root (network namespaces, XDP)
-// and the nft and conntrack binaries.
+// Command anybench runs the side-by-side benchmark (`make bench`): the
+// packet scenarios and the connection scenarios on the veth bed (package
+// bench) and the Go micro-benchmarks, and writes results/<date>.json, the
+// raw go test output, REPORT.md and SVG plots. It needs root (network
+// namespaces, XDP) and the nft, conntrack and haproxy binaries.
 package main
 
 import (
@@ -32,17 +32,19 @@ type options struct {
 	out         string
 	module      string
 	packet      bench.PacketConfig
+	conn        bench.ConnConfig
 	microCount  int
 	microTime   string
 	skipMicro   bool
 	skipPackets bool
+	skipConns   bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("anybench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{}
-	var cpus, only string
+	var cpus, only, shares string
 	fs.StringVar(&o.out, "out", "bench", "directory for REPORT.md, plots/ and results/")
 	fs.StringVar(&o.module, "module", ".", "module root to run the Go micro-benchmarks in")
 	fs.StringVar(&o.packet.Anysched, "anysched", "bin/anysched", "the built anysched binary (make build)")
@@ -52,6 +54,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.packet.Flows, "flows", 65536, "distinct source address/port pairs per template")
 	fs.StringVar(&cpus, "cpus", "0,1", "SENDER,ROUTER: the generator's CPU and the router's")
 	fs.StringVar(&only, "scenarios", "", "comma-separated subset of "+strings.Join(bench.ScenarioNames(), ","))
+	fs.StringVar(&o.conn.Anynode, "anynode", "bin/anynode", "the built anynode binary (make build)")
+	fs.StringVar(&o.conn.Anyclient, "anyclient", "bin/anyclient", "the built anyclient binary (make build)")
+	fs.IntVar(&o.conn.Reps, "conn-reps", 3, "repetitions of the interleaved connections/s sequence")
+	fs.DurationVar(&o.conn.Duration, "conn-duration", 2*time.Second, "how long each connections/s run opens connections")
+	fs.IntVar(&o.conn.Concurrency, "conn-concurrency", 16, "connections open at once in a connections/s run")
+	fs.IntVar(&o.conn.Hold, "hold", 2000, "live connections the state sweep holds through each front end")
+	fs.Float64Var(&o.conn.HoldRate, "hold-rate", 250, "connections/s at which the held connections are opened")
+	fs.StringVar(&shares, "shares", "0,50,90,100", "the state sweep's migration-capable shares, in percent")
+	fs.BoolVar(&o.skipConns, "skip-conns", false, "do not run the connection scenarios")
 	fs.IntVar(&o.microCount, "micro-count", 5, "go test -count for the micro-benchmarks")
 	fs.StringVar(&o.microTime, "micro-benchtime", "200ms", "go test -benchtime for the micro-benchmarks")
 	fs.BoolVar(&o.skipMicro, "skip-micro", false, "do not run the Go micro-benchmarks")
@@ -72,8 +83,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if only != "" {
 		o.packet.Only = strings.Split(only, ",")
 	}
+	o.conn.Anysched = o.packet.Anysched
+	o.conn.ClientCPU, o.conn.RouterCPU = o.packet.SenderCPU, o.packet.RouterCPU
+	for _, f := range strings.Split(shares, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("--shares %q: want comma-separated percentages", shares)
+		}
+		o.conn.Shares = append(o.conn.Shares, n)
+	}
 	if !o.skipPackets {
 		if err := o.packet.Check(); err != nil {
+			return nil, fmt.Errorf("--%w", err)
+		}
+	}
+	if !o.skipConns {
+		if err := o.conn.Check(); err != nil {
 			return nil, fmt.Errorf("--%w", err)
 		}
 	}
@@ -124,6 +149,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, "anybench: packet scenarios:", err)
+			failed = true
+		}
+	}
+	if !o.skipConns && ctx.Err() == nil {
+		res.Conn = o.conn
+		dir, err := os.MkdirTemp("", "anybench-conn-")
+		if err == nil {
+			defer os.RemoveAll(dir)
+			o.conn.Dir = dir
+			res.Conns, err = bench.RunConns(ctx, o.conn, progress)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "anybench: connection scenarios:", err)
 			failed = true
 		}
 	}

@@ -19,10 +19,18 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 		{[]string{"--cpus", "1,1"}, "--cpus"},
 		{[]string{"--scenarios", "haproxy"}, "--scenario"},
 		{[]string{"--anysched", "/nonexistent/anysched"}, "--anysched"},
-		{[]string{"--skip-packets", "--micro-count", "0"}, "--micro-count"},
-		{[]string{"--skip-packets", "--micro-benchtime", "soon"}, "--micro-benchtime"},
+		{[]string{"--skip-conns", "--skip-packets", "--micro-count", "0"}, "--micro-count"},
+		{[]string{"--skip-packets", "--hold", "1"}, "--hold"},
+		{[]string{"--skip-packets", "--hold-rate", "0"}, "--hold-rate"},
+		{[]string{"--skip-packets", "--conn-reps", "0"}, "--conn-reps"},
+		{[]string{"--skip-packets", "--conn-duration", "1ms"}, "--conn-duration"},
+		{[]string{"--skip-packets", "--conn-concurrency", "0"}, "--conn-concurrency"},
+		{[]string{"--skip-packets", "--shares", "0,x"}, "--shares"},
+		{[]string{"--skip-packets", "--shares", "101"}, "--shares"},
+		{[]string{"--skip-packets", "--anysched", "main_test.go", "--anynode", "/nonexistent/anynode"}, "--anynode"},
+		{[]string{"--skip-conns", "--skip-packets", "--micro-benchtime", "soon"}, "--micro-benchtime"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
-		{[]string{"--skip-packets", "extra"}, "extra"},
+		{[]string{"--skip-conns", "--skip-packets", "extra"}, "extra"},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer
