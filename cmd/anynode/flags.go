@@ -66,7 +66,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.adminAddr, "admin-addr", "", "serve the admin API on HOST:PORT: POST /migrate[?target=HOST:PORT], POST /drain, GET /status, GET /load (the scheduler's load report: give the router config report_port = this port); empty: none")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics; empty: none")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, SIGINT or POST /drain: how long to wait for notified clients to leave before exiting")
-	fs.DurationVar(&o.drainLinger, "drain-linger", 3*time.Second, "on drain, keep accepting (and moving) new connections at least this long after the node starts reporting itself draining, so the routers read GET /load and stop sending it flows before it closes; at most --drain-timeout; 0: close as soon as the notified clients left")
+	fs.DurationVar(&o.drainLinger, "drain-linger", 3*time.Second, "on drain, keep accepting (and moving) new connections at least this long after the node starts reporting itself draining, so the routers read GET /load and stop sending it flows before it closes; --drain-timeout ends it too; 0: close as soon as the notified clients left")
 	fs.StringVar(&drainTarget, "drain-target", "", "on drain, first re-target capable clients to this sibling node HOST:PORT (it must share --ticket-keys and --replay); default: this node's --unicast")
 	fs.DurationVar(&o.tokenLifetime, "token-lifetime", 5*time.Minute, "how long a migration token stays valid (never beyond the ticket lifetime)")
 	fs.DurationVar(&o.ticketLife, "ticket-lifetime", 24*time.Hour, "session ticket lifetime (at most 168h)")
@@ -146,8 +146,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	if o.drainTimeout <= 0 {
 		return bad("--drain-timeout %v: want a positive duration", o.drainTimeout)
 	}
-	if o.drainLinger < 0 || o.drainLinger > o.drainTimeout {
-		return bad("--drain-linger %v: want 0 up to --drain-timeout (%v)", o.drainLinger, o.drainTimeout)
+	if o.drainLinger < 0 {
+		return bad("--drain-linger %v: want 0 or more", o.drainLinger)
 	}
 	if drainTarget != "" {
 		if o.drainTarget, err = migration.ParseTarget(drainTarget); err != nil {

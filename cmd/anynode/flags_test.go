@@ -67,7 +67,6 @@ func TestBadUsageExits2NamingTheFlagOrFile(t *testing.T) {
 		{with("--metrics-addr", "nope"), "--metrics-addr"},
 		{with("--drain-timeout", "0s"), "--drain-timeout"},
 		{with("--drain-linger", "-1s"), "--drain-linger"},
-		{with("--drain-timeout", "2s", "--drain-linger", "3s"), "--drain-linger"},
 		{with("--drain-target", "node2:443"), "--drain-target"},
 		{with("--cert", badCert), "--cert and --key"},
 		{with("--cert", badCert, "--key", badCert), badCert},
