@@ -257,7 +257,9 @@ func (s nftFront) Start(e *Env) error {
 		}
 		for _, args := range [][]string{
 			{"ip", "route", "replace", client, "via", tb.Router.Addr4.String(), "table", dnatReplyTable},
-			{"ip", "rule", "add", "ipproto", "tcp", "sport", port, "table", dnatReplyTable},
+			// ipproto 6, not tcp: iproute2 looks names up in
+			// /etc/protocols, which a minimal Debian does not have.
+			{"ip", "rule", "add", "ipproto", "6", "sport", port, "table", dnatReplyTable},
 		} {
 			if out, err := n.Exec(args...); err != nil {
 				return fmt.Errorf("bench: %s: %s: %v: %s", n.Role, strings.Join(args, " "), err, out)
@@ -275,7 +277,7 @@ func (s nftFront) Stop(e *Env) error {
 	errs := []error{s.nftDNAT.Stop(e)}
 	for _, n := range tb.Nodes {
 		for _, args := range [][]string{
-			{"ip", "rule", "del", "ipproto", "tcp", "sport", strconv.Itoa(dnatPort), "table", dnatReplyTable},
+			{"ip", "rule", "del", "ipproto", "6", "sport", strconv.Itoa(dnatPort), "table", dnatReplyTable},
 			{"ip", "route", "flush", "table", dnatReplyTable},
 		} {
 			if out, err := n.Exec(args...); err != nil {
