@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/anysched/anysched/internal/loadreport"
 	"github.com/anysched/anysched/internal/testbed"
 	"github.com/anysched/anysched/lookup"
 )
@@ -569,26 +570,8 @@ func (ns *nodes) stop() error {
 	return errors.Join(errs...)
 }
 
-// ClientReport is `anyclient load --json`'s report (the fields used here).
-type ClientReport struct {
-	Final       bool           `json:"final"`
-	Elapsed     float64        `json:"elapsed_seconds"`
-	Policy      string         `json:"policy"`
-	Connections int            `json:"connections"`
-	Open        int            `json:"open"`
-	Done        int            `json:"done"`
-	Migrated    int            `json:"migrated"`
-	Resumed     int            `json:"resumed"`
-	Fallbacks   int            `json:"fallbacks"`
-	Broken      int            `json:"broken"`
-	Requests    int            `json:"requests"`
-	TTFBp50ms   float64        `json:"ttfb_p50_ms"`
-	TTFBp99ms   float64        `json:"ttfb_p99_ms"`
-	TTFBMaxms   float64        `json:"ttfb_max_ms"`
-	Reasons     map[string]int `json:"fallback_reasons"`
-	Failures    map[string]int `json:"failures"`
-	Nodes       map[string]int `json:"nodes"`
-}
+// ClientReport is `anyclient load --json`'s report.
+type ClientReport = loadreport.Report
 
 // client is one running `anyclient load` in the client namespace.
 type client struct {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anysched/anysched/internal/loadreport"
 )
 
 // nodeHeader names the node that served a response (anynode sets it).
@@ -34,18 +36,7 @@ type GetResult struct {
 }
 
 // LoadResult is the final line of `anyclient load --json`.
-type LoadResult struct {
-	Final       bool           `json:"final"`
-	Policy      string         `json:"policy"`
-	Connections int            `json:"connections"`
-	Migrated    int            `json:"migrated"`
-	Resumed     int            `json:"resumed"`
-	Fallbacks   int            `json:"fallbacks"`
-	Broken      int            `json:"broken"`
-	Requests    int            `json:"requests"`
-	Failures    map[string]int `json:"failures"`
-	Nodes       map[string]int `json:"nodes"`
-}
+type LoadResult = loadreport.Report
 
 // StartClient runs anyclient in the client namespace with the nodes' CA
 // (`anyclient SUBCOMMAND --ca CA ARGS...`).

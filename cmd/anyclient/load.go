@@ -10,10 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/anysched/anysched/internal/loadreport"
 
 	"github.com/spf13/pflag"
 
@@ -160,25 +161,7 @@ func shortReason(s string) string {
 }
 
 // loadReport is the machine-readable result (--json); Final marks the last.
-type loadReport struct {
-	Final       bool           `json:"final"`
-	Elapsed     float64        `json:"elapsed_seconds"`
-	Policy      string         `json:"policy"`
-	Connections int            `json:"connections"`
-	Open        int            `json:"open"`
-	Done        int            `json:"done"`
-	Migrated    int            `json:"migrated"`
-	Resumed     int            `json:"resumed"`
-	Fallbacks   int            `json:"fallbacks"`
-	Broken      int            `json:"broken"`
-	Requests    int            `json:"requests"`
-	TTFBp50ms   float64        `json:"ttfb_p50_ms"`
-	TTFBp99ms   float64        `json:"ttfb_p99_ms"`
-	TTFBMaxms   float64        `json:"ttfb_max_ms"`
-	Reasons     map[string]int `json:"fallback_reasons"`
-	Failures    map[string]int `json:"failures"`
-	Nodes       map[string]int `json:"nodes"`
-}
+type loadReport = loadreport.Report
 
 func (t *tally) report(policy string, elapsed time.Duration, final bool) loadReport {
 	t.mu.Lock()
@@ -199,39 +182,6 @@ func clone(m map[string]int) map[string]int {
 		c[k] = v
 	}
 	return c
-}
-
-func (r loadReport) line() string {
-	s := fmt.Sprintf("%6.1fs conns=%d open=%d migrated=%d resumed=%d fallback=%d broken=%d requests=%d ttfb p50=%.2fms p99=%.2fms",
-		r.Elapsed, r.Connections, r.Open, r.Migrated, r.Resumed, r.Fallbacks, r.Broken, r.Requests, r.TTFBp50ms, r.TTFBp99ms)
-	return s
-}
-
-func (r loadReport) summary(w io.Writer) {
-	fmt.Fprintf(w, "policy %s, %.1fs: %d connections, %d requests\n", r.Policy, r.Elapsed, r.Connections, r.Requests)
-	fmt.Fprintf(w, "  migrated  %d\n  resumed   %d\n  fallback  %d%s\n  broken    %d%s\n",
-		r.Migrated, r.Resumed, r.Fallbacks, counts(r.Reasons), r.Broken, counts(r.Failures))
-	fmt.Fprintf(w, "  connect-to-first-byte p50 %.2fms p99 %.2fms max %.2fms\n", r.TTFBp50ms, r.TTFBp99ms, r.TTFBMaxms)
-	if len(r.Nodes) > 0 {
-		fmt.Fprintf(w, "  nodes     %s\n", strings.Trim(counts(r.Nodes), " ()"))
-	}
-}
-
-// counts formats a small map as " (a=1, b=2)", sorted by key.
-func counts(m map[string]int) string {
-	if len(m) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
-	}
-	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 func runLoad(args []string, stdout, stderr io.Writer) int {
@@ -284,13 +234,13 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 					b, _ := json.Marshal(r)
 					fmt.Fprintln(stdout, string(b))
 				} else {
-					fmt.Fprintln(stdout, r.line())
+					fmt.Fprintln(stdout, r.Line())
 				}
 				out.Unlock()
 			case <-live:
 				r := t.report(o.policyName, time.Since(start), false)
 				out.Lock()
-				fmt.Fprintf(stderr, "\r\033[K%s", r.line())
+				fmt.Fprintf(stderr, "\r\033[K%s", r.Line())
 				out.Unlock()
 			}
 		}
@@ -306,7 +256,7 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 		b, _ := json.Marshal(r)
 		fmt.Fprintln(stdout, string(b))
 	} else {
-		r.summary(stdout)
+		r.Summary(stdout)
 	}
 	out.Unlock()
 	if r.Broken > 0 {
